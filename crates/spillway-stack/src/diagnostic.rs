@@ -46,7 +46,9 @@ impl FieldPath {
 }
 
 fn is_bare(k: &str) -> bool {
-    !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    !k.is_empty()
+        && k.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
 impl fmt::Display for FieldPath {
@@ -98,8 +100,18 @@ pub struct Diagnostic {
 }
 
 impl Diagnostic {
-    pub fn new(file: &Path, position: Option<Position>, field: Option<String>, message: String) -> Self {
-        Self { file: file.to_owned(), position, field, message }
+    pub fn new(
+        file: &Path,
+        position: Option<Position>,
+        field: Option<String>,
+        message: String,
+    ) -> Self {
+        Self {
+            file: file.to_owned(),
+            position,
+            field,
+            message,
+        }
     }
 }
 
@@ -121,7 +133,10 @@ impl fmt::Display for Diagnostic {
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
     Invalid(Vec<Diagnostic>),
 }
@@ -133,14 +148,22 @@ mod tests {
     #[test]
     fn positions_are_one_based_and_count_characters() {
         let text = "a = 1\nbé = \"x\"\n";
-        assert_eq!(Position::of_offset(text, 0), Position { line: 1, column: 1 });
+        assert_eq!(
+            Position::of_offset(text, 0),
+            Position { line: 1, column: 1 }
+        );
         let off = text.find('"').unwrap_or(0);
-        assert_eq!(Position::of_offset(text, off), Position { line: 2, column: 6 });
+        assert_eq!(
+            Position::of_offset(text, off),
+            Position { line: 2, column: 6 }
+        );
     }
 
     #[test]
     fn paths_print_like_toml_keys() {
-        let p = FieldPath::of(&["apis", "ingest", "routes"]).index(0).key("my.key");
+        let p = FieldPath::of(&["apis", "ingest", "routes"])
+            .index(0)
+            .key("my.key");
         assert_eq!(p.to_string(), "apis.ingest.routes[0].\"my.key\"");
     }
 }

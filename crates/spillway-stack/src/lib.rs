@@ -3,6 +3,7 @@
 //!
 //! Every service reads its configuration from [`model`]; none invents its own.
 
+pub mod attrs;
 pub mod diagnostic;
 pub mod duration;
 pub mod listeners;

@@ -12,8 +12,14 @@ pub const FIRST_API_PORT: u16 = 3000;
 /// The address a proxy's default endpoint listens on.
 pub fn proxy_listen(stack: &Stack, name: &str) -> Option<SocketAddr> {
     let p = stack.proxies.get(name)?;
-    let engine = stack.databases.get(&p.database).map_or(Engine::Postgres, |d| d.engine);
-    Some(p.listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], engine.default_proxy_port()))))
+    let engine = stack
+        .databases
+        .get(&p.database)
+        .map_or(Engine::Postgres, |d| d.engine);
+    Some(
+        p.listen
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], engine.default_proxy_port()))),
+    )
 }
 
 /// The address an API listens on (explicit, or 3000, 3001, ... in name order).
@@ -22,7 +28,11 @@ pub fn api_listen(stack: &Stack, name: &str) -> Option<SocketAddr> {
     if let Some(l) = api.listen {
         return Some(l);
     }
-    let implicit = stack.apis.iter().filter(|(_, a)| a.listen.is_none()).position(|(n, _)| n == name)?;
+    let implicit = stack
+        .apis
+        .iter()
+        .filter(|(_, a)| a.listen.is_none())
+        .position(|(n, _)| n == name)?;
     let port = FIRST_API_PORT.checked_add(u16::try_from(implicit).ok()?)?;
     Some(SocketAddr::from(([127, 0, 0, 1], port)))
 }
@@ -35,7 +45,10 @@ pub fn all(stack: &Stack) -> Vec<(SocketAddr, FieldPath)> {
             out.push((addr, FieldPath::of(&["proxies", name, "listen"])));
         }
         for (ep, e) in &p.endpoints {
-            out.push((e.listen, FieldPath::of(&["proxies", name, "endpoints", ep, "listen"])));
+            out.push((
+                e.listen,
+                FieldPath::of(&["proxies", name, "endpoints", ep, "listen"]),
+            ));
         }
     }
     for name in stack.apis.keys() {

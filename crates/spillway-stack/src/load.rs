@@ -53,14 +53,20 @@ impl LoadedStack {
 
 /// Finds the stack file for `target`, which is either a stack file or a directory holding one.
 pub fn stack_file(target: &Path) -> PathBuf {
-    if target.is_dir() { target.join(STACK_FILE) } else { target.to_owned() }
+    if target.is_dir() {
+        target.join(STACK_FILE)
+    } else {
+        target.to_owned()
+    }
 }
 
 /// Loads `target` (a file or a directory with a `spillway.toml`) using the process environment.
 pub fn load(target: &Path) -> Result<LoadedStack, LoadError> {
     let file = stack_file(target);
-    let text = std::fs::read_to_string(&file)
-        .map_err(|source| LoadError::Io { path: file.clone(), source })?;
+    let text = std::fs::read_to_string(&file).map_err(|source| LoadError::Io {
+        path: file.clone(),
+        source,
+    })?;
     load_str(&file, &text, &|name| std::env::var(name).ok())
 }
 
@@ -76,7 +82,9 @@ pub fn load_str(
     let map = match SourceMap::parse(text) {
         Ok(map) => map,
         Err(e) => {
-            let position = e.span().map(|s| crate::diagnostic::Position::of_offset(text, s.start));
+            let position = e
+                .span()
+                .map(|s| crate::diagnostic::Position::of_offset(text, s.start));
             let message = e.message().trim().replace('\n', " ");
             return Err(invalid(position, None, format!("invalid TOML: {message}")));
         }
@@ -87,9 +95,20 @@ pub fn load_str(
     // ${env:...} everywhere, and the places of every resource reference.
     let mut diags = Vec::new();
     let mut refs = Vec::new();
-    interpolate(&mut raw, &FieldPath::root(), env, &mut |path, problem| {
-        diags.push(Diagnostic::new(file, map.position(&path), Some(path.to_string()), problem));
-    }, &mut refs);
+    interpolate(
+        &mut raw,
+        &FieldPath::root(),
+        env,
+        &mut |path, problem| {
+            diags.push(Diagnostic::new(
+                file,
+                map.position(&path),
+                Some(path.to_string()),
+                problem,
+            ));
+        },
+        &mut refs,
+    );
     if !diags.is_empty() {
         return Err(LoadError::Invalid(diags));
     }
@@ -99,16 +118,33 @@ pub fn load_str(
         Err(e) => {
             let path = convert_path(e.path());
             let message = e.inner().message().to_owned();
-            return Err(LoadError::Invalid(vec![type_error(file, &map, path, &message)]));
+            return Err(LoadError::Invalid(vec![type_error(
+                file, &map, path, &message,
+            )]));
         }
     };
 
     let dir = file.parent().map(Path::to_path_buf).unwrap_or_default();
-    let dir = if dir.as_os_str().is_empty() { PathBuf::from(".") } else { dir };
-    let mut loaded =
-        LoadedStack { file: file.to_owned(), dir, stack, order: Vec::new(), policy_files: BTreeMap::new() };
+    let dir = if dir.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        dir
+    };
+    // Absolute, so that child processes started in other working directories find the files.
+    let dir = dir.canonicalize().unwrap_or(dir);
+    let mut loaded = LoadedStack {
+        file: file.to_owned(),
+        dir,
+        stack,
+        order: Vec::new(),
+        policy_files: BTreeMap::new(),
+    };
     let diags = validate::check(&mut loaded, &map, &refs);
-    if diags.is_empty() { Ok(loaded) } else { Err(LoadError::Invalid(diags)) }
+    if diags.is_empty() {
+        Ok(loaded)
+    } else {
+        Err(LoadError::Invalid(diags))
+    }
 }
 
 /// A reference found in the file, with where it was written.
@@ -132,7 +168,12 @@ fn interpolate(
             match template::interpolate_env(s, env) {
                 Ok((out, missing)) => {
                     for name in missing {
-                        report(path.clone(), format!("environment variable {name} is not set (write ${{env:{name}:-default}} for a fallback)"));
+                        report(
+                            path.clone(),
+                            format!(
+                                "environment variable {name} is not set (write ${{env:{name}:-default}} for a fallback)"
+                            ),
+                        );
                     }
                     *s = out;
                 }
@@ -177,12 +218,25 @@ fn convert_path(p: &serde_path_to_error::Path) -> FieldPath {
 
 /// Turns serde's messages into "expected X, found Y" with the field that was wrong.
 fn type_error(file: &Path, map: &SourceMap<'_>, path: FieldPath, message: &str) -> Diagnostic {
-    let backticked = |s: &str| s.split('`').skip(1).step_by(2).map(str::to_owned).collect::<Vec<_>>();
+    let backticked = |s: &str| {
+        s.split('`')
+            .skip(1)
+            .step_by(2)
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
     if let Some(rest) = message.strip_prefix("unknown field `") {
         let field = rest.split('`').next().unwrap_or_default().to_owned();
-        let expected = rest.split_once("expected").map(|(_, e)| backticked(e)).unwrap_or_default();
+        let expected = rest
+            .split_once("expected")
+            .map(|(_, e)| backticked(e))
+            .unwrap_or_default();
         // serde_path_to_error stops at the table holding the unknown key.
-        let full = if path.0.last() == Some(&Segment::Key(field.clone())) { path } else { path.key(field) };
+        let full = if path.0.last() == Some(&Segment::Key(field.clone())) {
+            path
+        } else {
+            path.key(field)
+        };
         let msg = if expected.is_empty() {
             "unknown field; this table takes no fields".to_owned()
         } else {
@@ -193,12 +247,28 @@ fn type_error(file: &Path, map: &SourceMap<'_>, path: FieldPath, message: &str) 
     if let Some(rest) = message.strip_prefix("missing field `") {
         let field = rest.split('`').next().unwrap_or_default();
         let position = map.position(&path);
-        return Diagnostic::new(file, position, Some(path.key(field).to_string()), "required field is missing".to_owned());
+        return Diagnostic::new(
+            file,
+            position,
+            Some(path.key(field).to_string()),
+            "required field is missing".to_owned(),
+        );
     }
     let reshaped = ["invalid type: ", "invalid value: ", "unknown variant "]
         .iter()
         .find_map(|prefix| message.strip_prefix(prefix))
         .and_then(|rest| rest.rsplit_once(", expected "))
-        .map(|(found, expected)| format!("expected {}, found {}", expected.replace('`', "\""), found.replace('`', "")));
-    Diagnostic::new(file, map.position(&path), Some(path.to_string()), reshaped.unwrap_or_else(|| message.to_owned()))
+        .map(|(found, expected)| {
+            format!(
+                "expected {}, found {}",
+                expected.replace('`', "\""),
+                found.replace('`', "")
+            )
+        });
+    Diagnostic::new(
+        file,
+        map.position(&path),
+        Some(path.to_string()),
+        reshaped.unwrap_or_else(|| message.to_owned()),
+    )
 }

@@ -20,17 +20,22 @@ enum Node<'d> {
 
 impl<'a> SourceMap<'a> {
     pub fn parse(text: &'a str) -> Result<Self, toml_edit::TomlError> {
-        Ok(Self { text, doc: ImDocument::parse(text)? })
+        Ok(Self {
+            text,
+            doc: ImDocument::parse(text)?,
+        })
     }
 
     /// The position of the value at `path`, or of the nearest enclosing thing that has one.
     pub fn position(&self, path: &FieldPath) -> Option<Position> {
-        self.span(path, false).map(|r| Position::of_offset(self.text, r.start))
+        self.span(path, false)
+            .map(|r| Position::of_offset(self.text, r.start))
     }
 
     /// The position of the key that names the value at `path` (for "unknown field" errors).
     pub fn key_position(&self, path: &FieldPath) -> Option<Position> {
-        self.span(path, true).map(|r| Position::of_offset(self.text, r.start))
+        self.span(path, true)
+            .map(|r| Position::of_offset(self.text, r.start))
     }
 
     fn span(&self, path: &FieldPath, prefer_key: bool) -> Option<Range<usize>> {
@@ -58,8 +63,14 @@ impl<'a> SourceMap<'a> {
                 }
                 _ => None,
             };
-            let Some((key_span, value_span, child)) = next else { break };
-            let chosen = if prefer_key && i == last { key_span.or(value_span) } else { value_span.or(key_span) };
+            let Some((key_span, value_span, child)) = next else {
+                break;
+            };
+            let chosen = if prefer_key && i == last {
+                key_span.or(value_span)
+            } else {
+                value_span.or(key_span)
+            };
             if chosen.is_some() {
                 best = chosen;
             }
@@ -78,12 +89,22 @@ mod tests {
         let text = "[functions.ingest]\nruntime = \"provided\"\ntimeout = 30\nevents = [{ queue = \"q\" }]\n\n[[apis.a.routes]]\nroute = \"GET /\"\n";
         let map = SourceMap::parse(text).unwrap_or_else(|e| panic!("{e}"));
         let at = |p: FieldPath| map.position(&p).map(|p| (p.line, p.column));
-        assert_eq!(at(FieldPath::of(&["functions", "ingest", "timeout"])), Some((3, 11)));
         assert_eq!(
-            at(FieldPath::of(&["functions", "ingest", "events"]).index(0).key("queue")),
+            at(FieldPath::of(&["functions", "ingest", "timeout"])),
+            Some((3, 11))
+        );
+        assert_eq!(
+            at(FieldPath::of(&["functions", "ingest", "events"])
+                .index(0)
+                .key("queue")),
             Some((4, 21))
         );
-        assert_eq!(at(FieldPath::of(&["apis", "a", "routes"]).index(0).key("route")), Some((7, 9)));
+        assert_eq!(
+            at(FieldPath::of(&["apis", "a", "routes"])
+                .index(0)
+                .key("route")),
+            Some((7, 9))
+        );
         let key = map.key_position(&FieldPath::of(&["functions", "ingest", "timeout"]));
         assert_eq!(key.map(|p| (p.line, p.column)), Some((3, 1)));
     }

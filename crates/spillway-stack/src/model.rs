@@ -966,7 +966,8 @@ impl<'de> Deserialize<'de> for StringOrList {
                 Ok(StringOrList::One(Template(v.to_owned())))
             }
             fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
-                Vec::<Template>::deserialize(SeqAccessDeserializer::new(seq)).map(StringOrList::Many)
+                Vec::<Template>::deserialize(SeqAccessDeserializer::new(seq))
+                    .map(StringOrList::Many)
             }
         }
         d.deserialize_any(V)

@@ -52,9 +52,18 @@ impl Kind {
     /// (ports, generated passwords).
     pub fn attributes(self) -> &'static [&'static str] {
         match self {
-            Kind::Database => &["engine", "host", "port", "socket", "url", "name", "endpoint"],
+            Kind::Database => &[
+                "engine", "host", "port", "socket", "url", "name", "endpoint",
+            ],
             Kind::Secret => &["arn", "name", "username", "password"],
-            Kind::Proxy => &["host", "port", "endpoint", "arn", "resource_id", "dbuser_arn"],
+            Kind::Proxy => &[
+                "host",
+                "port",
+                "endpoint",
+                "arn",
+                "resource_id",
+                "dbuser_arn",
+            ],
             Kind::Queue => &["name", "url", "arn"],
             Kind::Function => &["name", "arn", "role_arn"],
             Kind::Api => &["id", "url", "endpoint"],
@@ -66,31 +75,88 @@ impl Kind {
 
     /// Name rules, following the AWS service each kind stands for.
     pub fn check_name(self, name: &str) -> Result<(), String> {
-        let ok_chars = |extra: &str| name.chars().all(|c| c.is_ascii_alphanumeric() || extra.contains(c));
+        let ok_chars = |extra: &str| {
+            name.chars()
+                .all(|c| c.is_ascii_alphanumeric() || extra.contains(c))
+        };
         let (max, rule): (usize, Result<(), &str>) = match self {
             Kind::Queue => {
                 let base = name.strip_suffix(".fifo").unwrap_or(name);
-                let ok = base.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-                (80, if ok { Ok(()) } else { Err("letters, digits, '-' and '_' (and a .fifo suffix)") })
+                let ok = base
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+                (
+                    80,
+                    if ok {
+                        Ok(())
+                    } else {
+                        Err("letters, digits, '-' and '_' (and a .fifo suffix)")
+                    },
+                )
             }
-            Kind::Function => (64, if ok_chars("-_") { Ok(()) } else { Err("letters, digits, '-' and '_'") }),
+            Kind::Function => (
+                64,
+                if ok_chars("-_") {
+                    Ok(())
+                } else {
+                    Err("letters, digits, '-' and '_'")
+                },
+            ),
             Kind::Table => {
                 let ok = name.len() >= 3 && ok_chars("-_.");
-                (255, if ok { Ok(()) } else { Err("3-255 letters, digits, '-', '_' and '.'") })
+                (
+                    255,
+                    if ok {
+                        Ok(())
+                    } else {
+                        Err("3-255 letters, digits, '-', '_' and '.'")
+                    },
+                )
             }
-            Kind::Secret => (512, if ok_chars("/_+=.@-") { Ok(()) } else { Err("letters, digits and /_+=.@-") }),
+            Kind::Secret => (
+                512,
+                if ok_chars("/_+=.@-") {
+                    Ok(())
+                } else {
+                    Err("letters, digits and /_+=.@-")
+                },
+            ),
             Kind::Proxy => {
                 let ok = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
                     && ok_chars("-")
                     && !name.contains("--")
                     && !name.ends_with('-');
-                (63, if ok { Ok(()) } else { Err("a letter, then letters, digits and single hyphens, not ending in '-'") })
+                (
+                    63,
+                    if ok {
+                        Ok(())
+                    } else {
+                        Err("a letter, then letters, digits and single hyphens, not ending in '-'")
+                    },
+                )
             }
-            Kind::User | Kind::Role => (64, if ok_chars("+=,.@_-") { Ok(()) } else { Err("letters, digits and +=,.@_-") }),
-            Kind::Database | Kind::Api => (63, if ok_chars("-_") { Ok(()) } else { Err("letters, digits, '-' and '_'") }),
+            Kind::User | Kind::Role => (
+                64,
+                if ok_chars("+=,.@_-") {
+                    Ok(())
+                } else {
+                    Err("letters, digits and +=,.@_-")
+                },
+            ),
+            Kind::Database | Kind::Api => (
+                63,
+                if ok_chars("-_") {
+                    Ok(())
+                } else {
+                    Err("letters, digits, '-' and '_'")
+                },
+            ),
         };
         if name.is_empty() || name.len() > max {
-            return Err(format!("a {} name must be 1-{max} characters", self.singular()));
+            return Err(format!(
+                "a {} name must be 1-{max} characters",
+                self.singular()
+            ));
         }
         rule.map_err(|r| format!("a {} name may contain {r}", self.singular()))
     }
@@ -122,7 +188,10 @@ pub struct ResourceId {
 
 impl ResourceId {
     pub fn new(kind: Kind, name: impl Into<String>) -> Self {
-        Self { kind, name: name.into() }
+        Self {
+            kind,
+            name: name.into(),
+        }
     }
 }
 

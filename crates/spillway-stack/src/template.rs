@@ -22,7 +22,10 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Part<'a> {
     Literal(&'a str),
-    Env { name: &'a str, fallback: Option<&'a str> },
+    Env {
+        name: &'a str,
+        fallback: Option<&'a str>,
+    },
     Ref(Reference<'a>),
 }
 
@@ -51,7 +54,9 @@ pub enum TemplateError {
     Unclosed,
     #[error("empty placeholder \"${{}}\"")]
     Empty,
-    #[error("\"${{{0}}}\" is not a reference: expected ${{env:NAME}}, ${{stack.ATTR}} or ${{KIND.NAME.ATTR}}")]
+    #[error(
+        "\"${{{0}}}\" is not a reference: expected ${{env:NAME}}, ${{stack.ATTR}} or ${{KIND.NAME.ATTR}}"
+    )]
     Malformed(String),
 }
 
@@ -116,7 +121,11 @@ fn parse_placeholder(body: &str) -> Result<Part<'_>, TemplateError> {
         if rest.is_empty() || rest.contains('.') {
             return Err(malformed());
         }
-        return Ok(Part::Ref(Reference { kind, name: "", attr: rest }));
+        return Ok(Part::Ref(Reference {
+            kind,
+            name: "",
+            attr: rest,
+        }));
     }
     // Names may contain dots (DynamoDB tables do), so the attribute is the last segment.
     let (name, attr) = rest.rsplit_once('.').ok_or_else(malformed)?;
@@ -268,9 +277,17 @@ mod tests {
             parts,
             vec![
                 Part::Literal("postgres://"),
-                Part::Ref(Reference { kind: "secrets", name: "db-app", attr: "username" }),
+                Part::Ref(Reference {
+                    kind: "secrets",
+                    name: "db-app",
+                    attr: "username"
+                }),
                 Part::Literal("@h:"),
-                Part::Ref(Reference { kind: "proxies", name: "main", attr: "port" }),
+                Part::Ref(Reference {
+                    kind: "proxies",
+                    name: "main",
+                    attr: "port"
+                }),
                 Part::Literal("/x"),
             ]
         );
@@ -279,24 +296,46 @@ mod tests {
     #[test]
     fn names_may_contain_dots_and_stack_refs_have_two_parts() {
         let r = references("${tables.Event.Log.arn} ${stack.region}").unwrap_or_default();
-        assert_eq!(r[0], Reference { kind: "tables", name: "Event.Log", attr: "arn" });
-        assert_eq!(r[1], Reference { kind: "stack", name: "", attr: "region" });
+        assert_eq!(
+            r[0],
+            Reference {
+                kind: "tables",
+                name: "Event.Log",
+                attr: "arn"
+            }
+        );
+        assert_eq!(
+            r[1],
+            Reference {
+                kind: "stack",
+                name: "",
+                attr: "region"
+            }
+        );
     }
 
     #[test]
     fn malformed_placeholders_are_errors() {
         assert_eq!(parse("x ${oops"), Err(TemplateError::Unclosed));
         assert_eq!(parse("${}"), Err(TemplateError::Empty));
-        assert!(matches!(parse("${proxies}"), Err(TemplateError::Malformed(_))));
-        assert!(matches!(parse("${proxies.main}"), Err(TemplateError::Malformed(_))));
+        assert!(matches!(
+            parse("${proxies}"),
+            Err(TemplateError::Malformed(_))
+        ));
+        assert!(matches!(
+            parse("${proxies.main}"),
+            Err(TemplateError::Malformed(_))
+        ));
         assert!(matches!(parse("${env:}"), Err(TemplateError::Malformed(_))));
     }
 
     #[test]
     fn env_interpolation_keeps_refs_and_escapes() {
-        let (s, missing) =
-            interpolate_env("${env:PORT}:${proxies.p.port}:$${lit}:${env:NOPE}:${env:NOPE:-d}", &env)
-                .unwrap_or_default();
+        let (s, missing) = interpolate_env(
+            "${env:PORT}:${proxies.p.port}:$${lit}:${env:NOPE}:${env:NOPE:-d}",
+            &env,
+        )
+        .unwrap_or_default();
         assert_eq!(s, "5555:${proxies.p.port}:$${lit}::d");
         assert_eq!(missing, vec!["NOPE".to_owned()]);
         // A value that looks like a placeholder stays literal.
@@ -311,6 +350,9 @@ mod tests {
         let v = t.resolve(&mut |r| Some(format!("<{}>", r.attr)));
         assert_eq!(v.ok().as_deref(), Some("<host>:<port>"));
         let err = t.resolve(&mut |_| None).err().map(|e| e.to_string());
-        assert_eq!(err.as_deref(), Some("${databases.main.host} has no value yet"));
+        assert_eq!(
+            err.as_deref(),
+            Some("${databases.main.host} has no value yet")
+        );
     }
 }

@@ -6,7 +6,10 @@ use std::path::Path;
 use spillway_stack::{LoadError, load_str};
 
 fn errors_with_env(text: &str, env: &[(&str, &str)]) -> Vec<String> {
-    let env: Vec<(String, String)> = env.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect();
+    let env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| ((*k).into(), (*v).into()))
+        .collect();
     let lookup = move |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
     match load_str(Path::new("spillway.toml"), text, &lookup) {
         Ok(_) => Vec::new(),
@@ -21,15 +24,24 @@ fn errors(text: &str) -> Vec<String> {
 
 fn assert_error(text: &str, expected: &str) {
     let errs = errors(text);
-    assert!(errs.iter().any(|e| e == expected), "expected {expected:?} among {errs:#?}");
+    assert!(
+        errs.iter().any(|e| e == expected),
+        "expected {expected:?} among {errs:#?}"
+    );
 }
 
 #[test]
 fn a_duration_that_is_not_one_names_line_column_field_and_expectation() {
     let text = "[queues.q]\n\n[functions.ingest]\nruntime = \"provided\"\ncode = \".\"\ntimeout = \"30\"\n";
-    assert_error(text, "spillway.toml:6:11: functions.ingest.timeout: expected a duration like \"30s\", found string \"30\"");
+    assert_error(
+        text,
+        "spillway.toml:6:11: functions.ingest.timeout: expected a duration like \"30s\", found string \"30\"",
+    );
     let text = "[functions.ingest]\nruntime = \"provided\"\ncode = \".\"\ntimeout = 30\n";
-    assert_error(text, "spillway.toml:4:11: functions.ingest.timeout: expected a duration like \"30s\", found integer 30");
+    assert_error(
+        text,
+        "spillway.toml:4:11: functions.ingest.timeout: expected a duration like \"30s\", found integer 30",
+    );
 }
 
 #[test]
@@ -37,17 +49,29 @@ fn unknown_fields_point_at_the_key() {
     let text = "[queues.q]\nvisibilty_timeout = \"10s\"\n";
     let errs = errors(text);
     assert_eq!(errs.len(), 1, "{errs:?}");
-    assert!(errs[0].starts_with("spillway.toml:2:1: queues.q.visibilty_timeout: unknown field; expected one of"), "{}", errs[0]);
+    assert!(
+        errs[0].starts_with(
+            "spillway.toml:2:1: queues.q.visibilty_timeout: unknown field; expected one of"
+        ),
+        "{}",
+        errs[0]
+    );
     assert!(errs[0].contains("visibility_timeout"), "{}", errs[0]);
 
     let text = "[stack]\nname = \"x\"\n\n[databses.main]\nengine = \"postgres\"\n";
     let errs = errors(text);
-    assert!(errs[0].starts_with("spillway.toml:4:2: databses: unknown field"), "{errs:?}");
+    assert!(
+        errs[0].starts_with("spillway.toml:4:2: databses: unknown field"),
+        "{errs:?}"
+    );
 }
 
 #[test]
 fn missing_required_fields_and_bad_enums() {
-    assert_error("[databases.main]\ninit = []\n", "spillway.toml:1:1: databases.main.engine: required field is missing");
+    assert_error(
+        "[databases.main]\ninit = []\n",
+        "spillway.toml:1:1: databases.main.engine: required field is missing",
+    );
     assert_error(
         "[databases.main]\nengine = \"oracle\"\n",
         "spillway.toml:2:10: databases.main.engine: expected \"postgres\" or \"mysql\", found oracle",
@@ -94,7 +118,12 @@ environment = { HOST = "${proxies.nope.host}", PORT = "${proxies.main.prot}", R 
 fn references_are_refused_outside_template_fields() {
     let text = "[queues.a]\n[queues.b]\ndead_letter = { queue = \"${queues.a.name}\", max_receive_count = 3 }\n";
     let errs = errors(text);
-    assert!(errs.iter().any(|e| e.contains("queues.b.dead_letter.queue: references (${...}) are not allowed in this field")), "{errs:#?}");
+    assert!(
+        errs.iter().any(|e| e.contains(
+            "queues.b.dead_letter.queue: references (${...}) are not allowed in this field"
+        )),
+        "{errs:#?}"
+    );
 }
 
 #[test]
@@ -112,12 +141,22 @@ environment = { A = "${functions.a.arn}" }
 "#;
     let errs = errors(text);
     assert_eq!(errs.len(), 1, "{errs:#?}");
-    assert!(errs[0].contains("reference cycle: functions.a -> functions.b -> functions.a"), "{errs:#?}");
-    assert!(errs[0].starts_with("spillway.toml:10:21: functions.b.environment.A"), "{errs:#?}");
+    assert!(
+        errs[0].contains("reference cycle: functions.a -> functions.b -> functions.a"),
+        "{errs:#?}"
+    );
+    assert!(
+        errs[0].starts_with("spillway.toml:10:21: functions.b.environment.A"),
+        "{errs:#?}"
+    );
 
     let text = "[queues.a]\ndead_letter = { queue = \"b\", max_receive_count = 1 }\n[queues.b]\ndead_letter = { queue = \"a\", max_receive_count = 1 }\n";
     let errs = errors(text);
-    assert!(errs.iter().any(|e| e.contains("reference cycle: queues.a -> queues.b -> queues.a")), "{errs:#?}");
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("reference cycle: queues.a -> queues.b -> queues.a")),
+        "{errs:#?}"
+    );
 }
 
 #[test]
@@ -127,7 +166,9 @@ fn env_interpolation_fills_values_and_reports_missing_variables() {
     let errs = errors(text);
     assert_eq!(
         errs,
-        vec!["spillway.toml:3:7: databases.ext.url: environment variable DB_HOST is not set (write ${env:DB_HOST:-default} for a fallback)"]
+        vec![
+            "spillway.toml:3:7: databases.ext.url: environment variable DB_HOST is not set (write ${env:DB_HOST:-default} for a fallback)"
+        ]
     );
     // Env works in any string, also where references do not.
     let text = "[stack]\nregion = \"${env:REGION:-eu-west-1}\"\n";
@@ -158,8 +199,16 @@ environment = { AWS_REGION = "x" }
     ] {
         assert!(errs.iter().any(|e| e == w), "missing {w:?} in {errs:#?}");
     }
-    assert!(errs.iter().any(|e| e.contains("functions.f: nodejs and python functions need a handler")), "{errs:#?}");
-    assert!(errs.iter().any(|e| e.contains("queues.\"bad name\": a queue name may contain")), "{errs:#?}");
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("functions.f: nodejs and python functions need a handler")),
+        "{errs:#?}"
+    );
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("queues.\"bad name\": a queue name may contain")),
+        "{errs:#?}"
+    );
 }
 
 #[test]
@@ -194,7 +243,11 @@ mock = { status = 200 }
     ] {
         assert!(errs.iter().any(|e| e == w), "missing {w:?} in {errs:#?}");
     }
-    assert!(errs.iter().any(|e| e.contains("127.0.0.1:3000 is also used by stack.endpoint")), "{errs:#?}");
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("127.0.0.1:3000 is also used by stack.endpoint")),
+        "{errs:#?}"
+    );
 }
 
 #[test]
@@ -202,8 +255,11 @@ fn policies_are_checked_including_json_files() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     std::fs::write(dir.path().join("good.json"), r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"sqs:*","Resource":"*"}}"#)
         .unwrap_or_else(|e| panic!("{e}"));
-    std::fs::write(dir.path().join("bad.json"), "{\"Version\":\"2012-10-17\",\n \"Statement\":[{\"Effect\":\"Allow\",\"Acton\":\"x\"}]}")
-        .unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(
+        dir.path().join("bad.json"),
+        "{\"Version\":\"2012-10-17\",\n \"Statement\":[{\"Effect\":\"Allow\",\"Acton\":\"x\"}]}",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     let text = r#"
 [roles.r]
 policies = [
@@ -219,9 +275,18 @@ policies = [
         other => panic!("expected errors, got {other:?}"),
     };
     let bad = dir.path().join("bad.json");
-    assert!(errs.iter().any(|e| e.starts_with(&format!("{}:2:", bad.display())) && e.contains("unknown field `Acton`")), "{errs:#?}");
+    assert!(
+        errs.iter()
+            .any(|e| e.starts_with(&format!("{}:2:", bad.display()))
+                && e.contains("unknown field `Acton`")),
+        "{errs:#?}"
+    );
     assert!(errs.iter().any(|e| e.ends_with("roles.r.policies[2].allow[0]: expected an action like \"sqs:SendMessage\" or \"rds-db:*\", found \"sqs SendMessage\"")), "{errs:#?}");
-    assert!(errs.iter().any(|e| e.contains("roles.r.policies[3].condition.StringEqualz: unknown condition operator")), "{errs:#?}");
+    assert!(
+        errs.iter().any(|e| e
+            .contains("roles.r.policies[3].condition.StringEqualz: unknown condition operator")),
+        "{errs:#?}"
+    );
     assert_eq!(errs.len(), 3, "{errs:#?}");
 }
 
@@ -230,7 +295,11 @@ fn a_complete_stack_for_report_001_validates_and_orders_dependencies() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     std::fs::create_dir_all(dir.path().join("functions/ingest")).unwrap_or_else(|e| panic!("{e}"));
     std::fs::create_dir_all(dir.path().join("sql")).unwrap_or_else(|e| panic!("{e}"));
-    std::fs::write(dir.path().join("sql/schema.sql"), "create table users(id int);").unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(
+        dir.path().join("sql/schema.sql"),
+        "create table users(id int);",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     let text = r#"
 [stack]
 name = "ingest"
@@ -281,7 +350,12 @@ parameters = { MessageBody = "$request.body" }
     let file = dir.path().join("spillway.toml");
     let loaded = load_str(&file, text, &|_| None).unwrap_or_else(|e| panic!("{e}"));
     let order: Vec<String> = loaded.order.iter().map(ToString::to_string).collect();
-    let pos = |s: &str| order.iter().position(|o| o == s).unwrap_or_else(|| panic!("{s} not in {order:?}"));
+    let pos = |s: &str| {
+        order
+            .iter()
+            .position(|o| o == s)
+            .unwrap_or_else(|| panic!("{s} not in {order:?}"))
+    };
     assert!(pos("databases.main") < pos("secrets.db-app"));
     assert!(pos("secrets.db-app") < pos("proxies.main"));
     assert!(pos("proxies.main") < pos("functions.ingest"));

@@ -1,0 +1,264 @@
+//! External databases (`url = ...`): spillway connects once to check that the server answers and
+//! to learn its version, and changes nothing unless `apply_init = true`.
+
+use std::path::{Path, PathBuf};
+
+use nix::sys::signal::Signal;
+use spillway_stack::model::Engine;
+
+use super::{DatabaseEndpoint, RunningDatabase};
+use crate::error::SupervisorError;
+use crate::process::{RunAs, Spec, find_program, run};
+
+/// The parts of a database URL spillway needs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DbUrl {
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub password: String,
+    pub dbname: String,
+}
+
+/// Parses `postgres://user:pass@host:port/db` or `mysql://...`, percent-decoding user and password.
+pub fn parse_url(engine: Engine, raw: &str) -> Result<DbUrl, String> {
+    let u = url::Url::parse(raw).map_err(|e| format!("not a URL ({e})"))?;
+    let default_port = match engine {
+        Engine::Postgres => 5432,
+        Engine::Mysql => 3306,
+    };
+    let decode = |s: &str| {
+        url::form_urlencoded::parse(format!("x={s}").as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default()
+    };
+    let host = u
+        .host_str()
+        .filter(|h| !h.is_empty())
+        .ok_or("the URL has no host")?
+        .trim_matches(['[', ']'])
+        .to_owned();
+    let user = decode(u.username());
+    if user.is_empty() {
+        return Err("the URL has no user name".into());
+    }
+    Ok(DbUrl {
+        host,
+        port: u.port().unwrap_or(default_port),
+        user,
+        password: u.password().map(decode).unwrap_or_default(),
+        dbname: u.path().trim_start_matches('/').to_owned(),
+    })
+}
+
+fn client_spec(
+    name: &str,
+    engine: Engine,
+    url: &DbUrl,
+    log: &Path,
+    extra: &[String],
+) -> Result<Spec, SupervisorError> {
+    let (program, package, mut args, env) = match engine {
+        Engine::Postgres => {
+            let args = vec![
+                "-X".into(),
+                "-q".into(),
+                "-A".into(),
+                "-t".into(),
+                "-v".into(),
+                "ON_ERROR_STOP=1".into(),
+                "-h".into(),
+                url.host.clone(),
+                "-p".into(),
+                url.port.to_string(),
+                "-U".into(),
+                url.user.clone(),
+                "-d".into(),
+                if url.dbname.is_empty() {
+                    url.user.clone()
+                } else {
+                    url.dbname.clone()
+                },
+            ];
+            (
+                "psql",
+                "postgresql-client",
+                args,
+                vec![
+                    ("PGPASSWORD".to_owned(), url.password.clone()),
+                    ("PGCONNECT_TIMEOUT".into(), "10".into()),
+                ],
+            )
+        }
+        Engine::Mysql => {
+            let mut args = vec![
+                "--no-defaults".into(),
+                "--batch".into(),
+                "--skip-column-names".into(),
+                "--connect-timeout=10".into(),
+                "-h".into(),
+                url.host.clone(),
+                "-P".into(),
+                url.port.to_string(),
+                "-u".into(),
+                url.user.clone(),
+            ];
+            if !url.dbname.is_empty() {
+                args.push(format!("--database={}", url.dbname));
+            }
+            (
+                "mariadb",
+                "mariadb-client",
+                args,
+                vec![("MYSQL_PWD".to_owned(), url.password.clone())],
+            )
+        }
+    };
+    args.extend(extra.iter().cloned());
+    let program = find_program(program, &[]).ok_or_else(|| SupervisorError::MissingBinary {
+        what: program,
+        package,
+        searched: "PATH".into(),
+    })?;
+    Ok(Spec {
+        what: format!("databases.{name}: connecting to {}:{}", url.host, url.port),
+        program,
+        args,
+        env,
+        run_as: RunAs::current(),
+        log: log.to_owned(),
+        stop_signal: Signal::SIGTERM,
+        cwd: None,
+    })
+}
+
+/// Checks an external database and applies its init files once if asked to.
+pub async fn check(
+    name: &str,
+    engine: Engine,
+    raw_url: &str,
+    state_dir: &Path,
+    init: &[PathBuf],
+    apply_init: bool,
+) -> Result<RunningDatabase, SupervisorError> {
+    let url = parse_url(engine, raw_url).map_err(|detail| SupervisorError::External {
+        name: name.into(),
+        detail,
+    })?;
+    std::fs::create_dir_all(state_dir).map_err(SupervisorError::io(state_dir))?;
+    let log = state_dir.join("external.log");
+    let query = match engine {
+        Engine::Postgres => "SHOW server_version",
+        Engine::Mysql => "SELECT VERSION()",
+    };
+    let version_file = state_dir.join("server-version");
+    let flag = if engine == Engine::Postgres {
+        "-c"
+    } else {
+        "-e"
+    };
+    let spec = client_spec(
+        name,
+        engine,
+        &url,
+        &log,
+        &[flag.to_owned(), query.to_owned()],
+    )?;
+    // The version goes to the log; keep a copy to show.
+    let before = std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0);
+    run(&spec, None)
+        .await
+        .map_err(|e| SupervisorError::External {
+            name: name.into(),
+            detail: e.to_string(),
+        })?;
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    let version = text
+        .get(before as usize..)
+        .unwrap_or_default()
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .trim()
+        .to_owned();
+    let _ = std::fs::write(&version_file, &version);
+
+    if apply_init && !init.is_empty() {
+        let marker = state_dir.join("init-applied");
+        if !marker.exists() {
+            for f in init {
+                let (spec, stdin) = match engine {
+                    Engine::Postgres => (
+                        client_spec(
+                            name,
+                            engine,
+                            &url,
+                            &log,
+                            &["-f".into(), f.display().to_string()],
+                        )?,
+                        None,
+                    ),
+                    Engine::Mysql => {
+                        let sql = std::fs::read_to_string(f).map_err(SupervisorError::io(f))?;
+                        (client_spec(name, engine, &url, &log, &[])?, Some(sql))
+                    }
+                };
+                run(&spec, stdin)
+                    .await
+                    .map_err(|e| SupervisorError::External {
+                        name: name.into(),
+                        detail: e.to_string(),
+                    })?;
+            }
+            std::fs::write(&marker, "applied\n").map_err(SupervisorError::io(&marker))?;
+        }
+    }
+    Ok(RunningDatabase {
+        endpoint: DatabaseEndpoint {
+            resource: name.into(),
+            engine,
+            host: url.host.clone(),
+            port: url.port,
+            socket: None,
+            dbname: url.dbname.clone(),
+            admin_user: url.user.clone(),
+            admin_password_file: None,
+            server_version: version,
+            log: None,
+        },
+        process: None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_decoded_and_defaulted() {
+        let u = parse_url(
+            Engine::Postgres,
+            "postgres://app:p%40ss%2Fw@db.internal/main",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            u,
+            DbUrl {
+                host: "db.internal".into(),
+                port: 5432,
+                user: "app".into(),
+                password: "p@ss/w".into(),
+                dbname: "main".into()
+            }
+        );
+        let u = parse_url(Engine::Mysql, "mysql://root@127.0.0.1:3307/")
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            (u.port, u.password.as_str(), u.dbname.as_str()),
+            (3307, "", "")
+        );
+        assert!(parse_url(Engine::Mysql, "mysql:///x").is_err());
+        assert!(parse_url(Engine::Postgres, "postgres://host/db").is_err());
+    }
+}

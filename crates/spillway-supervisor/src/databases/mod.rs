@@ -1,0 +1,137 @@
+//! Databases of a stack: managed servers spillway starts from the system's binaries, and
+//! external servers it only checks.
+
+pub mod external;
+pub mod mysql;
+pub mod postgres;
+mod sql;
+
+use std::path::{Path, PathBuf};
+
+use spillway_stack::model::Engine;
+
+use crate::error::SupervisorError;
+use crate::process::Supervised;
+
+/// A login a managed database should have (from a secret).
+#[derive(Clone, Debug)]
+pub struct DbUser {
+    pub name: String,
+    pub password: String,
+}
+
+/// What a managed server needs to know.
+#[derive(Clone, Debug)]
+pub struct ManagedSpec {
+    /// The resource name (`databases.NAME`).
+    pub resource: String,
+    /// The database to create.
+    pub dbname: String,
+    /// Its state directory (`.spillway/databases/NAME`).
+    pub dir: PathBuf,
+    pub port: Option<u16>,
+    pub max_connections: u32,
+    /// Absolute paths of init SQL files.
+    pub init: Vec<PathBuf>,
+    pub users: Vec<DbUser>,
+}
+
+/// Where and how to reach a database.
+#[derive(Clone, Debug)]
+pub struct DatabaseEndpoint {
+    pub resource: String,
+    pub engine: Engine,
+    pub host: String,
+    pub port: u16,
+    /// The Unix socket (managed servers only): the directory for PostgreSQL, the file for MariaDB.
+    pub socket: Option<PathBuf>,
+    pub dbname: String,
+    /// The administrative user and where its password is kept.
+    pub admin_user: String,
+    pub admin_password_file: Option<PathBuf>,
+    pub server_version: String,
+    pub log: Option<PathBuf>,
+}
+
+impl DatabaseEndpoint {
+    /// A URL without the password.
+    pub fn url(&self) -> String {
+        let scheme = match self.engine {
+            Engine::Postgres => "postgres",
+            Engine::Mysql => "mysql",
+        };
+        format!(
+            "{scheme}://{}@{}:{}/{}",
+            self.admin_user, self.host, self.port, self.dbname
+        )
+    }
+}
+
+/// A database the stack is using.
+pub struct RunningDatabase {
+    pub endpoint: DatabaseEndpoint,
+    /// The server process, for managed databases.
+    pub process: Option<Supervised>,
+}
+
+/// A socket path must fit in `sun_path` (108 bytes with the NUL). Deep stack directories get a
+/// short directory under /tmp instead, named after the state directory so it stays the same.
+pub(crate) fn socket_dir(dir: &Path, longest_name: &str) -> PathBuf {
+    let preferred = dir.join("run");
+    if preferred.join(longest_name).as_os_str().len() < 100 {
+        return preferred;
+    }
+    let h = dir
+        .to_string_lossy()
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+        });
+    PathBuf::from(format!("/tmp/spillway-{h:016x}"))
+}
+
+/// Refuses a data directory that belongs to somebody else (it may be another installation's).
+pub(crate) fn check_owner(
+    path: &Path,
+    expected: u32,
+    service: &'static str,
+) -> Result<(), SupervisorError> {
+    use std::os::unix::fs::MetadataExt;
+    if let Ok(meta) = std::fs::metadata(path) {
+        if meta.uid() != expected {
+            return Err(SupervisorError::WrongOwner {
+                path: path.to_owned(),
+                owner: meta.uid(),
+                expected,
+                service,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Waits for a process that still holds a data directory (say, the server of a spillway that was
+/// just killed, still shutting down) to go away.
+pub(crate) async fn wait_for_stale(pid_file: &Path, what: &str) -> Result<(), SupervisorError> {
+    let Some(pid) = std::fs::read_to_string(pid_file)
+        .ok()
+        .and_then(|s| s.lines().next().and_then(|l| l.trim().parse::<i32>().ok()))
+    else {
+        return Ok(());
+    };
+    let alive = || nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    while alive() {
+        if tokio::time::Instant::now() > deadline {
+            return Err(SupervisorError::Command {
+                what: what.to_owned(),
+                detail: format!(
+                    "process {pid} still holds {} after 30s; stop it first",
+                    pid_file.display()
+                ),
+            });
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    Ok(())
+}

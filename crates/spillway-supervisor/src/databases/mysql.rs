@@ -1,0 +1,345 @@
+//! A managed MariaDB (the MySQL-protocol engine Debian ships): `mariadb-install-db` once into a
+//! private data directory, then `mariadbd` on a Unix socket and a loopback port, with
+//! `mysql_native_password` logins. Reads no system option files (`--no-defaults`), so the
+//! machine's own MariaDB configuration never leaks in.
+//!
+//! As with PostgreSQL, the first start happens in `data.partial/` and is renamed when complete.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+use spillway_stack::model::Engine;
+use tokio::io::AsyncReadExt;
+
+use super::sql::{my_ident, my_literal};
+use super::{
+    DatabaseEndpoint, ManagedSpec, RunningDatabase, check_owner, socket_dir, wait_for_stale,
+};
+use crate::error::SupervisorError;
+use crate::process::{RunAs, Spec, Supervised, find_program, run, tail};
+use crate::state::{admin_password, managed_port, write_private};
+
+/// The administrative user of a managed MariaDB (socket logins only).
+pub const ADMIN_USER: &str = "root";
+const READY_TIMEOUT: Duration = Duration::from_secs(90);
+const STOP_GRACE: Duration = Duration::from_secs(60);
+
+struct Binaries {
+    install_db: PathBuf,
+    server: PathBuf,
+    client: PathBuf,
+}
+
+fn binaries() -> Result<Binaries, SupervisorError> {
+    let extra = [
+        PathBuf::from("/usr/sbin"),
+        PathBuf::from("/usr/bin"),
+        PathBuf::from("/usr/local/mysql/bin"),
+    ];
+    let searched = || "PATH, /usr/sbin, /usr/bin, /usr/local/mysql/bin".to_owned();
+    let find = |names: &[&'static str], package: &'static str| {
+        names
+            .iter()
+            .find_map(|n| find_program(n, &extra))
+            .ok_or_else(|| SupervisorError::MissingBinary {
+                what: names[0],
+                package,
+                searched: searched(),
+            })
+    };
+    Ok(Binaries {
+        install_db: find(
+            &["mariadb-install-db", "mysql_install_db"],
+            "mariadb-server",
+        )?,
+        server: find(&["mariadbd", "mysqld"], "mariadb-server")?,
+        client: find(&["mariadb", "mysql"], "mariadb-client")?,
+    })
+}
+
+struct Server<'a> {
+    spec: &'a ManagedSpec,
+    bins: &'a Binaries,
+    run_as: &'a RunAs,
+    port: u16,
+    socket: PathBuf,
+    log: PathBuf,
+}
+
+impl Server<'_> {
+    fn spawn(&self, data: &Path) -> Result<Supervised, SupervisorError> {
+        let args = vec![
+            "--no-defaults".into(),
+            format!("--datadir={}", data.display()),
+            format!("--socket={}", self.socket.display()),
+            format!("--port={}", self.port),
+            "--bind-address=127.0.0.1".into(),
+            format!(
+                "--pid-file={}",
+                self.spec.dir.join("mariadbd.pid").display()
+            ),
+            format!("--max-connections={}", self.spec.max_connections),
+            "--skip-name-resolve".into(),
+            "--innodb-buffer-pool-size=64M".into(),
+            "--character-set-server=utf8mb4".into(),
+        ];
+        Supervised::spawn(&Spec {
+            what: format!("mariadbd for databases.{}", self.spec.resource),
+            program: self.bins.server.clone(),
+            args,
+            env: vec![],
+            run_as: self.run_as.clone(),
+            log: self.log.clone(),
+            // SIGTERM is mariadbd's normal, clean shutdown.
+            stop_signal: Signal::SIGTERM,
+            cwd: Some(self.spec.dir.clone()),
+        })
+    }
+
+    /// Ready means the server sends its handshake (protocol version 10) on the TCP port.
+    async fn wait_ready(&self, process: &mut Supervised) -> Result<(), SupervisorError> {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = process.try_exited() {
+                return Err(SupervisorError::Exited {
+                    what: process.what.clone(),
+                    status,
+                    log: self.log.clone(),
+                    tail: tail(&self.log, 15),
+                });
+            }
+            if handshake(self.port).await {
+                return Ok(());
+            }
+            if start.elapsed() > READY_TIMEOUT {
+                return Err(SupervisorError::NotReady {
+                    what: process.what.clone(),
+                    secs: READY_TIMEOUT.as_secs(),
+                    log: self.log.clone(),
+                    tail: tail(&self.log, 15),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Runs SQL as root over the socket with the `mariadb` client (so init files written for it,
+    /// DELIMITER and all, work as they are).
+    async fn client(
+        &self,
+        password: Option<&str>,
+        db: Option<&str>,
+        sql: Option<&str>,
+        file: Option<&Path>,
+        what: &str,
+    ) -> Result<(), SupervisorError> {
+        let mut args = vec![
+            "--no-defaults".into(),
+            format!("--socket={}", self.socket.display()),
+            "-u".into(),
+            ADMIN_USER.into(),
+            "--batch".into(),
+        ];
+        if let Some(db) = db {
+            args.push(format!("--database={db}"));
+        }
+        let mut env = Vec::new();
+        if let Some(pw) = password {
+            env.push(("MYSQL_PWD".to_owned(), pw.to_owned()));
+        }
+        let stdin = match (sql, file) {
+            (Some(sql), _) => Some(sql.to_owned()),
+            (None, Some(f)) => Some(std::fs::read_to_string(f).map_err(SupervisorError::io(f))?),
+            (None, None) => None,
+        };
+        let spec = Spec {
+            what: format!("databases.{}: {what}", self.spec.resource),
+            program: self.bins.client.clone(),
+            args,
+            env,
+            run_as: RunAs::current(),
+            log: self.spec.dir.join("setup.log"),
+            stop_signal: Signal::SIGTERM,
+            cwd: None,
+        };
+        run(&spec, stdin).await
+    }
+
+    async fn sync_users(&self, password: &str) -> Result<(), SupervisorError> {
+        if self.spec.users.is_empty() {
+            return Ok(());
+        }
+        let db = my_ident(&self.spec.dbname);
+        let mut sql = String::new();
+        for u in &self.spec.users {
+            let (name, pw) = (my_literal(&u.name), my_literal(&u.password));
+            sql.push_str(&format!(
+                "CREATE USER IF NOT EXISTS {name}@'%' IDENTIFIED BY {pw};\n\
+                 ALTER USER {name}@'%' IDENTIFIED BY {pw};\n\
+                 GRANT ALL PRIVILEGES ON {db}.* TO {name}@'%';\n"
+            ));
+        }
+        self.client(Some(password), None, Some(&sql), None, "setting up users")
+            .await
+    }
+}
+
+async fn handshake(port: u16) -> bool {
+    let Ok(Ok(mut s)) = tokio::time::timeout(
+        Duration::from_millis(500),
+        tokio::net::TcpStream::connect(("127.0.0.1", port)),
+    )
+    .await
+    else {
+        return false;
+    };
+    let mut buf = [0u8; 5];
+    matches!(tokio::time::timeout(Duration::from_millis(500), s.read_exact(&mut buf)).await, Ok(Ok(_)) if buf[4] == 10)
+}
+
+/// Starts (creating on first use) the managed MariaDB of `spec`.
+pub async fn start(
+    spec: &ManagedSpec,
+    progress: &(dyn Fn(&str) + Sync),
+) -> Result<RunningDatabase, SupervisorError> {
+    let bins = binaries()?;
+    let run_as = RunAs::for_service("mysql");
+    std::fs::create_dir_all(&spec.dir).map_err(SupervisorError::io(&spec.dir))?;
+    run_as.check_reachable(&spec.dir)?;
+    let data = spec.dir.join("data");
+    check_owner(&data, run_as.uid, "mariadbd")?;
+    let port = managed_port(
+        &spec.dir,
+        spec.port,
+        &format!("databases.{}.port", spec.resource),
+    )?;
+    let sockets = socket_dir(&spec.dir, "mysqld.sock.lock");
+    std::fs::create_dir_all(&sockets).map_err(SupervisorError::io(&sockets))?;
+    run_as.own(&spec.dir)?;
+    run_as.own(&sockets)?;
+    let log = spec.dir.join("mariadbd.log");
+    let server = Server {
+        spec,
+        bins: &bins,
+        run_as: &run_as,
+        port,
+        socket: sockets.join("mysqld.sock"),
+        log: log.clone(),
+    };
+    let password_file = spec.dir.join("admin-password");
+
+    if !data.exists() {
+        bootstrap(&server, &data, &password_file, progress).await?;
+    }
+    let password =
+        std::fs::read_to_string(&password_file).map_err(SupervisorError::io(&password_file))?;
+    let password = password.trim().to_owned();
+    wait_for_stale(
+        &spec.dir.join("mariadbd.pid"),
+        &format!("databases.{}", spec.resource),
+    )
+    .await?;
+    let mut process = server.spawn(&data)?;
+    let ready = async {
+        server.wait_ready(&mut process).await?;
+        server.sync_users(&password).await
+    }
+    .await;
+    if let Err(e) = ready {
+        process.stop(STOP_GRACE).await;
+        return Err(e);
+    }
+    Ok(RunningDatabase {
+        endpoint: DatabaseEndpoint {
+            resource: spec.resource.clone(),
+            engine: Engine::Mysql,
+            host: "127.0.0.1".into(),
+            port,
+            socket: Some(server.socket.clone()),
+            dbname: spec.dbname.clone(),
+            admin_user: ADMIN_USER.into(),
+            admin_password_file: Some(password_file),
+            server_version: std::fs::read_to_string(data.join("mariadb_upgrade_info"))
+                .unwrap_or_default()
+                .trim()
+                .to_owned(),
+            log: Some(log),
+        },
+        process: Some(process),
+    })
+}
+
+async fn bootstrap(
+    server: &Server<'_>,
+    data: &Path,
+    password_file: &Path,
+    progress: &(dyn Fn(&str) + Sync),
+) -> Result<(), SupervisorError> {
+    let spec = server.spec;
+    let partial = spec.dir.join("data.partial");
+    if partial.exists() {
+        std::fs::remove_dir_all(&partial).map_err(SupervisorError::io(&partial))?;
+    }
+    std::fs::create_dir_all(&partial).map_err(SupervisorError::io(&partial))?;
+    server.run_as.own(&partial)?;
+    let started = Instant::now();
+    progress(&format!(
+        "databases.{}: creating a MariaDB data directory (first start only)...",
+        spec.resource
+    ));
+    let install = Spec {
+        what: format!("mariadb-install-db for databases.{}", spec.resource),
+        program: server.bins.install_db.clone(),
+        args: vec![
+            "--no-defaults".into(),
+            format!("--datadir={}", partial.display()),
+            "--auth-root-authentication-method=normal".into(),
+            "--skip-test-db".into(),
+        ],
+        env: vec![],
+        run_as: server.run_as.clone(),
+        log: spec.dir.join("install-db.log"),
+        stop_signal: Signal::SIGTERM,
+        cwd: Some(spec.dir.clone()),
+    };
+    run(&install, None).await?;
+
+    let password = admin_password();
+    let mut process = server.spawn(&partial)?;
+    let setup = async {
+        server.wait_ready(&mut process).await?;
+        progress(&format!("databases.{}: creating database {:?} and applying {} init file(s)...", spec.resource, spec.dbname, spec.init.len()));
+        // A fresh install has password-less root accounts for localhost, 127.0.0.1, ::1 and the
+        // host name, and maybe anonymous ones. Keep root on the socket (localhost) and on
+        // 127.0.0.1, both with the generated password; drop the rest.
+        let pw = my_literal(&password);
+        let sql = format!(
+            "ALTER USER 'root'@'localhost' IDENTIFIED VIA mysql_native_password USING PASSWORD({pw});\n\
+             CREATE USER IF NOT EXISTS 'root'@'127.0.0.1' IDENTIFIED BY {pw};\n\
+             ALTER USER 'root'@'127.0.0.1' IDENTIFIED VIA mysql_native_password USING PASSWORD({pw});\n\
+             GRANT ALL PRIVILEGES ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION;\n\
+             DELETE FROM mysql.global_priv WHERE User = '' OR (User = 'root' AND Host NOT IN ('localhost', '127.0.0.1'));\n\
+             FLUSH PRIVILEGES;\n\
+             CREATE DATABASE IF NOT EXISTS {};\n",
+            my_ident(&spec.dbname)
+        );
+        server.client(None, None, Some(&sql), None, "securing root").await?;
+        server.sync_users(&password).await?;
+        for f in &spec.init {
+            server.client(Some(&password), Some(&spec.dbname), None, Some(f), &format!("init file {}", f.display())).await?;
+        }
+        Ok::<(), SupervisorError>(())
+    }
+    .await;
+    process.stop(STOP_GRACE).await;
+    setup?;
+    write_private(password_file, &password)?;
+    std::fs::rename(&partial, data).map_err(SupervisorError::io(data))?;
+    progress(&format!(
+        "databases.{}: MariaDB ready for first use in {:.1}s",
+        spec.resource,
+        started.elapsed().as_secs_f64()
+    ));
+    Ok(())
+}

@@ -1,0 +1,382 @@
+//! A managed PostgreSQL: `initdb` once into a private data directory, then `postgres` on a Unix
+//! socket and a loopback port with SCRAM authentication everywhere.
+//!
+//! First start is done in `data.partial/` (initdb, create the database and users, apply the init
+//! files, stop) and only then renamed to `data/`: a crash at any point of the first start leaves
+//! nothing half-made that a later start would mistake for a database.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+use spillway_stack::model::Engine;
+
+use super::sql::{pg_ident, pg_literal};
+use super::{
+    DatabaseEndpoint, ManagedSpec, RunningDatabase, check_owner, socket_dir, wait_for_stale,
+};
+use crate::error::SupervisorError;
+use crate::process::{RunAs, Spec, Supervised, find_program, run, tail};
+use crate::state::{admin_password, managed_port, write_private};
+
+/// The superuser spillway creates in every managed PostgreSQL.
+pub const ADMIN_USER: &str = "spillway";
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+const STOP_GRACE: Duration = Duration::from_secs(30);
+
+struct Binaries {
+    initdb: PathBuf,
+    postgres: PathBuf,
+    psql: PathBuf,
+}
+
+/// Debian installs server binaries under /usr/lib/postgresql/VERSION/bin; prefer the newest.
+fn debian_dirs() -> Vec<PathBuf> {
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            Some((
+                e.file_name().to_str()?.parse::<u32>().ok()?,
+                e.path().join("bin"),
+            ))
+        })
+        .collect();
+    versions.sort();
+    versions.into_iter().rev().map(|(_, p)| p).collect()
+}
+
+fn binaries() -> Result<Binaries, SupervisorError> {
+    let dirs = debian_dirs();
+    let searched = || {
+        let mut s = vec!["PATH".to_owned()];
+        s.extend(dirs.iter().map(|d| d.display().to_string()));
+        if dirs.is_empty() {
+            s.push("/usr/lib/postgresql/*/bin".into());
+        }
+        s.join(", ")
+    };
+    let find = |name: &'static str, package: &'static str| {
+        find_program(name, &dirs).ok_or_else(|| SupervisorError::MissingBinary {
+            what: name,
+            package,
+            searched: searched(),
+        })
+    };
+    // Prefer initdb and postgres from the same directory, so versions match.
+    let initdb = find("initdb", "postgresql")?;
+    let postgres = initdb
+        .parent()
+        .map(|d| d.join("postgres"))
+        .filter(|p| p.exists())
+        .map_or_else(|| find("postgres", "postgresql"), Ok)?;
+    let psql = find("psql", "postgresql-client")?;
+    Ok(Binaries {
+        initdb,
+        postgres,
+        psql,
+    })
+}
+
+struct Server<'a> {
+    spec: &'a ManagedSpec,
+    bins: &'a Binaries,
+    run_as: &'a RunAs,
+    port: u16,
+    sockets: PathBuf,
+    log: PathBuf,
+}
+
+impl Server<'_> {
+    fn spawn(&self, data: &Path) -> Result<Supervised, SupervisorError> {
+        let args = vec![
+            "-D".into(),
+            data.display().to_string(),
+            "-p".into(),
+            self.port.to_string(),
+            "-k".into(),
+            self.sockets.display().to_string(),
+            "-c".into(),
+            "listen_addresses=127.0.0.1".into(),
+            "-c".into(),
+            format!("max_connections={}", self.spec.max_connections),
+            "-c".into(),
+            "logging_collector=off".into(),
+            "-c".into(),
+            "password_encryption=scram-sha-256".into(),
+        ];
+        Supervised::spawn(&Spec {
+            what: format!("postgres for databases.{}", self.spec.resource),
+            program: self.bins.postgres.clone(),
+            args,
+            env: vec![("LC_ALL".into(), "C".into())],
+            run_as: self.run_as.clone(),
+            log: self.log.clone(),
+            // SIGINT is PostgreSQL's "fast shutdown": roll back, checkpoint, exit cleanly.
+            stop_signal: Signal::SIGINT,
+            cwd: Some(self.spec.dir.clone()),
+        })
+    }
+
+    /// PostgreSQL writes "ready" into line 8 of postmaster.pid once it accepts connections.
+    async fn wait_ready(
+        &self,
+        data: &Path,
+        process: &mut Supervised,
+    ) -> Result<(), SupervisorError> {
+        let pid_file = data.join("postmaster.pid");
+        let start = Instant::now();
+        loop {
+            if let Some(status) = process.try_exited() {
+                return Err(SupervisorError::Exited {
+                    what: process.what.clone(),
+                    status,
+                    log: self.log.clone(),
+                    tail: tail(&self.log, 15),
+                });
+            }
+            let ready = std::fs::read_to_string(&pid_file)
+                .ok()
+                .is_some_and(|s| s.lines().nth(7).is_some_and(|l| l.trim() == "ready"));
+            if ready {
+                return Ok(());
+            }
+            if start.elapsed() > READY_TIMEOUT {
+                return Err(SupervisorError::NotReady {
+                    what: process.what.clone(),
+                    secs: READY_TIMEOUT.as_secs(),
+                    log: self.log.clone(),
+                    tail: tail(&self.log, 15),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// Runs SQL as the superuser with psql (so init files written for psql work as they are).
+    async fn psql(
+        &self,
+        password: &str,
+        db: &str,
+        input: PsqlInput<'_>,
+    ) -> Result<(), SupervisorError> {
+        let mut args = vec![
+            "-X".into(),
+            "-q".into(),
+            "-v".into(),
+            "ON_ERROR_STOP=1".into(),
+            "-h".into(),
+            self.sockets.display().to_string(),
+            "-p".into(),
+            self.port.to_string(),
+            "-U".into(),
+            ADMIN_USER.into(),
+            "-d".into(),
+            db.into(),
+        ];
+        let (what, stdin) = match input {
+            PsqlInput::Sql(sql) => ("setting up users".to_owned(), Some(sql.to_owned())),
+            PsqlInput::File(f) => {
+                args.extend(["-f".into(), f.display().to_string()]);
+                (format!("init file {}", f.display()), None)
+            }
+        };
+        let spec = Spec {
+            what: format!("databases.{}: {what}", self.spec.resource),
+            program: self.bins.psql.clone(),
+            args,
+            env: vec![
+                ("PGPASSWORD".into(), password.into()),
+                ("PGCONNECT_TIMEOUT".into(), "10".into()),
+            ],
+            run_as: RunAs::current(),
+            log: self.spec.dir.join("setup.log"),
+            stop_signal: Signal::SIGTERM,
+            cwd: None,
+        };
+        run(&spec, stdin).await
+    }
+
+    /// Creates missing users and sets every user's password to its secret's current value.
+    async fn sync_users(&self, password: &str) -> Result<(), SupervisorError> {
+        if self.spec.users.is_empty() {
+            return Ok(());
+        }
+        let db = pg_ident(&self.spec.dbname);
+        let mut sql = String::new();
+        for u in &self.spec.users {
+            let (id, lit) = (pg_ident(&u.name), pg_literal(&u.name));
+            sql.push_str(&format!(
+                "DO $spillway$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = {lit}) THEN CREATE ROLE {id} LOGIN; END IF; END $spillway$;\n\
+                 ALTER ROLE {id} WITH LOGIN PASSWORD {};\n\
+                 GRANT CONNECT, TEMPORARY ON DATABASE {db} TO {id};\n\
+                 GRANT USAGE, CREATE ON SCHEMA public TO {id};\n",
+                pg_literal(&u.password)
+            ));
+        }
+        self.psql(password, &self.spec.dbname, PsqlInput::Sql(&sql))
+            .await
+    }
+}
+
+enum PsqlInput<'a> {
+    Sql(&'a str),
+    File(&'a Path),
+}
+
+/// Starts (creating on first use) the managed PostgreSQL of `spec`.
+pub async fn start(
+    spec: &ManagedSpec,
+    progress: &(dyn Fn(&str) + Sync),
+) -> Result<RunningDatabase, SupervisorError> {
+    let bins = binaries()?;
+    let run_as = RunAs::for_service("postgres");
+    std::fs::create_dir_all(&spec.dir).map_err(SupervisorError::io(&spec.dir))?;
+    run_as.check_reachable(&spec.dir)?;
+    let data = spec.dir.join("data");
+    check_owner(&data, run_as.uid, "postgres")?;
+    let port = managed_port(
+        &spec.dir,
+        spec.port,
+        &format!("databases.{}.port", spec.resource),
+    )?;
+    let sockets = socket_dir(&spec.dir, ".s.PGSQL.65535.lock");
+    std::fs::create_dir_all(&sockets).map_err(SupervisorError::io(&sockets))?;
+    run_as.own(&spec.dir)?;
+    run_as.own(&sockets)?;
+    let log = spec.dir.join("postgres.log");
+    let server = Server {
+        spec,
+        bins: &bins,
+        run_as: &run_as,
+        port,
+        sockets: sockets.clone(),
+        log: log.clone(),
+    };
+    let password_file = spec.dir.join("admin-password");
+
+    if !data.exists() {
+        bootstrap(&server, &data, &password_file, progress).await?;
+    }
+    let password =
+        std::fs::read_to_string(&password_file).map_err(SupervisorError::io(&password_file))?;
+    let password = password.trim().to_owned();
+    wait_for_stale(
+        &data.join("postmaster.pid"),
+        &format!("databases.{}", spec.resource),
+    )
+    .await?;
+    let mut process = server.spawn(&data)?;
+    if let Err(e) = server.wait_ready(&data, &mut process).await {
+        process.stop(STOP_GRACE).await;
+        return Err(e);
+    }
+    if let Err(e) = server.sync_users(&password).await {
+        process.stop(STOP_GRACE).await;
+        return Err(e);
+    }
+    let version = std::fs::read_to_string(data.join("PG_VERSION"))
+        .unwrap_or_default()
+        .trim()
+        .to_owned();
+    Ok(RunningDatabase {
+        endpoint: DatabaseEndpoint {
+            resource: spec.resource.clone(),
+            engine: Engine::Postgres,
+            host: "127.0.0.1".into(),
+            port,
+            socket: Some(sockets),
+            dbname: spec.dbname.clone(),
+            admin_user: ADMIN_USER.into(),
+            admin_password_file: Some(password_file),
+            server_version: version,
+            log: Some(log),
+        },
+        process: Some(process),
+    })
+}
+
+async fn bootstrap(
+    server: &Server<'_>,
+    data: &Path,
+    password_file: &Path,
+    progress: &(dyn Fn(&str) + Sync),
+) -> Result<(), SupervisorError> {
+    let spec = server.spec;
+    let partial = spec.dir.join("data.partial");
+    if partial.exists() {
+        std::fs::remove_dir_all(&partial).map_err(SupervisorError::io(&partial))?;
+    }
+    let started = Instant::now();
+    progress(&format!(
+        "databases.{}: creating a PostgreSQL data directory (first start only)...",
+        spec.resource
+    ));
+    let password = admin_password();
+    write_private(password_file, &password)?;
+    // initdb reads the password from a file the server's account can read; remove it afterwards.
+    let pwfile = spec.dir.join("initdb-pwfile");
+    write_private(&pwfile, &password)?;
+    server.run_as.own(&pwfile)?;
+    let initdb = Spec {
+        what: format!("initdb for databases.{}", spec.resource),
+        program: server.bins.initdb.clone(),
+        args: vec![
+            "-D".into(),
+            partial.display().to_string(),
+            "-U".into(),
+            ADMIN_USER.into(),
+            format!("--pwfile={}", pwfile.display()),
+            "--auth-local=scram-sha-256".into(),
+            "--auth-host=scram-sha-256".into(),
+            "-E".into(),
+            "UTF8".into(),
+            "--locale=C".into(),
+            "--no-instructions".into(),
+        ],
+        env: vec![("LC_ALL".into(), "C".into())],
+        run_as: server.run_as.clone(),
+        log: spec.dir.join("initdb.log"),
+        stop_signal: Signal::SIGTERM,
+        cwd: Some(spec.dir.clone()),
+    };
+    let result = run(&initdb, None).await;
+    let _ = std::fs::remove_file(&pwfile);
+    result?;
+
+    let mut process = server.spawn(&partial)?;
+    let setup = async {
+        server.wait_ready(&partial, &mut process).await?;
+        progress(&format!(
+            "databases.{}: creating database {:?} and applying {} init file(s)...",
+            spec.resource,
+            spec.dbname,
+            spec.init.len()
+        ));
+        server
+            .psql(
+                &password,
+                "postgres",
+                PsqlInput::Sql(&format!("CREATE DATABASE {};\n", pg_ident(&spec.dbname))),
+            )
+            .await?;
+        server.sync_users(&password).await?;
+        for f in &spec.init {
+            server
+                .psql(&password, &spec.dbname, PsqlInput::File(f))
+                .await?;
+        }
+        Ok::<(), SupervisorError>(())
+    }
+    .await;
+    process.stop(STOP_GRACE).await;
+    setup?;
+    std::fs::rename(&partial, data).map_err(SupervisorError::io(data))?;
+    progress(&format!(
+        "databases.{}: PostgreSQL ready for first use in {:.1}s",
+        spec.resource,
+        started.elapsed().as_secs_f64()
+    ));
+    Ok(())
+}

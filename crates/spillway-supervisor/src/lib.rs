@@ -1,0 +1,12 @@
+//! The supervisor: starts a stack's resources in dependency order (today: managed PostgreSQL
+//! and MariaDB servers, external databases, generated secrets), keeps the state directory locked
+//! while it runs, and stops everything in reverse order. Children never outlive spillway.
+
+pub mod databases;
+pub mod error;
+pub mod process;
+mod stack;
+pub mod state;
+
+pub use error::SupervisorError;
+pub use stack::{Row, Running, start};

@@ -1,0 +1,274 @@
+//! The stack's state directory (`.spillway/` beside the stack file): the lock that keeps two
+//! spillways off the same data, generated secrets, and remembered ports.
+
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::{Flock, FlockArg};
+use rand::Rng;
+use rand::seq::SliceRandom;
+use spillway_stack::model::GeneratePassword;
+
+use crate::error::SupervisorError;
+
+/// Holds the state directory's lock for as long as it lives. The kernel releases it when the
+/// process dies, so a crashed spillway never leaves a stale lock behind.
+pub struct StateLock {
+    _lock: Flock<File>,
+    pub dir: PathBuf,
+}
+
+impl StateLock {
+    pub fn acquire(dir: &Path) -> Result<Self, SupervisorError> {
+        std::fs::create_dir_all(dir).map_err(SupervisorError::io(dir))?;
+        let path = dir.join("lock");
+        let mut file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .mode(0o644)
+            .open(&path)
+            .map_err(SupervisorError::io(&path))?;
+        let mut holder = String::new();
+        let _ = file.read_to_string(&mut holder);
+        let mut lock = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(l) => l,
+            Err((_, _)) => {
+                let pid = holder.trim();
+                let pid = if pid.is_empty() {
+                    "unknown".to_owned()
+                } else {
+                    pid.to_owned()
+                };
+                return Err(SupervisorError::AlreadyRunning {
+                    pid,
+                    dir: dir.to_owned(),
+                });
+            }
+        };
+        let _ = lock.set_len(0);
+        let _ = lock.rewind();
+        let _ = writeln!(lock, "{}", std::process::id());
+        Ok(Self {
+            _lock: lock,
+            dir: dir.to_owned(),
+        })
+    }
+}
+
+/// Writes a file only its owner can read (passwords).
+pub fn write_private(path: &Path, contents: &str) -> Result<(), SupervisorError> {
+    let tmp = path.with_extension("tmp");
+    let mut f = OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(SupervisorError::io(&tmp))?;
+    f.write_all(contents.as_bytes())
+        .map_err(SupervisorError::io(&tmp))?;
+    f.sync_all().map_err(SupervisorError::io(&tmp))?;
+    std::fs::rename(&tmp, path).map_err(SupervisorError::io(path))
+}
+
+/// Secrets Manager's punctuation set for generated passwords.
+const PUNCTUATION: &str = "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~";
+
+/// A password with Secrets Manager's GetRandomPassword semantics: at least one character of each
+/// included type (lowercase, uppercase, digits and, unless excluded, punctuation).
+pub fn random_password(spec: &GeneratePassword) -> String {
+    let mut classes: Vec<Vec<char>> = vec![
+        ('a'..='z').collect(),
+        ('A'..='Z').collect(),
+        ('0'..='9').collect(),
+    ];
+    if !spec.exclude_punctuation {
+        classes.push(PUNCTUATION.chars().collect());
+    }
+    for class in &mut classes {
+        class.retain(|c| !spec.exclude_characters.contains(*c));
+    }
+    classes.retain(|c| !c.is_empty());
+    let all: Vec<char> = classes.iter().flatten().copied().collect();
+    let len = spec.length.max(1) as usize;
+    let mut rng = rand::thread_rng();
+    let mut out: Vec<char> = classes
+        .iter()
+        .take(len)
+        .filter_map(|c| c.choose(&mut rng).copied())
+        .collect();
+    while out.len() < len {
+        match all.choose(&mut rng) {
+            Some(c) => out.push(*c),
+            None => break,
+        }
+    }
+    out.shuffle(&mut rng);
+    out.into_iter().collect()
+}
+
+/// A password for spillway's own administrative logins: long, URL-safe.
+pub fn admin_password() -> String {
+    const CHARS: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    let mut rng = rand::thread_rng();
+    (0..32)
+        .map(|_| CHARS[rng.gen_range(0..CHARS.len())] as char)
+        .collect()
+}
+
+/// Generated secret values, kept in `secrets.json` (mode 0600) so they survive restarts.
+pub struct GeneratedSecrets {
+    path: PathBuf,
+    values: BTreeMap<String, String>,
+}
+
+impl GeneratedSecrets {
+    pub fn open(state_dir: &Path) -> Result<Self, SupervisorError> {
+        let path = state_dir.join("secrets.json");
+        let values = match std::fs::read_to_string(&path) {
+            Ok(text) => serde_json::from_str(&text).map_err(|e| SupervisorError::Command {
+                what: format!("reading {}", path.display()),
+                detail: e.to_string(),
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
+            Err(e) => return Err(SupervisorError::io(&path)(e)),
+        };
+        Ok(Self { path, values })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The stored password of `key`, generating and saving it on first use.
+    pub fn get_or_generate(
+        &mut self,
+        key: &str,
+        spec: &GeneratePassword,
+    ) -> Result<String, SupervisorError> {
+        if let Some(v) = self.values.get(key) {
+            return Ok(v.clone());
+        }
+        let v = random_password(spec);
+        self.values.insert(key.to_owned(), v.clone());
+        let text = serde_json::to_string_pretty(&self.values).unwrap_or_default();
+        write_private(&self.path, &text)?;
+        Ok(v)
+    }
+}
+
+/// A free loopback port, found by binding port 0.
+pub fn free_port() -> Result<u16, SupervisorError> {
+    let l = TcpListener::bind(("127.0.0.1", 0)).map_err(SupervisorError::io("127.0.0.1:0"))?;
+    l.local_addr()
+        .map(|a| a.port())
+        .map_err(SupervisorError::io("127.0.0.1:0"))
+}
+
+/// Whether nothing listens on `addr` yet.
+pub fn port_free(addr: SocketAddr) -> bool {
+    TcpListener::bind(addr).is_ok()
+}
+
+/// Chooses the port of a managed server: the configured one (which must be free), else the one
+/// remembered from the last run if still free, else a new free one, remembered for next time.
+pub fn managed_port(
+    dir: &Path,
+    configured: Option<u16>,
+    field: &str,
+) -> Result<u16, SupervisorError> {
+    if let Some(p) = configured {
+        let addr = SocketAddr::from(([127, 0, 0, 1], p));
+        return if port_free(addr) {
+            Ok(p)
+        } else {
+            Err(SupervisorError::PortInUse {
+                addr,
+                field: field.to_owned(),
+            })
+        };
+    }
+    let file = dir.join("port");
+    if let Some(p) = std::fs::read_to_string(&file)
+        .ok()
+        .and_then(|s| s.trim().parse::<u16>().ok())
+    {
+        if port_free(SocketAddr::from(([127, 0, 0, 1], p))) {
+            return Ok(p);
+        }
+    }
+    let p = free_port()?;
+    std::fs::write(&file, format!("{p}\n")).map_err(SupervisorError::io(&file))?;
+    Ok(p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(length: u32, exclude_punctuation: bool, exclude: &str) -> GeneratePassword {
+        GeneratePassword {
+            generate: true,
+            length,
+            exclude_punctuation,
+            exclude_characters: exclude.into(),
+        }
+    }
+
+    #[test]
+    fn generated_passwords_follow_the_rules() {
+        for _ in 0..50 {
+            let p = random_password(&spec(32, false, "\"'\\"));
+            assert_eq!(p.chars().count(), 32);
+            assert!(p.chars().any(|c| c.is_ascii_lowercase()));
+            assert!(p.chars().any(|c| c.is_ascii_uppercase()));
+            assert!(p.chars().any(|c| c.is_ascii_digit()));
+            assert!(p.chars().any(|c| c.is_ascii_punctuation()));
+            assert!(!p.contains(['"', '\'', '\\']));
+            let q = random_password(&spec(8, true, ""));
+            assert!(q.chars().all(|c| c.is_ascii_alphanumeric()), "{q}");
+        }
+    }
+
+    #[test]
+    fn a_second_lock_on_the_same_directory_is_refused() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let first = StateLock::acquire(dir.path());
+        assert!(first.is_ok());
+        match StateLock::acquire(dir.path()) {
+            Err(SupervisorError::AlreadyRunning { pid, .. }) => {
+                assert_eq!(pid, std::process::id().to_string())
+            }
+            other => panic!("expected AlreadyRunning, got {:?}", other.err()),
+        }
+        drop(first);
+        assert!(StateLock::acquire(dir.path()).is_ok());
+    }
+
+    #[test]
+    fn generated_secrets_are_kept_private_and_stable() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let mut s = GeneratedSecrets::open(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+        let a = s
+            .get_or_generate("app", &spec(20, true, ""))
+            .unwrap_or_default();
+        let mut again = GeneratedSecrets::open(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            again
+                .get_or_generate("app", &spec(20, true, ""))
+                .unwrap_or_default(),
+            a
+        );
+        let mode = std::fs::metadata(dir.path().join("secrets.json"))
+            .map(|m| m.permissions().mode())
+            .unwrap_or(0);
+        assert_eq!(mode & 0o777, 0o600);
+    }
+}

@@ -1,0 +1,92 @@
+//! The command line: every command and flag, with the help text users read.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// spillway runs the serverless database stack (API Gateway, Lambda, SQS, IAM, Secrets Manager,
+/// DynamoDB, RDS Proxy in front of PostgreSQL and MySQL) as one binary, with no Docker and no
+/// account.
+#[derive(Parser, Debug)]
+#[command(name = "spillway", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Args, Debug)]
+pub struct Global {
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "SPILLWAY_LOG_FORMAT")]
+    pub log_format: LogFormat,
+    /// Log filter, e.g. "info" or "spillway_supervisor=debug".
+    #[arg(long, global = true, default_value = "info", env = "SPILLWAY_LOG")]
+    pub log: String,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Start the stack in DIR (default: the current directory) and run until Ctrl-C or SIGTERM.
+    ///
+    /// Managed databases are created on first start under the stack's state directory
+    /// (.spillway/) and kept between runs. A table of endpoints and credential locations is
+    /// printed once everything is up. Everything is stopped in reverse order on exit.
+    Up(UpArgs),
+    /// Check a stack file and print every problem as FILE:LINE:COLUMN: FIELD: MESSAGE.
+    ///
+    /// Exits 0 when the stack is valid and 2 when it is not.
+    Validate(DirArgs),
+    /// Print the JSON schema of spillway.toml (for editor completion).
+    Schema,
+    /// Write the quickstart stack (a PostgreSQL database with a users table) into DIR.
+    Init(InitArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct DirArgs {
+    /// A stack directory, or a stack file.
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct UpArgs {
+    /// A stack directory, or a stack file.
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
+    /// If DIR has no spillway.toml, write the quickstart stack there without asking.
+    #[arg(long)]
+    pub init: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct InitArgs {
+    /// Where to write the stack (created if missing).
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
+    /// Overwrite files that already exist.
+    #[arg(long)]
+    pub force: bool,
+}
+
+pub fn init_logging(g: &Global) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_new(&g.log).unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match g.log_format {
+        LogFormat::Text => builder.with_target(false).try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+}

@@ -1,0 +1,29 @@
+//! One module per command. Each returns the process's exit code: 0 for success, 2 for a problem
+//! with the input (stack file, arguments, environment), 1 for a failure while running.
+
+mod init;
+mod schema;
+mod up;
+mod validate;
+
+use std::process::ExitCode;
+
+use crate::cli::Command;
+
+pub const EXIT_RUNTIME: u8 = 1;
+pub const EXIT_INPUT: u8 = 2;
+
+pub async fn run(command: Command) -> ExitCode {
+    let code = match command {
+        Command::Up(args) => up::run(args).await,
+        Command::Validate(args) => validate::run(&args.dir),
+        Command::Schema => schema::run(),
+        Command::Init(args) => init::run(&args.dir, args.force),
+    };
+    ExitCode::from(code)
+}
+
+/// Prints a load error: each diagnostic on its own line.
+pub fn print_load_error(e: &spillway_stack::LoadError) {
+    eprintln!("{e}");
+}

@@ -1,0 +1,4 @@
+pub fn run() -> u8 {
+    print!("{}", spillway_stack::schema::json());
+    0
+}
