@@ -53,10 +53,10 @@ impl LoadedStack {
 
 /// Finds the stack file for `target`, which is either a stack file or a directory holding one.
 pub fn stack_file(target: &Path) -> PathBuf {
-    if target.is_dir() {
-        target.join(STACK_FILE)
-    } else {
-        target.to_owned()
+    match target {
+        t if t == Path::new(".") || t.as_os_str().is_empty() => PathBuf::from(STACK_FILE),
+        t if t.is_dir() => t.join(STACK_FILE),
+        t => t.to_owned(),
     }
 }
 
@@ -85,7 +85,7 @@ pub fn load_str(
             let position = e
                 .span()
                 .map(|s| crate::diagnostic::Position::of_offset(text, s.start));
-            let message = e.message().trim().replace('\n', " ");
+            let message = e.message().trim().replace('\n', "; ");
             return Err(invalid(position, None, format!("invalid TOML: {message}")));
         }
     };

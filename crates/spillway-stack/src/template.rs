@@ -150,9 +150,9 @@ pub fn interpolate_env(
     while let Some(idx) = rest.find('$') {
         out.push_str(&rest[..idx]);
         let after = &rest[idx..];
-        if after.starts_with("$${") {
+        if let Some(tail) = after.strip_prefix("$${") {
             out.push_str("$${");
-            rest = &after[3..];
+            rest = tail;
         } else if let Some(body_and_more) = after.strip_prefix("${") {
             let close = body_and_more.find('}').ok_or(TemplateError::Unclosed)?;
             let body = &body_and_more[..close];

@@ -270,13 +270,12 @@ fn check_databases(c: &mut Checker<'_>, stack: &Stack) {
             );
         }
         c.range(at("max_connections"), db.max_connections, 1, 262_143);
-        if let Some(n) = &db.name {
-            if n.is_empty()
+        if let Some(n) = &db.name
+            && (n.is_empty()
                 || n.len() > 63
-                || !n.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
-            {
-                c.err(at("name"), "expected 1-63 letters, digits and '_'");
-            }
+                || !n.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_'))
+        {
+            c.err(at("name"), "expected 1-63 letters, digits and '_'");
         }
         for (i, secret) in db.users.iter().enumerate() {
             let path = at("users").index(i);
@@ -703,10 +702,7 @@ fn check_apis(c: &mut Checker<'_>, stack: &Stack) {
                 c.named(stack, &me, p.key("queue"), Kind::Queue, q, true);
             }
             if let Some(fmt) = &r.payload_format {
-                let ok = match (http, fmt.as_str()) {
-                    (true, "1.0" | "2.0") | (false, "1.0") => true,
-                    _ => false,
-                };
+                let ok = matches!((http, fmt.as_str()), (true, "1.0" | "2.0") | (false, "1.0"));
                 if !ok {
                     c.err(
                         p.key("payload_format"),
@@ -829,13 +825,14 @@ fn check_apis(c: &mut Checker<'_>, stack: &Stack) {
                 &d.tls.key,
                 "key",
             );
-            if let Some(s) = &d.stage {
-                if !api.stages.contains_key(s) && s != "$default" {
-                    c.err(
-                        at("domains").index(i).key("stage"),
-                        format!("no stage {s:?} in this API"),
-                    );
-                }
+            if let Some(s) = &d.stage
+                && !api.stages.contains_key(s)
+                && s != "$default"
+            {
+                c.err(
+                    at("domains").index(i).key("stage"),
+                    format!("no stage {s:?} in this API"),
+                );
             }
         }
     }
@@ -871,22 +868,22 @@ fn check_tables(c: &mut Checker<'_>, stack: &Stack) {
 fn check_identities(c: &mut Checker<'_>, stack: &Stack) {
     for (name, u) in &stack.users {
         let at = |k: &str| FieldPath::of(&["users", name, k]);
-        if let Some(id) = &u.access_key_id {
-            if !(16..=128).contains(&id.len()) || !id.chars().all(|ch| ch.is_ascii_alphanumeric()) {
-                c.err(at("access_key_id"), "expected 16-128 letters and digits");
-            }
+        if let Some(id) = &u.access_key_id
+            && (!(16..=128).contains(&id.len()) || !id.chars().all(|ch| ch.is_ascii_alphanumeric()))
+        {
+            c.err(at("access_key_id"), "expected 16-128 letters and digits");
         }
         check_policies(c, &at("policies"), &u.policies);
     }
     let mut ids = HashMap::new();
     for (name, u) in &stack.users {
-        if let Some(id) = &u.access_key_id {
-            if let Some(other) = ids.insert(id.clone(), name.clone()) {
-                c.err(
-                    FieldPath::of(&["users", name, "access_key_id"]),
-                    format!("the same access key id as users.{other}"),
-                );
-            }
+        if let Some(id) = &u.access_key_id
+            && let Some(other) = ids.insert(id.clone(), name.clone())
+        {
+            c.err(
+                FieldPath::of(&["users", name, "access_key_id"]),
+                format!("the same access key id as users.{other}"),
+            );
         }
     }
     for (name, r) in &stack.roles {
@@ -1218,14 +1215,14 @@ fn check_references(c: &mut Checker<'_>, stack: &Stack, refs: &[FoundRef]) {
             );
             continue;
         }
-        if let Some((owner_kind, owner_name)) = r.path.resource() {
-            if let Some(owner_kind) = Kind::from_key(owner_kind) {
-                let from = ResourceId::new(owner_kind, owner_name);
-                c.edges
-                    .entry(from)
-                    .or_default()
-                    .push((ResourceId::new(kind, &r.name), r.path.clone()));
-            }
+        if let Some((owner_kind, owner_name)) = r.path.resource()
+            && let Some(owner_kind) = Kind::from_key(owner_kind)
+        {
+            let from = ResourceId::new(owner_kind, owner_name);
+            c.edges
+                .entry(from)
+                .or_default()
+                .push((ResourceId::new(kind, &r.name), r.path.clone()));
         }
     }
 }

@@ -29,15 +29,15 @@ pub struct RunAs {
 
 impl RunAs {
     pub fn for_service(service_user: &str) -> Self {
-        if nix::unistd::geteuid().is_root() {
-            if let Ok(Some(u)) = User::from_name(service_user) {
-                return Self {
-                    name: u.name,
-                    uid: u.uid.as_raw(),
-                    gid: u.gid.as_raw(),
-                    switch: true,
-                };
-            }
+        if nix::unistd::geteuid().is_root()
+            && let Ok(Some(u)) = User::from_name(service_user)
+        {
+            return Self {
+                name: u.name,
+                uid: u.uid.as_raw(),
+                gid: u.gid.as_raw(),
+                switch: true,
+            };
         }
         Self::current()
     }

@@ -51,14 +51,14 @@ impl Running {
     pub async fn unexpected_exit(&mut self) -> String {
         loop {
             for db in &mut self.databases {
-                if let Some(p) = db.process.as_mut() {
-                    if let Some(status) = p.try_exited() {
-                        return format!(
-                            "{} exited unexpectedly ({status}); see {}",
-                            p.what,
-                            p.log.display()
-                        );
-                    }
+                if let Some(p) = db.process.as_mut()
+                    && let Some(status) = p.try_exited()
+                {
+                    return format!(
+                        "{} exited unexpectedly ({status}); see {}",
+                        p.what,
+                        p.log.display()
+                    );
                 }
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
@@ -85,10 +85,10 @@ fn lookup(
     stack: &spillway_stack::Stack,
     r: Reference<'_>,
 ) -> Option<String> {
-    if let Some(kind) = Kind::from_key(r.kind) {
-        if let Some(v) = values.get(&(kind, r.name.to_owned(), r.attr.to_owned())) {
-            return Some(v.clone());
-        }
+    if let Some(kind) = Kind::from_key(r.kind)
+        && let Some(v) = values.get(&(kind, r.name.to_owned(), r.attr.to_owned()))
+    {
+        return Some(v.clone());
     }
     attrs::derived(stack, r.kind, r.name, r.attr)
 }

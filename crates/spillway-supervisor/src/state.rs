@@ -198,10 +198,9 @@ pub fn managed_port(
     if let Some(p) = std::fs::read_to_string(&file)
         .ok()
         .and_then(|s| s.trim().parse::<u16>().ok())
+        && port_free(SocketAddr::from(([127, 0, 0, 1], p)))
     {
-        if port_free(SocketAddr::from(([127, 0, 0, 1], p))) {
-            return Ok(p);
-        }
+        return Ok(p);
     }
     let p = free_port()?;
     std::fs::write(&file, format!("{p}\n")).map_err(SupervisorError::io(&file))?;

@@ -167,12 +167,7 @@ pub async fn check(
     )?;
     // The version goes to the log; keep a copy to show.
     let before = std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0);
-    run(&spec, None)
-        .await
-        .map_err(|e| SupervisorError::External {
-            name: name.into(),
-            detail: e.to_string(),
-        })?;
+    run(&spec, None).await?;
     let text = std::fs::read_to_string(&log).unwrap_or_default();
     let version = text
         .get(before as usize..)
@@ -204,12 +199,7 @@ pub async fn check(
                         (client_spec(name, engine, &url, &log, &[])?, Some(sql))
                     }
                 };
-                run(&spec, stdin)
-                    .await
-                    .map_err(|e| SupervisorError::External {
-                        name: name.into(),
-                        detail: e.to_string(),
-                    })?;
+                run(&spec, stdin).await?;
             }
             std::fs::write(&marker, "applied\n").map_err(SupervisorError::io(&marker))?;
         }

@@ -97,15 +97,15 @@ pub(crate) fn check_owner(
     service: &'static str,
 ) -> Result<(), SupervisorError> {
     use std::os::unix::fs::MetadataExt;
-    if let Ok(meta) = std::fs::metadata(path) {
-        if meta.uid() != expected {
-            return Err(SupervisorError::WrongOwner {
-                path: path.to_owned(),
-                owner: meta.uid(),
-                expected,
-                service,
-            });
-        }
+    if let Ok(meta) = std::fs::metadata(path)
+        && meta.uid() != expected
+    {
+        return Err(SupervisorError::WrongOwner {
+            path: path.to_owned(),
+            owner: meta.uid(),
+            expected,
+            service,
+        });
     }
     Ok(())
 }

@@ -31,30 +31,42 @@ struct Binaries {
     client: PathBuf,
 }
 
+/// `SPILLWAY_MARIADB_BINDIR` picks the server binaries (e.g. one of several installed
+/// versions); then only that directory is searched for mariadb-install-db and mariadbd.
+pub const BINDIR_VAR: &str = "SPILLWAY_MARIADB_BINDIR";
+
 fn binaries() -> Result<Binaries, SupervisorError> {
+    let pinned = std::env::var_os(BINDIR_VAR).map(PathBuf::from);
     let extra = [
         PathBuf::from("/usr/sbin"),
         PathBuf::from("/usr/bin"),
         PathBuf::from("/usr/local/mysql/bin"),
     ];
-    let searched = || "PATH, /usr/sbin, /usr/bin, /usr/local/mysql/bin".to_owned();
-    let find = |names: &[&'static str], package: &'static str| {
+    let searched = match &pinned {
+        Some(d) => format!("{BINDIR_VAR}={}", d.display()),
+        None => "PATH, /usr/sbin, /usr/bin, /usr/local/mysql/bin".to_owned(),
+    };
+    let find = |names: &[&'static str], package: &'static str, server: bool| {
         names
             .iter()
-            .find_map(|n| find_program(n, &extra))
+            .find_map(|n| match (&pinned, server) {
+                (Some(d), true) => Some(d.join(n)).filter(|p| p.exists()),
+                _ => find_program(n, &extra),
+            })
             .ok_or_else(|| SupervisorError::MissingBinary {
                 what: names[0],
                 package,
-                searched: searched(),
+                searched: searched.clone(),
             })
     };
     Ok(Binaries {
         install_db: find(
             &["mariadb-install-db", "mysql_install_db"],
             "mariadb-server",
+            true,
         )?,
-        server: find(&["mariadbd", "mysqld"], "mariadb-server")?,
-        client: find(&["mariadb", "mysql"], "mariadb-client")?,
+        server: find(&["mariadbd", "mysqld"], "mariadb-server", true)?,
+        client: find(&["mariadb", "mysql"], "mariadb-client", false)?,
     })
 }
 

@@ -47,7 +47,36 @@ fn debian_dirs() -> Vec<PathBuf> {
     versions.into_iter().rev().map(|(_, p)| p).collect()
 }
 
+/// `SPILLWAY_PG_BINDIR` picks the server binaries (like PGBIN for pg_upgrade), e.g. when several
+/// PostgreSQL versions are installed; then only that directory is searched for initdb/postgres.
+pub const BINDIR_VAR: &str = "SPILLWAY_PG_BINDIR";
+
 fn binaries() -> Result<Binaries, SupervisorError> {
+    if let Some(dir) = std::env::var_os(BINDIR_VAR) {
+        let dir = PathBuf::from(dir);
+        let find = |name: &'static str| {
+            let p = dir.join(name);
+            p.exists()
+                .then_some(p)
+                .ok_or_else(|| SupervisorError::MissingBinary {
+                    what: name,
+                    package: "postgresql",
+                    searched: format!("{BINDIR_VAR}={}", dir.display()),
+                })
+        };
+        let psql = find_program("psql", std::slice::from_ref(&dir)).ok_or_else(|| {
+            SupervisorError::MissingBinary {
+                what: "psql",
+                package: "postgresql-client",
+                searched: "PATH".into(),
+            }
+        })?;
+        return Ok(Binaries {
+            initdb: find("initdb")?,
+            postgres: find("postgres")?,
+            psql,
+        });
+    }
     let dirs = debian_dirs();
     let searched = || {
         let mut s = vec!["PATH".to_owned()];

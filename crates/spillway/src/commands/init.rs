@@ -17,14 +17,12 @@ const FILES: &[(&str, &str)] = &[
 ];
 
 pub fn run(dir: &Path, force: bool) -> u8 {
-    if !force {
-        if let Some((name, _)) = FILES.iter().find(|(name, _)| dir.join(name).exists()) {
-            eprintln!(
-                "{}: already exists; use --force to overwrite",
-                dir.join(name).display()
-            );
-            return EXIT_INPUT;
-        }
+    if !force && let Some((name, _)) = FILES.iter().find(|(name, _)| dir.join(name).exists()) {
+        eprintln!(
+            "{}: already exists; use --force to overwrite",
+            dir.join(name).display()
+        );
+        return EXIT_INPUT;
     }
     for (name, contents) in FILES {
         let path = dir.join(name);

@@ -1,0 +1,69 @@
+# Shared by scripts/quickstart and scripts/test: make sure this Debian machine has what spillway
+# and its tests need. Every step checks first and changes nothing that is already in place, so
+# running it again is cheap and safe.
+
+say() { printf '==> %s\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 2; }
+
+have() { command -v "$1" >/dev/null 2>&1; }
+
+# ensure_packages PKG... : apt-get install the Debian packages that are missing.
+ensure_packages() {
+  local missing=()
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if [ "$(id -u)" -ne 0 ]; then
+    die "missing Debian packages: ${missing[*]}; run: sudo apt-get install ${missing[*]}"
+  fi
+  say "installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+ensure_rust() {
+  have cargo || die "cargo is not installed: install Rust with rustup (https://rustup.rs); the toolchain is pinned in rust-toolchain.toml"
+}
+
+# The machine's own PostgreSQL and MariaDB, which tests use for shared databases.
+ensure_services() {
+  if ! pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then
+    say "starting PostgreSQL"
+    local v
+    v=$(ls /etc/postgresql 2>/dev/null | sort -V | tail -n1)
+    [ -n "$v" ] || die "no PostgreSQL cluster in /etc/postgresql; run: pg_createcluster <version> main"
+    pg_ctlcluster --skip-systemctl-redirect "$v" main start || true
+    for _ in $(seq 1 100); do pg_isready -h 127.0.0.1 -p 5432 -q && break; sleep 0.1; done
+    pg_isready -h 127.0.0.1 -p 5432 -q || die "PostgreSQL did not start on 127.0.0.1:5432"
+  fi
+  if ! mariadb-admin --no-defaults -h 127.0.0.1 -P 3306 -u nobody --connect-timeout=2 ping >/dev/null 2>&1 \
+     && ! mariadb-admin ping >/dev/null 2>&1; then
+    say "starting MariaDB"
+    start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd -- --user=mysql >/dev/null
+    for _ in $(seq 1 150); do mariadb-admin ping >/dev/null 2>&1 && break; sleep 0.2; done
+    mariadb-admin ping >/dev/null 2>&1 || die "MariaDB did not start"
+  fi
+}
+
+# A login for tests on each machine server (created once, by the servers' own administrators:
+# the postgres OS user for PostgreSQL, root over the socket for MariaDB).
+ensure_test_logins() {
+  if ! PGPASSWORD=spillway_test psql -X -h 127.0.0.1 -U spillway_test -d postgres -Atc 'select 1' >/dev/null 2>&1; then
+    say "creating the spillway_test login on PostgreSQL"
+    local sql="DO \$\$BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'spillway_test') THEN CREATE ROLE spillway_test LOGIN SUPERUSER PASSWORD 'spillway_test'; END IF; END\$\$;"
+    if [ "$(id -u)" -eq 0 ]; then
+      runuser -u postgres -- psql -X -q -d postgres -c "$sql"
+    else
+      psql -X -q -h 127.0.0.1 -d postgres -c "$sql"
+    fi
+  fi
+  if ! MYSQL_PWD=spillway_test mariadb --no-defaults -h 127.0.0.1 -u spillway_test -e 'select 1' >/dev/null 2>&1; then
+    say "creating the spillway_test login on MariaDB"
+    mariadb -e "CREATE USER IF NOT EXISTS 'spillway_test'@'127.0.0.1' IDENTIFIED BY 'spillway_test';
+                CREATE USER IF NOT EXISTS 'spillway_test'@'localhost' IDENTIFIED BY 'spillway_test';
+                GRANT ALL PRIVILEGES ON *.* TO 'spillway_test'@'127.0.0.1' WITH GRANT OPTION;
+                GRANT ALL PRIVILEGES ON *.* TO 'spillway_test'@'localhost' WITH GRANT OPTION;"
+  fi
+}
