@@ -1,0 +1,290 @@
+//! Semantic checks that types alone cannot express: names, ranges AWS enforces, references
+//! between resources, listener clashes and dependency cycles. All problems are collected, not
+//! just the first, so a user fixes a file in one pass.
+
+mod apis;
+mod data;
+mod events;
+mod iam;
+mod references;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use crate::Duration;
+use crate::diagnostic::{Diagnostic, FieldPath};
+use crate::load::{FoundRef, LoadedStack};
+use crate::locate::SourceMap;
+use crate::model::*;
+use crate::resource::{Kind, ResourceId};
+
+use apis::check_apis;
+pub use apis::check_route;
+pub use data::parse_cidr;
+use data::{check_databases, check_proxies, check_secrets, check_tables};
+use events::{check_functions, check_queues};
+use iam::check_identities;
+use references::{check_listeners, check_references};
+
+pub(super) struct Checker<'a> {
+    pub(super) file: &'a Path,
+    pub(super) dir: &'a Path,
+    pub(super) map: &'a SourceMap<'a>,
+    pub(super) diags: Vec<Diagnostic>,
+    /// Edges `from -> to` meaning `to` must be running before `from`, with where it was written.
+    pub(super) edges: BTreeMap<ResourceId, Vec<(ResourceId, FieldPath)>>,
+    pub(super) policy_files: BTreeMap<std::path::PathBuf, PolicyDocument>,
+}
+
+impl Checker<'_> {
+    pub(super) fn err(&mut self, path: FieldPath, message: impl Into<String>) {
+        let position = self.map.position(&path);
+        self.diags.push(Diagnostic::new(
+            self.file,
+            position,
+            Some(path.to_string()),
+            message.into(),
+        ));
+    }
+
+    pub(super) fn err_key(&mut self, path: FieldPath, message: impl Into<String>) {
+        let position = self.map.key_position(&path);
+        self.diags.push(Diagnostic::new(
+            self.file,
+            position,
+            Some(path.to_string()),
+            message.into(),
+        ));
+    }
+
+    fn range<T: PartialOrd + std::fmt::Display>(&mut self, path: FieldPath, v: T, lo: T, hi: T) {
+        if v < lo || v > hi {
+            self.err(
+                path,
+                format!("expected a value from {lo} to {hi}, found {v}"),
+            );
+        }
+    }
+
+    pub(super) fn duration(&mut self, path: FieldPath, d: Duration, lo: u64, hi: u64) {
+        let ms = d.get().as_millis();
+        if ms < u128::from(lo) * 1000 || ms > u128::from(hi) * 1000 {
+            self.err(
+                path,
+                format!(
+                    "expected a duration from {} to {}, found {d}",
+                    Duration::from_secs(lo),
+                    Duration::from_secs(hi)
+                ),
+            );
+        }
+    }
+
+    /// A by-name reference to another resource; `depends` adds a start-order edge.
+    pub(super) fn named(
+        &mut self,
+        stack: &Stack,
+        from: &ResourceId,
+        path: FieldPath,
+        kind: Kind,
+        name: &str,
+        depends: bool,
+    ) -> bool {
+        if !exists(stack, kind, name) {
+            let known = names(stack, kind);
+            let hint = if known.is_empty() {
+                format!("the stack declares no {}", kind.key())
+            } else {
+                format!("known {}: {}", kind.key(), known.join(", "))
+            };
+            self.err(
+                path,
+                format!("no {} named {name:?} ({hint})", kind.singular()),
+            );
+            return false;
+        }
+        if depends {
+            self.edges
+                .entry(from.clone())
+                .or_default()
+                .push((ResourceId::new(kind, name), path));
+        }
+        true
+    }
+
+    pub(super) fn file_exists(&mut self, path: FieldPath, p: &Path, what: &str) {
+        let full = self.dir.join(p);
+        if !full.exists() {
+            self.err(path, format!("{what} {} does not exist", full.display()));
+        }
+    }
+}
+
+pub(super) fn names(stack: &Stack, kind: Kind) -> Vec<String> {
+    fn keys<V>(m: &BTreeMap<String, V>) -> Vec<String> {
+        m.keys().cloned().collect()
+    }
+    match kind {
+        Kind::Database => keys(&stack.databases),
+        Kind::Secret => keys(&stack.secrets),
+        Kind::Proxy => keys(&stack.proxies),
+        Kind::Queue => keys(&stack.queues),
+        Kind::Function => keys(&stack.functions),
+        Kind::Api => keys(&stack.apis),
+        Kind::Table => keys(&stack.tables),
+        Kind::User => keys(&stack.users),
+        Kind::Role => keys(&stack.roles),
+    }
+}
+
+pub(super) fn exists(stack: &Stack, kind: Kind, name: &str) -> bool {
+    match kind {
+        Kind::Database => stack.databases.contains_key(name),
+        Kind::Secret => stack.secrets.contains_key(name),
+        Kind::Proxy => stack.proxies.contains_key(name),
+        Kind::Queue => stack.queues.contains_key(name),
+        Kind::Function => stack.functions.contains_key(name),
+        Kind::Api => stack.apis.contains_key(name),
+        Kind::Table => stack.tables.contains_key(name),
+        Kind::User => stack.users.contains_key(name),
+        Kind::Role => stack.roles.contains_key(name),
+    }
+}
+
+/// Runs every check; fills `loaded.order` and `loaded.policy_files` when there are no errors.
+pub fn check(loaded: &mut LoadedStack, map: &SourceMap<'_>, refs: &[FoundRef]) -> Vec<Diagnostic> {
+    let mut c = Checker {
+        file: &loaded.file,
+        dir: &loaded.dir,
+        map,
+        diags: Vec::new(),
+        edges: BTreeMap::new(),
+        policy_files: BTreeMap::new(),
+    };
+    let stack = &loaded.stack;
+    check_settings(&mut c, &stack.stack);
+    for kind in Kind::ALL {
+        for name in names(stack, kind) {
+            if let Err(e) = kind.check_name(&name) {
+                c.err_key(FieldPath::of(&[kind.key(), &name]), e);
+            }
+        }
+    }
+    check_databases(&mut c, stack);
+    check_secrets(&mut c, stack);
+    check_proxies(&mut c, stack);
+    check_queues(&mut c, stack);
+    check_functions(&mut c, stack);
+    check_apis(&mut c, stack);
+    check_tables(&mut c, stack);
+    check_identities(&mut c, stack);
+    check_references(&mut c, stack, refs);
+    check_listeners(&mut c, stack);
+    let order = if c.diags.is_empty() {
+        order(&mut c, stack)
+    } else {
+        Vec::new()
+    };
+    let (diags, policy_files) = (c.diags, c.policy_files);
+    loaded.order = order;
+    loaded.policy_files = policy_files;
+    diags
+}
+
+fn check_settings(c: &mut Checker<'_>, s: &StackSettings) {
+    let region_ok = {
+        let parts: Vec<&str> = s.region.split('-').collect();
+        parts.len() >= 3
+            && parts.iter().all(|p| {
+                !p.is_empty()
+                    && p.chars()
+                        .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit())
+            })
+            && parts
+                .last()
+                .is_some_and(|p| p.chars().all(|ch| ch.is_ascii_digit()))
+    };
+    if !region_ok {
+        c.err(
+            FieldPath::of(&["stack", "region"]),
+            format!("expected a region like \"us-east-1\", found {:?}", s.region),
+        );
+    }
+    if s.account.len() != 12 || !s.account.chars().all(|ch| ch.is_ascii_digit()) {
+        c.err(
+            FieldPath::of(&["stack", "account"]),
+            format!("expected a 12-digit account id, found {:?}", s.account),
+        );
+    }
+    if !s.identity.enforce && !s.endpoint.ip().is_loopback() {
+        c.err(
+            FieldPath::of(&["stack", "identity", "enforce"]),
+            "identity enforcement may be turned off only while the endpoint listens on a loopback address",
+        );
+    }
+}
+
+/// Orders resources so that dependencies come first; reports a cycle if there is one.
+fn order(c: &mut Checker<'_>, stack: &Stack) -> Vec<ResourceId> {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mark {
+        Visiting,
+        Done,
+    }
+    let all: Vec<ResourceId> = Kind::ALL
+        .iter()
+        .flat_map(|k| {
+            names(stack, *k)
+                .into_iter()
+                .map(move |n| ResourceId::new(*k, n))
+        })
+        .collect();
+    let mut marks: HashMap<ResourceId, Mark> = HashMap::new();
+    let mut out = Vec::new();
+    let mut stack_path: Vec<(ResourceId, Option<FieldPath>)> = Vec::new();
+    let edges = c.edges.clone();
+
+    fn visit(
+        id: &ResourceId,
+        via: Option<FieldPath>,
+        edges: &BTreeMap<ResourceId, Vec<(ResourceId, FieldPath)>>,
+        marks: &mut HashMap<ResourceId, Mark>,
+        trail: &mut Vec<(ResourceId, Option<FieldPath>)>,
+        out: &mut Vec<ResourceId>,
+    ) -> Option<(Vec<ResourceId>, FieldPath)> {
+        match marks.get(id) {
+            Some(Mark::Done) => return None,
+            Some(Mark::Visiting) => {
+                let start = trail.iter().position(|(r, _)| r == id).unwrap_or(0);
+                let mut cycle: Vec<ResourceId> =
+                    trail[start..].iter().map(|(r, _)| r.clone()).collect();
+                cycle.push(id.clone());
+                let at = via
+                    .or_else(|| trail.get(start + 1).and_then(|(_, p)| p.clone()))
+                    .unwrap_or_default();
+                return Some((cycle, at));
+            }
+            None => {}
+        }
+        marks.insert(id.clone(), Mark::Visiting);
+        trail.push((id.clone(), via));
+        for (dep, path) in edges.get(id).map(Vec::as_slice).unwrap_or_default() {
+            if let Some(found) = visit(dep, Some(path.clone()), edges, marks, trail, out) {
+                return Some(found);
+            }
+        }
+        trail.pop();
+        marks.insert(id.clone(), Mark::Done);
+        out.push(id.clone());
+        None
+    }
+
+    for id in &all {
+        if let Some((cycle, at)) = visit(id, None, &edges, &mut marks, &mut stack_path, &mut out) {
+            let shown: Vec<String> = cycle.iter().map(ToString::to_string).collect();
+            c.err(at, format!("reference cycle: {}", shown.join(" -> ")));
+            return Vec::new();
+        }
+    }
+    out
+}
