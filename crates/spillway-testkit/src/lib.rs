@@ -77,3 +77,12 @@ pub fn eventually(timeout: std::time::Duration, mut f: impl FnMut() -> bool) -> 
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
+
+/// Loads the stack in `dir` and starts it in this process, as `spillway up` would (without the
+/// signal handling). Stop it with [`spillway_supervisor::Running::shutdown`].
+pub async fn up_in_process(dir: &std::path::Path) -> spillway_supervisor::Running {
+    let loaded = spillway_stack::load(dir).unwrap_or_else(|e| panic!("{e}"));
+    spillway_supervisor::start(&loaded, &|_| {})
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+}

@@ -89,3 +89,38 @@ fn shared_databases_are_unique_and_dropped() {
     m.sql("CREATE TABLE t (n int)");
     assert_eq!(m.sql("SELECT COUNT(*) FROM t").trim(), "0");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stack_runs_in_process_and_resolves_references() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(
+        dir.path().join("spillway.toml"),
+        "[databases.main]\nengine = \"postgres\"\nusers = [\"app\"]\n\n[secrets.app]\nusername = \"app\"\npassword = \"s3cret\"\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let running = spillway_testkit::up_in_process(dir.path()).await;
+    let get = |attr| {
+        running.lookup(spillway_stack::template::Reference {
+            kind: "databases",
+            name: "main",
+            attr,
+        })
+    };
+    let port = get("port").unwrap_or_default();
+    assert_eq!(
+        get("url"),
+        Some(format!("postgres://spillway@127.0.0.1:{port}/main"))
+    );
+    let url = format!("postgres://app:s3cret@127.0.0.1:{port}/main");
+    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    tokio::spawn(conn);
+    let one: i32 = client
+        .query_one("SELECT 1", &[])
+        .await
+        .map(|r| r.get(0))
+        .unwrap_or_default();
+    assert_eq!(one, 1);
+    running.shutdown().await;
+}

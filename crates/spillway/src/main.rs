@@ -21,5 +21,6 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    runtime.block_on(commands::run(cli.command))
+    let json_logs = matches!(cli.global.log_format, cli::LogFormat::Json);
+    runtime.block_on(commands::run(cli.command, json_logs))
 }

@@ -13,9 +13,9 @@ use crate::cli::Command;
 pub const EXIT_RUNTIME: u8 = 1;
 pub const EXIT_INPUT: u8 = 2;
 
-pub async fn run(command: Command) -> ExitCode {
+pub async fn run(command: Command, json_logs: bool) -> ExitCode {
     let code = match command {
-        Command::Up(args) => up::run(args).await,
+        Command::Up(args) => up::run(args, json_logs).await,
         Command::Validate(args) => validate::run(&args.dir),
         Command::Schema => schema::run(),
         Command::Init(args) => init::run(&args.dir, args.force),

@@ -8,7 +8,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use super::{EXIT_INPUT, EXIT_RUNTIME, init, print_load_error};
 use crate::cli::UpArgs;
 
-pub async fn run(args: UpArgs) -> u8 {
+pub async fn run(args: UpArgs, json_logs: bool) -> u8 {
     let file = stack_file(&args.dir);
     if !file.exists() && args.dir.is_dir() {
         if args.init || ask_to_init(&args.dir) {
@@ -46,7 +46,14 @@ pub async fn run(args: UpArgs) -> u8 {
     };
     let name = loaded.name();
     tracing::info!(stack = %name, file = %loaded.file.display(), "starting");
-    let progress = |line: &str| eprintln!("  {line}");
+    // Progress is for a person; in JSON mode it is a log event like everything else.
+    let progress = |line: &str| {
+        if json_logs {
+            tracing::info!(progress = true, "{line}");
+        } else {
+            eprintln!("  {line}");
+        }
+    };
     let started = tokio::select! {
         r = spillway_supervisor::start(&loaded, &progress) => r,
         _ = sigint.recv() => { eprintln!("interrupted during start"); return EXIT_RUNTIME; }
