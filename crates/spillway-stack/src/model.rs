@@ -350,9 +350,10 @@ pub struct Proxy {
     /// Share of the server's `max_connections` this proxy may open (1-100).
     #[serde(default = "default_max_connections_percent")]
     pub max_connections_percent: u8,
-    /// Share of the server's `max_connections` kept open while idle (0-100).
-    #[serde(default = "default_max_idle_connections_percent")]
-    pub max_idle_connections_percent: u8,
+    /// Share of the server's `max_connections` kept open while idle (0 to
+    /// max_connections_percent); RDS Proxy's default is half of max_connections_percent.
+    #[serde(default)]
+    pub max_idle_connections_percent: Option<u8>,
     /// An absolute cap on server connections, applied after the percentage.
     #[serde(default)]
     pub max_connections: Option<u32>,
@@ -381,9 +382,6 @@ fn default_idle_client_timeout() -> Duration {
 }
 fn default_max_connections_percent() -> u8 {
     100
-}
-fn default_max_idle_connections_percent() -> u8 {
-    50
 }
 fn default_borrow_timeout() -> Duration {
     Duration::from_secs(120)
@@ -1001,5 +999,13 @@ impl StatementList {
             StatementList::One(s) => std::slice::from_ref(s.as_ref()),
             StatementList::Many(v) => v,
         }
+    }
+}
+
+impl Proxy {
+    /// MaxIdleConnectionsPercent as RDS Proxy applies it: half of MaxConnectionsPercent unless set.
+    pub fn idle_connections_percent(&self) -> u8 {
+        self.max_idle_connections_percent
+            .unwrap_or(self.max_connections_percent / 2)
     }
 }

@@ -4,7 +4,9 @@
 
 pub mod databases;
 pub mod error;
+mod http;
 pub mod process;
+mod proxies;
 mod stack;
 pub mod state;
 

@@ -1,15 +1,22 @@
 //! Starting and stopping a whole stack in dependency order.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
+use spillway_proxy::metrics::Registry;
 use spillway_stack::model::SecretPassword;
 use spillway_stack::template::Reference;
 use spillway_stack::{Kind, LoadedStack, attrs};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 use crate::databases::{self, DbUser, ManagedSpec, RunningDatabase};
 use crate::error::SupervisorError;
+use crate::http;
+use crate::proxies::{self, RunningProxy};
 use crate::state::{GeneratedSecrets, StateLock};
 
 /// One row of the table `spillway up` prints.
@@ -20,17 +27,23 @@ pub struct Row {
     pub credentials: String,
 }
 
+type Values = HashMap<(Kind, String, String), String>;
+
 /// A started stack. Dropping it without [`Running::shutdown`] still stops the children (their
 /// parent-death signal fires when spillway exits), but not in order.
 pub struct Running {
     _lock: StateLock,
     databases: Vec<RunningDatabase>,
+    proxies: Vec<RunningProxy>,
+    http: Option<(SocketAddr, JoinHandle<()>)>,
+    shutdown: watch::Sender<bool>,
     rows: Vec<Row>,
     /// Resources declared in the stack that this build does not serve yet.
     pub not_served: Vec<String>,
     /// Values known at run time, for resolving `${...}` references.
-    values: HashMap<(Kind, String, String), String>,
+    values: Values,
     stack: spillway_stack::Stack,
+    pub registry: Arc<Registry>,
 }
 
 impl Running {
@@ -42,9 +55,19 @@ impl Running {
         self.databases.iter().map(|d| &d.endpoint)
     }
 
+    /// The address a proxy listens on (useful when the stack asked for port 0).
+    pub fn proxy_addr(&self, name: &str) -> Option<SocketAddr> {
+        self.proxies.iter().find(|p| p.name == name).map(|p| p.addr)
+    }
+
+    /// The address of spillway's own HTTP endpoint (health, metrics, pools).
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http.as_ref().map(|(a, _)| *a)
+    }
+
     /// The value of a reference, for services started later (functions' environments and so on).
     pub fn lookup(&self, r: Reference<'_>) -> Option<String> {
-        lookup(&self.values, &self.stack, r)
+        lookup_value(&self.values, &self.stack, r)
     }
 
     /// Resolves when a managed server exits on its own; says which and how.
@@ -67,11 +90,18 @@ impl Running {
 
     /// Stops everything in the reverse of the start order, then releases the state lock.
     pub async fn shutdown(self) {
-        stop_all(self.databases).await;
+        let _ = self.shutdown.send(true);
+        for p in self.proxies.into_iter().rev() {
+            let _ = tokio::time::timeout(Duration::from_secs(10), p.task).await;
+        }
+        if let Some((_, task)) = self.http {
+            let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+        }
+        stop_databases(self.databases).await;
     }
 }
 
-async fn stop_all(databases: Vec<RunningDatabase>) {
+async fn stop_databases(databases: Vec<RunningDatabase>) {
     for db in databases.into_iter().rev() {
         if let Some(p) = db.process {
             tracing::info!(database = %db.endpoint.resource, "stopping");
@@ -80,8 +110,8 @@ async fn stop_all(databases: Vec<RunningDatabase>) {
     }
 }
 
-fn lookup(
-    values: &HashMap<(Kind, String, String), String>,
+pub(crate) fn lookup_value(
+    values: &Values,
     stack: &spillway_stack::Stack,
     r: Reference<'_>,
 ) -> Option<String> {
@@ -110,9 +140,11 @@ pub async fn start(
     let state = loaded.state_dir();
     let lock = StateLock::acquire(&state)?;
     let stack = &loaded.stack;
-    let mut values: HashMap<(Kind, String, String), String> = HashMap::new();
+    let mut values: Values = HashMap::new();
     let mut generated = GeneratedSecrets::open(&state)?;
     let mut rows = Vec::new();
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let registry = Arc::new(Registry::default());
 
     // Secrets first: database users are made from them, and their values depend on nothing
     // that runs.
@@ -124,14 +156,13 @@ pub async fn start(
             Some(SecretPassword::Generate(g)) => {
                 Some(generated.get_or_generate(&format!("secrets/{name}"), g)?)
             }
-            Some(SecretPassword::Value(t)) => {
-                Some(t.resolve(&mut |r| lookup(&values, stack, r)).map_err(|e| {
-                    SupervisorError::Command {
+            Some(SecretPassword::Value(t)) => Some(
+                t.resolve(&mut |r| lookup_value(&values, stack, r))
+                    .map_err(|e| SupervisorError::Command {
                         what: format!("secrets.{name}.password"),
                         detail: e.to_string(),
-                    }
-                })?)
-            }
+                    })?,
+            ),
             None => None,
         };
         if let Some(p) = password {
@@ -150,71 +181,179 @@ pub async fn start(
         });
     }
 
-    let mut running: Vec<RunningDatabase> = Vec::new();
+    let mut running = Started {
+        databases: Vec::new(),
+        proxies: Vec::new(),
+    };
     let mut not_served = Vec::new();
     for id in &loaded.order {
         let result = match id.kind {
-            Kind::Database => start_database(loaded, &id.name, &values, progress).await,
+            Kind::Database => start_database(loaded, &id.name, &values, progress)
+                .await
+                .map(|db| {
+                    record_database(&mut values, &mut rows, id, &db);
+                    running.databases.push(db);
+                }),
+            Kind::Proxy => {
+                let p = &stack.proxies[&id.name];
+                let db = running
+                    .databases
+                    .iter()
+                    .find(|d| d.endpoint.resource == p.database)
+                    .map(|d| d.endpoint.clone());
+                match db {
+                    Some(db) => proxies::start(
+                        loaded,
+                        &id.name,
+                        &db,
+                        &values,
+                        &registry,
+                        shutdown_rx.clone(),
+                    )
+                    .await
+                    .map(|rp| match rp {
+                        Some(rp) => {
+                            rows.push(Row {
+                                resource: id.to_string(),
+                                endpoint: format!(
+                                    "postgres://{}/{} ({} pooling)",
+                                    rp.addr,
+                                    db.dbname,
+                                    format!("{:?}", p.pool_mode).to_lowercase()
+                                ),
+                                credentials: p
+                                    .auth
+                                    .iter()
+                                    .map(|a| format!("secrets.{}", a.secret))
+                                    .collect::<Vec<_>>()
+                                    .join(", "),
+                            });
+                            values.insert(
+                                (Kind::Proxy, id.name.clone(), "port".into()),
+                                rp.addr.port().to_string(),
+                            );
+                            values.insert(
+                                (Kind::Proxy, id.name.clone(), "endpoint".into()),
+                                rp.addr.to_string(),
+                            );
+                            running.proxies.push(rp);
+                        }
+                        None => not_served.push(format!("{id} (MySQL proxies are not built yet)")),
+                    }),
+                    None => {
+                        not_served.push(id.to_string());
+                        Ok(())
+                    }
+                }
+            }
             Kind::Secret => continue,
             _ => {
                 not_served.push(id.to_string());
                 continue;
             }
         };
-        match result {
-            Ok(db) => {
-                let e = &db.endpoint;
-                for (attr, v) in [
-                    ("engine", e.engine.as_str().to_owned()),
-                    ("host", e.host.clone()),
-                    ("port", e.port.to_string()),
-                    (
-                        "socket",
-                        e.socket
-                            .as_ref()
-                            .map(|s| s.display().to_string())
-                            .unwrap_or_default(),
-                    ),
-                    ("url", e.url()),
-                    ("name", e.dbname.clone()),
-                    ("endpoint", format!("{}:{}", e.host, e.port)),
-                ] {
-                    values.insert((Kind::Database, id.name.clone(), attr.into()), v);
-                }
-                let mut endpoint = e.url();
-                if let Some(s) = &e.socket {
-                    endpoint.push_str(&format!(" (socket {})", show(s)));
-                }
-                rows.push(Row {
-                    resource: id.to_string(),
-                    endpoint,
-                    credentials: e
-                        .admin_password_file
-                        .as_deref()
-                        .map_or_else(|| "from its url".to_owned(), show),
-                });
-                running.push(db);
-            }
-            Err(e) => {
-                stop_all(running).await;
-                return Err(e);
-            }
+        if let Err(e) = result {
+            let _ = shutdown.send(true);
+            stop_databases(running.databases).await;
+            return Err(e);
         }
     }
+
+    // spillway's own endpoint, once something is worth observing.
+    let http = if running.proxies.is_empty() {
+        None
+    } else {
+        let listener = match proxies::bind(stack.stack.endpoint, "stack.endpoint").await {
+            Ok(l) => l,
+            Err(e) => {
+                let _ = shutdown.send(true);
+                stop_databases(running.databases).await;
+                return Err(e);
+            }
+        };
+        let addr = listener
+            .local_addr()
+            .map_err(SupervisorError::io("stack.endpoint"))?;
+        let observed = Arc::new(http::Observed {
+            registry: Arc::clone(&registry),
+            targets: running
+                .proxies
+                .iter()
+                .map(|p| (p.name.clone(), Arc::clone(&p.target)))
+                .collect(),
+        });
+        rows.push(Row {
+            resource: "metrics".into(),
+            endpoint: format!("http://{addr}/_spillway/metrics"),
+            credentials: "-".into(),
+        });
+        Some((
+            addr,
+            tokio::spawn(http::serve(listener, observed, shutdown_rx.clone())),
+        ))
+    };
+
     Ok(Running {
         _lock: lock,
-        databases: running,
+        databases: running.databases,
+        proxies: running.proxies,
+        http,
+        shutdown,
         rows,
         not_served,
         values,
         stack: stack.clone(),
+        registry,
     })
+}
+
+struct Started {
+    databases: Vec<RunningDatabase>,
+    proxies: Vec<RunningProxy>,
+}
+
+fn record_database(
+    values: &mut Values,
+    rows: &mut Vec<Row>,
+    id: &spillway_stack::ResourceId,
+    db: &RunningDatabase,
+) {
+    let e = &db.endpoint;
+    for (attr, v) in [
+        ("engine", e.engine.as_str().to_owned()),
+        ("host", e.host.clone()),
+        ("port", e.port.to_string()),
+        (
+            "socket",
+            e.socket
+                .as_ref()
+                .map(|s| s.display().to_string())
+                .unwrap_or_default(),
+        ),
+        ("url", e.url()),
+        ("name", e.dbname.clone()),
+        ("endpoint", format!("{}:{}", e.host, e.port)),
+    ] {
+        values.insert((Kind::Database, id.name.clone(), attr.into()), v);
+    }
+    let mut endpoint = e.url();
+    if let Some(s) = &e.socket {
+        endpoint.push_str(&format!(" (socket {})", show(s)));
+    }
+    rows.push(Row {
+        resource: id.to_string(),
+        endpoint,
+        credentials: e
+            .admin_password_file
+            .as_deref()
+            .map_or_else(|| "from its url".to_owned(), show),
+    });
 }
 
 async fn start_database(
     loaded: &LoadedStack,
     name: &str,
-    values: &HashMap<(Kind, String, String), String>,
+    values: &Values,
     progress: &(dyn Fn(&str) + Sync),
 ) -> Result<RunningDatabase, SupervisorError> {
     let stack = &loaded.stack;
@@ -223,16 +362,23 @@ async fn start_database(
     let init: Vec<PathBuf> = db.init.iter().map(|p| loaded.path(p)).collect();
     if let Some(url) = &db.url {
         let url = url
-            .resolve(&mut |r| lookup(values, stack, r))
+            .resolve(&mut |r| lookup_value(values, stack, r))
             .map_err(|e| SupervisorError::External {
                 name: name.into(),
                 detail: format!("url: {e}"),
             })?;
         return databases::external::check(name, db.engine, &url, &dir, &init, db.apply_init).await;
     }
-    let users = db
-        .users
-        .iter()
+    // Logins: the database's own `users`, and every secret a proxy in front of it logs in with
+    // (RDS Proxy's model: the proxy uses the secret's credentials against the database).
+    let mut secrets: Vec<&String> = db.users.iter().collect();
+    for p in stack.proxies.values().filter(|p| p.database == name) {
+        secrets.extend(p.auth.iter().map(|a| &a.secret));
+    }
+    secrets.sort();
+    secrets.dedup();
+    let users = secrets
+        .into_iter()
         .filter_map(|secret| {
             let get = |attr: &str| {
                 values

@@ -177,12 +177,14 @@ pub(super) fn check_proxies(c: &mut Checker<'_>, stack: &Stack) {
             1,
             100,
         );
-        c.range(
-            at("max_idle_connections_percent"),
-            p.max_idle_connections_percent,
-            0,
-            p.max_connections_percent.max(1),
-        );
+        if let Some(idle) = p.max_idle_connections_percent {
+            c.range(
+                at("max_idle_connections_percent"),
+                idle,
+                0,
+                p.max_connections_percent,
+            );
+        }
         c.duration(
             at("connection_borrow_timeout"),
             p.connection_borrow_timeout,

@@ -1,0 +1,66 @@
+//! Accepting clients: the `allow_from` check (standing in for security groups: a refused peer
+//! is logged and counted, and never sees a byte), then a task per client.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::metrics::EndpointMetrics;
+use crate::pg::proxy::PgProxy;
+use crate::pg::{handshake, session};
+
+/// Serves PostgreSQL clients on `listener` until `shutdown` turns true.
+pub async fn serve(
+    listener: TcpListener,
+    proxy: Arc<PgProxy>,
+    metrics: Arc<EndpointMetrics>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let reaper = tokio::spawn({
+        let target = Arc::clone(&proxy.target);
+        let mut shutdown = shutdown.clone();
+        async move {
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(5)) => target.reap(),
+                    _ = shutdown.changed() => break,
+                }
+            }
+        }
+    });
+    loop {
+        let accepted = tokio::select! {
+            r = listener.accept() => r,
+            _ = shutdown.changed() => break,
+        };
+        let (stream, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                tracing::warn!("accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        metrics.client_connections_received.inc();
+        if !proxy.allowed(peer.ip()) {
+            metrics.client_connections_refused.inc();
+            tracing::warn!(peer = %peer, proxy = %metrics.proxy, "refused a connection from outside allow_from");
+            continue;
+        }
+        let _ = stream.set_nodelay(true);
+        let (proxy, metrics, shutdown) =
+            (Arc::clone(&proxy), Arc::clone(&metrics), shutdown.clone());
+        tokio::spawn(async move {
+            match handshake::handshake(stream, &proxy, &metrics).await {
+                Ok(Some(login)) => session::run(login, proxy, metrics, shutdown).await,
+                Ok(None) => {}
+                Err(e) => tracing::info!(peer = %peer, "client login failed: {e}"),
+            }
+        });
+    }
+    reaper.abort();
+    proxy.target.close_idle();
+}

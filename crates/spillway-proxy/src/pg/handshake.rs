@@ -1,0 +1,412 @@
+//! Client-facing start of a session: the startup packet (answering TLS and GSS encryption
+//! requests, forwarding cancel requests), then authentication against the proxy's users, then
+//! the parameters and key data a client expects before its first query.
+//!
+//! Failed logins all look the same to the client (SQLSTATE 28P01, no hint which part was wrong);
+//! the log says why.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Buf, BufMut, BytesMut};
+use spillway_stack::model::IamAuth;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::backend::ServerTarget;
+use super::codec::{self, Body, MAX_PREAUTH_MESSAGE, Severity, peek};
+use super::proxy::{ClientAuth, PgProxy, Settings, User};
+use super::scram::{self, Exchange, Verifier};
+use super::startup::{self, StartupPacket};
+use crate::metrics::EndpointMetrics;
+use crate::pool::PoolKey;
+
+/// How long a client may take from connecting to finishing authentication (PostgreSQL's
+/// authentication_timeout defaults to 60s; a pooler facing serverless storms wants less).
+pub const AUTH_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Startup parameters the proxy keeps in step on whichever server connection a client borrows.
+pub const TRACKED_PARAMS: &[&str] = &["client_encoding", "DateStyle", "TimeZone", "IntervalStyle"];
+
+pub struct LoggedIn {
+    pub stream: TcpStream,
+    /// Bytes the client sent after its startup packet (pipelined queries).
+    pub buf: BytesMut,
+    pub user: Arc<User>,
+    pub key: PoolKey,
+    pub server: ServerTarget,
+    pub tracked: Vec<(String, String)>,
+    pub settings: Arc<Settings>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HandshakeError {
+    #[error("client i/o: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("client closed the connection during startup")]
+    Closed,
+    #[error("client took longer than {0:?} to log in")]
+    Timeout(Duration),
+    #[error("{0}")]
+    Refused(String),
+}
+
+async fn fill(stream: &mut TcpStream, buf: &mut BytesMut, n: usize) -> Result<(), HandshakeError> {
+    while buf.len() < n {
+        if stream.read_buf(buf).await? == 0 {
+            return Err(HandshakeError::Closed);
+        }
+    }
+    Ok(())
+}
+
+async fn read_startup(
+    stream: &mut TcpStream,
+    buf: &mut BytesMut,
+) -> Result<StartupPacket, HandshakeError> {
+    fill(stream, buf, 4).await?;
+    let len = match startup::packet_len(buf) {
+        Ok(Some(l)) => l,
+        Ok(None) => return Err(HandshakeError::Closed),
+        Err(e) => return refuse(stream, "08P01", &e.to_string()).await,
+    };
+    fill(stream, buf, len).await?;
+    let packet = buf.split_to(len);
+    match startup::decode(&packet) {
+        Ok(p) => Ok(p),
+        Err(e) => refuse(stream, "08P01", &e.to_string()).await,
+    }
+}
+
+/// Sends a FATAL error and ends the handshake.
+async fn refuse<T>(stream: &mut TcpStream, code: &str, message: &str) -> Result<T, HandshakeError> {
+    let mut out = BytesMut::new();
+    codec::error_response(&mut out, Severity::Fatal, code, message);
+    let _ = stream.write_all(&out).await;
+    Err(HandshakeError::Refused(format!("{message} ({code})")))
+}
+
+/// Reads one password-type (`p`) message body during authentication.
+async fn read_password_message(
+    stream: &mut TcpStream,
+    buf: &mut BytesMut,
+) -> Result<BytesMut, HandshakeError> {
+    loop {
+        match peek(buf, MAX_PREAUTH_MESSAGE) {
+            Ok(Some((b'p', len))) if buf.len() >= len => {
+                let mut m = buf.split_to(len);
+                m.advance(5);
+                return Ok(m);
+            }
+            Ok(Some((b'p', _))) | Ok(None) => {}
+            Ok(Some((tag, _))) => {
+                return refuse(
+                    stream,
+                    "08P01",
+                    &format!(
+                        "expected a password message, got message type {:?}",
+                        tag as char
+                    ),
+                )
+                .await;
+            }
+            Err(e) => return refuse(stream, "08P01", &e.to_string()).await,
+        }
+        if stream.read_buf(buf).await? == 0 {
+            return Err(HandshakeError::Closed);
+        }
+    }
+}
+
+/// Runs the handshake. `Ok(None)` means the connection was a cancel request (handled) or was
+/// turned away politely.
+pub async fn handshake(
+    mut stream: TcpStream,
+    proxy: &Arc<PgProxy>,
+    metrics: &EndpointMetrics,
+) -> Result<Option<LoggedIn>, HandshakeError> {
+    match tokio::time::timeout(AUTH_TIMEOUT, run(&mut stream, proxy, metrics)).await {
+        Ok(Ok(Some((buf, user, key, server, tracked, settings)))) => Ok(Some(LoggedIn {
+            stream,
+            buf,
+            user,
+            key,
+            server,
+            tracked,
+            settings,
+        })),
+        Ok(Ok(None)) => Ok(None),
+        Ok(Err(e)) => Err(e),
+        Err(_) => {
+            let mut out = BytesMut::new();
+            codec::error_response(
+                &mut out,
+                Severity::Fatal,
+                "08006",
+                "authentication timed out",
+            );
+            let _ = stream.write_all(&out).await;
+            Err(HandshakeError::Timeout(AUTH_TIMEOUT))
+        }
+    }
+}
+
+type Session = (
+    BytesMut,
+    Arc<User>,
+    PoolKey,
+    ServerTarget,
+    Vec<(String, String)>,
+    Arc<Settings>,
+);
+
+async fn run(
+    stream: &mut TcpStream,
+    proxy: &Arc<PgProxy>,
+    metrics: &EndpointMetrics,
+) -> Result<Option<Session>, HandshakeError> {
+    let mut buf = BytesMut::with_capacity(1024);
+    let mut asked_ssl = false;
+    let mut asked_gss = false;
+    let params = loop {
+        match read_startup(stream, &mut buf).await? {
+            StartupPacket::Ssl if !asked_ssl => {
+                asked_ssl = true;
+                // TLS is not configured on this listener: the client may go on in plaintext.
+                stream.write_all(b"N").await?;
+            }
+            StartupPacket::GssEnc if !asked_gss => {
+                asked_gss = true;
+                stream.write_all(b"N").await?;
+            }
+            StartupPacket::Ssl | StartupPacket::GssEnc => {
+                return refuse(stream, "08P01", "duplicate encryption request").await;
+            }
+            StartupPacket::Cancel { pid, secret } => {
+                proxy.cancel.cancel(pid, secret).await;
+                return Ok(None);
+            }
+            StartupPacket::Unsupported(v) => {
+                return refuse(
+                    stream,
+                    "0A000",
+                    &format!(
+                        "unsupported frontend protocol {}.{}: the proxy speaks 3.0",
+                        v >> 16,
+                        v & 0xffff
+                    ),
+                )
+                .await;
+            }
+            StartupPacket::Startup { params } => break params,
+        }
+    };
+    metrics.client_connections_no_tls.inc();
+    let get = |k: &str| {
+        params
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.clone())
+    };
+    let Some(user_name) = get("user") else {
+        return refuse(
+            stream,
+            "28000",
+            "no PostgreSQL user name specified in startup packet",
+        )
+        .await;
+    };
+    if get("replication").is_some_and(|r| r != "false" && r != "0" && r != "off") {
+        return refuse(
+            stream,
+            "0A000",
+            "replication connections are not supported through the proxy",
+        )
+        .await;
+    }
+    let settings = proxy.settings();
+    let database = get("database")
+        .filter(|d| !d.is_empty())
+        .or_else(|| settings.default_database.clone())
+        .unwrap_or_else(|| user_name.clone());
+
+    let user = match authenticate(stream, &mut buf, proxy, &settings, &user_name).await? {
+        Some(u) => u,
+        None => {
+            metrics.client_connections_setup_failed_auth.inc();
+            return refuse(
+                stream,
+                "28P01",
+                &format!("password authentication failed for user \"{user_name}\""),
+            )
+            .await;
+        }
+    };
+
+    let key = PoolKey {
+        database: database.clone(),
+        user: user.name.clone(),
+    };
+    let server = ServerTarget {
+        host: settings.server_host.clone(),
+        port: settings.server_port,
+        database,
+        user: user.name.clone(),
+        password: user.password.clone(),
+        init_query: settings.init_query.clone(),
+        connect_timeout: settings.connect_timeout,
+    };
+    // The server's parameters, learnt from one connection per pool (which also proves the
+    // database exists and the secret's credentials work before the client sends a query).
+    let cached = proxy
+        .server_params
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(&key)
+        .cloned();
+    let server_params = match cached {
+        Some(p) => p,
+        None => match proxy.target.borrow(&key, &server).await {
+            Ok(mut g) => {
+                let p = g.conn().params.clone();
+                proxy
+                    .server_params
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(key.clone(), p.clone());
+                p
+            }
+            Err(crate::pool::BorrowError::Connect(e)) => {
+                tracing::warn!(user = %user.name, database = %key.database, "cannot open a server connection: {e}");
+                let text = match &e {
+                    super::backend::BackendError::Refused { message, .. } => message.clone(),
+                    _ => "the database is not reachable".to_owned(),
+                };
+                return refuse(stream, e.sqlstate(), &text).await;
+            }
+            Err(e) => return refuse(stream, "53300", &e.to_string()).await,
+        },
+    };
+    let tracked: Vec<(String, String)> = TRACKED_PARAMS
+        .iter()
+        .filter_map(|k| get(k).map(|v| ((*k).to_owned(), v)))
+        .collect();
+
+    let mut out = BytesMut::with_capacity(512);
+    codec::auth_request(&mut out, 0, &[]);
+    for (k, v) in &server_params {
+        let client_value = tracked
+            .iter()
+            .find(|(tk, _)| tk.as_bytes().eq_ignore_ascii_case(k))
+            .map(|(_, v)| v.as_bytes());
+        let app = (k.as_slice() == b"application_name")
+            .then(|| get("application_name"))
+            .flatten();
+        let value = client_value
+            .or(app.as_deref().map(str::as_bytes))
+            .unwrap_or(v);
+        codec::parameter_status(&mut out, k, value);
+    }
+    stream.write_all(&out).await?;
+    metrics.client_connections_setup_succeeded.inc();
+    Ok(Some((buf, user, key, server, tracked, settings)))
+}
+
+/// Returns the user on success, `None` on any authentication failure.
+async fn authenticate(
+    stream: &mut TcpStream,
+    buf: &mut BytesMut,
+    proxy: &Arc<PgProxy>,
+    settings: &Settings,
+    name: &str,
+) -> Result<Option<Arc<User>>, HandshakeError> {
+    let user = settings.users.get(name).cloned();
+    let iam = user.as_ref().map_or(IamAuth::Disabled, |u| u.iam);
+    if iam != IamAuth::Disabled {
+        // IAM tokens arrive as cleartext passwords.
+        let mut out = BytesMut::new();
+        codec::auth_request(&mut out, 3, &[]);
+        stream.write_all(&out).await?;
+        let body = read_password_message(stream, buf).await?;
+        let given = Body::new(&body).cstr("password").unwrap_or_default();
+        let given = String::from_utf8_lossy(given);
+        let Some(user) = user else { return Ok(None) };
+        let by_token = proxy.iam.as_ref().is_some_and(|v| v.verify(name, &given));
+        let by_password =
+            iam == IamAuth::Optional && constant_eq(given.as_bytes(), user.password.as_bytes());
+        if !(by_token || by_password) {
+            tracing::info!(
+                user = name,
+                iam_verifier = proxy.iam.is_some(),
+                "IAM login refused"
+            );
+        }
+        return Ok((by_token || by_password).then_some(user));
+    }
+    match settings.client_auth {
+        ClientAuth::Md5 => {
+            let salt: [u8; 4] = rand::random();
+            let mut out = BytesMut::new();
+            codec::auth_request(&mut out, 5, &salt);
+            stream.write_all(&out).await?;
+            let body = read_password_message(stream, buf).await?;
+            let given = Body::new(&body).cstr("password").unwrap_or_default();
+            let Some(user) = user else { return Ok(None) };
+            let expected = scram::md5_response(&user.name, &user.password, salt);
+            Ok(constant_eq(given, expected.as_bytes()).then_some(user))
+        }
+        ClientAuth::ScramSha256 => {
+            let mut out = BytesMut::new();
+            let mut mechanisms = BytesMut::new();
+            codec::put_cstr(&mut mechanisms, scram::MECHANISM.as_bytes());
+            mechanisms.put_u8(0);
+            codec::auth_request(&mut out, 10, &mechanisms);
+            stream.write_all(&out).await?;
+            // An unknown user goes through the same exchange with a verifier nobody can match.
+            let dummy;
+            let verifier = match &user {
+                Some(u) => &u.verifier,
+                None => {
+                    dummy = Verifier::with_salt(
+                        &format!("{:x}", rand::random::<u128>()),
+                        vec![0; 16],
+                        1,
+                    );
+                    &dummy
+                }
+            };
+            let body = read_password_message(stream, buf).await?;
+            let mut b = Body::new(&body);
+            let mechanism = b.cstr("SASLInitialResponse").unwrap_or_default();
+            let len = b.i32("SASLInitialResponse").unwrap_or(-1);
+            let data = b.remaining();
+            if mechanism != scram::MECHANISM.as_bytes() || len < 0 || len as usize != data.len() {
+                return refuse(stream, "08P01", "malformed SASL initial response").await;
+            }
+            let Ok((exchange, server_first)) = Exchange::start(data, verifier) else {
+                return refuse(stream, "08P01", "malformed SCRAM message").await;
+            };
+            let mut out = BytesMut::new();
+            codec::auth_request(&mut out, 11, server_first.as_bytes());
+            stream.write_all(&out).await?;
+            let body = read_password_message(stream, buf).await?;
+            match (exchange.finish(&body, verifier), user) {
+                (Ok(server_final), Some(user)) => {
+                    let mut out = BytesMut::new();
+                    codec::auth_request(&mut out, 12, server_final.as_bytes());
+                    stream.write_all(&out).await?;
+                    Ok(Some(user))
+                }
+                (Err(e), _) => {
+                    tracing::debug!(user = name, "SCRAM failed: {e}");
+                    Ok(None)
+                }
+                (Ok(_), None) => Ok(None),
+            }
+        }
+    }
+}
+
+fn constant_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}

@@ -1,0 +1,13 @@
+//! The PostgreSQL proxy: client-facing (`handshake`, `session`) and server-facing (`backend`)
+//! code apart, joined by the pool; wire format in `codec`, `startup`, `messages`.
+
+pub mod backend;
+pub mod codec;
+pub mod handshake;
+pub mod messages;
+pub mod pinning;
+pub mod prepared;
+pub mod proxy;
+pub mod scram;
+pub mod session;
+pub mod startup;

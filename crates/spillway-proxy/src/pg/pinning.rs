@@ -1,0 +1,365 @@
+//! Which statements change session state and so pin a client to its server connection, as RDS
+//! Proxy documents for PostgreSQL: session-level `SET`/`RESET`, `LISTEN`, temporary tables,
+//! sequences and views, `DECLARE ... WITH HOLD`, session advisory locks, `PREPARE`, `LOAD`,
+//! `DISCARD`, `set_config(...)`, and statements longer than [`SIZE_LIMIT`].
+//!
+//! The classifier is a tokenizer, not a parser: it skips comments, string literals (standard,
+//! `E''`, dollar-quoted) and quoted identifiers, splits on `;`, and looks at the leading keywords
+//! of each statement and at function names. It errs towards pinning: a false pin costs
+//! multiplexing, a missed pin corrupts another client's session.
+
+use std::fmt;
+
+/// Statements longer than this pin (their text is not classified).
+pub const SIZE_LIMIT: usize = 16 * 1024;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PinReason {
+    Set,
+    Listen,
+    TemporaryObject,
+    CursorWithHold,
+    AdvisoryLock,
+    Prepare,
+    Load,
+    Discard,
+    SetConfig,
+    StatementSize,
+}
+
+impl fmt::Display for PinReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            PinReason::Set => "SET of a session variable",
+            PinReason::Listen => "LISTEN",
+            PinReason::TemporaryObject => "a temporary table, sequence or view",
+            PinReason::CursorWithHold => "DECLARE ... WITH HOLD",
+            PinReason::AdvisoryLock => "a session advisory lock",
+            PinReason::Prepare => "PREPARE",
+            PinReason::Load => "LOAD",
+            PinReason::Discard => "DISCARD",
+            PinReason::SetConfig => "set_config()",
+            PinReason::StatementSize => "a statement above the size limit",
+        })
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Filters {
+    /// RDS Proxy's EXCLUDE_VARIABLE_SETS.
+    pub exclude_variable_sets: bool,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Token<'a> {
+    Word(&'a str),
+    /// An identifier immediately followed by `(`.
+    Call(&'a str),
+    Semicolon,
+    Other,
+}
+
+fn tokens(sql: &str) -> Vec<Token<'_>> {
+    let b = sql.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        match c {
+            b'-' if b.get(i + 1) == Some(&b'-') => {
+                while i < b.len() && b[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            b'/' if b.get(i + 1) == Some(&b'*') => {
+                let mut depth = 1;
+                i += 2;
+                while i < b.len() && depth > 0 {
+                    if b[i] == b'/' && b.get(i + 1) == Some(&b'*') {
+                        depth += 1;
+                        i += 2;
+                    } else if b[i] == b'*' && b.get(i + 1) == Some(&b'/') {
+                        depth -= 1;
+                        i += 2;
+                    } else {
+                        i += 1;
+                    }
+                }
+            }
+            b'\'' => {
+                let escapes = i > 0 && matches!(b[i - 1], b'E' | b'e');
+                i += 1;
+                while i < b.len() {
+                    if escapes && b[i] == b'\\' {
+                        i += 2;
+                        continue;
+                    }
+                    if b[i] == b'\'' {
+                        if b.get(i + 1) == Some(&b'\'') {
+                            i += 2;
+                            continue;
+                        }
+                        break;
+                    }
+                    i += 1;
+                }
+                i += 1;
+                out.push(Token::Other);
+            }
+            b'"' => {
+                i += 1;
+                while i < b.len() {
+                    if b[i] == b'"' {
+                        if b.get(i + 1) == Some(&b'"') {
+                            i += 2;
+                            continue;
+                        }
+                        break;
+                    }
+                    i += 1;
+                }
+                i += 1;
+                out.push(Token::Other);
+            }
+            b'$' => {
+                // $tag$ ... $tag$ (a positional parameter like $1 is not a quote).
+                let start = i;
+                let positional = b.get(i + 1).is_some_and(u8::is_ascii_digit);
+                let mut j = i + 1;
+                while !positional && j < b.len() && (b[j].is_ascii_alphanumeric() || b[j] == b'_') {
+                    j += 1;
+                }
+                if !positional && j < b.len() && b[j] == b'$' {
+                    let tag = &sql[start..=j];
+                    match sql[j + 1..].find(tag) {
+                        Some(end) => i = j + 1 + end + tag.len(),
+                        None => i = b.len(),
+                    }
+                    out.push(Token::Other);
+                } else {
+                    i = j.max(i + 1);
+                    out.push(Token::Other);
+                }
+            }
+            b';' => {
+                out.push(Token::Semicolon);
+                i += 1;
+            }
+            c if c.is_ascii_alphabetic() || c == b'_' => {
+                let start = i;
+                while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_' || b[i] == b'$')
+                {
+                    i += 1;
+                }
+                let word = &sql[start..i];
+                let mut k = i;
+                while k < b.len() && b[k].is_ascii_whitespace() {
+                    k += 1;
+                }
+                if b.get(k) == Some(&b'(') {
+                    out.push(Token::Call(word));
+                } else {
+                    out.push(Token::Word(word));
+                }
+            }
+            c if c.is_ascii_whitespace() => i += 1,
+            _ => {
+                out.push(Token::Other);
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+fn word<'a>(t: Option<&Token<'a>>) -> Option<&'a str> {
+    match t {
+        Some(Token::Word(w)) | Some(Token::Call(w)) => Some(w),
+        _ => None,
+    }
+}
+
+fn is(t: Option<&Token<'_>>, kw: &str) -> bool {
+    word(t).is_some_and(|w| w.eq_ignore_ascii_case(kw))
+}
+
+/// Why `sql` pins the session, or `None` if it does not.
+pub fn classify(sql: &str, filters: Filters) -> Option<PinReason> {
+    if sql.len() > SIZE_LIMIT {
+        return Some(PinReason::StatementSize);
+    }
+    let toks = tokens(sql);
+    for stmt in toks.split(|t| *t == Token::Semicolon) {
+        if let Some(r) = classify_statement(stmt, filters) {
+            return Some(r);
+        }
+    }
+    None
+}
+
+fn classify_statement(t: &[Token<'_>], filters: Filters) -> Option<PinReason> {
+    for tok in t {
+        if let Token::Call(name) = tok {
+            let n = name.to_ascii_lowercase();
+            if (n.starts_with("pg_advisory_lock") || n.starts_with("pg_try_advisory_lock"))
+                && !n.contains("xact")
+            {
+                return Some(PinReason::AdvisoryLock);
+            }
+            if n == "set_config" && !filters.exclude_variable_sets {
+                return Some(PinReason::SetConfig);
+            }
+        }
+    }
+    let first = t.first();
+    if is(first, "set") || is(first, "reset") {
+        let second = t.get(1);
+        // SET LOCAL and SET TRANSACTION / SET CONSTRAINTS last only for the transaction.
+        if is(second, "local") || is(second, "transaction") || is(second, "constraints") {
+            return None;
+        }
+        if is(second, "session") && is(t.get(2), "characteristics") {
+            return Some(PinReason::Set);
+        }
+        return (!filters.exclude_variable_sets).then_some(PinReason::Set);
+    }
+    if is(first, "listen") {
+        return Some(PinReason::Listen);
+    }
+    if is(first, "prepare") {
+        return Some(PinReason::Prepare);
+    }
+    if is(first, "load") {
+        return Some(PinReason::Load);
+    }
+    if is(first, "discard") {
+        return Some(PinReason::Discard);
+    }
+    if is(first, "create") {
+        let mut i = 1;
+        if is(t.get(i), "or") && is(t.get(i + 1), "replace") {
+            i += 2;
+        }
+        if is(t.get(i), "global") || is(t.get(i), "local") {
+            i += 1;
+        }
+        if is(t.get(i), "temp") || is(t.get(i), "temporary") {
+            return Some(PinReason::TemporaryObject);
+        }
+        return None;
+    }
+    if is(first, "declare") {
+        let hold = t
+            .windows(2)
+            .any(|w| is(w.first(), "with") && is(w.get(1), "hold"));
+        return hold.then_some(PinReason::CursorWithHold);
+    }
+    if is(first, "select") {
+        // SELECT ... INTO TEMP t
+        let into_temp = t
+            .windows(2)
+            .any(|w| is(w.first(), "into") && (is(w.get(1), "temp") || is(w.get(1), "temporary")));
+        return into_temp.then_some(PinReason::TemporaryObject);
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pin(sql: &str) -> Option<PinReason> {
+        classify(sql, Filters::default())
+    }
+
+    #[test]
+    fn session_state_pins() {
+        assert_eq!(pin("SET search_path = app"), Some(PinReason::Set));
+        assert_eq!(
+            pin("set session statement_timeout to 5"),
+            Some(PinReason::Set)
+        );
+        assert_eq!(pin("RESET ALL"), Some(PinReason::Set));
+        assert_eq!(pin("LISTEN jobs"), Some(PinReason::Listen));
+        assert_eq!(
+            pin("create temp table t (x int)"),
+            Some(PinReason::TemporaryObject)
+        );
+        assert_eq!(
+            pin("CREATE GLOBAL TEMPORARY TABLE t (x int)"),
+            Some(PinReason::TemporaryObject)
+        );
+        assert_eq!(
+            pin("CREATE OR REPLACE TEMP VIEW v AS SELECT 1"),
+            Some(PinReason::TemporaryObject)
+        );
+        assert_eq!(
+            pin("select * into temp t from x"),
+            Some(PinReason::TemporaryObject)
+        );
+        assert_eq!(
+            pin("DECLARE c CURSOR WITH HOLD FOR SELECT 1"),
+            Some(PinReason::CursorWithHold)
+        );
+        assert_eq!(
+            pin("SELECT pg_advisory_lock(42)"),
+            Some(PinReason::AdvisoryLock)
+        );
+        assert_eq!(
+            pin("select pg_try_advisory_lock_shared (1)"),
+            Some(PinReason::AdvisoryLock)
+        );
+        assert_eq!(pin("PREPARE p AS SELECT 1"), Some(PinReason::Prepare));
+        assert_eq!(pin("LOAD 'auto_explain'"), Some(PinReason::Load));
+        assert_eq!(pin("DISCARD ALL"), Some(PinReason::Discard));
+        assert_eq!(
+            pin("SELECT set_config('a.b', 'c', false)"),
+            Some(PinReason::SetConfig)
+        );
+        assert_eq!(pin("select 1; set x = 1"), Some(PinReason::Set));
+        assert_eq!(
+            pin(&format!("select '{}'", "x".repeat(SIZE_LIMIT))),
+            Some(PinReason::StatementSize)
+        );
+    }
+
+    #[test]
+    fn transaction_scoped_and_ordinary_statements_do_not_pin() {
+        for sql in [
+            "SET LOCAL search_path = app",
+            "SET TRANSACTION ISOLATION LEVEL SERIALIZABLE",
+            "SET CONSTRAINTS ALL DEFERRED",
+            "SELECT pg_advisory_xact_lock(1)",
+            "DECLARE c CURSOR FOR SELECT 1",
+            "CREATE TABLE t (x int)",
+            "select * from users where name = 'SET x'",
+            "select $$ LISTEN x $$, $tag$ ; set y = 1 $tag$",
+            "select E'it\\'s; set x = 1'",
+            "select \"set\" from t -- ; set x = 1",
+            "/* LISTEN /* nested */ x */ select 1",
+            "SELECT $1::int",
+            "BEGIN; UPDATE t SET x = 1; COMMIT",
+        ] {
+            assert_eq!(pin(sql), None, "{sql}");
+        }
+    }
+
+    #[test]
+    fn the_variable_set_filter_excludes_sets_only() {
+        let f = Filters {
+            exclude_variable_sets: true,
+        };
+        assert_eq!(classify("SET search_path = app", f), None);
+        assert_eq!(classify("SELECT set_config('a.b', 'c', false)", f), None);
+        assert_eq!(classify("LISTEN x", f), Some(PinReason::Listen));
+    }
+
+    #[test]
+    fn garbage_never_panics() {
+        for sql in [
+            "'", "\"", "$", "$a", "$a$", "/*", "E'\\", "--", "\u{0}", "ß(", "$1$",
+        ] {
+            let _ = pin(sql);
+        }
+    }
+}

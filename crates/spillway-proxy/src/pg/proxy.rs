@@ -1,0 +1,159 @@
+//! One PostgreSQL proxy's runtime settings and shared state, built from the stack (or the
+//! one-line command) and swapped whole on reload, so a session sees one consistent version.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use spillway_stack::model::{IamAuth, PoolMode};
+
+use super::pinning::Filters;
+use super::scram::Verifier;
+use crate::cancel::CancelRegistry;
+use crate::pool::{PoolKey, Target};
+
+/// A login the proxy accepts (one per secret), with the verifier derived once.
+pub struct User {
+    pub name: String,
+    pub password: String,
+    pub verifier: Verifier,
+    pub iam: IamAuth,
+}
+
+impl User {
+    pub fn new(name: &str, password: &str, iam: IamAuth) -> Self {
+        Self {
+            name: name.into(),
+            password: password.into(),
+            verifier: Verifier::new(password),
+            iam,
+        }
+    }
+}
+
+impl std::fmt::Debug for User {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "User({})", self.name)
+    }
+}
+
+/// How clients prove their password.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClientAuth {
+    ScramSha256,
+    Md5,
+}
+
+/// Verifies RDS IAM authentication tokens (sent as cleartext passwords). The identity layer
+/// provides it; without one, IAM logins are refused.
+pub trait IamVerifier: Send + Sync {
+    /// Whether `token` is a valid, unexpired token that allows `rds-db:connect` as `user`.
+    fn verify(&self, user: &str, token: &str) -> bool;
+}
+
+#[derive(Debug)]
+pub struct Settings {
+    pub proxy: String,
+    pub server_host: String,
+    pub server_port: u16,
+    /// The database clients get when they do not name one (else the user name, as PostgreSQL).
+    pub default_database: Option<String>,
+    pub users: HashMap<String, Arc<User>>,
+    pub mode: PoolMode,
+    pub filters: Filters,
+    pub idle_client_timeout: Duration,
+    pub init_query: Option<String>,
+    pub client_auth: ClientAuth,
+    pub allow_from: Vec<(IpAddr, u8)>,
+    pub connect_timeout: Duration,
+}
+
+/// ParameterStatus name/value pairs.
+pub type ServerParams = Vec<(Vec<u8>, Vec<u8>)>;
+
+pub struct PgProxy {
+    settings: RwLock<Arc<Settings>>,
+    pub target: Arc<Target>,
+    pub cancel: Arc<CancelRegistry>,
+    pub iam: Option<Arc<dyn IamVerifier>>,
+    /// ParameterStatus values of each pool's server, replayed to clients at login.
+    pub server_params: Mutex<HashMap<PoolKey, ServerParams>>,
+}
+
+impl PgProxy {
+    pub fn new(
+        settings: Settings,
+        target: Arc<Target>,
+        iam: Option<Arc<dyn IamVerifier>>,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            settings: RwLock::new(Arc::new(settings)),
+            target,
+            cancel: Arc::new(CancelRegistry::default()),
+            iam,
+            server_params: Mutex::new(HashMap::new()),
+        })
+    }
+
+    pub fn settings(&self) -> Arc<Settings> {
+        Arc::clone(&self.settings.read().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Swaps in new settings; sessions already running keep the version they started with.
+    pub fn reload(&self, settings: Settings) {
+        *self.settings.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(settings);
+    }
+
+    /// Whether a peer may connect (empty `allow_from` allows everyone).
+    pub fn allowed(&self, ip: IpAddr) -> bool {
+        let s = self.settings();
+        s.allow_from.is_empty()
+            || s.allow_from
+                .iter()
+                .any(|(net, len)| in_network(ip, *net, *len))
+    }
+}
+
+pub fn in_network(ip: IpAddr, net: IpAddr, len: u8) -> bool {
+    let ip = match (ip, net) {
+        (IpAddr::V6(v6), IpAddr::V4(_)) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+        _ => ip,
+    };
+    match (ip, net) {
+        (IpAddr::V4(a), IpAddr::V4(n)) => {
+            let mask = if len == 0 {
+                0
+            } else {
+                u32::MAX << (32 - u32::from(len.min(32)))
+            };
+            u32::from(a) & mask == u32::from(n) & mask
+        }
+        (IpAddr::V6(a), IpAddr::V6(n)) => {
+            let mask = if len == 0 {
+                0
+            } else {
+                u128::MAX << (128 - u32::from(len.min(128)))
+            };
+            u128::from(a) & mask == u128::from(n) & mask
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cidr_matching() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap_or(IpAddr::from([0, 0, 0, 0]));
+        assert!(in_network(ip("10.1.2.3"), ip("10.0.0.0"), 8));
+        assert!(!in_network(ip("11.1.2.3"), ip("10.0.0.0"), 8));
+        assert!(in_network(ip("127.0.0.1"), ip("127.0.0.1"), 32));
+        assert!(in_network(ip("::ffff:127.0.0.1"), ip("127.0.0.0"), 8));
+        assert!(in_network(ip("1.2.3.4"), ip("0.0.0.0"), 0));
+        assert!(in_network(ip("fd00::1"), ip("fd00::"), 8));
+        assert!(!in_network(ip("fe00::1"), ip("fd00::"), 8));
+    }
+}

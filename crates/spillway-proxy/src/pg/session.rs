@@ -1,0 +1,684 @@
+//! A logged-in client: the loop that moves its messages to a borrowed server connection and the
+//! answers back, borrowing at the first message of a transaction and giving the server back at
+//! the ReadyForQuery that ends it (transaction pooling), unless the client pinned it or the proxy
+//! runs in session mode.
+//!
+//! Messages are framed, not decoded: only Query/Parse text (for pinning), statement names (for
+//! prepared statements) and ReadyForQuery status are read. Bytes move in batches, and large
+//! messages (COPY data, big rows) stream through without being buffered whole. Reads and writes
+//! on both sockets are multiplexed in one task with readiness events, so neither side can
+//! deadlock the other by filling its buffers.
+
+use std::collections::VecDeque;
+use std::io;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::{BufMut, BytesMut};
+use spillway_stack::model::PoolMode;
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+
+use super::backend::ServerTarget;
+use super::codec::{self, MAX_MESSAGE, Severity, peek};
+use super::handshake::LoggedIn;
+use super::messages::{Bind, Parse, Target as NameTarget, query_text};
+use super::pinning::{self, Filters, PinReason};
+use super::prepared::{ClientStatements, Statement, server_name};
+use super::proxy::{PgProxy, Settings};
+use crate::cancel::{CancelSlot, ServerKey};
+use crate::metrics::EndpointMetrics;
+use crate::pool::{BorrowError, Guard, PoolKey};
+
+/// Stop reading one side while this much waits to be written to the other (backpressure).
+const HIGH_WATER: usize = 256 * 1024;
+/// Server messages larger than this stream through instead of being framed whole.
+const STREAM_THRESHOLD: usize = 64 * 1024;
+
+enum Step {
+    /// Nothing more to do with what is buffered.
+    Idle,
+    /// The next message needs a server connection.
+    NeedServer,
+    /// The client sent Terminate.
+    Terminate,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum SessionError {
+    #[error("protocol violation: {0}")]
+    Protocol(String),
+    #[error("client i/o: {0}")]
+    Client(io::Error),
+}
+
+pub struct Session {
+    client: TcpStream,
+    cbuf: BytesMut,
+    to_client: BytesMut,
+    to_server: BytesMut,
+    server: Option<Guard>,
+    settings: Arc<Settings>,
+    key: PoolKey,
+    target: ServerTarget,
+    tracked: Vec<(String, String)>,
+    proxy: Arc<PgProxy>,
+    metrics: Arc<EndpointMetrics>,
+    cancel: CancelSlot,
+    /// Last ReadyForQuery status from the server ('I', 'T' or 'E').
+    status: u8,
+    /// Queries and Syncs sent whose ReadyForQuery has not come back.
+    outstanding: u32,
+    batches_sent: u64,
+    batches_done: u64,
+    pinned: Option<PinReason>,
+    /// Session state changed (for the reset decision in session mode).
+    dirty: bool,
+    statements: ClientStatements,
+    /// Replies to messages the proxy injected, to drop: (batch, tag).
+    swallow: VecDeque<(u64, u8)>,
+    /// Statements whose Parse is in flight; forgotten on error (they may not exist).
+    parses_in_flight: Vec<u64>,
+    client_streaming: usize,
+    server_streaming: usize,
+    query_started: Option<Instant>,
+    in_transaction: bool,
+}
+
+enum Event {
+    ClientReadable(io::Result<()>),
+    ServerReadable(io::Result<()>),
+    ClientWritable(io::Result<()>),
+    ServerWritable(io::Result<()>),
+    IdleTimeout,
+    Shutdown,
+}
+
+/// Runs a client session to its end.
+pub async fn run(
+    login: LoggedIn,
+    proxy: Arc<PgProxy>,
+    metrics: Arc<EndpointMetrics>,
+    shutdown: watch::Receiver<bool>,
+) {
+    let cancel = proxy.cancel.register();
+    let mut s = Session {
+        client: login.stream,
+        cbuf: login.buf,
+        to_client: BytesMut::with_capacity(16 * 1024),
+        to_server: BytesMut::with_capacity(16 * 1024),
+        server: None,
+        settings: login.settings,
+        key: login.key,
+        target: login.server,
+        tracked: login.tracked,
+        proxy,
+        metrics,
+        cancel,
+        status: b'I',
+        outstanding: 0,
+        batches_sent: 0,
+        batches_done: 0,
+        pinned: None,
+        dirty: false,
+        statements: ClientStatements::default(),
+        swallow: VecDeque::new(),
+        parses_in_flight: Vec::new(),
+        client_streaming: 0,
+        server_streaming: 0,
+        query_started: None,
+        in_transaction: false,
+    };
+    codec::backend_key_data(&mut s.to_client, s.cancel.pid, s.cancel.secret);
+    codec::ready_for_query(&mut s.to_client, b'I');
+    s.metrics.client_connections.add(1);
+    if let Err(e) = s.main_loop(shutdown).await {
+        tracing::debug!(user = %s.key.user, "session ended: {e}");
+    }
+    s.finish().await;
+    s.metrics.client_connections.add(-1);
+}
+
+fn flush(stream: &TcpStream, buf: &mut BytesMut) -> io::Result<()> {
+    while !buf.is_empty() {
+        match stream.try_write(buf) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => {
+                let _ = buf.split_to(n);
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Reads what is available; Ok(false) on EOF.
+fn read_some(stream: &TcpStream, buf: &mut BytesMut) -> io::Result<bool> {
+    buf.reserve(16 * 1024);
+    loop {
+        match stream.try_read_buf(buf) {
+            Ok(0) => return Ok(false),
+            Ok(_) => return Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+impl Session {
+    fn mode(&self) -> PoolMode {
+        self.settings.mode
+    }
+
+    fn fatal(&mut self, code: &str, text: &str) {
+        codec::error_response(&mut self.to_client, Severity::Fatal, code, text);
+        let _ = flush(&self.client, &mut self.to_client);
+    }
+
+    async fn main_loop(&mut self, mut shutdown: watch::Receiver<bool>) -> Result<(), SessionError> {
+        loop {
+            match self.process_client()? {
+                Step::Terminate => return Ok(()),
+                Step::NeedServer => {
+                    if !self.borrow(&mut shutdown).await {
+                        return Ok(());
+                    }
+                    continue;
+                }
+                Step::Idle => {}
+            }
+            if let Some(g) = self.server.as_ref().and_then(Guard::conn_ref)
+                && let Err(e) = flush(&g.stream, &mut self.to_server)
+            {
+                self.server_lost(&e.to_string());
+                return Ok(());
+            }
+            flush(&self.client, &mut self.to_client).map_err(SessionError::Client)?;
+            self.maybe_release();
+
+            let idle_timeout = self.settings.idle_client_timeout;
+            let want_client = self.to_server.len() < HIGH_WATER;
+            let want_server = self.to_client.len() < HIGH_WATER;
+            let ev = {
+                let client = &self.client;
+                let server = self
+                    .server
+                    .as_ref()
+                    .and_then(Guard::conn_ref)
+                    .map(|c| &c.stream);
+                let has_server = server.is_some();
+                let server_readable = async {
+                    match server {
+                        Some(s) if want_server => s.readable().await,
+                        _ => std::future::pending().await,
+                    }
+                };
+                let server_writable = async {
+                    match server {
+                        Some(s) => s.writable().await,
+                        None => std::future::pending().await,
+                    }
+                };
+                tokio::select! {
+                    r = client.readable(), if want_client => Event::ClientReadable(r),
+                    r = server_readable => Event::ServerReadable(r),
+                    r = client.writable(), if !self.to_client.is_empty() => Event::ClientWritable(r),
+                    r = server_writable, if has_server && !self.to_server.is_empty() => Event::ServerWritable(r),
+                    _ = tokio::time::sleep(idle_timeout), if !has_server || self.outstanding == 0 => Event::IdleTimeout,
+                    _ = shutdown.changed() => Event::Shutdown,
+                }
+            };
+            match ev {
+                Event::ClientReadable(r) => {
+                    r.map_err(SessionError::Client)?;
+                    if !read_some(&self.client, &mut self.cbuf).map_err(SessionError::Client)? {
+                        return Ok(()); // client went away
+                    }
+                }
+                Event::ServerReadable(r) => {
+                    let ok = match (r, self.server.as_mut()) {
+                        (Ok(()), Some(g)) => {
+                            let conn = g.conn();
+                            read_some(&conn.stream, &mut conn.buf)
+                        }
+                        (Err(e), _) => Err(e),
+                        (Ok(()), None) => Ok(true),
+                    };
+                    match ok {
+                        Ok(true) => self.process_server()?,
+                        Ok(false) => {
+                            self.server_lost("the server closed the connection");
+                            return Ok(());
+                        }
+                        Err(e) => {
+                            self.server_lost(&e.to_string());
+                            return Ok(());
+                        }
+                    }
+                }
+                Event::ClientWritable(r) | Event::ServerWritable(r) => {
+                    r.map_err(SessionError::Client)?
+                }
+                Event::IdleTimeout => {
+                    tracing::info!(user = %self.key.user, "closing a client idle for {idle_timeout:?}");
+                    self.fatal(
+                        "57P05",
+                        "terminating connection due to idle-session timeout",
+                    );
+                    return Ok(());
+                }
+                Event::Shutdown => {
+                    self.fatal(
+                        "57P01",
+                        "terminating connection due to administrator command",
+                    );
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    /// The server went away under a client that was using it.
+    fn server_lost(&mut self, why: &str) {
+        tracing::warn!(user = %self.key.user, "server connection lost: {why}");
+        if let Some(g) = self.server.as_mut() {
+            g.broken = true;
+        }
+        self.forward_remaining_server_bytes();
+        self.fatal(
+            "08006",
+            "server connection lost; the database may have restarted",
+        );
+    }
+
+    fn forward_remaining_server_bytes(&mut self) {
+        // Whatever the server said before closing (often a FATAL with the reason) is the client's.
+        if let Some(g) = self.server.as_mut() {
+            let rest = g.conn().buf.split();
+            self.to_client.extend_from_slice(&rest);
+        }
+    }
+
+    async fn borrow(&mut self, shutdown: &mut watch::Receiver<bool>) -> bool {
+        let _ = flush(&self.client, &mut self.to_client);
+        let target = Arc::clone(&self.proxy.target);
+        let result = tokio::select! {
+            r = target.borrow(&self.key, &self.target) => r,
+            _ = shutdown.changed() => {
+                self.fatal("57P01", "terminating connection due to administrator command");
+                return false;
+            }
+        };
+        let mut guard = match result {
+            Ok(g) => g,
+            Err(BorrowError::Timeout(t)) => {
+                tracing::warn!(user = %self.key.user, "no database connection within {t:?}");
+                self.fatal("53300", &format!("timed out after {}s waiting for a database connection (connection_borrow_timeout)", t.as_secs()));
+                return false;
+            }
+            Err(BorrowError::Connect(e)) => {
+                tracing::warn!(user = %self.key.user, "cannot open a server connection: {e}");
+                self.fatal(e.sqlstate(), "cannot open a database connection");
+                return false;
+            }
+        };
+        // Keep the client's startup parameters in step on this connection.
+        for (k, v) in &self.tracked {
+            let current = guard
+                .conn()
+                .params
+                .iter()
+                .find(|(pk, _)| pk.eq_ignore_ascii_case(k.as_bytes()))
+                .map(|(_, pv)| pv.clone());
+            if current.as_deref() != Some(v.as_bytes()) {
+                let sql = format!("SET {k} = '{}'", v.replace('\'', "''"));
+                if let Err(e) = guard.conn().simple_query(&sql).await {
+                    tracing::warn!(parameter = %k, "cannot apply a client's startup parameter: {e}");
+                }
+            }
+        }
+        let conn = guard.conn();
+        self.cancel.set(Some(ServerKey {
+            host: conn.host.clone(),
+            port: conn.port,
+            pid: conn.pid,
+            secret: conn.secret,
+        }));
+        self.server = Some(guard);
+        true
+    }
+
+    fn maybe_release(&mut self) {
+        let releasable = self.server.is_some()
+            && self.mode() == PoolMode::Transaction
+            && self.pinned.is_none()
+            && self.outstanding == 0
+            && self.status == b'I'
+            && self.to_server.is_empty()
+            && self.client_streaming == 0
+            && self.server_streaming == 0
+            && self.swallow.is_empty();
+        if releasable {
+            self.cancel.set(None);
+            self.server = None;
+        }
+    }
+
+    fn pin(&mut self, reason: PinReason) {
+        self.dirty = true;
+        if self.mode() == PoolMode::Transaction && self.pinned.is_none() {
+            self.pinned = Some(reason);
+            self.metrics.pinned_sessions.inc();
+            self.proxy.target.metrics.pinned.add(1);
+            tracing::info!(user = %self.key.user, database = %self.key.database, "session pinned to its database connection: {reason}");
+        }
+    }
+
+    fn check_pin(&mut self, sql: &[u8]) {
+        let sql = String::from_utf8_lossy(sql);
+        let filters = if self.mode() == PoolMode::Session {
+            Filters::default()
+        } else {
+            self.settings.filters
+        };
+        if let Some(reason) = pinning::classify(&sql, filters) {
+            self.pin(reason);
+        } else if self.settings.filters.exclude_variable_sets
+            && pinning::classify(&sql, Filters::default()).is_some()
+        {
+            // Filtered out of pinning, but the session still changed: reset before reuse.
+            self.dirty = true;
+        }
+    }
+
+    /// Makes sure the borrowed server holds `st`, injecting Close + Parse whose replies are dropped.
+    fn ensure_prepared(&mut self, st: &Statement) {
+        let batch = self.batches_sent;
+        let Some(g) = self.server.as_mut() else {
+            return;
+        };
+        if g.conn().prepared.insert(st.hash) {
+            let name = server_name(st.hash);
+            codec::message(&mut self.to_server, b'C', |o| {
+                o.put_u8(b'S');
+                codec::put_cstr(o, &name);
+            });
+            self.to_server.extend_from_slice(&st.parse);
+            self.swallow.push_back((batch, b'3'));
+            self.swallow.push_back((batch, b'1'));
+            self.parses_in_flight.push(st.hash);
+        }
+    }
+
+    fn process_client(&mut self) -> Result<Step, SessionError> {
+        loop {
+            if self.client_streaming > 0 {
+                let n = self.client_streaming.min(self.cbuf.len());
+                if n == 0 {
+                    return Ok(Step::Idle);
+                }
+                let chunk = self.cbuf.split_to(n);
+                self.to_server.extend_from_slice(&chunk);
+                self.client_streaming -= n;
+                continue;
+            }
+            if self.to_server.len() >= HIGH_WATER {
+                return Ok(Step::Idle);
+            }
+            let (tag, len) = match peek(&self.cbuf, MAX_MESSAGE) {
+                Ok(Some(h)) => h,
+                Ok(None) => return Ok(Step::Idle),
+                Err(e) => {
+                    self.fatal("08P01", &format!("invalid message from client: {e}"));
+                    return Err(SessionError::Protocol(e.to_string()));
+                }
+            };
+            if tag == b'X' {
+                return Ok(Step::Terminate);
+            }
+            if !matches!(
+                tag,
+                b'Q' | b'P' | b'B' | b'D' | b'C' | b'E' | b'S' | b'H' | b'd' | b'c' | b'f' | b'F'
+            ) {
+                let text = format!("invalid frontend message type {}", tag);
+                self.fatal("08P01", &text);
+                return Err(SessionError::Protocol(text));
+            }
+            if self.server.is_none() {
+                return Ok(Step::NeedServer);
+            }
+            if self.cbuf.len() < len {
+                if tag == b'd' {
+                    // COPY data streams through.
+                    let have = self.cbuf.len();
+                    let chunk = self.cbuf.split();
+                    self.to_server.extend_from_slice(&chunk);
+                    self.client_streaming = len - have;
+                }
+                return Ok(Step::Idle);
+            }
+            let msg = self.cbuf.split_to(len);
+            self.handle_client_message(tag, msg)?;
+        }
+    }
+
+    fn handle_client_message(&mut self, tag: u8, msg: BytesMut) -> Result<(), SessionError> {
+        let body = &msg[5..];
+        let malformed = |e: super::codec::Malformed| SessionError::Protocol(e.to_string());
+        match tag {
+            b'Q' => {
+                self.metrics.query_requests.inc();
+                let sql = query_text(body).map_err(malformed)?;
+                self.check_pin(sql);
+                self.start_batch();
+                self.to_server.extend_from_slice(&msg);
+            }
+            b'P' => {
+                let p = Parse::decode(body).map_err(malformed)?;
+                self.check_pin(p.query);
+                if p.name.is_empty() {
+                    self.to_server.extend_from_slice(&msg);
+                } else {
+                    let st = self.statements.parse(&p);
+                    let batch = self.batches_sent;
+                    codec::message(&mut self.to_server, b'C', |o| {
+                        o.put_u8(b'S');
+                        codec::put_cstr(o, &server_name(st.hash));
+                    });
+                    self.swallow.push_back((batch, b'3'));
+                    self.to_server.extend_from_slice(&st.parse);
+                    self.parses_in_flight.push(st.hash);
+                    if let Some(g) = self.server.as_mut() {
+                        g.conn().prepared.insert(st.hash);
+                    }
+                }
+            }
+            b'B' => {
+                let b = Bind::decode(body).map_err(malformed)?;
+                match self.statements.get(b.statement).cloned() {
+                    Some(st) if !b.statement.is_empty() => {
+                        self.ensure_prepared(&st);
+                        b.encode(&mut self.to_server, &server_name(st.hash));
+                    }
+                    _ => self.to_server.extend_from_slice(&msg),
+                }
+            }
+            b'D' => {
+                let d = NameTarget::decode(body, "Describe").map_err(malformed)?;
+                match (d.kind, self.statements.get(d.name).cloned()) {
+                    (b'S', Some(st)) if !d.name.is_empty() => {
+                        self.ensure_prepared(&st);
+                        d.encode(&mut self.to_server, b'D', &server_name(st.hash));
+                    }
+                    _ => self.to_server.extend_from_slice(&msg),
+                }
+            }
+            b'C' => {
+                let c = NameTarget::decode(body, "Close").map_err(malformed)?;
+                if c.kind == b'S' && !c.name.is_empty() {
+                    // The client's own name never exists on the server: it answers CloseComplete.
+                    self.statements.close(c.name);
+                }
+                self.to_server.extend_from_slice(&msg);
+            }
+            b'E' => {
+                self.metrics.query_requests.inc();
+                self.to_server.extend_from_slice(&msg);
+            }
+            b'S' | b'F' => {
+                self.start_batch();
+                self.to_server.extend_from_slice(&msg);
+            }
+            _ => self.to_server.extend_from_slice(&msg),
+        }
+        Ok(())
+    }
+
+    fn start_batch(&mut self) {
+        self.outstanding += 1;
+        self.batches_sent += 1;
+        if self.query_started.is_none() {
+            self.query_started = Some(Instant::now());
+        }
+    }
+
+    fn process_server(&mut self) -> Result<(), SessionError> {
+        if let Some(t) = self.query_started.take() {
+            self.metrics
+                .query_database_response_latency
+                .observe(t.elapsed());
+        }
+        let Some(g) = self.server.as_mut() else {
+            return Ok(());
+        };
+        let conn = g.conn();
+        loop {
+            if self.server_streaming > 0 {
+                let n = self.server_streaming.min(conn.buf.len());
+                if n == 0 {
+                    return Ok(());
+                }
+                let chunk = conn.buf.split_to(n);
+                self.to_client.extend_from_slice(&chunk);
+                self.server_streaming -= n;
+                continue;
+            }
+            let (tag, len) = match peek(&conn.buf, MAX_MESSAGE) {
+                Ok(Some(h)) => h,
+                Ok(None) => return Ok(()),
+                Err(e) => {
+                    g.broken = true;
+                    return Err(SessionError::Protocol(format!(
+                        "server sent an invalid message: {e}"
+                    )));
+                }
+            };
+            if conn.buf.len() < len {
+                if len > STREAM_THRESHOLD && !matches!(tag, b'Z' | b'E' | b'1' | b'3' | b'S') {
+                    let have = conn.buf.len();
+                    let chunk = conn.buf.split();
+                    self.to_client.extend_from_slice(&chunk);
+                    self.server_streaming = len - have;
+                }
+                return Ok(());
+            }
+            let msg = conn.buf.split_to(len);
+            if let Some(&(batch, t)) = self.swallow.front()
+                && batch == self.batches_done
+                && t == tag
+            {
+                self.swallow.pop_front();
+                continue;
+            }
+            match tag {
+                b'Z' => {
+                    self.status = msg.get(5).copied().unwrap_or(b'I');
+                    self.outstanding = self.outstanding.saturating_sub(1);
+                    self.batches_done += 1;
+                    let done = self.batches_done;
+                    self.swallow.retain(|(b, _)| *b >= done);
+                    self.parses_in_flight.clear();
+                    let in_tx = self.status != b'I';
+                    if in_tx != self.in_transaction {
+                        self.in_transaction = in_tx;
+                        self.proxy
+                            .target
+                            .metrics
+                            .in_transaction
+                            .add(if in_tx { 1 } else { -1 });
+                    }
+                }
+                b'E' => {
+                    // The server skips to the next Sync: replies to injected messages of this
+                    // batch will not come, and Parses in flight may not have happened.
+                    let done = self.batches_done;
+                    self.swallow.retain(|(b, _)| *b != done);
+                    for h in self.parses_in_flight.drain(..) {
+                        conn.prepared.remove(&h);
+                    }
+                }
+                b'S' => {
+                    let mut b = super::codec::Body::new(&msg[5..]);
+                    if let (Ok(k), Ok(v)) = (b.cstr("S"), b.cstr("S")) {
+                        let (k, v) = (k.to_vec(), v.to_vec());
+                        match conn.params.iter_mut().find(|(pk, _)| *pk == k) {
+                            Some(p) => p.1 = v,
+                            None => conn.params.push((k, v)),
+                        }
+                    }
+                }
+                _ => {}
+            }
+            self.to_client.extend_from_slice(&msg);
+        }
+    }
+
+    /// Gives the server back in a state fit for the next client, or marks it broken.
+    async fn finish(&mut self) {
+        let _ = flush(&self.client, &mut self.to_client);
+        self.cancel.set(None);
+        if self.pinned.is_some() {
+            self.proxy.target.metrics.pinned.add(-1);
+        }
+        if self.in_transaction {
+            self.proxy.target.metrics.in_transaction.add(-1);
+        }
+        let Some(mut g) = self.server.take() else {
+            return;
+        };
+        if g.broken {
+            return;
+        }
+        let clean = self.outstanding == 0
+            && self.to_server.is_empty()
+            && self.client_streaming == 0
+            && self.server_streaming == 0
+            && g.conn().buf.is_empty();
+        if !clean {
+            // Mid-query: closing the connection makes PostgreSQL abort what it was doing.
+            g.broken = true;
+            return;
+        }
+        let needs_rollback = self.status != b'I';
+        let needs_reset = self.pinned.is_some() || (self.mode() == PoolMode::Session && self.dirty);
+        let reset = async {
+            if needs_rollback {
+                g.conn().simple_query("ROLLBACK").await?;
+            }
+            if needs_reset {
+                g.conn().simple_query("DISCARD ALL").await?;
+                g.conn().prepared.clear();
+            }
+            Ok::<(), super::backend::BackendError>(())
+        };
+        if let Err(e) = tokio::time::timeout(std::time::Duration::from_secs(10), reset)
+            .await
+            .unwrap_or(Err(super::backend::BackendError::Closed))
+        {
+            tracing::warn!("discarding a server connection that could not be reset: {e}");
+            g.broken = true;
+        }
+    }
+}

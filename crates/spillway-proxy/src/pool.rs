@@ -1,0 +1,405 @@
+//! Server connection pools.
+//!
+//! A [`Target`] is one database server seen by one proxy. It caps the server connections the
+//! proxy opens there (RDS Proxy's MaxConnectionsPercent) across all of its pools, one pool per
+//! (database, user) since a server connection is logged in as one user.
+//!
+//! Borrowing takes an idle connection of the pool, else opens one if the cap allows, else closes
+//! an idle connection of another pool to make room, else waits. Waiters of one pool are served
+//! in FIFO order; pools with waiters are served round-robin, so a tenant with 500 waiting
+//! clients does not starve a tenant with one. A wait ends at `borrow_timeout` with an error.
+//!
+//! A borrowed connection is a [`Guard`]: dropping it gives the connection back (or, if marked
+//! broken, closes it and hands its slot to the next waiter), so no path can leak a slot.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use tokio::sync::oneshot;
+
+use crate::metrics::TargetMetrics;
+use crate::pg::backend::{BackendError, ServerConn, ServerTarget};
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct PoolKey {
+    pub database: String,
+    pub user: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct PoolSettings {
+    /// Most server connections open at once, over all pools.
+    pub max_connections: usize,
+    /// Most idle connections kept, over all pools.
+    pub max_idle: usize,
+    pub borrow_timeout: Duration,
+    /// Idle connections older than this are closed.
+    pub idle_timeout: Duration,
+    /// Connections older than this are closed when next idle.
+    pub lifetime: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BorrowError {
+    #[error("timed out after {0:?} waiting for a database connection")]
+    Timeout(Duration),
+    #[error(transparent)]
+    Connect(#[from] BackendError),
+}
+
+// Moved once per hand-over through a oneshot; boxing the connection would add an allocation
+// on the borrow path for nothing.
+#[allow(clippy::large_enum_variant)]
+enum Grant {
+    Conn(ServerConn),
+    /// A slot under the cap: the receiver opens a connection itself.
+    Slot,
+}
+
+struct Pool {
+    idle: Vec<ServerConn>,
+    waiters: VecDeque<oneshot::Sender<Grant>>,
+    server: ServerTarget,
+}
+
+struct State {
+    /// Connections open or being opened, over all pools.
+    open: usize,
+    pools: HashMap<PoolKey, Pool>,
+    /// Pools with waiters, in the order they are served.
+    turn: VecDeque<PoolKey>,
+}
+
+pub struct Target {
+    state: Mutex<State>,
+    settings: Mutex<PoolSettings>,
+    pub metrics: Arc<TargetMetrics>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding the lock leaves plain data behind; keep serving.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Target {
+    pub fn new(settings: PoolSettings, metrics: Arc<TargetMetrics>) -> Arc<Self> {
+        metrics.max_allowed.set(settings.max_connections as i64);
+        Arc::new(Self {
+            state: Mutex::new(State {
+                open: 0,
+                pools: HashMap::new(),
+                turn: VecDeque::new(),
+            }),
+            settings: Mutex::new(settings),
+            metrics,
+        })
+    }
+
+    pub fn settings(&self) -> PoolSettings {
+        lock(&self.settings).clone()
+    }
+
+    /// Applies new limits (on reload); connections above a lowered cap close as they come back.
+    pub fn update_settings(&self, settings: PoolSettings) {
+        self.metrics
+            .max_allowed
+            .set(settings.max_connections as i64);
+        *lock(&self.settings) = settings;
+    }
+
+    /// Replaces the credentials new connections of a pool use (secret rotation, reload).
+    pub fn update_server(&self, key: &PoolKey, server: ServerTarget) {
+        if let Some(p) = lock(&self.state).pools.get_mut(key) {
+            p.server = server;
+        }
+    }
+
+    /// Borrows a server connection for `key`, logging in with `server` if one must be opened.
+    pub async fn borrow(
+        self: &Arc<Self>,
+        key: &PoolKey,
+        server: &ServerTarget,
+    ) -> Result<Guard, BorrowError> {
+        let started = Instant::now();
+        let settings = self.settings();
+        let rx = {
+            let mut st = lock(&self.state);
+            let st = &mut *st;
+            let pool = st.pools.entry(key.clone()).or_insert_with(|| Pool {
+                idle: Vec::new(),
+                waiters: VecDeque::new(),
+                server: server.clone(),
+            });
+            while let Some(conn) = pool.idle.pop() {
+                if conn.looks_alive() {
+                    return Ok(self.guard(key, conn, started));
+                }
+                st.open -= 1;
+                self.metrics.connections.add(-1);
+            }
+            if st.open < settings.max_connections {
+                st.open += 1;
+                None
+            } else if close_an_idle_elsewhere(st, key) {
+                // The slot of the closed connection is ours.
+                self.metrics.connections.add(-1);
+                None
+            } else {
+                let (tx, rx) = oneshot::channel();
+                if let Some(p) = st.pools.get_mut(key) {
+                    p.waiters.push_back(tx);
+                }
+                if !st.turn.contains(key) {
+                    st.turn.push_back(key.clone());
+                }
+                Some(rx)
+            }
+        };
+        let grant = match rx {
+            None => Grant::Slot,
+            Some(rx) => {
+                match tokio::time::timeout_at((started + settings.borrow_timeout).into(), rx).await
+                {
+                    Ok(Ok(g)) => g,
+                    // Timed out (or the target went away): our sender is left in the queue and is
+                    // skipped when its turn comes.
+                    _ => {
+                        self.metrics.borrow_timeouts.inc();
+                        return Err(BorrowError::Timeout(settings.borrow_timeout));
+                    }
+                }
+            }
+        };
+        match grant {
+            Grant::Conn(conn) => Ok(self.guard(key, conn, started)),
+            Grant::Slot => {
+                let server = lock(&self.state)
+                    .pools
+                    .get(key)
+                    .map_or_else(|| server.clone(), |p| p.server.clone());
+                match ServerConn::connect(&server).await {
+                    Ok(conn) => {
+                        self.metrics.connections.add(1);
+                        self.metrics.connects.inc();
+                        Ok(self.guard(key, conn, started))
+                    }
+                    Err(e) => {
+                        self.metrics.connect_failures.inc();
+                        self.release_slot();
+                        Err(e.into())
+                    }
+                }
+            }
+        }
+    }
+
+    fn guard(self: &Arc<Self>, key: &PoolKey, conn: ServerConn, started: Instant) -> Guard {
+        self.metrics.borrowed.add(1);
+        self.metrics.borrow_latency.observe(started.elapsed());
+        Guard {
+            conn: Some(conn),
+            target: Arc::clone(self),
+            key: key.clone(),
+            broken: false,
+        }
+    }
+
+    /// A slot became free (a connection closed or failed to open): give it to the next waiter.
+    fn release_slot(&self) {
+        let mut st = lock(&self.state);
+        if !hand_slot(&mut st) {
+            st.open -= 1;
+        }
+    }
+
+    fn give_back(&self, key: &PoolKey, mut conn: ServerConn, broken: bool) {
+        self.metrics.borrowed.add(-1);
+        let settings = self.settings();
+        let expired = conn.created.elapsed() > settings.lifetime;
+        let mut st = lock(&self.state);
+        let st = &mut *st;
+        if broken || expired || st.open > settings.max_connections {
+            drop(conn);
+            self.metrics.connections.add(-1);
+            if st.open > settings.max_connections || !hand_slot(st) {
+                st.open -= 1;
+            }
+            return;
+        }
+        conn.last_used = Instant::now();
+        let mut conn = Some(conn);
+        // Serve the pool whose turn it is.
+        while let Some(turn) = st.turn.pop_front() {
+            let Some(pool) = st.pools.get_mut(&turn) else {
+                continue;
+            };
+            while let Some(tx) = pool.waiters.pop_front() {
+                if tx.is_closed() {
+                    continue;
+                }
+                let grant = match (turn == *key, conn.take()) {
+                    (true, Some(c)) => Grant::Conn(c),
+                    (_, c) => {
+                        conn = c;
+                        Grant::Slot
+                    }
+                };
+                match tx.send(grant) {
+                    Ok(()) => {
+                        if let Some(c) = conn.take() {
+                            // The slot moved to another pool; this connection closes.
+                            drop(c);
+                            self.metrics.connections.add(-1);
+                        }
+                        if !pool.waiters.is_empty() {
+                            st.turn.push_back(turn);
+                        }
+                        return;
+                    }
+                    Err(Grant::Conn(c)) => conn = Some(c),
+                    Err(Grant::Slot) => {}
+                }
+            }
+        }
+        let Some(conn) = conn else { return };
+        match st.pools.get_mut(key) {
+            Some(pool) => pool.idle.push(conn),
+            None => {
+                self.metrics.connections.add(-1);
+                st.open -= 1;
+            }
+        }
+    }
+
+    /// Closes idle connections that are too old, idle too long, or beyond the idle cap.
+    pub fn reap(&self) {
+        let settings = self.settings();
+        let mut st = lock(&self.state);
+        let st = &mut *st;
+        let mut closed = 0usize;
+        for pool in st.pools.values_mut() {
+            pool.idle.retain(|c| {
+                let keep = c.last_used.elapsed() < settings.idle_timeout
+                    && c.created.elapsed() < settings.lifetime
+                    && c.looks_alive();
+                if !keep {
+                    closed += 1;
+                }
+                keep
+            });
+        }
+        let mut idle: usize = st.pools.values().map(|p| p.idle.len()).sum();
+        while idle > settings.max_idle {
+            // The pool with most idle connections gives up its least recently used one.
+            let Some(pool) = st.pools.values_mut().max_by_key(|p| p.idle.len()) else {
+                break;
+            };
+            if pool.idle.is_empty() {
+                break;
+            }
+            pool.idle.remove(0);
+            closed += 1;
+            idle -= 1;
+        }
+        st.open -= closed;
+        self.metrics.connections.add(-(closed as i64));
+    }
+
+    /// Closes every idle connection (on shutdown or when the server changed).
+    pub fn close_idle(&self) {
+        let mut st = lock(&self.state);
+        let n: usize = st
+            .pools
+            .values_mut()
+            .map(|p| std::mem::take(&mut p.idle).len())
+            .sum();
+        st.open -= n;
+        self.metrics.connections.add(-(n as i64));
+    }
+
+    /// (open, idle, waiting) per pool, for the admin view.
+    pub fn snapshot(&self) -> Vec<(PoolKey, usize, usize)> {
+        let st = lock(&self.state);
+        st.pools
+            .iter()
+            .map(|(k, p)| {
+                (
+                    k.clone(),
+                    p.idle.len(),
+                    p.waiters.iter().filter(|w| !w.is_closed()).count(),
+                )
+            })
+            .collect()
+    }
+
+    pub fn open(&self) -> usize {
+        lock(&self.state).open
+    }
+}
+
+/// Closes one idle connection of a pool other than `key`; true if one was closed (its slot is
+/// then the caller's).
+fn close_an_idle_elsewhere(st: &mut State, key: &PoolKey) -> bool {
+    let victim = st
+        .pools
+        .iter_mut()
+        .filter(|(k, p)| *k != key && !p.idle.is_empty())
+        .max_by_key(|(_, p)| p.idle.len());
+    match victim {
+        Some((_, p)) => {
+            p.idle.remove(0);
+            true
+        }
+        None => false,
+    }
+}
+
+/// Gives a free slot to the next live waiter; false if nobody waits.
+fn hand_slot(st: &mut State) -> bool {
+    while let Some(turn) = st.turn.pop_front() {
+        let Some(pool) = st.pools.get_mut(&turn) else {
+            continue;
+        };
+        while let Some(tx) = pool.waiters.pop_front() {
+            if tx.send(Grant::Slot).is_ok() {
+                if !pool.waiters.is_empty() {
+                    st.turn.push_back(turn);
+                }
+                return true;
+            }
+        }
+    }
+    false
+}
+
+/// A borrowed server connection; returns to its pool when dropped.
+pub struct Guard {
+    conn: Option<ServerConn>,
+    target: Arc<Target>,
+    key: PoolKey,
+    /// Set when the connection must not be reused (protocol desync, mid-transaction loss).
+    pub broken: bool,
+}
+
+impl Guard {
+    pub fn conn(&mut self) -> &mut ServerConn {
+        // Only Drop takes the connection out.
+        match self.conn.as_mut() {
+            Some(c) => c,
+            None => unreachable!("a guard always holds its connection until dropped"),
+        }
+    }
+
+    pub fn conn_ref(&self) -> Option<&ServerConn> {
+        self.conn.as_ref()
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            self.target.give_back(&self.key, conn, self.broken);
+        }
+    }
+}

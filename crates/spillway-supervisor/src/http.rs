@@ -1,0 +1,104 @@
+//! spillway's own HTTP surface on the stack's endpoint: `/_spillway/health`,
+//! `/_spillway/metrics` (Prometheus) and `/_spillway/pools` (a JSON view of every pool, like
+//! PgBouncer's SHOW POOLS). The AWS APIs will share this listener.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use spillway_proxy::metrics::Registry;
+use spillway_proxy::pool::Target;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// What the endpoint reports on.
+pub struct Observed {
+    pub registry: Arc<Registry>,
+    pub targets: Vec<(String, Arc<Target>)>,
+}
+
+fn respond(status: StatusCode, content_type: &str, body: String) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    if let Ok(v) = content_type.parse() {
+        r.headers_mut().insert(hyper::header::CONTENT_TYPE, v);
+    }
+    r
+}
+
+fn pools_json(o: &Observed) -> String {
+    let mut rows = Vec::new();
+    for (proxy, target) in &o.targets {
+        let settings = target.settings();
+        for (key, idle, waiting) in target.snapshot() {
+            rows.push(serde_json::json!({
+                "proxy": proxy,
+                "database": key.database,
+                "user": key.user,
+                "idle": idle,
+                "waiting": waiting,
+            }));
+        }
+        rows.push(serde_json::json!({
+            "proxy": proxy,
+            "open": target.open(),
+            "max_connections": settings.max_connections,
+            "max_idle": settings.max_idle,
+            "borrowed": target.metrics.borrowed.get(),
+        }));
+    }
+    serde_json::Value::Array(rows).to_string()
+}
+
+async fn handle(
+    req: Request<Incoming>,
+    o: Arc<Observed>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let r = match (req.method(), req.uri().path()) {
+        (&Method::GET, "/_spillway/health") => respond(StatusCode::OK, "text/plain", "ok\n".into()),
+        (&Method::GET, "/_spillway/metrics") => respond(
+            StatusCode::OK,
+            "text/plain; version=0.0.4",
+            o.registry.render(),
+        ),
+        (&Method::GET, "/_spillway/pools") => {
+            respond(StatusCode::OK, "application/json", pools_json(&o))
+        }
+        _ => respond(
+            StatusCode::NOT_FOUND,
+            "application/json",
+            "{\"message\":\"Not Found\"}".into(),
+        ),
+    };
+    Ok(r)
+}
+
+/// Serves until `shutdown` turns true.
+pub async fn serve(
+    listener: TcpListener,
+    observed: Arc<Observed>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        let (stream, _) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(a) => a,
+                Err(_) => continue,
+            },
+            _ = shutdown.changed() => break,
+        };
+        let o = Arc::clone(&observed);
+        tokio::spawn(async move {
+            let svc = service_fn(move |req| handle(req, Arc::clone(&o)));
+            let _ = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), svc)
+                .await;
+        });
+    }
+}
