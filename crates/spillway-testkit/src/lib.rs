@@ -86,3 +86,128 @@ pub async fn up_in_process(dir: &std::path::Path) -> spillway_supervisor::Runnin
         .await
         .unwrap_or_else(|e| panic!("{e}"))
 }
+
+/// A managed PostgreSQL (`databases.main`) behind a proxy (`proxies.main`), started in-process,
+/// with a login `app` / `app-password`. `proxy_settings` adds lines to `[proxies.main]`.
+pub struct ProxyStack {
+    pub running: Option<spillway_supervisor::Running>,
+    pub dir: tempfile::TempDir,
+}
+
+impl ProxyStack {
+    pub async fn start(proxy_settings: &str) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("spillway-proxy-")
+            .tempdir()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let text = format!(
+            "[stack]\nendpoint = \"127.0.0.1:0\"\n\n[databases.main]\nengine = \"postgres\"\n\n\
+             [secrets.app]\nusername = \"app\"\npassword = \"app-password\"\n\n\
+             [proxies.main]\ndatabase = \"main\"\nlisten = \"127.0.0.1:0\"\nauth = [{{ secret = \"app\" }}]\n{proxy_settings}\n"
+        );
+        std::fs::write(dir.path().join("spillway.toml"), text).unwrap_or_else(|e| panic!("{e}"));
+        let running = up_in_process(dir.path()).await;
+        Self {
+            running: Some(running),
+            dir,
+        }
+    }
+
+    fn running(&self) -> &spillway_supervisor::Running {
+        match &self.running {
+            Some(r) => r,
+            None => panic!("stack already stopped"),
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.running()
+            .proxy_addr("main")
+            .map(|a| a.port())
+            .unwrap_or_else(|| panic!("no proxy"))
+    }
+
+    /// A libpq-style connection string for the app user through the proxy.
+    pub fn conn_str(&self) -> String {
+        format!(
+            "host=127.0.0.1 port={} user=app password=app-password dbname=main",
+            self.port()
+        )
+    }
+
+    /// The same, straight to the database (bypassing the proxy), as the administrator.
+    pub fn direct_admin_conn_str(&self) -> String {
+        let db = self
+            .running()
+            .databases()
+            .next()
+            .unwrap_or_else(|| panic!("no database"));
+        let pw = db
+            .admin_password_file
+            .as_ref()
+            .and_then(|f| std::fs::read_to_string(f).ok())
+            .unwrap_or_default();
+        format!(
+            "host=127.0.0.1 port={} user={} password={} dbname=main",
+            db.port,
+            db.admin_user,
+            pw.trim()
+        )
+    }
+
+    /// One metric's value from the Prometheus endpoint (summed over label sets).
+    pub async fn metric(&self, name: &str) -> f64 {
+        let addr = self
+            .running()
+            .http_addr()
+            .unwrap_or_else(|| panic!("no http endpoint"));
+        let text = http_get(addr, "/_spillway/metrics").await;
+        text.lines()
+            .filter(|l| l.starts_with(&format!("spillway_proxy_{name}{{")))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(r) = self.running.take() {
+            r.shutdown().await;
+        }
+    }
+}
+
+/// A minimal HTTP/1.1 GET (the tests' own client for spillway's endpoint).
+pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut out = String::new();
+    s.read_to_string(&mut out)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    out.split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or(out)
+}
+
+/// Like [`eventually`], for async conditions.
+pub async fn eventually_async<F, Fut>(timeout: std::time::Duration, mut f: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if f().await {
+            return true;
+        }
+        if tokio::time::Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

@@ -50,6 +50,8 @@ enum SessionError {
     Protocol(String),
     #[error("client i/o: {0}")]
     Client(io::Error),
+    #[error("{0}")]
+    Server(String),
 }
 
 pub struct Session {
@@ -132,8 +134,18 @@ pub async fn run(
     codec::backend_key_data(&mut s.to_client, s.cancel.pid, s.cancel.secret);
     codec::ready_for_query(&mut s.to_client, b'I');
     s.metrics.client_connections.add(1);
-    if let Err(e) = s.main_loop(shutdown).await {
-        tracing::debug!(user = %s.key.user, "session ended: {e}");
+    match s.main_loop(shutdown).await {
+        Ok(()) => {}
+        Err(SessionError::Protocol(why)) => {
+            // The client broke the protocol: tell it so (08P01, as PostgreSQL does) and hang up.
+            tracing::info!(user = %s.key.user, "closing a client: {why}");
+            s.fatal("08P01", &why);
+        }
+        Err(SessionError::Server(why)) => {
+            tracing::warn!(user = %s.key.user, "closing a client: {why}");
+            s.fatal("08006", "lost synchronization with the database server");
+        }
+        Err(e) => tracing::debug!(user = %s.key.user, "session ended: {e}"),
     }
     s.finish().await;
     s.metrics.client_connections.add(-1);
@@ -431,8 +443,9 @@ impl Session {
                 Ok(Some(h)) => h,
                 Ok(None) => return Ok(Step::Idle),
                 Err(e) => {
-                    self.fatal("08P01", &format!("invalid message from client: {e}"));
-                    return Err(SessionError::Protocol(e.to_string()));
+                    return Err(SessionError::Protocol(format!(
+                        "invalid message from client: {e}"
+                    )));
                 }
             };
             if tag == b'X' {
@@ -442,9 +455,9 @@ impl Session {
                 tag,
                 b'Q' | b'P' | b'B' | b'D' | b'C' | b'E' | b'S' | b'H' | b'd' | b'c' | b'f' | b'F'
             ) {
-                let text = format!("invalid frontend message type {}", tag);
-                self.fatal("08P01", &text);
-                return Err(SessionError::Protocol(text));
+                return Err(SessionError::Protocol(format!(
+                    "invalid frontend message type {tag}"
+                )));
             }
             if self.server.is_none() {
                 return Ok(Step::NeedServer);
@@ -570,7 +583,7 @@ impl Session {
                 Ok(None) => return Ok(()),
                 Err(e) => {
                     g.broken = true;
-                    return Err(SessionError::Protocol(format!(
+                    return Err(SessionError::Server(format!(
                         "server sent an invalid message: {e}"
                     )));
                 }

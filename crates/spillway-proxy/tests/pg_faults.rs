@@ -1,0 +1,198 @@
+//! Bad bytes and abrupt clients: each gets the protocol's own error (SQLSTATE 08P01 and the
+//! like) or a closed socket, never a hang, and the proxy keeps serving everyone else.
+
+use std::time::Duration;
+
+use spillway_testkit::ProxyStack;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_postgres::NoTls;
+
+/// Sends `bytes` on a fresh connection; returns everything the proxy answered until it closed.
+async fn exchange(port: u16, bytes: &[u8]) -> Vec<u8> {
+    let mut s = TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    s.write_all(bytes).await.unwrap_or_else(|e| panic!("{e}"));
+    // Half-close: the proxy sees the end of the client's input after these bytes.
+    s.shutdown().await.unwrap_or_else(|e| panic!("{e}"));
+    let mut out = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut out)).await;
+    assert!(
+        read.is_ok(),
+        "the proxy neither answered nor closed; got {out:?}"
+    );
+    out
+}
+
+fn startup(user: &str) -> Vec<u8> {
+    let mut body = 196_608i32.to_be_bytes().to_vec();
+    for (k, v) in [("user", user), ("database", "main")] {
+        body.extend_from_slice(k.as_bytes());
+        body.push(0);
+        body.extend_from_slice(v.as_bytes());
+        body.push(0);
+    }
+    body.push(0);
+    let mut p = ((body.len() + 4) as i32).to_be_bytes().to_vec();
+    p.extend_from_slice(&body);
+    p
+}
+
+fn sqlstate(answer: &[u8]) -> Option<String> {
+    let start = answer.iter().position(|b| *b == b'E')?;
+    let body = answer.get(start + 5..)?;
+    let mut i = 0;
+    while i < body.len() && body[i] != 0 {
+        let field = body[i];
+        let end = body[i + 1..].iter().position(|b| *b == 0)? + i + 1;
+        if field == b'C' {
+            return Some(String::from_utf8_lossy(&body[i + 1..end]).into_owned());
+        }
+        i = end + 1;
+    }
+    None
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn malformed_startup_packets() {
+    let stack = ProxyStack::start("").await;
+    let port = stack.port();
+    // A length below the minimum, and a 1 GB length prefix: refused at once, nothing buffered.
+    for bad in [&[0u8, 0, 0, 3][..], &[0x40, 0, 0, 0, 0, 3, 0, 0][..]] {
+        let answer = exchange(port, bad).await;
+        assert_eq!(
+            sqlstate(&answer).as_deref(),
+            Some("08P01"),
+            "{bad:?} -> {answer:?}"
+        );
+    }
+    // Protocol 2.0 is refused with feature_not_supported.
+    let mut v2 = vec![0, 0, 0, 8];
+    v2.extend_from_slice(&(2i32 << 16).to_be_bytes());
+    assert_eq!(
+        sqlstate(&exchange(port, &v2).await).as_deref(),
+        Some("0A000")
+    );
+    // GSS encryption is declined with 'N', then the client may go on (here: it hangs up).
+    let mut gss = vec![0, 0, 0, 8];
+    gss.extend_from_slice(&80_877_104i32.to_be_bytes());
+    assert_eq!(exchange(port, &gss).await, b"N");
+    // A startup packet without a user.
+    let mut no_user = vec![0, 0, 0, 9];
+    no_user.extend_from_slice(&196_608i32.to_be_bytes());
+    no_user.push(0);
+    assert_eq!(
+        sqlstate(&exchange(port, &no_user).await).as_deref(),
+        Some("28000")
+    );
+    // Garbage that is not a startup packet at all.
+    assert_eq!(
+        sqlstate(&exchange(port, b"GET / HTTP/1.1\r\n\r\n").await).as_deref(),
+        Some("08P01")
+    );
+    // A client that connects and says nothing does not stop others.
+    let _silent = TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (client, conn) = tokio_postgres::connect(&stack.conn_str(), NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    tokio::spawn(conn);
+    client
+        .simple_query("SELECT 1")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_messages_after_login() {
+    let stack = ProxyStack::start("").await;
+    let port = stack.port();
+    // A client library will not send bad bytes, so log in by hand (SCRAM with rust-postgres's
+    // client implementation), then misbehave.
+    for (name, bad) in [
+        ("unknown message type", b"!\0\0\0\x04".to_vec()),
+        ("length below 4", b"Q\0\0\0\x02".to_vec()),
+        ("a 2 GB length", b"Q\x7f\xff\xff\xff".to_vec()),
+        (
+            "a Parse without its terminators",
+            b"P\0\0\0\x08abcd".to_vec(),
+        ),
+    ] {
+        let mut s = login(port).await;
+        s.write_all(&bad).await.unwrap_or_else(|e| panic!("{e}"));
+        let mut out = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut out)).await;
+        assert!(read.is_ok(), "{name}: no answer and no close");
+        assert_eq!(sqlstate(&out).as_deref(), Some("08P01"), "{name}: {out:?}");
+    }
+    // Everyone else is fine, and no server connection was left dirty.
+    let (client, conn) = tokio_postgres::connect(&stack.conn_str(), NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    tokio::spawn(conn);
+    let v: i32 = client
+        .query_one("SELECT 41 + 1", &[])
+        .await
+        .map(|r| r.get(0))
+        .unwrap_or_default();
+    assert_eq!(v, 42);
+    stack.stop().await;
+}
+
+/// Logs in as app over a raw socket (SCRAM with rust-postgres's client) and reads up to the
+/// first ReadyForQuery.
+async fn login(port: u16) -> TcpStream {
+    use postgres_protocol::authentication::sasl::{ChannelBinding, ScramSha256};
+    let mut s = TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    s.write_all(&startup("app"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut scram = ScramSha256::new(b"app-password", ChannelBinding::unsupported());
+    loop {
+        let mut head = [0u8; 5];
+        s.read_exact(&mut head)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize - 4;
+        let mut body = vec![0u8; len];
+        s.read_exact(&mut body)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        match head[0] {
+            b'R' => {
+                let code = i32::from_be_bytes([body[0], body[1], body[2], body[3]]);
+                let mut out = Vec::new();
+                match code {
+                    10 => {
+                        let msg = scram.message().to_vec();
+                        let mut payload = b"SCRAM-SHA-256\0".to_vec();
+                        payload.extend_from_slice(&(msg.len() as i32).to_be_bytes());
+                        payload.extend_from_slice(&msg);
+                        out.push(b'p');
+                        out.extend_from_slice(&((payload.len() + 4) as i32).to_be_bytes());
+                        out.extend_from_slice(&payload);
+                    }
+                    11 => {
+                        scram.update(&body[4..]).unwrap_or_else(|e| panic!("{e}"));
+                        let msg = scram.message().to_vec();
+                        out.push(b'p');
+                        out.extend_from_slice(&((msg.len() + 4) as i32).to_be_bytes());
+                        out.extend_from_slice(&msg);
+                    }
+                    _ => {}
+                }
+                if !out.is_empty() {
+                    s.write_all(&out).await.unwrap_or_else(|e| panic!("{e}"));
+                }
+            }
+            b'Z' => return s,
+            b'E' => panic!("login refused: {body:?}"),
+            _ => {}
+        }
+    }
+}
