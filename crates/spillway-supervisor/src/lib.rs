@@ -4,10 +4,11 @@
 
 pub mod databases;
 pub mod error;
-mod http;
+pub(crate) mod http;
 pub mod process;
 mod proxies;
 mod stack;
+pub mod standalone;
 pub mod state;
 
 pub use error::SupervisorError;

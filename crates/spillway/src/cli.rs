@@ -50,6 +50,55 @@ pub enum Command {
     Schema,
     /// Write the quickstart stack (a PostgreSQL database with a users table) into DIR.
     Init(InitArgs),
+    /// Run only a PostgreSQL pooler in front of an existing database, like PgBouncer.
+    ///
+    /// With --target, no stack file is needed: clients log in with the target URL's user and
+    /// password (or the users of --users), and the proxy logs in to the server as them.
+    /// With --config, the stack file's proxies (and what they need) run, as `spillway up` would.
+    /// SIGHUP re-reads the users file.
+    Proxy(ProxyArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ProxyArgs {
+    /// The database: postgres://USER:PASSWORD@HOST:PORT/DATABASE.
+    #[arg(long, required_unless_present = "config", conflicts_with = "config")]
+    pub target: Option<String>,
+    /// A stack file (or directory) with [proxies], [databases] and [secrets].
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Where clients connect.
+    #[arg(long, default_value = "127.0.0.1:6432")]
+    pub listen: std::net::SocketAddr,
+    /// Most server connections.
+    #[arg(long, default_value_t = 20)]
+    pub pool_size: usize,
+    /// Pooling mode.
+    #[arg(long, value_enum, default_value_t = Mode::Transaction)]
+    pub mode: Mode,
+    /// A users file: one "user" "password" pair per line (PgBouncer's format, plaintext).
+    #[arg(long)]
+    pub users: Option<PathBuf>,
+    /// Serve /_spillway/metrics, /_spillway/pools and /_spillway/health here.
+    #[arg(long)]
+    pub metrics: Option<std::net::SocketAddr>,
+    /// How long a client waits for a server connection before an error.
+    #[arg(long, default_value = "120s", value_parser = humantime::parse_duration)]
+    pub borrow_timeout: std::time::Duration,
+    /// Close clients idle this long.
+    #[arg(long, default_value = "30m", value_parser = humantime::parse_duration)]
+    pub idle_client_timeout: std::time::Duration,
+    /// Ask clients for MD5 passwords instead of SCRAM-SHA-256.
+    #[arg(long)]
+    pub md5: bool,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+pub enum Mode {
+    /// Share server connections between clients at transaction boundaries.
+    Transaction,
+    /// Give each client its own server connection until it leaves.
+    Session,
 }
 
 #[derive(Args, Debug)]

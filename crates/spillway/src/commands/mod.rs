@@ -2,6 +2,7 @@
 //! with the input (stack file, arguments, environment), 1 for a failure while running.
 
 mod init;
+mod proxy;
 mod schema;
 mod up;
 mod validate;
@@ -19,6 +20,7 @@ pub async fn run(command: Command, json_logs: bool) -> ExitCode {
         Command::Validate(args) => validate::run(&args.dir),
         Command::Schema => schema::run(),
         Command::Init(args) => init::run(&args.dir, args.force),
+        Command::Proxy(args) => proxy::run(args, json_logs).await,
     };
     ExitCode::from(code)
 }
