@@ -21,7 +21,7 @@ pub struct ServerKey {
 }
 
 /// The server a client is using right now, if any.
-type Current = Arc<Mutex<Option<ServerKey>>>;
+type Current = Arc<Mutex<Option<Arc<ServerKey>>>>;
 
 #[derive(Default)]
 pub struct CancelRegistry {
@@ -33,11 +33,11 @@ pub struct CancelSlot {
     registry: Arc<CancelRegistry>,
     pub pid: i32,
     pub secret: i32,
-    current: Arc<Mutex<Option<ServerKey>>>,
+    current: Current,
 }
 
 impl CancelSlot {
-    pub fn set(&self, key: Option<ServerKey>) {
+    pub fn set(&self, key: Option<Arc<ServerKey>>) {
         *self.current.lock().unwrap_or_else(|p| p.into_inner()) = key;
     }
 }

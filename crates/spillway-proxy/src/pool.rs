@@ -21,6 +21,9 @@ use tokio::sync::oneshot;
 use crate::metrics::TargetMetrics;
 use crate::pg::backend::{BackendError, ServerConn, ServerTarget};
 
+/// Idle connections unused for longer than this are probed before being handed out.
+const RECHECK_AFTER: Duration = Duration::from_secs(2);
+
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct PoolKey {
     pub database: String,
@@ -132,7 +135,9 @@ impl Target {
                 server: server.clone(),
             });
             while let Some(conn) = pool.idle.pop() {
-                if conn.looks_alive() {
+                // Probing costs a syscall; a connection used moments ago is trusted, as
+                // PgBouncer's server_check_delay does.
+                if conn.last_used.elapsed() < RECHECK_AFTER || conn.looks_alive() {
                     return Ok(self.guard(key, conn, started));
                 }
                 st.open -= 1;

@@ -63,6 +63,8 @@ pub struct ServerConn {
     pub secret: i32,
     pub host: String,
     pub port: u16,
+    /// What a cancel for this connection needs, shared with the cancel registry while borrowed.
+    pub cancel_key: std::sync::Arc<crate::cancel::ServerKey>,
     pub params: Vec<(Vec<u8>, Vec<u8>)>,
     /// Server-side names of the prepared statements this connection holds.
     pub prepared: HashSet<u64>,
@@ -134,6 +136,12 @@ impl ServerConn {
             secret: 0,
             host: t.host.clone(),
             port: t.port,
+            cancel_key: std::sync::Arc::new(crate::cancel::ServerKey {
+                host: t.host.clone(),
+                port: t.port,
+                pid: 0,
+                secret: 0,
+            }),
             params: Vec::new(),
             prepared: HashSet::new(),
             created: Instant::now(),
@@ -142,6 +150,12 @@ impl ServerConn {
         tokio::time::timeout(t.connect_timeout, conn.startup(t))
             .await
             .map_err(|_| BackendError::Timeout(addr))??;
+        conn.cancel_key = std::sync::Arc::new(crate::cancel::ServerKey {
+            host: t.host.clone(),
+            port: t.port,
+            pid: conn.pid,
+            secret: conn.secret,
+        });
         if let Some(q) = &t.init_query {
             conn.simple_query(q).await?;
         }

@@ -183,10 +183,39 @@ fn is(t: Option<&Token<'_>>, kw: &str) -> bool {
     word(t).is_some_and(|w| w.eq_ignore_ascii_case(kw))
 }
 
+/// Keywords that start a pinning statement, and fragments of the other things that pin. A
+/// statement containing none of them cannot pin, which most queries show without tokenizing.
+const FIRST_WORDS: &[&str] = &[
+    "set", "reset", "listen", "prepare", "load", "discard", "create", "declare",
+];
+const FRAGMENTS: &[&[u8]] = &[b"advisory_lock", b"set_config", b"temp"];
+
+fn contains_ci(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len())
+        .any(|w| w.eq_ignore_ascii_case(needle))
+}
+
+/// A cheap test that `sql` cannot pin; `false` means "tokenize and look".
+fn surely_plain(sql: &str) -> bool {
+    let trimmed = sql.trim_start();
+    if trimmed.starts_with("--") || trimmed.starts_with("/*") || sql.contains(';') {
+        return false;
+    }
+    let first = trimmed
+        .split(|c: char| !c.is_ascii_alphabetic())
+        .next()
+        .unwrap_or("");
+    !FIRST_WORDS.iter().any(|w| w.eq_ignore_ascii_case(first))
+        && !FRAGMENTS.iter().any(|f| contains_ci(sql.as_bytes(), f))
+}
+
 /// Why `sql` pins the session, or `None` if it does not.
 pub fn classify(sql: &str, filters: Filters) -> Option<PinReason> {
     if sql.len() > SIZE_LIMIT {
         return Some(PinReason::StatementSize);
+    }
+    if surely_plain(sql) {
+        return None;
     }
     let toks = tokens(sql);
     for stmt in toks.split(|t| *t == Token::Semicolon) {

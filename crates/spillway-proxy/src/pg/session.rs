@@ -16,6 +16,7 @@ use std::time::Instant;
 
 use bytes::{BufMut, BytesMut};
 use spillway_stack::model::PoolMode;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
@@ -26,12 +27,14 @@ use super::messages::{Bind, Parse, Target as NameTarget, query_text};
 use super::pinning::{self, Filters, PinReason};
 use super::prepared::{ClientStatements, Statement, server_name};
 use super::proxy::{PgProxy, Settings};
-use crate::cancel::{CancelSlot, ServerKey};
+use crate::cancel::CancelSlot;
 use crate::metrics::EndpointMetrics;
 use crate::pool::{BorrowError, Guard, PoolKey};
 
 /// Stop reading one side while this much waits to be written to the other (backpressure).
 const HIGH_WATER: usize = 256 * 1024;
+/// Free space kept in read buffers before each read.
+const READ_CHUNK: usize = 16 * 1024;
 /// Server messages larger than this stream through instead of being framed whole.
 const STREAM_THRESHOLD: usize = 64 * 1024;
 
@@ -88,10 +91,9 @@ pub struct Session {
 }
 
 enum Event {
-    ClientReadable(io::Result<()>),
-    ServerReadable(io::Result<()>),
-    ClientWritable(io::Result<()>),
-    ServerWritable(io::Result<()>),
+    ClientRead(io::Result<usize>),
+    ServerRead(io::Result<usize>),
+    Wrote(io::Result<usize>),
     IdleTimeout,
     Shutdown,
 }
@@ -165,20 +167,6 @@ fn flush(stream: &TcpStream, buf: &mut BytesMut) -> io::Result<()> {
     Ok(())
 }
 
-/// Reads what is available; Ok(false) on EOF.
-fn read_some(stream: &TcpStream, buf: &mut BytesMut) -> io::Result<bool> {
-    buf.reserve(16 * 1024);
-    loop {
-        match stream.try_read_buf(buf) {
-            Ok(0) => return Ok(false),
-            Ok(_) => return Ok(true),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(true),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        }
-    }
-}
-
 impl Session {
     fn mode(&self) -> PoolMode {
         self.settings.mode
@@ -190,11 +178,24 @@ impl Session {
     }
 
     async fn main_loop(&mut self, mut shutdown: watch::Receiver<bool>) -> Result<(), SessionError> {
+        // A shutdown that already happened counts (changed() only sees later ones).
+        if *shutdown.borrow_and_update() {
+            return Ok(());
+        }
+        // One timer for the idle timeout, armed once and re-armed only when it fires early:
+        // registering a timer on every loop turn would cost more than the rest of a query's path.
+        let idle_timeout = self.settings.idle_client_timeout;
+        let mut last_activity = Instant::now();
+        let idle = tokio::time::sleep(idle_timeout);
+        tokio::pin!(idle);
+        // Likewise one shutdown future for the whole session.
+        let stop = shutdown.changed();
+        tokio::pin!(stop);
         loop {
             match self.process_client()? {
                 Step::Terminate => return Ok(()),
                 Step::NeedServer => {
-                    if !self.borrow(&mut shutdown).await {
+                    if !self.borrow(stop.as_mut()).await {
                         return Ok(());
                     }
                     continue;
@@ -210,70 +211,90 @@ impl Session {
             flush(&self.client, &mut self.to_client).map_err(SessionError::Client)?;
             self.maybe_release();
 
-            let idle_timeout = self.settings.idle_client_timeout;
             let want_client = self.to_server.len() < HIGH_WATER;
             let want_server = self.to_client.len() < HIGH_WATER;
+            self.cbuf.reserve(READ_CHUNK);
+            if let Some(g) = self.server.as_mut() {
+                g.conn().buf.reserve(READ_CHUNK);
+            }
+            // read_buf/write_buf on split halves rather than readiness + try_read: tokio clears a
+            // socket's readiness when a read comes back short, which saves the recvfrom that
+            // would otherwise return EAGAIN after every message. All four are cancel-safe.
             let ev = {
-                let client = &self.client;
-                let server = self
-                    .server
-                    .as_ref()
-                    .and_then(Guard::conn_ref)
-                    .map(|c| &c.stream);
-                let has_server = server.is_some();
-                let server_readable = async {
-                    match server {
-                        Some(s) if want_server => s.readable().await,
+                let Session {
+                    client,
+                    cbuf,
+                    to_client,
+                    to_server,
+                    server,
+                    ..
+                } = &mut *self;
+                let (mut cr, mut cw) = client.split();
+                let (mut sr, mut sw, sbuf) = match server.as_mut() {
+                    Some(g) => {
+                        let c = g.conn();
+                        let (r, w) = c.stream.split();
+                        (Some(r), Some(w), Some(&mut c.buf))
+                    }
+                    None => (None, None, None),
+                };
+                let has_server = sr.is_some();
+                let server_read = async {
+                    match (sr.as_mut(), sbuf) {
+                        (Some(r), Some(b)) if want_server => r.read_buf(b).await,
                         _ => std::future::pending().await,
                     }
                 };
-                let server_writable = async {
-                    match server {
-                        Some(s) => s.writable().await,
-                        None => std::future::pending().await,
+                let write_server = !to_server.is_empty();
+                let server_write = async {
+                    match sw.as_mut() {
+                        Some(w) if write_server => w.write_buf(to_server).await,
+                        _ => std::future::pending().await,
                     }
                 };
+                let write_client = !to_client.is_empty();
                 tokio::select! {
-                    r = client.readable(), if want_client => Event::ClientReadable(r),
-                    r = server_readable => Event::ServerReadable(r),
-                    r = client.writable(), if !self.to_client.is_empty() => Event::ClientWritable(r),
-                    r = server_writable, if has_server && !self.to_server.is_empty() => Event::ServerWritable(r),
-                    _ = tokio::time::sleep(idle_timeout), if !has_server || self.outstanding == 0 => Event::IdleTimeout,
-                    _ = shutdown.changed() => Event::Shutdown,
+                    r = cr.read_buf(cbuf), if want_client => Event::ClientRead(r),
+                    r = server_read, if has_server => Event::ServerRead(r),
+                    r = cw.write_buf(to_client), if write_client => Event::Wrote(r),
+                    r = server_write, if has_server && write_server => Event::Wrote(r),
+                    _ = &mut idle => Event::IdleTimeout,
+                    _ = &mut stop => Event::Shutdown,
                 }
             };
             match ev {
-                Event::ClientReadable(r) => {
-                    r.map_err(SessionError::Client)?;
-                    if !read_some(&self.client, &mut self.cbuf).map_err(SessionError::Client)? {
+                Event::ClientRead(r) => {
+                    last_activity = Instant::now();
+                    if r.map_err(SessionError::Client)? == 0 {
                         return Ok(()); // client went away
                     }
                 }
-                Event::ServerReadable(r) => {
-                    let ok = match (r, self.server.as_mut()) {
-                        (Ok(()), Some(g)) => {
-                            let conn = g.conn();
-                            read_some(&conn.stream, &mut conn.buf)
-                        }
-                        (Err(e), _) => Err(e),
-                        (Ok(()), None) => Ok(true),
-                    };
-                    match ok {
-                        Ok(true) => self.process_server()?,
-                        Ok(false) => {
-                            self.server_lost("the server closed the connection");
-                            return Ok(());
-                        }
-                        Err(e) => {
-                            self.server_lost(&e.to_string());
-                            return Ok(());
-                        }
+                Event::ServerRead(r) => match r {
+                    Ok(0) => {
+                        self.server_lost("the server closed the connection");
+                        return Ok(());
                     }
-                }
-                Event::ClientWritable(r) | Event::ServerWritable(r) => {
-                    r.map_err(SessionError::Client)?
+                    Ok(_) => self.process_server()?,
+                    Err(e) => {
+                        self.server_lost(&e.to_string());
+                        return Ok(());
+                    }
+                },
+                Event::Wrote(r) => {
+                    r.map_err(SessionError::Client)?;
                 }
                 Event::IdleTimeout => {
+                    let deadline = last_activity + idle_timeout;
+                    let busy = self.server.is_some() && self.outstanding > 0;
+                    if busy || deadline > Instant::now() {
+                        let next = if busy {
+                            Instant::now() + idle_timeout
+                        } else {
+                            deadline
+                        };
+                        idle.as_mut().reset(next.into());
+                        continue;
+                    }
                     tracing::info!(user = %self.key.user, "closing a client idle for {idle_timeout:?}");
                     self.fatal(
                         "57P05",
@@ -313,12 +334,12 @@ impl Session {
         }
     }
 
-    async fn borrow(&mut self, shutdown: &mut watch::Receiver<bool>) -> bool {
+    async fn borrow(&mut self, stop: std::pin::Pin<&mut impl std::future::Future>) -> bool {
         let _ = flush(&self.client, &mut self.to_client);
         let target = Arc::clone(&self.proxy.target);
         let result = tokio::select! {
             r = target.borrow(&self.key, &self.target) => r,
-            _ = shutdown.changed() => {
+            _ = stop => {
                 self.fatal("57P01", "terminating connection due to administrator command");
                 return false;
             }
@@ -351,13 +372,7 @@ impl Session {
                 }
             }
         }
-        let conn = guard.conn();
-        self.cancel.set(Some(ServerKey {
-            host: conn.host.clone(),
-            port: conn.port,
-            pid: conn.pid,
-            secret: conn.secret,
-        }));
+        self.cancel.set(Some(Arc::clone(&guard.conn().cancel_key)));
         self.server = Some(guard);
         true
     }

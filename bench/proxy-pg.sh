@@ -1,0 +1,231 @@
+#!/usr/bin/env bash
+# PostgreSQL proxy benchmark: direct PostgreSQL, PgBouncer (Debian package) and spillway, side by
+# side in one run, interleaved, reporting ratios (the machine is shared and noisy; absolute
+# numbers drift, ratios within one run hold).
+#
+#   bench/proxy-pg.sh                 # full run
+#   DURATION=5 ROUNDS=1 bench/proxy-pg.sh   # quick look
+#
+# Setup, as in ../shared/BASELINES.md: a private PostgreSQL (max_connections 100, SCRAM over TCP)
+# started by spillway itself, `pgbench -i -s 10`, both poolers in transaction mode with a pool of
+# 20 server connections, pgbench over 127.0.0.1 with 2 threads. Scenarios:
+#   select-50-simple    pgbench -S -c 50   -M simple
+#   select-50-prepared  pgbench -S -c 50   -M prepared   (PgBouncer 1.18 has no prepared support)
+#   select-1000-simple  pgbench -S -c 1000 -M simple     (direct fails: max_connections 100)
+#   connect-20          pgbench -S -C -c 20              (a new SCRAM login per transaction)
+# and the memory each pooler holds for 10,000 idle logged-in clients.
+# Results: a markdown table on stdout and in bench/results/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib/system.sh
+
+DURATION="${DURATION:-10}"
+ROUNDS="${ROUNDS:-3}"
+IDLE_CLIENTS="${IDLE_CLIENTS:-10000}"
+POOL=20
+
+ensure_packages postgresql postgresql-client postgresql-contrib pgbouncer
+ensure_rust
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/spillway/target}"
+say "building spillway and the idle-client helper (release)"
+cargo build --release --locked -q -p spillway
+cargo build --release --locked -q -p spillway-testkit --example idle_clients
+SPILLWAY="$CARGO_TARGET_DIR/release/spillway"
+IDLE="$CARGO_TARGET_DIR/release/examples/idle_clients"
+ulimit -n "$(ulimit -Hn)"
+
+work=$(mktemp -d /tmp/spillway-bench.XXXXXX)
+chmod 755 "$work"
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill -INT "$p" 2>/dev/null || true; done
+  sleep 2
+  [ -f "$work/pgbouncer.pid" ] && kill "$(cat "$work/pgbouncer.pid")" 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# --- PostgreSQL and spillway's proxy, from one stack --------------------------------------------
+cat > "$work/spillway.toml" <<EOF
+[stack]
+name = "bench"
+endpoint = "127.0.0.1:0"
+
+[databases.bench]
+engine = "postgres"
+max_connections = 100
+
+[secrets.bench]
+username = "bench"
+password = "bench-password"
+
+[proxies.bench]
+database = "bench"
+listen = "127.0.0.1:0"
+auth = [{ secret = "bench" }]
+max_connections = $POOL
+connection_borrow_timeout = "120s"
+EOF
+say "starting PostgreSQL and spillway"
+"$SPILLWAY" --log warn up "$work" > "$work/spillway.out" 2>&1 &
+pids+=($!)
+spillway_pid=$!
+for _ in $(seq 1 240); do grep -q "spillway is up" "$work/spillway.out" && break; sleep 0.5; done
+grep -q "spillway is up" "$work/spillway.out" || { cat "$work/spillway.out"; die "spillway did not start"; }
+db_port=$(cat "$work/.spillway/databases/bench/port")
+sp_port=$(grep "^proxies.bench" "$work/spillway.out" | grep -oE '127\.0\.0\.1:[0-9]+' | head -1 | cut -d: -f2)
+
+# --- PgBouncer ---------------------------------------------------------------------------------
+pgb_port=$(free_port)
+printf '"bench" "bench-password"\n' > "$work/users.txt"
+cat > "$work/pgbouncer.ini" <<EOF
+[databases]
+bench = host=127.0.0.1 port=$db_port dbname=bench
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = $pgb_port
+unix_socket_dir =
+auth_type = scram-sha-256
+auth_file = $work/users.txt
+pool_mode = transaction
+default_pool_size = $POOL
+max_client_conn = 20000
+logfile = $work/pgbouncer.log
+pidfile = $work/pgbouncer.pid
+EOF
+if [ "$(id -u)" -eq 0 ]; then
+  chown postgres "$work/pgbouncer.ini" "$work/users.txt"
+  touch "$work/pgbouncer.log"; chown postgres "$work/pgbouncer.log"; chown postgres "$work"
+  # runuser applies PAM limits (a soft limit of 1024 open files, too few for 1,000 clients):
+  # raise it again inside.
+  runuser -u postgres -- sh -c "ulimit -n $(ulimit -Hn); exec pgbouncer -d '$work/pgbouncer.ini'"
+else
+  pgbouncer -d "$work/pgbouncer.ini"
+fi
+for _ in $(seq 1 50); do [ -s "$work/pgbouncer.pid" ] && break; sleep 0.1; done
+pgb_pid=$(cat "$work/pgbouncer.pid")
+
+export PGPASSWORD=bench-password
+say "pgbench -i -s 10"
+pgbench -h 127.0.0.1 -p "$db_port" -U bench -i -s 10 -q bench > "$work/init.log" 2>&1
+
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+
+# run NAME PORT PID SCENARIO ARGS... -> appends "scenario name tps p50_us p99_us cpu_us_per_tx" to results
+results="$work/results.txt"
+run() {
+  local name=$1 port=$2 pid=$3 scenario=$4; shift 4
+  local logdir="$work/log-$name-$scenario-$RANDOM"; mkdir -p "$logdir"
+  local before; before=$(cpu_ticks "$pid")
+  local out
+  if ! out=$(cd "$logdir" && timeout $((DURATION * 4 + 120)) pgbench -h 127.0.0.1 -p "$port" -U bench -j 2 -T "$DURATION" -l --sampling-rate=0.1 "$@" bench 2>&1); then
+    echo "$scenario $name fails - - -" >> "$results"
+    return
+  fi
+  local after; after=$(cpu_ticks "$pid")
+  echo "$out" > "$work/last-$name-$scenario.out"
+  local tps; tps=$(grep -oE 'tps = [0-9.]+' <<< "$out" | head -1 | cut -d' ' -f3 || true)
+  local tx; tx=$(grep -oE 'actually processed: [0-9]+' <<< "$out" | grep -oE '[0-9]+$' || true)
+  local failed; failed=$(grep -oE 'failed transactions: [0-9]+' <<< "$out" | grep -oE '[0-9]+$' || echo 0)
+  if [ -z "$tps" ] || [ "${failed:-0}" != 0 ]; then
+    echo "$scenario $name fails - - -" >> "$results"
+    return
+  fi
+  local pct; pct=$(cat "$logdir"/pgbench_log.* 2>/dev/null | awk '{print $3}' | sort -n | awk '{a[NR]=$1} END {if (NR==0) {print "- -"} else {print a[int(NR*0.5)+1], a[int(NR*0.99)+1]}}')
+  local cpu="-"
+  if [ "$pid" != 0 ] && [ "${tx:-0}" -gt 0 ]; then
+    cpu=$(python3 -c "print(round(($after-$before)*1e6/$(getconf CLK_TCK)/$tx, 2))")
+  fi
+  echo "$scenario $name $tps $pct $cpu" >> "$results"
+  rm -rf "$logdir"
+}
+
+targets=("direct $db_port 0" "pgbouncer $pgb_port $pgb_pid" "spillway $sp_port $spillway_pid")
+scenarios=(
+  "select-50-simple -S -c 50 -M simple"
+  "select-50-prepared -S -c 50 -M prepared"
+  "select-1000-simple -S -c 1000 -M simple"
+  "connect-20 -S -C -c 20"
+)
+for round in $(seq 1 "$ROUNDS"); do
+  for sc in "${scenarios[@]}"; do
+    read -r scenario args <<< "$sc"
+    # Rotate the order each round so no target always runs first (or right after another).
+    for i in 0 1 2; do
+      t=${targets[$(( (i + round) % 3 ))]}
+      read -r name port pid <<< "$t"
+      say "round $round: $scenario on $name"
+      # shellcheck disable=SC2086
+      run "$name" "$port" "$pid" "$scenario" $args
+    done
+  done
+done
+
+# --- Memory of idle clients -------------------------------------------------------------------
+idle_rss() {
+  local name=$1 port=$2 pid=$3
+  local before; before=$(rss_kb "$pid")
+  coproc IDLER { "$IDLE" "host=127.0.0.1 port=$port user=bench password=bench-password dbname=bench" "$IDLE_CLIENTS"; }
+  local line; read -r line <&"${IDLER[0]}" || true
+  local held=${line#ready }
+  local during; during=$(rss_kb "$pid")
+  exec {IDLER[1]}>&-
+  wait "$IDLER_PID" 2>/dev/null || true
+  echo "idle $name $held $before $during" >> "$results"
+}
+say "holding $IDLE_CLIENTS idle clients on each pooler"
+idle_rss pgbouncer "$pgb_port" "$pgb_pid"
+idle_rss spillway "$sp_port" "$spillway_pid"
+
+mkdir -p bench/results
+report="bench/results/proxy-pg-$(date -u +%Y%m%dT%H%MZ).md"
+python3 - "$results" "$DURATION" "$ROUNDS" "$IDLE_CLIENTS" > "$report" <<'PY'
+import statistics, sys
+from collections import defaultdict
+path, duration, rounds, idle_n = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+runs = defaultdict(list)
+idle = {}
+for line in open(path):
+    f = line.split()
+    if f[0] == "idle":
+        idle[f[1]] = (int(f[2] or 0), int(f[3]), int(f[4]))
+        continue
+    runs[(f[0], f[1])].append(f[2:])
+def med(vals):
+    nums = [float(v) for v in vals if v not in ("-", "fails")]
+    return statistics.median(nums) if nums else None
+def fmt(v, unit=""):
+    return "fails" if v is None else (f"{v:,.0f}{unit}" if v >= 100 else f"{v:.2f}{unit}")
+print(f"# Proxy benchmark ({rounds} interleaved rounds of {duration}s, medians)\n")
+print("| scenario | direct TPS | PgBouncer TPS | spillway TPS | spillway / PgBouncer | spillway / direct | p50 µs (direct / PgBouncer / spillway) | p99 µs (same) | proxy CPU µs per tx (PgBouncer / spillway) |")
+print("|---|---|---|---|---|---|---|---|---|")
+for scenario in ["select-50-simple", "select-50-prepared", "select-1000-simple", "connect-20"]:
+    row = {}
+    for t in ["direct", "pgbouncer", "spillway"]:
+        rs = runs.get((scenario, t), [])
+        ok = [r for r in rs if r[0] != "fails"]
+        row[t] = {
+            "tps": med([r[0] for r in ok]) if ok else None,
+            "p50": med([r[1] for r in ok]) if ok else None,
+            "p99": med([r[2] for r in ok]) if ok else None,
+            "cpu": med([r[3] for r in ok]) if ok else None,
+        }
+    def ratio(a, b):
+        return "-" if a is None or b is None else f"{a / b:.2f}x"
+    s, p, d = row["spillway"], row["pgbouncer"], row["direct"]
+    print(f"| {scenario} | {fmt(d['tps'])} | {fmt(p['tps'])} | {fmt(s['tps'])} | {ratio(s['tps'], p['tps'])} | {ratio(s['tps'], d['tps'])} "
+          f"| {fmt(d['p50'])} / {fmt(p['p50'])} / {fmt(s['p50'])} | {fmt(d['p99'])} / {fmt(p['p99'])} / {fmt(s['p99'])} | {fmt(p['cpu'])} / {fmt(s['cpu'])} |")
+print()
+print(f"| idle clients | held | RSS before | RSS holding them | per client |")
+print("|---|---|---|---|---|")
+for t in ["pgbouncer", "spillway"]:
+    if t in idle:
+        held, before, during = idle[t]
+        per = (during - before) / held if held else 0
+        print(f"| {t} | {held:,} | {before/1024:.1f} MB | {during/1024:.1f} MB | {per:.2f} KB |")
+PY
+cat "$report"
+say "written to $report"
