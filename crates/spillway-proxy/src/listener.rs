@@ -53,13 +53,14 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let (proxy, metrics, shutdown) =
             (Arc::clone(&proxy), Arc::clone(&metrics), shutdown.clone());
-        tokio::spawn(async move {
+        let fut = async move {
             match handshake::handshake(stream, &proxy, &metrics).await {
                 Ok(Some(login)) => session::run(login, proxy, metrics, shutdown).await,
                 Ok(None) => {}
                 Err(e) => tracing::info!(peer = %peer, "client login failed: {e}"),
             }
-        });
+        };
+        tokio::spawn(fut);
     }
     reaper.abort();
     proxy.target.close_idle();

@@ -11,6 +11,8 @@
 //!
 //! A borrowed connection is a [`Guard`]: dropping it gives the connection back (or, if marked
 //! broken, closes it and hands its slot to the next waiter), so no path can leak a slot.
+//! Sessions resolve their pool to a [`PoolId`] once at login, so a transaction's borrow and
+//! return cost one uncontended lock and no hashing.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -29,6 +31,10 @@ pub struct PoolKey {
     pub database: String,
     pub user: String,
 }
+
+/// A pool of a target, resolved once per client session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolId(usize);
 
 #[derive(Clone, Debug)]
 pub struct PoolSettings {
@@ -61,6 +67,7 @@ enum Grant {
 }
 
 struct Pool {
+    key: PoolKey,
     idle: Vec<ServerConn>,
     waiters: VecDeque<oneshot::Sender<Grant>>,
     server: ServerTarget,
@@ -69,9 +76,11 @@ struct Pool {
 struct State {
     /// Connections open or being opened, over all pools.
     open: usize,
-    pools: HashMap<PoolKey, Pool>,
+    pools: Vec<Pool>,
+    /// Where each key's pool is in `pools` (consulted at login, not per transaction).
+    index: HashMap<PoolKey, usize>,
     /// Pools with waiters, in the order they are served.
-    turn: VecDeque<PoolKey>,
+    turn: VecDeque<usize>,
 }
 
 pub struct Target {
@@ -91,7 +100,8 @@ impl Target {
         Arc::new(Self {
             state: Mutex::new(State {
                 open: 0,
-                pools: HashMap::new(),
+                pools: Vec::new(),
+                index: HashMap::new(),
                 turn: VecDeque::new(),
             }),
             settings: Mutex::new(settings),
@@ -111,52 +121,63 @@ impl Target {
         *lock(&self.settings) = settings;
     }
 
+    /// The pool for `key`, made on first use with the credentials in `server`.
+    pub fn pool(&self, key: &PoolKey, server: &ServerTarget) -> PoolId {
+        let mut st = lock(&self.state);
+        if let Some(&i) = st.index.get(key) {
+            return PoolId(i);
+        }
+        let i = st.pools.len();
+        st.pools.push(Pool {
+            key: key.clone(),
+            idle: Vec::new(),
+            waiters: VecDeque::new(),
+            server: server.clone(),
+        });
+        st.index.insert(key.clone(), i);
+        PoolId(i)
+    }
+
     /// Replaces the credentials new connections of a pool use (secret rotation, reload).
     pub fn update_server(&self, key: &PoolKey, server: ServerTarget) {
-        if let Some(p) = lock(&self.state).pools.get_mut(key) {
-            p.server = server;
+        let mut st = lock(&self.state);
+        if let Some(&i) = st.index.get(key) {
+            st.pools[i].server = server;
         }
     }
 
-    /// Borrows a server connection for `key`, logging in with `server` if one must be opened.
-    pub async fn borrow(
-        self: &Arc<Self>,
-        key: &PoolKey,
-        server: &ServerTarget,
-    ) -> Result<Guard, BorrowError> {
+    /// Borrows a server connection from pool `id`, opening one if it must.
+    pub async fn borrow(self: &Arc<Self>, id: PoolId) -> Result<Guard, BorrowError> {
         let started = Instant::now();
-        let settings = self.settings();
+        let (max_connections, borrow_timeout) = {
+            let s = lock(&self.settings);
+            (s.max_connections, s.borrow_timeout)
+        };
         let rx = {
             let mut st = lock(&self.state);
             let st = &mut *st;
-            let pool = st.pools.entry(key.clone()).or_insert_with(|| Pool {
-                idle: Vec::new(),
-                waiters: VecDeque::new(),
-                server: server.clone(),
-            });
+            let pool = &mut st.pools[id.0];
             while let Some(conn) = pool.idle.pop() {
                 // Probing costs a syscall; a connection used moments ago is trusted, as
                 // PgBouncer's server_check_delay does.
                 if conn.last_used.elapsed() < RECHECK_AFTER || conn.looks_alive() {
-                    return Ok(self.guard(key, conn, started));
+                    return Ok(self.guard(id, conn, started));
                 }
                 st.open -= 1;
                 self.metrics.connections.add(-1);
             }
-            if st.open < settings.max_connections {
+            if st.open < max_connections {
                 st.open += 1;
                 None
-            } else if close_an_idle_elsewhere(st, key) {
+            } else if close_an_idle_elsewhere(st, id) {
                 // The slot of the closed connection is ours.
                 self.metrics.connections.add(-1);
                 None
             } else {
                 let (tx, rx) = oneshot::channel();
-                if let Some(p) = st.pools.get_mut(key) {
-                    p.waiters.push_back(tx);
-                }
-                if !st.turn.contains(key) {
-                    st.turn.push_back(key.clone());
+                st.pools[id.0].waiters.push_back(tx);
+                if !st.turn.contains(&id.0) {
+                    st.turn.push_back(id.0);
                 }
                 Some(rx)
             }
@@ -164,30 +185,26 @@ impl Target {
         let grant = match rx {
             None => Grant::Slot,
             Some(rx) => {
-                match tokio::time::timeout_at((started + settings.borrow_timeout).into(), rx).await
-                {
+                match tokio::time::timeout_at((started + borrow_timeout).into(), rx).await {
                     Ok(Ok(g)) => g,
                     // Timed out (or the target went away): our sender is left in the queue and is
                     // skipped when its turn comes.
                     _ => {
                         self.metrics.borrow_timeouts.inc();
-                        return Err(BorrowError::Timeout(settings.borrow_timeout));
+                        return Err(BorrowError::Timeout(borrow_timeout));
                     }
                 }
             }
         };
         match grant {
-            Grant::Conn(conn) => Ok(self.guard(key, conn, started)),
+            Grant::Conn(conn) => Ok(self.guard(id, conn, started)),
             Grant::Slot => {
-                let server = lock(&self.state)
-                    .pools
-                    .get(key)
-                    .map_or_else(|| server.clone(), |p| p.server.clone());
+                let server = lock(&self.state).pools[id.0].server.clone();
                 match ServerConn::connect(&server).await {
                     Ok(conn) => {
                         self.metrics.connections.add(1);
                         self.metrics.connects.inc();
-                        Ok(self.guard(key, conn, started))
+                        Ok(self.guard(id, conn, started))
                     }
                     Err(e) => {
                         self.metrics.connect_failures.inc();
@@ -199,13 +216,13 @@ impl Target {
         }
     }
 
-    fn guard(self: &Arc<Self>, key: &PoolKey, conn: ServerConn, started: Instant) -> Guard {
+    fn guard(self: &Arc<Self>, id: PoolId, conn: ServerConn, started: Instant) -> Guard {
         self.metrics.borrowed.add(1);
         self.metrics.borrow_latency.observe(started.elapsed());
         Guard {
             conn: Some(conn),
             target: Arc::clone(self),
-            key: key.clone(),
+            pool: id,
             broken: false,
         }
     }
@@ -218,16 +235,19 @@ impl Target {
         }
     }
 
-    fn give_back(&self, key: &PoolKey, mut conn: ServerConn, broken: bool) {
+    fn give_back(&self, id: PoolId, mut conn: ServerConn, broken: bool) {
         self.metrics.borrowed.add(-1);
-        let settings = self.settings();
-        let expired = conn.created.elapsed() > settings.lifetime;
+        let (max_connections, lifetime) = {
+            let s = lock(&self.settings);
+            (s.max_connections, s.lifetime)
+        };
+        let expired = conn.created.elapsed() > lifetime;
         let mut st = lock(&self.state);
         let st = &mut *st;
-        if broken || expired || st.open > settings.max_connections {
+        if broken || expired || st.open > max_connections {
             drop(conn);
             self.metrics.connections.add(-1);
-            if st.open > settings.max_connections || !hand_slot(st) {
+            if st.open > max_connections || !hand_slot(st) {
                 st.open -= 1;
             }
             return;
@@ -236,14 +256,12 @@ impl Target {
         let mut conn = Some(conn);
         // Serve the pool whose turn it is.
         while let Some(turn) = st.turn.pop_front() {
-            let Some(pool) = st.pools.get_mut(&turn) else {
-                continue;
-            };
+            let pool = &mut st.pools[turn];
             while let Some(tx) = pool.waiters.pop_front() {
                 if tx.is_closed() {
                     continue;
                 }
-                let grant = match (turn == *key, conn.take()) {
+                let grant = match (turn == id.0, conn.take()) {
                     (true, Some(c)) => Grant::Conn(c),
                     (_, c) => {
                         conn = c;
@@ -267,13 +285,8 @@ impl Target {
                 }
             }
         }
-        let Some(conn) = conn else { return };
-        match st.pools.get_mut(key) {
-            Some(pool) => pool.idle.push(conn),
-            None => {
-                self.metrics.connections.add(-1);
-                st.open -= 1;
-            }
+        if let Some(conn) = conn {
+            st.pools[id.0].idle.push(conn);
         }
     }
 
@@ -283,7 +296,7 @@ impl Target {
         let mut st = lock(&self.state);
         let st = &mut *st;
         let mut closed = 0usize;
-        for pool in st.pools.values_mut() {
+        for pool in st.pools.iter_mut() {
             pool.idle.retain(|c| {
                 let keep = c.last_used.elapsed() < settings.idle_timeout
                     && c.created.elapsed() < settings.lifetime
@@ -294,10 +307,10 @@ impl Target {
                 keep
             });
         }
-        let mut idle: usize = st.pools.values().map(|p| p.idle.len()).sum();
+        let mut idle: usize = st.pools.iter().map(|p| p.idle.len()).sum();
         while idle > settings.max_idle {
             // The pool with most idle connections gives up its least recently used one.
-            let Some(pool) = st.pools.values_mut().max_by_key(|p| p.idle.len()) else {
+            let Some(pool) = st.pools.iter_mut().max_by_key(|p| p.idle.len()) else {
                 break;
             };
             if pool.idle.is_empty() {
@@ -316,21 +329,21 @@ impl Target {
         let mut st = lock(&self.state);
         let n: usize = st
             .pools
-            .values_mut()
+            .iter_mut()
             .map(|p| std::mem::take(&mut p.idle).len())
             .sum();
         st.open -= n;
         self.metrics.connections.add(-(n as i64));
     }
 
-    /// (open, idle, waiting) per pool, for the admin view.
+    /// (key, idle, waiting) per pool, for the admin view.
     pub fn snapshot(&self) -> Vec<(PoolKey, usize, usize)> {
         let st = lock(&self.state);
         st.pools
             .iter()
-            .map(|(k, p)| {
+            .map(|p| {
                 (
-                    k.clone(),
+                    p.key.clone(),
                     p.idle.len(),
                     p.waiters.iter().filter(|w| !w.is_closed()).count(),
                 )
@@ -343,13 +356,14 @@ impl Target {
     }
 }
 
-/// Closes one idle connection of a pool other than `key`; true if one was closed (its slot is
+/// Closes one idle connection of a pool other than `id`; true if one was closed (its slot is
 /// then the caller's).
-fn close_an_idle_elsewhere(st: &mut State, key: &PoolKey) -> bool {
+fn close_an_idle_elsewhere(st: &mut State, id: PoolId) -> bool {
     let victim = st
         .pools
         .iter_mut()
-        .filter(|(k, p)| *k != key && !p.idle.is_empty())
+        .enumerate()
+        .filter(|(i, p)| *i != id.0 && !p.idle.is_empty())
         .max_by_key(|(_, p)| p.idle.len());
     match victim {
         Some((_, p)) => {
@@ -363,9 +377,7 @@ fn close_an_idle_elsewhere(st: &mut State, key: &PoolKey) -> bool {
 /// Gives a free slot to the next live waiter; false if nobody waits.
 fn hand_slot(st: &mut State) -> bool {
     while let Some(turn) = st.turn.pop_front() {
-        let Some(pool) = st.pools.get_mut(&turn) else {
-            continue;
-        };
+        let pool = &mut st.pools[turn];
         while let Some(tx) = pool.waiters.pop_front() {
             if tx.send(Grant::Slot).is_ok() {
                 if !pool.waiters.is_empty() {
@@ -382,7 +394,7 @@ fn hand_slot(st: &mut State) -> bool {
 pub struct Guard {
     conn: Option<ServerConn>,
     target: Arc<Target>,
-    key: PoolKey,
+    pool: PoolId,
     /// Set when the connection must not be reused (protocol desync, mid-transaction loss).
     pub broken: bool,
 }
@@ -404,7 +416,7 @@ impl Guard {
 impl Drop for Guard {
     fn drop(&mut self) {
         if let Some(conn) = self.conn.take() {
-            self.target.give_back(&self.key, conn, self.broken);
+            self.target.give_back(self.pool, conn, self.broken);
         }
     }
 }

@@ -19,7 +19,7 @@ use super::proxy::{ClientAuth, PgProxy, Settings, User};
 use super::scram::{self, Exchange, Verifier};
 use super::startup::{self, StartupPacket};
 use crate::metrics::EndpointMetrics;
-use crate::pool::PoolKey;
+use crate::pool::{PoolId, PoolKey};
 
 /// How long a client may take from connecting to finishing authentication (PostgreSQL's
 /// authentication_timeout defaults to 60s; a pooler facing serverless storms wants less).
@@ -34,7 +34,7 @@ pub struct LoggedIn {
     pub buf: BytesMut,
     pub user: Arc<User>,
     pub key: PoolKey,
-    pub server: ServerTarget,
+    pub pool: PoolId,
     pub tracked: Vec<(String, String)>,
     pub settings: Arc<Settings>,
 }
@@ -126,14 +126,14 @@ pub async fn handshake(
     metrics: &EndpointMetrics,
 ) -> Result<Option<LoggedIn>, HandshakeError> {
     match tokio::time::timeout(AUTH_TIMEOUT, run(&mut stream, proxy, metrics)).await {
-        Ok(Ok(Some((buf, user, key, server, tracked, settings)))) => Ok(Some(LoggedIn {
+        Ok(Ok(Some(a))) => Ok(Some(LoggedIn {
             stream,
-            buf,
-            user,
-            key,
-            server,
-            tracked,
-            settings,
+            buf: a.buf,
+            user: a.user,
+            key: a.key,
+            pool: a.pool,
+            tracked: a.tracked,
+            settings: a.settings,
         })),
         Ok(Ok(None)) => Ok(None),
         Ok(Err(e)) => Err(e),
@@ -151,20 +151,21 @@ pub async fn handshake(
     }
 }
 
-type Session = (
-    BytesMut,
-    Arc<User>,
-    PoolKey,
-    ServerTarget,
-    Vec<(String, String)>,
-    Arc<Settings>,
-);
+/// What a successful login established (the session then takes the socket too).
+struct Admitted {
+    buf: BytesMut,
+    user: Arc<User>,
+    key: PoolKey,
+    pool: PoolId,
+    tracked: Vec<(String, String)>,
+    settings: Arc<Settings>,
+}
 
 async fn run(
     stream: &mut TcpStream,
     proxy: &Arc<PgProxy>,
     metrics: &EndpointMetrics,
-) -> Result<Option<Session>, HandshakeError> {
+) -> Result<Option<Admitted>, HandshakeError> {
     let mut buf = BytesMut::with_capacity(1024);
     let mut asked_ssl = false;
     let mut asked_gss = false;
@@ -258,6 +259,7 @@ async fn run(
     };
     // The server's parameters, learnt from one connection per pool (which also proves the
     // database exists and the secret's credentials work before the client sends a query).
+    let pool = proxy.target.pool(&key, &server);
     let cached = proxy
         .server_params
         .lock()
@@ -266,7 +268,7 @@ async fn run(
         .cloned();
     let server_params = match cached {
         Some(p) => p,
-        None => match proxy.target.borrow(&key, &server).await {
+        None => match proxy.target.borrow(pool).await {
             Ok(mut g) => {
                 let p = g.conn().params.clone();
                 proxy
@@ -309,7 +311,14 @@ async fn run(
     }
     stream.write_all(&out).await?;
     metrics.client_connections_setup_succeeded.inc();
-    Ok(Some((buf, user, key, server, tracked, settings)))
+    Ok(Some(Admitted {
+        buf,
+        user,
+        key,
+        pool,
+        tracked,
+        settings,
+    }))
 }
 
 /// Returns the user on success, `None` on any authentication failure.

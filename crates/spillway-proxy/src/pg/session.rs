@@ -20,7 +20,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
-use super::backend::ServerTarget;
 use super::codec::{self, MAX_MESSAGE, Severity, peek};
 use super::handshake::LoggedIn;
 use super::messages::{Bind, Parse, Target as NameTarget, query_text};
@@ -29,12 +28,16 @@ use super::prepared::{ClientStatements, Statement, server_name};
 use super::proxy::{PgProxy, Settings};
 use crate::cancel::CancelSlot;
 use crate::metrics::EndpointMetrics;
-use crate::pool::{BorrowError, Guard, PoolKey};
+use crate::pool::{BorrowError, Guard, PoolId, PoolKey};
 
 /// Stop reading one side while this much waits to be written to the other (backpressure).
 const HIGH_WATER: usize = 256 * 1024;
 /// Free space kept in read buffers before each read.
 const READ_CHUNK: usize = 16 * 1024;
+/// Free space in a client's read buffer while it has no server connection.
+const CLIENT_IDLE_CHUNK: usize = 1024;
+/// Empty buffers with more capacity than this are freed at the end of a transaction.
+const SHRINK_ABOVE: usize = 64 * 1024;
 /// Server messages larger than this stream through instead of being framed whole.
 const STREAM_THRESHOLD: usize = 64 * 1024;
 
@@ -65,7 +68,7 @@ pub struct Session {
     server: Option<Guard>,
     settings: Arc<Settings>,
     key: PoolKey,
-    target: ServerTarget,
+    pool: PoolId,
     tracked: Vec<(String, String)>,
     proxy: Arc<PgProxy>,
     metrics: Arc<EndpointMetrics>,
@@ -109,12 +112,14 @@ pub async fn run(
     let mut s = Session {
         client: login.stream,
         cbuf: login.buf,
-        to_client: BytesMut::with_capacity(16 * 1024),
-        to_server: BytesMut::with_capacity(16 * 1024),
+        // Buffers start empty and grow with use: an idle client should cost a few KB, not the
+        // pages of three 16 KB buffers.
+        to_client: BytesMut::new(),
+        to_server: BytesMut::new(),
         server: None,
         settings: login.settings,
         key: login.key,
-        target: login.server,
+        pool: login.pool,
         tracked: login.tracked,
         proxy,
         metrics,
@@ -213,9 +218,12 @@ impl Session {
 
             let want_client = self.to_server.len() < HIGH_WATER;
             let want_server = self.to_client.len() < HIGH_WATER;
-            self.cbuf.reserve(READ_CHUNK);
             if let Some(g) = self.server.as_mut() {
                 g.conn().buf.reserve(READ_CHUNK);
+                self.cbuf.reserve(READ_CHUNK);
+            } else {
+                // Waiting for the next query: a small read buffer (it grows if the query does).
+                self.cbuf.reserve(CLIENT_IDLE_CHUNK);
             }
             // read_buf/write_buf on split halves rather than readiness + try_read: tokio clears a
             // socket's readiness when a read comes back short, which saves the recvfrom that
@@ -254,8 +262,10 @@ impl Session {
                 };
                 let write_client = !to_client.is_empty();
                 tokio::select! {
-                    r = cr.read_buf(cbuf), if want_client => Event::ClientRead(r),
+                    // Fixed order (no random start): answers first, then new requests.
+                    biased;
                     r = server_read, if has_server => Event::ServerRead(r),
+                    r = cr.read_buf(cbuf), if want_client => Event::ClientRead(r),
                     r = cw.write_buf(to_client), if write_client => Event::Wrote(r),
                     r = server_write, if has_server && write_server => Event::Wrote(r),
                     _ = &mut idle => Event::IdleTimeout,
@@ -338,7 +348,7 @@ impl Session {
         let _ = flush(&self.client, &mut self.to_client);
         let target = Arc::clone(&self.proxy.target);
         let result = tokio::select! {
-            r = target.borrow(&self.key, &self.target) => r,
+            r = target.borrow(self.pool) => r,
             _ = stop => {
                 self.fatal("57P01", "terminating connection due to administrator command");
                 return false;
@@ -390,6 +400,12 @@ impl Session {
         if releasable {
             self.cancel.set(None);
             self.server = None;
+            // After a large result or COPY, give the memory back rather than keep it per client.
+            for b in [&mut self.cbuf, &mut self.to_client, &mut self.to_server] {
+                if b.is_empty() && b.capacity() > SHRINK_ABOVE {
+                    *b = BytesMut::new();
+                }
+            }
         }
     }
 
