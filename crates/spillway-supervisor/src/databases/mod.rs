@@ -135,3 +135,43 @@ pub(crate) async fn wait_for_stale(pid_file: &Path, what: &str) -> Result<(), Su
     }
     Ok(())
 }
+
+/// Where a managed server lives and as whom it runs, prepared the same way for every engine:
+/// its directory (reachable by and owned by the server's account), its data directory (refused
+/// if another account owns it), its loopback port and its socket directory.
+pub(crate) struct Layout {
+    pub run_as: crate::process::RunAs,
+    pub data: PathBuf,
+    pub port: u16,
+    pub sockets: PathBuf,
+    pub password_file: PathBuf,
+}
+
+pub(crate) fn prepare_layout(
+    spec: &ManagedSpec,
+    service_user: &str,
+    service: &'static str,
+    longest_socket_name: &str,
+) -> Result<Layout, SupervisorError> {
+    let run_as = crate::process::RunAs::for_service(service_user);
+    std::fs::create_dir_all(&spec.dir).map_err(SupervisorError::io(&spec.dir))?;
+    run_as.check_reachable(&spec.dir)?;
+    let data = spec.dir.join("data");
+    check_owner(&data, run_as.uid, service)?;
+    let port = crate::state::managed_port(
+        &spec.dir,
+        spec.port,
+        &format!("databases.{}.port", spec.resource),
+    )?;
+    let sockets = socket_dir(&spec.dir, longest_socket_name);
+    std::fs::create_dir_all(&sockets).map_err(SupervisorError::io(&sockets))?;
+    run_as.own(&spec.dir)?;
+    run_as.own(&sockets)?;
+    Ok(Layout {
+        run_as,
+        data,
+        port,
+        sockets,
+        password_file: spec.dir.join("admin-password"),
+    })
+}

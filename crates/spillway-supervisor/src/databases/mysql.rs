@@ -13,12 +13,11 @@ use spillway_stack::model::Engine;
 use tokio::io::AsyncReadExt;
 
 use super::sql::{my_ident, my_literal};
-use super::{
-    DatabaseEndpoint, ManagedSpec, RunningDatabase, check_owner, socket_dir, wait_for_stale,
-};
+use super::{DatabaseEndpoint, ManagedSpec, RunningDatabase, wait_for_stale};
+use super::{Layout, prepare_layout};
 use crate::error::SupervisorError;
 use crate::process::{RunAs, Spec, Supervised, find_program, run, tail};
-use crate::state::{admin_password, managed_port, write_private};
+use crate::state::{admin_password, write_private};
 
 /// The administrative user of a managed MariaDB (socket logins only).
 pub const ADMIN_USER: &str = "root";
@@ -216,20 +215,13 @@ pub async fn start(
     progress: &(dyn Fn(&str) + Sync),
 ) -> Result<RunningDatabase, SupervisorError> {
     let bins = binaries()?;
-    let run_as = RunAs::for_service("mysql");
-    std::fs::create_dir_all(&spec.dir).map_err(SupervisorError::io(&spec.dir))?;
-    run_as.check_reachable(&spec.dir)?;
-    let data = spec.dir.join("data");
-    check_owner(&data, run_as.uid, "mariadbd")?;
-    let port = managed_port(
-        &spec.dir,
-        spec.port,
-        &format!("databases.{}.port", spec.resource),
-    )?;
-    let sockets = socket_dir(&spec.dir, "mysqld.sock.lock");
-    std::fs::create_dir_all(&sockets).map_err(SupervisorError::io(&sockets))?;
-    run_as.own(&spec.dir)?;
-    run_as.own(&sockets)?;
+    let Layout {
+        run_as,
+        data,
+        port,
+        sockets,
+        password_file,
+    } = prepare_layout(spec, "mysql", "mariadbd", "mysqld.sock.lock")?;
     let log = spec.dir.join("mariadbd.log");
     let server = Server {
         spec,
@@ -239,7 +231,6 @@ pub async fn start(
         socket: sockets.join("mysqld.sock"),
         log: log.clone(),
     };
-    let password_file = spec.dir.join("admin-password");
 
     if !data.exists() {
         bootstrap(&server, &data, &password_file, progress).await?;
