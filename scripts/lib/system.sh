@@ -27,6 +27,15 @@ ensure_rust() {
   have cargo || die "cargo is not installed: install Rust with rustup (https://rustup.rs); the toolchain is pinned in rust-toolchain.toml"
 }
 
+# Node.js client libraries the tests drive (node-postgres), pinned by tests/node/package-lock.json.
+ensure_node_clients() {
+  have node && have npm || ensure_packages nodejs npm
+  if [ ! -d tests/node/node_modules/pg ]; then
+    say "installing Node.js test clients (npm ci in tests/node)"
+    (cd tests/node && npm ci --no-audit --no-fund --silent)
+  fi
+}
+
 # The machine's own PostgreSQL and MariaDB, which tests use for shared databases.
 ensure_services() {
   if ! pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then

@@ -465,3 +465,30 @@ async fn a_client_that_vanishes_mid_transaction_leaves_no_dirty_connection() {
     assert_eq!(in_tx, None, "the next client inherited a transaction");
     stack.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn node_postgres_named_statements_through_transaction_pooling() {
+    let stack = ProxyStack::start("max_connections = 3").await;
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/node/pg_prepared.js");
+    let out = tokio::process::Command::new(require_tool("node", "nodejs"))
+        .arg(&script)
+        .env("PGHOST", "127.0.0.1")
+        .env("PGPORT", stack.port().to_string())
+        .env("PGUSER", "app")
+        .env("PGPASSWORD", "app-password")
+        .env("PGDATABASE", "main")
+        .output()
+        .await
+        .unwrap_or_else(|e| panic!("node: {e}"));
+    assert!(
+        out.status.success(),
+        "node-postgres failed (scripts/test runs npm install in tests/node):\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok 30 clients");
+    assert!(stack.metric("DatabaseConnections").await <= 3.0);
+    assert_eq!(stack.metric("DatabaseConnectionsPinnedTotal").await, 0.0);
+    stack.stop().await;
+}

@@ -196,3 +196,58 @@ async fn login(port: u16) -> TcpStream {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_database_restart_fails_open_transactions_and_the_pool_refills() {
+    let mut pg = spillway_testkit::PrivatePostgres::start().await;
+    let database = format!(
+        "engine = \"postgres\"\nurl = \"postgres://test:test-password@127.0.0.1:{}/test\"",
+        pg.port()
+    );
+    let stack = ProxyStack::start_with_database(&database, "test", "test-password", "").await;
+    let conn_str = stack.conn_str().replace(
+        "user=app password=app-password dbname=main",
+        "user=test password=test-password dbname=test",
+    );
+    let connect = |s: String| async move {
+        let (client, conn) = tokio_postgres::connect(&s, NoTls)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        tokio::spawn(conn);
+        client
+    };
+    let idle = connect(conn_str.clone()).await;
+    idle.simple_query("SELECT 1")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let in_tx = connect(conn_str.clone()).await;
+    in_tx
+        .batch_execute("BEGIN; SELECT 1;")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+
+    pg.restart().await;
+
+    // The transaction's server went away under it: an error, not a hang.
+    let err = tokio::time::timeout(Duration::from_secs(10), in_tx.simple_query("SELECT 2")).await;
+    assert!(
+        matches!(err, Ok(Err(_))),
+        "expected an error for the broken transaction, got {err:?}"
+    );
+    // A client that held no server carries on, on a fresh server connection.
+    let v = tokio::time::timeout(Duration::from_secs(10), idle.simple_query("SELECT 3")).await;
+    assert!(
+        matches!(v, Ok(Ok(_))),
+        "the idle client could not continue: {v:?}"
+    );
+    // And new clients are served.
+    let fresh = connect(conn_str).await;
+    let n: i32 = fresh
+        .query_one("SELECT 40 + 2", &[])
+        .await
+        .map(|r| r.get(0))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(n, 42);
+    stack.stop().await;
+    pg.stop().await;
+}

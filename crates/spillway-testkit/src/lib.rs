@@ -96,13 +96,30 @@ pub struct ProxyStack {
 
 impl ProxyStack {
     pub async fn start(proxy_settings: &str) -> Self {
+        Self::start_with_database(
+            "engine = \"postgres\"",
+            "app",
+            "app-password",
+            proxy_settings,
+        )
+        .await
+    }
+
+    /// Like [`ProxyStack::start`] with `database` as the body of `[databases.main]` (e.g. a
+    /// `url` to a [`PrivatePostgres`]) and the proxy's login `user` / `password`.
+    pub async fn start_with_database(
+        database: &str,
+        user: &str,
+        password: &str,
+        proxy_settings: &str,
+    ) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("spillway-proxy-")
             .tempdir()
             .unwrap_or_else(|e| panic!("{e}"));
         let text = format!(
-            "[stack]\nendpoint = \"127.0.0.1:0\"\n\n[databases.main]\nengine = \"postgres\"\n\n\
-             [secrets.app]\nusername = \"app\"\npassword = \"app-password\"\n\n\
+            "[stack]\nendpoint = \"127.0.0.1:0\"\n\n[databases.main]\n{database}\n\n\
+             [secrets.app]\nusername = \"{user}\"\npassword = \"{password}\"\n\n\
              [proxies.main]\ndatabase = \"main\"\nlisten = \"127.0.0.1:0\"\nauth = [{{ secret = \"app\" }}]\n{proxy_settings}\n"
         );
         std::fs::write(dir.path().join("spillway.toml"), text).unwrap_or_else(|e| panic!("{e}"));

@@ -8,6 +8,7 @@ use spillway_supervisor::databases::{
 /// A private PostgreSQL with a database `test` and a login `test` / `test-password`.
 pub struct PrivatePostgres {
     running: Option<RunningDatabase>,
+    spec: ManagedSpec,
     pub admin_password: String,
     _dir: tempfile::TempDir,
 }
@@ -15,6 +16,7 @@ pub struct PrivatePostgres {
 /// A private MariaDB with a database `test` and a login `test` / `test-password`.
 pub struct PrivateMariadb {
     running: Option<RunningDatabase>,
+    spec: ManagedSpec,
     pub admin_password: String,
     _dir: tempfile::TempDir,
 }
@@ -71,8 +73,21 @@ macro_rules! private_server {
                 Self {
                     running: Some(running),
                     admin_password,
+                    spec,
                     _dir: dir,
                 }
+            }
+
+            /// Stops the server (a clean, fast shutdown) and starts it again on the same data
+            /// directory and port, as a database restart would.
+            pub async fn restart(&mut self) {
+                if let Some(p) = self.running.take().and_then(|r| r.process) {
+                    p.stop(std::time::Duration::from_secs(30)).await;
+                }
+                let running = $module::start(&self.spec, &|_| {})
+                    .await
+                    .unwrap_or_else(|e| panic!("cannot restart the private server: {e}"));
+                self.running = Some(running);
             }
 
             pub fn endpoint(&self) -> &DatabaseEndpoint {

@@ -329,6 +329,9 @@ impl Session {
         if let Some(g) = self.server.as_mut() {
             g.broken = true;
         }
+        // A server connection dying usually means the server restarted: its idle siblings are
+        // dead too, so the next clients should get fresh connections rather than find out.
+        self.proxy.target.close_idle();
         self.forward_remaining_server_bytes();
         self.fatal(
             "08006",
