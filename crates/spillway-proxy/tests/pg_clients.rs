@@ -492,3 +492,67 @@ async fn node_postgres_named_statements_through_transaction_pooling() {
     assert_eq!(stack.metric("DatabaseConnectionsPinnedTotal").await, 0.0);
     stack.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sqlx_prepared_queries_in_a_transaction_pool() {
+    let stack = ProxyStack::start("max_connections = 2").await;
+    let url = format!(
+        "postgres://app:app-password@127.0.0.1:{}/main",
+        stack.port()
+    );
+    // sqlx caches prepared statements per connection; its pool holds 8 client connections
+    // that the proxy multiplexes over 2 server connections.
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(8)
+        .connect(&url)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    sqlx::query("CREATE TABLE items (id int PRIMARY KEY, name text)")
+        .execute(&pool)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut tasks = Vec::new();
+    for w in 0..8i32 {
+        let pool = pool.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..25i32 {
+                let id = w * 100 + i;
+                sqlx::query("INSERT INTO items (id, name) VALUES ($1, $2)")
+                    .bind(id)
+                    .bind(format!("item {id}"))
+                    .execute(&pool)
+                    .await
+                    .unwrap_or_else(|e| panic!("{e}"));
+                let (name,): (String,) = sqlx::query_as("SELECT name FROM items WHERE id = $1")
+                    .bind(id)
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap_or_else(|e| panic!("{e}"));
+                assert_eq!(name, format!("item {id}"));
+            }
+            let mut tx = pool.begin().await.unwrap_or_else(|e| panic!("{e}"));
+            let (a,): (i32,) = sqlx::query_as("SELECT pg_backend_pid()")
+                .fetch_one(&mut *tx)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            let (b,): (i32,) = sqlx::query_as("SELECT pg_backend_pid()")
+                .fetch_one(&mut *tx)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(a, b, "a transaction moved between server connections");
+            tx.commit().await.unwrap_or_else(|e| panic!("{e}"));
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap_or_else(|e| panic!("{e}"));
+    }
+    let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM items")
+        .fetch_one(&pool)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(n, 200);
+    pool.close().await;
+    assert!(stack.metric("DatabaseConnections").await <= 2.0);
+    assert_eq!(stack.metric("DatabaseConnectionsPinnedTotal").await, 0.0);
+    stack.stop().await;
+}
