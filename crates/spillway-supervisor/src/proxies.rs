@@ -1,5 +1,6 @@
 //! Starting a stack's proxies: each gets the credentials of its secrets, a pool cap derived from
-//! the server's `max_connections`, and a listener.
+//! the server's `max_connections`, and a listener. Reloading applies a changed stack file's
+//! users, pool sizes and timeouts to running proxies without dropping their clients.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -30,6 +31,10 @@ pub struct RunningProxy {
     pub addr: SocketAddr,
     pub target: Arc<Target>,
     pub task: JoinHandle<()>,
+    proxy: Arc<PgProxy>,
+    db: DatabaseEndpoint,
+    /// The server's max_connections as read at start (the base of the percentages).
+    server_max: u32,
 }
 
 type Values = HashMap<(Kind, String, String), String>;
@@ -70,19 +75,15 @@ pub fn pool_settings(p: &Proxy, server_max: u32) -> PoolSettings {
     }
 }
 
-pub async fn start(
+/// A proxy's runtime settings from the stack and the secrets' current values.
+fn settings(
     loaded: &LoadedStack,
     name: &str,
     db: &DatabaseEndpoint,
     values: &Values,
-    registry: &Arc<Registry>,
-    shutdown: watch::Receiver<bool>,
-) -> Result<Option<RunningProxy>, SupervisorError> {
+) -> Result<Settings, SupervisorError> {
     let stack = &loaded.stack;
     let p = &stack.proxies[name];
-    if db.engine != Engine::Postgres {
-        return Ok(None);
-    }
     let mut users = HashMap::new();
     for a in &p.auth {
         let get = |attr: &str| {
@@ -112,8 +113,45 @@ pub async fn start(
         ),
         None => None,
     };
-    let first = users.values().next().cloned();
-    let probe = first.as_ref().map(|u| ServerTarget {
+    Ok(Settings {
+        proxy: name.to_owned(),
+        server_host: db.host.clone(),
+        server_port: db.port,
+        default_database: Some(db.dbname.clone()),
+        users,
+        mode: p.pool_mode,
+        filters: Filters {
+            exclude_variable_sets: p
+                .session_pinning_filters
+                .contains(&PinningFilter::ExcludeVariableSets),
+        },
+        idle_client_timeout: p.idle_client_timeout.get(),
+        init_query,
+        client_auth,
+        allow_from: p
+            .allow_from
+            .iter()
+            .filter_map(|c| spillway_stack::parse_cidr(c).ok())
+            .collect(),
+        connect_timeout: Duration::from_secs(10),
+    })
+}
+
+pub async fn start(
+    loaded: &LoadedStack,
+    name: &str,
+    db: &DatabaseEndpoint,
+    values: &Values,
+    registry: &Arc<Registry>,
+    shutdown: watch::Receiver<bool>,
+) -> Result<Option<RunningProxy>, SupervisorError> {
+    let stack = &loaded.stack;
+    let p = &stack.proxies[name];
+    if db.engine != Engine::Postgres {
+        return Ok(None);
+    }
+    let settings = settings(loaded, name, db, values)?;
+    let probe = settings.users.values().next().map(|u| ServerTarget {
         host: db.host.clone(),
         port: db.port,
         database: db.dbname.clone(),
@@ -130,35 +168,11 @@ pub async fn start(
         Some(t) => server_max_connections(t, fallback).await,
         None => fallback,
     };
-    let settings = pool_settings(p, server_max);
-    let target = Target::new(settings, registry.target(name, &p.database));
-    let allow_from = p
-        .allow_from
-        .iter()
-        .filter_map(|c| spillway_stack::parse_cidr(c).ok())
-        .collect();
-    let proxy = PgProxy::new(
-        Settings {
-            proxy: name.to_owned(),
-            server_host: db.host.clone(),
-            server_port: db.port,
-            default_database: Some(db.dbname.clone()),
-            users,
-            mode: p.pool_mode,
-            filters: Filters {
-                exclude_variable_sets: p
-                    .session_pinning_filters
-                    .contains(&PinningFilter::ExcludeVariableSets),
-            },
-            idle_client_timeout: p.idle_client_timeout.get(),
-            init_query,
-            client_auth,
-            allow_from,
-            connect_timeout: Duration::from_secs(10),
-        },
-        Arc::clone(&target),
-        None,
+    let target = Target::new(
+        pool_settings(p, server_max),
+        registry.target(name, &p.database),
     );
+    let proxy = PgProxy::new(settings, Arc::clone(&target), None);
     let addr = listeners::proxy_listen(stack, name)
         .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 6432)));
     let listener = bind(addr, &format!("proxies.{name}.listen")).await?;
@@ -167,14 +181,52 @@ pub async fn start(
         .map_err(SupervisorError::io(addr.to_string()))?;
     let metrics = registry.endpoint(name, "default");
     let task = tokio::spawn(spillway_proxy::listener::serve(
-        listener, proxy, metrics, shutdown,
+        listener,
+        Arc::clone(&proxy),
+        metrics,
+        shutdown,
     ));
     Ok(Some(RunningProxy {
         name: name.to_owned(),
         addr,
         target,
         task,
+        proxy,
+        db: db.clone(),
+        server_max,
     }))
+}
+
+impl RunningProxy {
+    /// Applies the proxy's settings from a newly loaded stack. Clients already connected keep
+    /// their sessions; what needs a restart (the listener, the database) is reported instead.
+    pub fn reload(
+        &self,
+        loaded: &LoadedStack,
+        values: &Values,
+    ) -> Result<Vec<String>, SupervisorError> {
+        let mut notes = Vec::new();
+        let Some(p) = loaded.stack.proxies.get(&self.name) else {
+            notes.push(format!(
+                "proxies.{} was removed from the stack; it runs until restart",
+                self.name
+            ));
+            return Ok(notes);
+        };
+        if listeners::proxy_listen(&loaded.stack, &self.name)
+            .is_some_and(|a| a.port() != 0 && a != self.addr)
+        {
+            notes.push(format!(
+                "proxies.{}.listen changed; it applies at the next start",
+                self.name
+            ));
+        }
+        self.proxy
+            .reload(settings(loaded, &self.name, &self.db, values)?);
+        self.target
+            .update_settings(pool_settings(p, self.server_max));
+        Ok(notes)
+    }
 }
 
 pub async fn bind(addr: SocketAddr, field: &str) -> Result<TcpListener, SupervisorError> {

@@ -88,6 +88,33 @@ impl Running {
         }
     }
 
+    /// Applies a changed stack file to what runs: proxies take new users, pool sizes and
+    /// timeouts without dropping their clients. Returns notes on changes that need a restart.
+    pub fn reload(&mut self, loaded: &LoadedStack) -> Result<Vec<String>, SupervisorError> {
+        let mut values = self.values.clone();
+        let mut generated = GeneratedSecrets::open(&loaded.state_dir())?;
+        fill_secret_values(&loaded.stack, &mut generated, &mut values)?;
+        let mut notes = Vec::new();
+        for p in &self.proxies {
+            notes.extend(p.reload(loaded, &values)?);
+        }
+        for name in loaded.stack.proxies.keys() {
+            if !self.proxies.iter().any(|p| &p.name == name)
+                && !self.stack.proxies.contains_key(name)
+            {
+                notes.push(format!(
+                    "proxies.{name} is new; it starts at the next start"
+                ));
+            }
+        }
+        if loaded.stack.databases.len() != self.stack.databases.len() {
+            notes.push("databases changed; they apply at the next start".into());
+        }
+        self.values = values;
+        self.stack = loaded.stack.clone();
+        Ok(notes)
+    }
+
     /// Stops everything in the reverse of the start order, then releases the state lock.
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
@@ -131,6 +158,36 @@ fn show(path: &std::path::Path) -> String {
         .to_string()
 }
 
+/// Puts every secret's username and (resolved or generated) password into `values`.
+fn fill_secret_values(
+    stack: &spillway_stack::Stack,
+    generated: &mut GeneratedSecrets,
+    values: &mut Values,
+) -> Result<(), SupervisorError> {
+    for (name, s) in &stack.secrets {
+        if let Some(u) = &s.username {
+            values.insert((Kind::Secret, name.clone(), "username".into()), u.clone());
+        }
+        let password = match &s.password {
+            Some(SecretPassword::Generate(g)) => {
+                Some(generated.get_or_generate(&format!("secrets/{name}"), g)?)
+            }
+            Some(SecretPassword::Value(t)) => Some(
+                t.resolve(&mut |r| lookup_value(values, stack, r))
+                    .map_err(|e| SupervisorError::Command {
+                        what: format!("secrets.{name}.password"),
+                        detail: e.to_string(),
+                    })?,
+            ),
+            None => None,
+        };
+        if let Some(p) = password {
+            values.insert((Kind::Secret, name.clone(), "password".into()), p);
+        }
+    }
+    Ok(())
+}
+
 /// Starts every resource of `loaded` that this build serves, in dependency order.
 /// `progress` receives one line per long step (first-time database creation).
 pub async fn start(
@@ -148,26 +205,8 @@ pub async fn start(
 
     // Secrets first: database users are made from them, and their values depend on nothing
     // that runs.
+    fill_secret_values(stack, &mut generated, &mut values)?;
     for (name, s) in &stack.secrets {
-        if let Some(u) = &s.username {
-            values.insert((Kind::Secret, name.clone(), "username".into()), u.clone());
-        }
-        let password = match &s.password {
-            Some(SecretPassword::Generate(g)) => {
-                Some(generated.get_or_generate(&format!("secrets/{name}"), g)?)
-            }
-            Some(SecretPassword::Value(t)) => Some(
-                t.resolve(&mut |r| lookup_value(&values, stack, r))
-                    .map_err(|e| SupervisorError::Command {
-                        what: format!("secrets.{name}.password"),
-                        detail: e.to_string(),
-                    })?,
-            ),
-            None => None,
-        };
-        if let Some(p) = password {
-            values.insert((Kind::Secret, name.clone(), "password".into()), p);
-        }
         rows.push(Row {
             resource: format!("secrets.{name}"),
             endpoint: attrs::secret_arn(stack, name),

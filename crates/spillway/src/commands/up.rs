@@ -73,12 +73,30 @@ pub async fn run(args: UpArgs, json_logs: bool) -> u8 {
     println!("spillway is up. Ctrl-C stops it.");
     let _ = std::io::stdout().flush();
 
-    let code = tokio::select! {
-        _ = sigint.recv() => 0,
-        _ = sigterm.recv() => 0,
-        why = running.unexpected_exit() => {
-            tracing::error!("{why}");
-            EXIT_RUNTIME
+    // SIGHUP, or a change to the stack file, applies the file again without a restart.
+    let Ok(mut sighup) = signal(SignalKind::hangup()) else {
+        eprintln!("error: cannot install signal handlers");
+        running.shutdown().await;
+        return EXIT_RUNTIME;
+    };
+    let mut last_change = modified(&loaded.file);
+    let mut poll = tokio::time::interval(std::time::Duration::from_secs(2));
+    let code = loop {
+        tokio::select! {
+            _ = sigint.recv() => break 0,
+            _ = sigterm.recv() => break 0,
+            why = running.unexpected_exit() => {
+                tracing::error!("{why}");
+                break EXIT_RUNTIME;
+            }
+            _ = sighup.recv() => reload(&args.dir, &mut running),
+            _ = poll.tick() => {
+                let now = modified(&loaded.file);
+                if now != last_change {
+                    last_change = now;
+                    reload(&args.dir, &mut running);
+                }
+            }
         }
     };
     eprintln!("stopping...");
@@ -118,5 +136,25 @@ fn print_table(name: &str, rows: &[spillway_supervisor::Row]) {
     println!("{:w0$}  {:w1$}  CREDENTIALS", "RESOURCE", "ENDPOINT");
     for r in rows {
         println!("{:w0$}  {:w1$}  {}", r.resource, r.endpoint, r.credentials);
+    }
+}
+
+fn modified(file: &std::path::Path) -> Option<std::time::SystemTime> {
+    std::fs::metadata(file).and_then(|m| m.modified()).ok()
+}
+
+/// Loads the stack file again and applies it; a file with errors is reported and ignored.
+fn reload(dir: &std::path::Path, running: &mut spillway_supervisor::Running) {
+    match spillway_stack::load(dir) {
+        Ok(loaded) => match running.reload(&loaded) {
+            Ok(notes) => {
+                for n in notes {
+                    tracing::warn!("{n}");
+                }
+                tracing::info!(file = %loaded.file.display(), "reloaded");
+            }
+            Err(e) => tracing::error!("reload failed, keeping the running settings: {e}"),
+        },
+        Err(e) => tracing::error!("the stack file has errors; keeping the running settings:\n{e}"),
     }
 }
