@@ -57,7 +57,9 @@ impl RunAs {
         }
     }
 
-    /// Makes `path` (and everything under it) belong to this account.
+    /// Makes `path` itself (not what is under it) belong to this account. Only directories and
+    /// files spillway just created need this; walking an existing data directory on every start
+    /// would cost time proportional to the database's size.
     pub fn own(&self, path: &Path) -> Result<(), SupervisorError> {
         if !self.switch {
             return Ok(());
@@ -66,17 +68,8 @@ impl RunAs {
             Some(nix::unistd::Uid::from_raw(self.uid)),
             Some(nix::unistd::Gid::from_raw(self.gid)),
         );
-        let mut stack = vec![path.to_path_buf()];
-        while let Some(p) = stack.pop() {
-            nix::unistd::chown(&p, uid, gid)
-                .map_err(|e| SupervisorError::io(&p)(std::io::Error::from(e)))?;
-            if p.is_dir() && !p.is_symlink() {
-                for entry in std::fs::read_dir(&p).map_err(SupervisorError::io(&p))? {
-                    stack.push(entry.map_err(SupervisorError::io(&p))?.path());
-                }
-            }
-        }
-        Ok(())
+        nix::unistd::chown(path, uid, gid)
+            .map_err(|e| SupervisorError::io(path)(std::io::Error::from(e)))
     }
 
     /// Whether this account can reach `path` (every parent searchable). Only meaningful when
