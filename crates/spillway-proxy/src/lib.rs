@@ -9,3 +9,5 @@ pub mod listener;
 pub mod metrics;
 pub mod pg;
 pub mod pool;
+pub mod socket;
+pub mod tls;

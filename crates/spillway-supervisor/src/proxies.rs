@@ -12,6 +12,7 @@ use spillway_proxy::pg::backend::{ServerConn, ServerTarget};
 use spillway_proxy::pg::pinning::Filters;
 use spillway_proxy::pg::proxy::{ClientAuth, PgProxy, Settings, User};
 use spillway_proxy::pool::{PoolSettings, Target};
+use spillway_proxy::tls::ServerTls;
 use spillway_stack::model::{ClientPasswordAuth, Engine, PinningFilter, Proxy};
 use spillway_stack::{Kind, LoadedStack, listeners};
 use tokio::net::TcpListener;
@@ -134,6 +135,18 @@ fn settings(
             .filter_map(|c| spillway_stack::parse_cidr(c).ok())
             .collect(),
         connect_timeout: Duration::from_secs(10),
+        tls: match &p.tls {
+            Some(t) => Some(
+                ServerTls::load(&loaded.path(&t.cert), &loaded.path(&t.key)).map_err(|e| {
+                    SupervisorError::Command {
+                        what: format!("proxies.{name}.tls"),
+                        detail: e.to_string(),
+                    }
+                })?,
+            ),
+            None => None,
+        },
+        require_tls: p.require_tls,
     })
 }
 

@@ -125,6 +125,8 @@ fn settings(options: &Options, url: &DbUrl) -> Result<Settings, SupervisorError>
         },
         allow_from: Vec::new(),
         connect_timeout: Duration::from_secs(10),
+        tls: None,
+        require_tls: false,
     })
 }
 

@@ -13,6 +13,8 @@ use spillway_stack::model::IamAuth;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::socket::ClientSocket;
+
 use super::backend::ServerTarget;
 use super::codec::{self, Body, MAX_PREAUTH_MESSAGE, Severity, peek};
 use super::proxy::{ClientAuth, PgProxy, Settings, User};
@@ -29,7 +31,7 @@ pub const AUTH_TIMEOUT: Duration = Duration::from_secs(30);
 pub const TRACKED_PARAMS: &[&str] = &["client_encoding", "DateStyle", "TimeZone", "IntervalStyle"];
 
 pub struct LoggedIn {
-    pub stream: TcpStream,
+    pub stream: ClientSocket,
     /// Bytes the client sent after its startup packet (pipelined queries).
     pub buf: BytesMut,
     pub user: Arc<User>,
@@ -51,7 +53,11 @@ pub enum HandshakeError {
     Refused(String),
 }
 
-async fn fill(stream: &mut TcpStream, buf: &mut BytesMut, n: usize) -> Result<(), HandshakeError> {
+async fn fill(
+    stream: &mut ClientSocket,
+    buf: &mut BytesMut,
+    n: usize,
+) -> Result<(), HandshakeError> {
     while buf.len() < n {
         if stream.read_buf(buf).await? == 0 {
             return Err(HandshakeError::Closed);
@@ -61,7 +67,7 @@ async fn fill(stream: &mut TcpStream, buf: &mut BytesMut, n: usize) -> Result<()
 }
 
 async fn read_startup(
-    stream: &mut TcpStream,
+    stream: &mut ClientSocket,
     buf: &mut BytesMut,
 ) -> Result<StartupPacket, HandshakeError> {
     fill(stream, buf, 4).await?;
@@ -79,7 +85,11 @@ async fn read_startup(
 }
 
 /// Sends a FATAL error and ends the handshake.
-async fn refuse<T>(stream: &mut TcpStream, code: &str, message: &str) -> Result<T, HandshakeError> {
+async fn refuse<T>(
+    stream: &mut ClientSocket,
+    code: &str,
+    message: &str,
+) -> Result<T, HandshakeError> {
     let mut out = BytesMut::new();
     codec::error_response(&mut out, Severity::Fatal, code, message);
     let _ = stream.write_all(&out).await;
@@ -88,7 +98,7 @@ async fn refuse<T>(stream: &mut TcpStream, code: &str, message: &str) -> Result<
 
 /// Reads one password-type (`p`) message body during authentication.
 async fn read_password_message(
-    stream: &mut TcpStream,
+    stream: &mut ClientSocket,
     buf: &mut BytesMut,
 ) -> Result<BytesMut, HandshakeError> {
     loop {
@@ -121,10 +131,11 @@ async fn read_password_message(
 /// Runs the handshake. `Ok(None)` means the connection was a cancel request (handled) or was
 /// turned away politely.
 pub async fn handshake(
-    mut stream: TcpStream,
+    stream: TcpStream,
     proxy: &Arc<PgProxy>,
     metrics: &EndpointMetrics,
 ) -> Result<Option<LoggedIn>, HandshakeError> {
+    let mut stream = ClientSocket::Tcp(stream);
     match tokio::time::timeout(AUTH_TIMEOUT, run(&mut stream, proxy, metrics)).await {
         Ok(Ok(Some(a))) => Ok(Some(LoggedIn {
             stream,
@@ -162,19 +173,41 @@ struct Admitted {
 }
 
 async fn run(
-    stream: &mut TcpStream,
+    stream: &mut ClientSocket,
     proxy: &Arc<PgProxy>,
     metrics: &EndpointMetrics,
 ) -> Result<Option<Admitted>, HandshakeError> {
     let mut buf = BytesMut::with_capacity(1024);
+    let settings = proxy.settings();
     let mut asked_ssl = false;
     let mut asked_gss = false;
     let params = loop {
         match read_startup(stream, &mut buf).await? {
             StartupPacket::Ssl if !asked_ssl => {
                 asked_ssl = true;
-                // TLS is not configured on this listener: the client may go on in plaintext.
-                stream.write_all(b"N").await?;
+                match (&settings.tls, &*stream) {
+                    (Some(tls), ClientSocket::Tcp(_)) => {
+                        // Bytes sent after the SSLRequest, before the handshake, would be
+                        // plaintext smuggled into the encrypted session (CVE-2021-23214).
+                        if !buf.is_empty() {
+                            return refuse(
+                                stream,
+                                "08P01",
+                                "received unencrypted data after SSL request",
+                            )
+                            .await;
+                        }
+                        stream.write_all(b"S").await?;
+                        let (relay, session_end) = tokio::net::UnixStream::pair()?;
+                        if let ClientSocket::Tcp(tcp) =
+                            std::mem::replace(stream, ClientSocket::Tls(session_end))
+                        {
+                            tls.serve(tcp, relay);
+                        }
+                    }
+                    // No certificate on this listener: the client may go on in plaintext.
+                    _ => stream.write_all(b"N").await?,
+                }
             }
             StartupPacket::GssEnc if !asked_gss => {
                 asked_gss = true;
@@ -202,7 +235,17 @@ async fn run(
             StartupPacket::Startup { params } => break params,
         }
     };
-    metrics.client_connections_no_tls.inc();
+    if !stream.is_tls() {
+        if settings.require_tls {
+            return refuse(
+                stream,
+                "28000",
+                "this proxy requires TLS; connect with sslmode=require",
+            )
+            .await;
+        }
+        metrics.client_connections_no_tls.inc();
+    }
     let get = |k: &str| {
         params
             .iter()
@@ -225,7 +268,6 @@ async fn run(
         )
         .await;
     }
-    let settings = proxy.settings();
     let database = get("database")
         .filter(|d| !d.is_empty())
         .or_else(|| settings.default_database.clone())
@@ -323,7 +365,7 @@ async fn run(
 
 /// Returns the user on success, `None` on any authentication failure.
 async fn authenticate(
-    stream: &mut TcpStream,
+    stream: &mut ClientSocket,
     buf: &mut BytesMut,
     proxy: &Arc<PgProxy>,
     settings: &Settings,

@@ -67,6 +67,10 @@ pub struct Settings {
     pub client_auth: ClientAuth,
     pub allow_from: Vec<(IpAddr, u8)>,
     pub connect_timeout: Duration,
+    /// Certificate for clients that ask for TLS.
+    pub tls: Option<crate::tls::ServerTls>,
+    /// Refuse clients that do not use TLS (RDS Proxy's RequireTLS).
+    pub require_tls: bool,
 }
 
 /// ParameterStatus name/value pairs.

@@ -18,6 +18,8 @@ use bytes::{BufMut, BytesMut};
 use spillway_stack::model::PoolMode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+use crate::socket::ClientSocket;
 use tokio::sync::watch;
 
 use super::codec::{self, MAX_MESSAGE, Severity, peek};
@@ -61,7 +63,7 @@ enum SessionError {
 }
 
 pub struct Session {
-    client: TcpStream,
+    client: ClientSocket,
     cbuf: BytesMut,
     to_client: BytesMut,
     to_server: BytesMut,
@@ -158,7 +160,24 @@ pub async fn run(
     s.metrics.client_connections.add(-1);
 }
 
-fn flush(stream: &TcpStream, buf: &mut BytesMut) -> io::Result<()> {
+/// Sockets that can be written without waiting (the client's and the server's).
+trait TryWrite {
+    fn try_write(&self, buf: &[u8]) -> io::Result<usize>;
+}
+
+impl TryWrite for TcpStream {
+    fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
+        TcpStream::try_write(self, buf)
+    }
+}
+
+impl TryWrite for ClientSocket {
+    fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
+        ClientSocket::try_write(self, buf)
+    }
+}
+
+fn flush(stream: &impl TryWrite, buf: &mut BytesMut) -> io::Result<()> {
     while !buf.is_empty() {
         match stream.try_write(buf) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
