@@ -54,7 +54,9 @@ pub async fn serve(
         let (proxy, metrics, shutdown) =
             (Arc::clone(&proxy), Arc::clone(&metrics), shutdown.clone());
         let fut = async move {
-            match handshake::handshake(stream, &proxy, &metrics).await {
+            // Boxed: login runs once per client and its state is large; inline, every idle
+            // client's task would carry that space for its whole life.
+            match Box::pin(handshake::handshake(stream, &proxy, &metrics)).await {
                 Ok(Some(login)) => session::run(login, proxy, metrics, shutdown).await,
                 Ok(None) => {}
                 Err(e) => tracing::info!(peer = %peer, "client login failed: {e}"),

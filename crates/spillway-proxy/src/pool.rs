@@ -200,7 +200,9 @@ impl Target {
             Grant::Conn(conn) => Ok(self.guard(id, conn, started)),
             Grant::Slot => {
                 let server = lock(&self.state).pools[id.0].server.clone();
-                match ServerConn::connect(&server).await {
+                // Boxed: opening a connection is rare, and its state inline would enlarge every
+                // session's future (and so every idle client) by its size.
+                match Box::pin(ServerConn::connect(&server)).await {
                     Ok(conn) => {
                         self.metrics.connections.add(1);
                         self.metrics.connects.inc();

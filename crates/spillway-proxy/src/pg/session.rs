@@ -399,7 +399,9 @@ impl Session {
                 .map(|(_, pv)| pv.clone());
             if current.as_deref() != Some(v.as_bytes()) {
                 let sql = format!("SET {k} = '{}'", v.replace('\'', "''"));
-                if let Err(e) = guard.conn().simple_query(&sql).await {
+                // Boxed, like every rarely-taken await here: kept inline, its state would be
+                // part of every idle client's task.
+                if let Err(e) = Box::pin(guard.conn().simple_query(&sql)).await {
                     tracing::warn!(parameter = %k, "cannot apply a client's startup parameter: {e}");
                 }
             }
@@ -739,7 +741,7 @@ impl Session {
             }
             Ok::<(), super::backend::BackendError>(())
         };
-        if let Err(e) = tokio::time::timeout(std::time::Duration::from_secs(10), reset)
+        if let Err(e) = tokio::time::timeout(std::time::Duration::from_secs(10), Box::pin(reset))
             .await
             .unwrap_or(Err(super::backend::BackendError::Closed))
         {
