@@ -230,6 +230,43 @@ impl Supervised {
         }
     }
 
+    /// Polls `ready` every `every` until it says yes; fails with the log's last lines if the
+    /// child exits first or `timeout` passes.
+    pub async fn wait_until_ready<F, Fut>(
+        &mut self,
+        timeout: Duration,
+        every: Duration,
+        mut ready: F,
+    ) -> Result<(), SupervisorError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        let start = std::time::Instant::now();
+        loop {
+            if let Some(status) = self.try_exited() {
+                return Err(SupervisorError::Exited {
+                    what: self.what.clone(),
+                    status,
+                    log: self.log.clone(),
+                    tail: tail(&self.log, 15),
+                });
+            }
+            if ready().await {
+                return Ok(());
+            }
+            if start.elapsed() > timeout {
+                return Err(SupervisorError::NotReady {
+                    what: self.what.clone(),
+                    secs: timeout.as_secs(),
+                    log: self.log.clone(),
+                    tail: tail(&self.log, 15),
+                });
+            }
+            tokio::time::sleep(every).await;
+        }
+    }
+
     /// Waits until the child exits.
     pub async fn wait(&mut self) -> String {
         match self.child.wait().await {
@@ -275,4 +312,66 @@ pub fn find_program(name: &str, extra_dirs: &[PathBuf]) -> Option<PathBuf> {
 fn is_executable(p: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(dir: &Path, script: &str) -> Spec {
+        Spec {
+            what: "test child".into(),
+            program: PathBuf::from("/bin/sh"),
+            args: vec!["-c".into(), script.into()],
+            env: vec![],
+            run_as: RunAs::current(),
+            log: dir.join("child.log"),
+            stop_signal: Signal::SIGTERM,
+            cwd: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn readiness_fails_with_the_log_when_the_child_exits_or_time_runs_out() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let mut dies = Supervised::spawn(&spec(dir.path(), "echo cannot bind; exit 3"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let err = dies
+            .wait_until_ready(Duration::from_secs(10), Duration::from_millis(10), || {
+                std::future::ready(false)
+            })
+            .await;
+        match err {
+            Err(SupervisorError::Exited { status, tail, .. }) => {
+                assert!(status.contains('3'), "{status}");
+                assert!(tail.contains("cannot bind"), "{tail}");
+            }
+            other => panic!("expected Exited, got {:?}", other.err()),
+        }
+        let mut slow =
+            Supervised::spawn(&spec(dir.path(), "sleep 30")).unwrap_or_else(|e| panic!("{e}"));
+        let err = slow
+            .wait_until_ready(
+                Duration::from_millis(100),
+                Duration::from_millis(10),
+                || std::future::ready(false),
+            )
+            .await;
+        assert!(
+            matches!(err, Err(SupervisorError::NotReady { .. })),
+            "{:?}",
+            err.err()
+        );
+        slow.stop(Duration::from_secs(5)).await;
+        let mut ok =
+            Supervised::spawn(&spec(dir.path(), "sleep 30")).unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            ok.wait_until_ready(Duration::from_secs(5), Duration::from_millis(10), || {
+                std::future::ready(true)
+            })
+            .await
+            .is_ok()
+        );
+        ok.stop(Duration::from_secs(5)).await;
+    }
 }

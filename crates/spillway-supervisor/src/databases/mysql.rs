@@ -16,7 +16,7 @@ use super::sql::{my_ident, my_literal};
 use super::{DatabaseEndpoint, ManagedSpec, RunningDatabase, wait_for_stale};
 use super::{Layout, prepare_layout};
 use crate::error::SupervisorError;
-use crate::process::{RunAs, Spec, Supervised, find_program, run, tail};
+use crate::process::{RunAs, Spec, Supervised, find_program, run};
 use crate::state::{admin_password, write_private};
 
 /// The administrative user of a managed MariaDB (socket logins only).
@@ -110,29 +110,11 @@ impl Server<'_> {
 
     /// Ready means the server sends its handshake (protocol version 10) on the TCP port.
     async fn wait_ready(&self, process: &mut Supervised) -> Result<(), SupervisorError> {
-        let start = Instant::now();
-        loop {
-            if let Some(status) = process.try_exited() {
-                return Err(SupervisorError::Exited {
-                    what: process.what.clone(),
-                    status,
-                    log: self.log.clone(),
-                    tail: tail(&self.log, 15),
-                });
-            }
-            if handshake(self.port).await {
-                return Ok(());
-            }
-            if start.elapsed() > READY_TIMEOUT {
-                return Err(SupervisorError::NotReady {
-                    what: process.what.clone(),
-                    secs: READY_TIMEOUT.as_secs(),
-                    log: self.log.clone(),
-                    tail: tail(&self.log, 15),
-                });
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        process
+            .wait_until_ready(READY_TIMEOUT, Duration::from_millis(50), || {
+                handshake(self.port)
+            })
+            .await
     }
 
     /// Runs SQL as root over the socket with the `mariadb` client (so init files written for it,

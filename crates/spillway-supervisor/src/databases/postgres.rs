@@ -15,7 +15,7 @@ use super::sql::{pg_ident, pg_literal};
 use super::{DatabaseEndpoint, ManagedSpec, RunningDatabase, wait_for_stale};
 use super::{Layout, prepare_layout};
 use crate::error::SupervisorError;
-use crate::process::{RunAs, Spec, Supervised, find_program, run, tail};
+use crate::process::{RunAs, Spec, Supervised, find_program, run};
 use crate::state::{admin_password, write_private};
 
 /// The superuser spillway creates in every managed PostgreSQL.
@@ -154,32 +154,14 @@ impl Server<'_> {
         process: &mut Supervised,
     ) -> Result<(), SupervisorError> {
         let pid_file = data.join("postmaster.pid");
-        let start = Instant::now();
-        loop {
-            if let Some(status) = process.try_exited() {
-                return Err(SupervisorError::Exited {
-                    what: process.what.clone(),
-                    status,
-                    log: self.log.clone(),
-                    tail: tail(&self.log, 15),
-                });
-            }
-            let ready = std::fs::read_to_string(&pid_file)
-                .ok()
-                .is_some_and(|s| s.lines().nth(7).is_some_and(|l| l.trim() == "ready"));
-            if ready {
-                return Ok(());
-            }
-            if start.elapsed() > READY_TIMEOUT {
-                return Err(SupervisorError::NotReady {
-                    what: process.what.clone(),
-                    secs: READY_TIMEOUT.as_secs(),
-                    log: self.log.clone(),
-                    tail: tail(&self.log, 15),
-                });
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
+        process
+            .wait_until_ready(READY_TIMEOUT, Duration::from_millis(25), || {
+                let ready = std::fs::read_to_string(&pid_file)
+                    .ok()
+                    .is_some_and(|s| s.lines().nth(7).is_some_and(|l| l.trim() == "ready"));
+                std::future::ready(ready)
+            })
+            .await
     }
 
     /// Runs SQL as the superuser with psql (so init files written for psql work as they are).
