@@ -14,8 +14,7 @@ use crate::pg::startup::CANCEL_REQUEST;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ServerKey {
-    pub host: String,
-    pub port: u16,
+    pub addr: crate::pg::backend::ServerAddr,
     pub pid: i32,
     pub secret: i32,
 }
@@ -80,7 +79,7 @@ impl CancelRegistry {
                 .and_then(|c| c.lock().unwrap_or_else(|p| p.into_inner()).clone())
         };
         let Some(k) = target else { return false };
-        let Ok(mut s) = tokio::net::TcpStream::connect((k.host.as_str(), k.port)).await else {
+        let Ok(mut s) = k.addr.connect().await else {
             return false;
         };
         let mut out = BytesMut::with_capacity(16);

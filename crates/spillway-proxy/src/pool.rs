@@ -22,6 +22,31 @@ use tokio::sync::oneshot;
 
 use crate::metrics::TargetMetrics;
 use crate::pg::backend::{BackendError, ServerConn, ServerTarget};
+use crate::pg::topology::Topology;
+
+/// Where a target's new connections go.
+pub enum Route {
+    /// To the address in the pool's own `ServerTarget` (a database without replicas).
+    Fixed,
+    /// To whichever server of the set is the writer now (a read-write endpoint).
+    Writer(Arc<Topology>),
+    /// Spread over the set's healthy readers (a read-only endpoint).
+    Readers(Arc<Topology>),
+}
+
+impl Route {
+    /// Whether a connection to server `i` may still serve this route.
+    fn keeps(&self, i: usize) -> bool {
+        match self {
+            Route::Fixed => true,
+            Route::Writer(t) => t.is_writer(i),
+            Route::Readers(t) => t.is_reader(i),
+        }
+    }
+}
+
+/// While no server fits a route (failover in progress), borrowers look again this often.
+const REROUTE_INTERVAL: Duration = Duration::from_millis(100);
 
 /// Idle connections unused for longer than this are probed before being handed out.
 const RECHECK_AFTER: Duration = Duration::from_secs(2);
@@ -86,6 +111,7 @@ struct State {
 pub struct Target {
     state: Mutex<State>,
     settings: Mutex<PoolSettings>,
+    route: Route,
     pub metrics: Arc<TargetMetrics>,
 }
 
@@ -96,6 +122,14 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Target {
     pub fn new(settings: PoolSettings, metrics: Arc<TargetMetrics>) -> Arc<Self> {
+        Self::with_route(settings, metrics, Route::Fixed)
+    }
+
+    pub fn with_route(
+        settings: PoolSettings,
+        metrics: Arc<TargetMetrics>,
+        route: Route,
+    ) -> Arc<Self> {
         metrics.max_allowed.set(settings.max_connections as i64);
         Arc::new(Self {
             state: Mutex::new(State {
@@ -105,6 +139,7 @@ impl Target {
                 turn: VecDeque::new(),
             }),
             settings: Mutex::new(settings),
+            route,
             metrics,
         })
     }
@@ -160,7 +195,9 @@ impl Target {
             while let Some(conn) = pool.idle.pop() {
                 // Probing costs a syscall; a connection used moments ago is trusted, as
                 // PgBouncer's server_check_delay does.
-                if conn.last_used.elapsed() < RECHECK_AFTER || conn.looks_alive() {
+                if self.route.keeps(conn.server_index)
+                    && (conn.last_used.elapsed() < RECHECK_AFTER || conn.looks_alive())
+                {
                     return Ok(self.guard(id, conn, started));
                 }
                 st.open -= 1;
@@ -199,22 +236,64 @@ impl Target {
         match grant {
             Grant::Conn(conn) => Ok(self.guard(id, conn, started)),
             Grant::Slot => {
-                let server = lock(&self.state).pools[id.0].server.clone();
                 // Boxed: opening a connection is rare, and its state inline would enlarge every
                 // session's future (and so every idle client) by its size.
-                match Box::pin(ServerConn::connect(&server)).await {
+                match Box::pin(self.open_connection(id, started + borrow_timeout)).await {
                     Ok(conn) => {
                         self.metrics.connections.add(1);
                         self.metrics.connects.inc();
                         Ok(self.guard(id, conn, started))
                     }
                     Err(e) => {
-                        self.metrics.connect_failures.inc();
+                        if matches!(e, BorrowError::Timeout(_)) {
+                            self.metrics.borrow_timeouts.inc();
+                        } else {
+                            self.metrics.connect_failures.inc();
+                        }
                         self.release_slot();
-                        Err(e.into())
+                        Err(e)
                     }
                 }
             }
+        }
+    }
+
+    /// Opens a connection for pool `id` on the server its route picks. With a topology, a server
+    /// that cannot be reached is reported down and the attempt repeats until `deadline`, so
+    /// clients ride out a failover instead of failing.
+    async fn open_connection(
+        &self,
+        id: PoolId,
+        deadline: Instant,
+    ) -> Result<ServerConn, BorrowError> {
+        let mut server = lock(&self.state).pools[id.0].server.clone();
+        let topology = match &self.route {
+            Route::Fixed => return Ok(ServerConn::connect(&server).await?),
+            Route::Writer(t) | Route::Readers(t) => t,
+        };
+        loop {
+            let picked = match &self.route {
+                Route::Readers(_) => topology.reader(),
+                _ => topology.writer(),
+            };
+            if let Some((i, addr)) = picked {
+                server.addr = addr.clone();
+                match ServerConn::connect(&server).await {
+                    Ok(mut conn) => {
+                        conn.server_index = i;
+                        return Ok(conn);
+                    }
+                    Err(e) if e.is_transient() && Instant::now() < deadline => {
+                        tracing::info!(server = %server.addr, "cannot open a connection ({e}); waiting for the topology to change");
+                        topology.set(i, crate::pg::topology::Health::Down);
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            if Instant::now() + REROUTE_INTERVAL > deadline {
+                return Err(BorrowError::Timeout(self.settings().borrow_timeout));
+            }
+            tokio::time::sleep(REROUTE_INTERVAL).await;
         }
     }
 
@@ -243,7 +322,7 @@ impl Target {
             let s = lock(&self.settings);
             (s.max_connections, s.lifetime)
         };
-        let expired = conn.created.elapsed() > lifetime;
+        let expired = conn.created.elapsed() > lifetime || !self.route.keeps(conn.server_index);
         let mut st = lock(&self.state);
         let st = &mut *st;
         if broken || expired || st.open > max_connections {
@@ -351,6 +430,14 @@ impl Target {
                 )
             })
             .collect()
+    }
+
+    /// The servers of this target's route and their health (empty for a single server).
+    pub fn servers(&self) -> Vec<(String, crate::pg::topology::Health)> {
+        match &self.route {
+            Route::Fixed => Vec::new(),
+            Route::Writer(t) | Route::Readers(t) => t.snapshot(),
+        }
     }
 
     pub fn open(&self) -> usize {

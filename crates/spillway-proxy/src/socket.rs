@@ -1,6 +1,7 @@
-//! A client's socket: TCP for plaintext clients, the session's end of the TLS relay otherwise.
-//! Both offer readiness-based `try_write` and borrowed read/write halves, which is all the
-//! session loop uses.
+//! A socket of either family. Clients arrive over TCP, or (after TLS) through the session's end
+//! of the TLS relay, a Unix socket pair; servers are reached over TCP or their Unix socket.
+//! Both offer readiness-based `try_read`/`try_write` and borrowed read/write halves, which is
+//! all the session loop uses.
 
 use std::io;
 use std::pin::Pin;
@@ -9,42 +10,50 @@ use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpStream, UnixStream, tcp, unix};
 
-pub enum ClientSocket {
+pub enum Socket {
     Tcp(TcpStream),
-    Tls(UnixStream),
+    Unix(UnixStream),
 }
 
 pub enum ReadHalf<'a> {
     Tcp(tcp::ReadHalf<'a>),
-    Tls(unix::ReadHalf<'a>),
+    Unix(unix::ReadHalf<'a>),
 }
 
 pub enum WriteHalf<'a> {
     Tcp(tcp::WriteHalf<'a>),
-    Tls(unix::WriteHalf<'a>),
+    Unix(unix::WriteHalf<'a>),
 }
 
-impl ClientSocket {
+impl Socket {
+    /// On the client side a Unix socket is the TLS relay's end: the listener accepts TCP only.
     pub fn is_tls(&self) -> bool {
-        matches!(self, ClientSocket::Tls(_))
+        matches!(self, Socket::Unix(_))
+    }
+
+    pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Socket::Tcp(s) => s.try_read(buf),
+            Socket::Unix(s) => s.try_read(buf),
+        }
     }
 
     pub fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
         match self {
-            ClientSocket::Tcp(s) => s.try_write(buf),
-            ClientSocket::Tls(s) => s.try_write(buf),
+            Socket::Tcp(s) => s.try_write(buf),
+            Socket::Unix(s) => s.try_write(buf),
         }
     }
 
     pub fn split(&mut self) -> (ReadHalf<'_>, WriteHalf<'_>) {
         match self {
-            ClientSocket::Tcp(s) => {
+            Socket::Tcp(s) => {
                 let (r, w) = s.split();
                 (ReadHalf::Tcp(r), WriteHalf::Tcp(w))
             }
-            ClientSocket::Tls(s) => {
+            Socket::Unix(s) => {
                 let (r, w) = s.split();
-                (ReadHalf::Tls(r), WriteHalf::Tls(w))
+                (ReadHalf::Unix(r), WriteHalf::Unix(w))
             }
         }
     }
@@ -84,7 +93,7 @@ macro_rules! delegate_write {
     };
 }
 
-delegate_read!(ClientSocket, Tcp, Tls);
-delegate_write!(ClientSocket, Tcp, Tls);
-delegate_read!(ReadHalf<'_>, Tcp, Tls);
-delegate_write!(WriteHalf<'_>, Tcp, Tls);
+delegate_read!(Socket, Tcp, Unix);
+delegate_write!(Socket, Tcp, Unix);
+delegate_read!(ReadHalf<'_>, Tcp, Unix);
+delegate_write!(WriteHalf<'_>, Tcp, Unix);

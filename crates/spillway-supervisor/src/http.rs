@@ -51,6 +51,11 @@ fn pools_json(o: &Observed) -> String {
             "max_connections": settings.max_connections,
             "max_idle": settings.max_idle,
             "borrowed": target.metrics.borrowed.get(),
+            "servers": target
+                .servers()
+                .into_iter()
+                .map(|(addr, health)| serde_json::json!({"server": addr, "health": health.as_str()}))
+                .collect::<Vec<_>>(),
         }));
     }
     serde_json::Value::Array(rows).to_string()

@@ -1,6 +1,9 @@
 //! Starting a stack's proxies: each gets the credentials of its secrets, a pool cap derived from
-//! the server's `max_connections`, and a listener. Reloading applies a changed stack file's
-//! users, pool sizes and timeouts to running proxies without dropping their clients.
+//! the server's `max_connections`, and its listeners (the default read-write endpoint and the
+//! stack's extra ones). A database with replicas is watched by a `Topology`: read-write
+//! endpoints follow its writer, read-only endpoints share one reader target. Reloading applies
+//! a changed stack file's users, pool sizes and timeouts to running proxies without dropping
+//! their clients.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -8,12 +11,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use spillway_proxy::metrics::Registry;
-use spillway_proxy::pg::backend::{ServerConn, ServerTarget};
+use spillway_proxy::pg::backend::{ServerAddr, ServerConn, ServerTarget};
 use spillway_proxy::pg::pinning::Filters;
 use spillway_proxy::pg::proxy::{ClientAuth, PgProxy, Settings, User};
-use spillway_proxy::pool::{PoolSettings, Target};
+use spillway_proxy::pg::topology::Topology;
+use spillway_proxy::pool::{PoolSettings, Route, Target};
 use spillway_proxy::tls::ServerTls;
-use spillway_stack::model::{ClientPasswordAuth, Engine, PinningFilter, Proxy};
+use spillway_stack::model::{ClientPasswordAuth, EndpointRole, Engine, PinningFilter, Proxy};
 use spillway_stack::{Kind, LoadedStack, listeners};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -29,13 +33,66 @@ pub const SERVER_LIFETIME: Duration = Duration::from_secs(3600);
 
 pub struct RunningProxy {
     pub name: String,
+    /// The default (read-write) endpoint.
     pub addr: SocketAddr,
-    pub target: Arc<Target>,
-    pub task: JoinHandle<()>,
-    proxy: Arc<PgProxy>,
+    /// The stack's extra endpoints: name, role, address.
+    pub endpoints: Vec<(String, EndpointRole, SocketAddr)>,
+    /// The read-write target, and the read-only one if an endpoint needs it, named for the
+    /// admin view.
+    pub targets: Vec<(String, Arc<Target>)>,
+    pub tasks: Vec<JoinHandle<()>>,
+    /// The read-write proxy, and the read-only one if any.
+    proxies: Vec<(EndpointRole, Arc<PgProxy>)>,
     db: DatabaseEndpoint,
+    replicas: Vec<ServerAddr>,
     /// The server's max_connections as read at start (the base of the percentages).
     server_max: u32,
+}
+
+/// How the proxy reaches a database: a managed PostgreSQL through its Unix socket (it may
+/// listen on no port at all), anything else over TCP.
+pub fn server_addr(db: &DatabaseEndpoint) -> ServerAddr {
+    match (&db.socket, db.engine) {
+        (Some(dir), Engine::Postgres) => {
+            ServerAddr::Unix(dir.join(format!(".s.PGSQL.{}", db.port)))
+        }
+        _ => ServerAddr::tcp(&db.host, db.port),
+    }
+}
+
+/// The database's replicas, from their (resolved) URLs; the URLs' credentials are not used,
+/// since the proxy logs in with its secrets everywhere.
+fn replica_addrs(
+    loaded: &LoadedStack,
+    name: &str,
+    values: &Values,
+) -> Result<Vec<ServerAddr>, SupervisorError> {
+    let stack = &loaded.stack;
+    let p = &stack.proxies[name];
+    let Some(db) = stack.databases.get(&p.database) else {
+        return Ok(Vec::new());
+    };
+    let field = |i: usize| format!("databases.{}.replicas[{i}]", p.database);
+    db.replicas
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let raw = t
+                .resolve(&mut |r| crate::stack::lookup_value(values, stack, r))
+                .map_err(|e| SupervisorError::Command {
+                    what: field(i),
+                    detail: e.to_string(),
+                })?;
+            let (host, port) =
+                crate::databases::external::parse_server(db.engine, &raw).map_err(|detail| {
+                    SupervisorError::Command {
+                        what: field(i),
+                        detail,
+                    }
+                })?;
+            Ok(ServerAddr::tcp(&host, port))
+        })
+        .collect()
 }
 
 type Values = HashMap<(Kind, String, String), String>;
@@ -116,8 +173,7 @@ fn settings(
     };
     Ok(Settings {
         proxy: name.to_owned(),
-        server_host: db.host.clone(),
-        server_port: db.port,
+        server: server_addr(db),
         default_database: Some(db.dbname.clone()),
         users,
         mode: p.pool_mode,
@@ -164,9 +220,9 @@ pub async fn start(
         return Ok(None);
     }
     let settings = settings(loaded, name, db, values)?;
-    let probe = settings.users.values().next().map(|u| ServerTarget {
-        host: db.host.clone(),
-        port: db.port,
+    let replicas = replica_addrs(loaded, name, values)?;
+    let login = settings.users.values().next().map(|u| ServerTarget {
+        addr: settings.server.clone(),
         database: db.dbname.clone(),
         user: u.name.clone(),
         password: u.password.clone(),
@@ -177,42 +233,132 @@ pub async fn start(
         .databases
         .get(&p.database)
         .map_or(100, |d| d.max_connections);
-    let server_max = match &probe {
+    let server_max = match &login {
         Some(t) => server_max_connections(t, fallback).await,
         None => fallback,
     };
-    let target = Target::new(
-        pool_settings(p, server_max),
+    // With replicas, every server may become the writer; one monitor serves both routes.
+    let topology = match (&login, replicas.is_empty()) {
+        (Some(login), false) => {
+            let mut servers = vec![settings.server.clone()];
+            servers.extend(replicas.iter().cloned());
+            let t = Topology::new(servers);
+            t.spawn_monitor(login.clone(), shutdown.clone());
+            Some(t)
+        }
+        _ => None,
+    };
+    let pools = pool_settings(p, server_max);
+    let writer = Target::with_route(
+        pools.clone(),
         registry.target(name, &p.database),
+        topology
+            .as_ref()
+            .map_or(Route::Fixed, |t| Route::Writer(Arc::clone(t))),
     );
-    let proxy = PgProxy::new(settings, Arc::clone(&target), None);
+    let rw = PgProxy::new(settings, Arc::clone(&writer), None);
+    let mut running = RunningProxy {
+        name: name.to_owned(),
+        addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        endpoints: Vec::new(),
+        targets: vec![(name.to_owned(), writer)],
+        tasks: Vec::new(),
+        proxies: vec![(EndpointRole::ReadWrite, Arc::clone(&rw))],
+        db: db.clone(),
+        replicas,
+        server_max,
+    };
     let addr = listeners::proxy_listen(stack, name)
         .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 6432)));
-    let listener = bind(addr, &format!("proxies.{name}.listen")).await?;
-    let addr = listener
-        .local_addr()
-        .map_err(SupervisorError::io(addr.to_string()))?;
-    let metrics = registry.endpoint(name, "default");
-    let task = tokio::spawn(spillway_proxy::listener::serve(
-        listener,
-        Arc::clone(&proxy),
-        metrics,
-        shutdown,
-    ));
-    Ok(Some(RunningProxy {
-        name: name.to_owned(),
-        addr,
-        target,
-        task,
-        proxy,
-        db: db.clone(),
-        server_max,
-    }))
+    running.addr = running
+        .listen(
+            &rw,
+            addr,
+            &format!("proxies.{name}.listen"),
+            "default",
+            registry,
+            &shutdown,
+        )
+        .await?;
+    for (endpoint, e) in &p.endpoints {
+        let proxy = match (e.role, &topology) {
+            (EndpointRole::ReadWrite, _) => Arc::clone(&rw),
+            (EndpointRole::ReadOnly, Some(t)) => running.reader(loaded, values, registry, t)?,
+            // Validation requires replicas for a read-only endpoint; without a login there is
+            // nobody to serve anyway.
+            (EndpointRole::ReadOnly, None) => continue,
+        };
+        let field = format!("proxies.{name}.endpoints.{endpoint}.listen");
+        let addr = running
+            .listen(&proxy, e.listen, &field, endpoint, registry, &shutdown)
+            .await?;
+        running.endpoints.push((endpoint.clone(), e.role, addr));
+    }
+    Ok(Some(running))
 }
 
 impl RunningProxy {
+    /// Binds `addr` and serves `proxy`'s clients there; returns the bound address.
+    async fn listen(
+        &mut self,
+        proxy: &Arc<PgProxy>,
+        addr: SocketAddr,
+        field: &str,
+        endpoint: &str,
+        registry: &Arc<Registry>,
+        shutdown: &watch::Receiver<bool>,
+    ) -> Result<SocketAddr, SupervisorError> {
+        let listener = bind(addr, field).await?;
+        let bound = listener
+            .local_addr()
+            .map_err(SupervisorError::io(addr.to_string()))?;
+        self.tasks
+            .push(tokio::spawn(spillway_proxy::listener::serve(
+                listener,
+                Arc::clone(proxy),
+                registry.endpoint(&self.name, endpoint),
+                shutdown.clone(),
+            )));
+        Ok(bound)
+    }
+
+    /// The read-only proxy (made by the first read-only endpoint, shared by the rest).
+    fn reader(
+        &mut self,
+        loaded: &LoadedStack,
+        values: &Values,
+        registry: &Arc<Registry>,
+        topology: &Arc<Topology>,
+    ) -> Result<Arc<PgProxy>, SupervisorError> {
+        if let Some((_, p)) = self
+            .proxies
+            .iter()
+            .find(|(r, _)| *r == EndpointRole::ReadOnly)
+        {
+            return Ok(Arc::clone(p));
+        }
+        let p = &loaded.stack.proxies[&self.name];
+        let label = format!("{}:read-only", p.database);
+        let target = Target::with_route(
+            pool_settings(p, self.server_max),
+            registry.target(&self.name, &label),
+            Route::Readers(Arc::clone(topology)),
+        );
+        let proxy = PgProxy::new(
+            settings(loaded, &self.name, &self.db, values)?,
+            Arc::clone(&target),
+            None,
+        );
+        self.targets
+            .push((format!("{}:read-only", self.name), target));
+        self.proxies
+            .push((EndpointRole::ReadOnly, Arc::clone(&proxy)));
+        Ok(proxy)
+    }
+
     /// Applies the proxy's settings from a newly loaded stack. Clients already connected keep
-    /// their sessions; what needs a restart (the listener, the database) is reported instead.
+    /// their sessions; what needs a restart (listeners, the database, replicas) is reported
+    /// instead.
     pub fn reload(
         &self,
         loaded: &LoadedStack,
@@ -234,10 +380,24 @@ impl RunningProxy {
                 self.name
             ));
         }
-        self.proxy
-            .reload(settings(loaded, &self.name, &self.db, values)?);
-        self.target
-            .update_settings(pool_settings(p, self.server_max));
+        let endpoints_now: Vec<(&String, EndpointRole)> =
+            p.endpoints.iter().map(|(n, e)| (n, e.role)).collect();
+        let endpoints_then: Vec<(&String, EndpointRole)> =
+            self.endpoints.iter().map(|(n, r, _)| (n, *r)).collect();
+        if endpoints_now != endpoints_then
+            || replica_addrs(loaded, &self.name, values)? != self.replicas
+        {
+            notes.push(format!(
+                "proxies.{}: endpoints or replicas changed; they apply at the next start",
+                self.name
+            ));
+        }
+        for (_, proxy) in &self.proxies {
+            proxy.reload(settings(loaded, &self.name, &self.db, values)?);
+        }
+        for (_, target) in &self.targets {
+            target.update_settings(pool_settings(p, self.server_max));
+        }
         Ok(notes)
     }
 }

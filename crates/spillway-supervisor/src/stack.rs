@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use spillway_proxy::metrics::Registry;
-use spillway_stack::model::SecretPassword;
+use spillway_stack::model::{EndpointRole, SecretPassword};
 use spillway_stack::template::Reference;
 use spillway_stack::{Kind, LoadedStack, attrs};
 use tokio::sync::watch;
@@ -58,6 +58,15 @@ impl Running {
     /// The address a proxy listens on (useful when the stack asked for port 0).
     pub fn proxy_addr(&self, name: &str) -> Option<SocketAddr> {
         self.proxies.iter().find(|p| p.name == name).map(|p| p.addr)
+    }
+
+    /// The address of one of a proxy's extra endpoints.
+    pub fn proxy_endpoint_addr(&self, name: &str, endpoint: &str) -> Option<SocketAddr> {
+        let p = self.proxies.iter().find(|p| p.name == name)?;
+        p.endpoints
+            .iter()
+            .find(|(e, _, _)| e == endpoint)
+            .map(|(_, _, a)| *a)
     }
 
     /// The address of spillway's own HTTP endpoint (health, metrics, pools).
@@ -119,7 +128,9 @@ impl Running {
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
         for p in self.proxies.into_iter().rev() {
-            let _ = tokio::time::timeout(Duration::from_secs(10), p.task).await;
+            for task in p.tasks {
+                let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+            }
         }
         if let Some((_, task)) = self.http {
             let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
@@ -267,6 +278,20 @@ pub async fn start(
                                     .collect::<Vec<_>>()
                                     .join(", "),
                             });
+                            for (endpoint, role, addr) in &rp.endpoints {
+                                rows.push(Row {
+                                    resource: format!("{id}.endpoints.{endpoint}"),
+                                    endpoint: format!(
+                                        "postgres://{addr}/{} ({})",
+                                        db.dbname,
+                                        match role {
+                                            EndpointRole::ReadWrite => "read-write",
+                                            EndpointRole::ReadOnly => "read-only",
+                                        }
+                                    ),
+                                    credentials: "as the proxy".into(),
+                                });
+                            }
                             values.insert(
                                 (Kind::Proxy, id.name.clone(), "port".into()),
                                 rp.addr.port().to_string(),
@@ -318,7 +343,7 @@ pub async fn start(
             targets: running
                 .proxies
                 .iter()
-                .map(|p| (p.name.clone(), Arc::clone(&p.target)))
+                .flat_map(|p| p.targets.iter().cloned())
                 .collect(),
         });
         rows.push(Row {

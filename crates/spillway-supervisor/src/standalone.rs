@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use spillway_proxy::metrics::Registry;
+use spillway_proxy::pg::backend::ServerAddr;
 use spillway_proxy::pg::pinning::Filters;
 use spillway_proxy::pg::proxy::{ClientAuth, PgProxy, Settings, User};
 use spillway_proxy::pool::{PoolSettings, Target};
@@ -110,8 +111,7 @@ fn settings(options: &Options, url: &DbUrl) -> Result<Settings, SupervisorError>
         .collect();
     Ok(Settings {
         proxy: "proxy".into(),
-        server_host: url.host.clone(),
-        server_port: url.port,
+        server: ServerAddr::tcp(&url.host, url.port),
         default_database: (!url.dbname.is_empty()).then(|| url.dbname.clone()),
         users,
         mode: options.mode,

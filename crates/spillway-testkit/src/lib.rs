@@ -10,10 +10,12 @@
 
 mod private;
 mod process;
+mod replica;
 mod shared;
 
 pub use private::{PrivateMariadb, PrivatePostgres};
 pub use process::Spillway;
+pub use replica::PgReplica;
 pub use shared::SharedServer;
 
 use std::path::PathBuf;
@@ -142,6 +144,23 @@ impl ProxyStack {
             .proxy_addr("main")
             .map(|a| a.port())
             .unwrap_or_else(|| panic!("no proxy"))
+    }
+
+    /// The port of one of the proxy's extra endpoints.
+    pub fn endpoint_port(&self, endpoint: &str) -> u16 {
+        self.running()
+            .proxy_endpoint_addr("main", endpoint)
+            .map(|a| a.port())
+            .unwrap_or_else(|| panic!("no endpoint {endpoint}"))
+    }
+
+    /// The admin view of the pools (`/_spillway/pools`).
+    pub async fn pools(&self) -> String {
+        let addr = self
+            .running()
+            .http_addr()
+            .unwrap_or_else(|| panic!("no http endpoint"));
+        http_get(addr, "/_spillway/pools").await
     }
 
     /// A libpq-style connection string for the app user through the proxy.

@@ -97,6 +97,11 @@ macro_rules! private_server {
                 }
             }
 
+            /// The server's state directory (its data directory is `data` in it).
+            pub fn spec_dir(&self) -> &std::path::Path {
+                &self.spec.dir
+            }
+
             pub fn port(&self) -> u16 {
                 self.endpoint().port
             }

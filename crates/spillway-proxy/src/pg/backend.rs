@@ -3,22 +3,66 @@
 //! its ParameterStatus values (replayed to clients) and the prepared statements it holds.
 
 use std::collections::HashSet;
+use std::fmt;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, BufMut, BytesMut};
 use postgres_protocol::authentication::sasl::{ChannelBinding, ScramSha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::net::{TcpStream, UnixStream};
 
 use super::codec::{Body, MAX_MESSAGE, message, peek, put_cstr};
 use super::messages::error_code;
 use super::startup::PROTOCOL_3_0;
+use crate::socket::Socket;
+
+/// Where a server listens.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum ServerAddr {
+    Tcp {
+        host: String,
+        port: u16,
+    },
+    /// A socket file (PostgreSQL's `DIR/.s.PGSQL.PORT`), for servers that listen on no port.
+    Unix(PathBuf),
+}
+
+impl fmt::Display for ServerAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ServerAddr::Tcp { host, port } if host.contains(':') => write!(f, "[{host}]:{port}"),
+            ServerAddr::Tcp { host, port } => write!(f, "{host}:{port}"),
+            ServerAddr::Unix(path) => write!(f, "{}", path.display()),
+        }
+    }
+}
+
+impl ServerAddr {
+    pub fn tcp(host: &str, port: u16) -> Self {
+        ServerAddr::Tcp {
+            host: host.to_owned(),
+            port,
+        }
+    }
+
+    /// Opens a stream to the server (Nagle off for TCP: every message is latency-bound).
+    pub async fn connect(&self) -> std::io::Result<Socket> {
+        match self {
+            ServerAddr::Tcp { host, port } => {
+                let s = TcpStream::connect((host.as_str(), *port)).await?;
+                s.set_nodelay(true)?;
+                Ok(Socket::Tcp(s))
+            }
+            ServerAddr::Unix(path) => Ok(Socket::Unix(UnixStream::connect(path).await?)),
+        }
+    }
+}
 
 /// Where a server is and how to log in.
 #[derive(Clone, Debug)]
 pub struct ServerTarget {
-    pub host: String,
-    pub port: u16,
+    pub addr: ServerAddr,
     pub database: String,
     pub user: String,
     pub password: String,
@@ -47,6 +91,24 @@ pub enum BackendError {
 }
 
 impl BackendError {
+    /// Whether the server may be back (or another one be the writer) soon: it could not be
+    /// reached, or it is starting up or shutting down.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            BackendError::Refused { code, .. } => {
+                matches!(
+                    code.as_str(),
+                    "57P01" | "57P02" | "57P03" | "08006" | "08001"
+                )
+            }
+            BackendError::Connect(..)
+            | BackendError::Timeout(_)
+            | BackendError::Closed
+            | BackendError::Io(_) => true,
+            _ => false,
+        }
+    }
+
     /// The SQLSTATE a client should see: the server's own when it sent one.
     pub fn sqlstate(&self) -> &str {
         match self {
@@ -57,12 +119,14 @@ impl BackendError {
 }
 
 pub struct ServerConn {
-    pub stream: TcpStream,
+    pub stream: Socket,
     pub buf: BytesMut,
     pub pid: i32,
     pub secret: i32,
-    pub host: String,
-    pub port: u16,
+    pub addr: ServerAddr,
+    /// Which of its target's servers this connection is on (see `pg::topology`); 0 when the
+    /// target has one server.
+    pub server_index: usize,
     /// What a cancel for this connection needs, shared with the cancel registry while borrowed.
     pub cancel_key: std::sync::Arc<crate::cancel::ServerKey>,
     pub params: Vec<(Vec<u8>, Vec<u8>)>,
@@ -74,17 +138,13 @@ pub struct ServerConn {
 
 impl std::fmt::Debug for ServerConn {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "ServerConn(pid {} at {}:{})",
-            self.pid, self.host, self.port
-        )
+        write!(f, "ServerConn(pid {} at {})", self.pid, self.addr)
     }
 }
 
 /// Reads one whole message into `buf` and splits it off; returns (tag, body).
 async fn read_message(
-    stream: &mut TcpStream,
+    stream: &mut Socket,
     buf: &mut BytesMut,
 ) -> Result<(u8, BytesMut), BackendError> {
     loop {
@@ -121,24 +181,21 @@ fn error_fields(body: &[u8]) -> BackendError {
 
 impl ServerConn {
     pub async fn connect(t: &ServerTarget) -> Result<Self, BackendError> {
-        let addr = format!("{}:{}", t.host, t.port);
-        let stream = match tokio::time::timeout(t.connect_timeout, TcpStream::connect(&addr)).await
-        {
+        let addr = t.addr.to_string();
+        let stream = match tokio::time::timeout(t.connect_timeout, t.addr.connect()).await {
             Ok(Ok(s)) => s,
             Ok(Err(e)) => return Err(BackendError::Connect(addr, e)),
             Err(_) => return Err(BackendError::Timeout(addr)),
         };
-        stream.set_nodelay(true)?;
         let mut conn = ServerConn {
             stream,
             buf: BytesMut::with_capacity(16 * 1024),
             pid: 0,
             secret: 0,
-            host: t.host.clone(),
-            port: t.port,
+            addr: t.addr.clone(),
+            server_index: 0,
             cancel_key: std::sync::Arc::new(crate::cancel::ServerKey {
-                host: t.host.clone(),
-                port: t.port,
+                addr: t.addr.clone(),
                 pid: 0,
                 secret: 0,
             }),
@@ -151,8 +208,7 @@ impl ServerConn {
             .await
             .map_err(|_| BackendError::Timeout(addr))??;
         conn.cancel_key = std::sync::Arc::new(crate::cancel::ServerKey {
-            host: t.host.clone(),
-            port: t.port,
+            addr: t.addr.clone(),
             pid: conn.pid,
             secret: conn.secret,
         });

@@ -13,7 +13,7 @@ use spillway_stack::model::IamAuth;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::socket::ClientSocket;
+use crate::socket::Socket;
 
 use super::backend::ServerTarget;
 use super::codec::{self, Body, MAX_PREAUTH_MESSAGE, Severity, peek};
@@ -31,7 +31,7 @@ pub const AUTH_TIMEOUT: Duration = Duration::from_secs(30);
 pub const TRACKED_PARAMS: &[&str] = &["client_encoding", "DateStyle", "TimeZone", "IntervalStyle"];
 
 pub struct LoggedIn {
-    pub stream: ClientSocket,
+    pub stream: Socket,
     /// Bytes the client sent after its startup packet (pipelined queries).
     pub buf: BytesMut,
     pub user: Arc<User>,
@@ -53,11 +53,7 @@ pub enum HandshakeError {
     Refused(String),
 }
 
-async fn fill(
-    stream: &mut ClientSocket,
-    buf: &mut BytesMut,
-    n: usize,
-) -> Result<(), HandshakeError> {
+async fn fill(stream: &mut Socket, buf: &mut BytesMut, n: usize) -> Result<(), HandshakeError> {
     while buf.len() < n {
         if stream.read_buf(buf).await? == 0 {
             return Err(HandshakeError::Closed);
@@ -67,7 +63,7 @@ async fn fill(
 }
 
 async fn read_startup(
-    stream: &mut ClientSocket,
+    stream: &mut Socket,
     buf: &mut BytesMut,
 ) -> Result<StartupPacket, HandshakeError> {
     fill(stream, buf, 4).await?;
@@ -85,11 +81,7 @@ async fn read_startup(
 }
 
 /// Sends a FATAL error and ends the handshake.
-async fn refuse<T>(
-    stream: &mut ClientSocket,
-    code: &str,
-    message: &str,
-) -> Result<T, HandshakeError> {
+async fn refuse<T>(stream: &mut Socket, code: &str, message: &str) -> Result<T, HandshakeError> {
     let mut out = BytesMut::new();
     codec::error_response(&mut out, Severity::Fatal, code, message);
     let _ = stream.write_all(&out).await;
@@ -98,7 +90,7 @@ async fn refuse<T>(
 
 /// Reads one password-type (`p`) message body during authentication.
 async fn read_password_message(
-    stream: &mut ClientSocket,
+    stream: &mut Socket,
     buf: &mut BytesMut,
 ) -> Result<BytesMut, HandshakeError> {
     loop {
@@ -135,7 +127,7 @@ pub async fn handshake(
     proxy: &Arc<PgProxy>,
     metrics: &EndpointMetrics,
 ) -> Result<Option<LoggedIn>, HandshakeError> {
-    let mut stream = ClientSocket::Tcp(stream);
+    let mut stream = Socket::Tcp(stream);
     match tokio::time::timeout(AUTH_TIMEOUT, run(&mut stream, proxy, metrics)).await {
         Ok(Ok(Some(a))) => Ok(Some(LoggedIn {
             stream,
@@ -173,7 +165,7 @@ struct Admitted {
 }
 
 async fn run(
-    stream: &mut ClientSocket,
+    stream: &mut Socket,
     proxy: &Arc<PgProxy>,
     metrics: &EndpointMetrics,
 ) -> Result<Option<Admitted>, HandshakeError> {
@@ -186,7 +178,7 @@ async fn run(
             StartupPacket::Ssl if !asked_ssl => {
                 asked_ssl = true;
                 match (&settings.tls, &*stream) {
-                    (Some(tls), ClientSocket::Tcp(_)) => {
+                    (Some(tls), Socket::Tcp(_)) => {
                         // Bytes sent after the SSLRequest, before the handshake, would be
                         // plaintext smuggled into the encrypted session (CVE-2021-23214).
                         if !buf.is_empty() {
@@ -199,8 +191,8 @@ async fn run(
                         }
                         stream.write_all(b"S").await?;
                         let (relay, session_end) = tokio::net::UnixStream::pair()?;
-                        if let ClientSocket::Tcp(tcp) =
-                            std::mem::replace(stream, ClientSocket::Tls(session_end))
+                        if let Socket::Tcp(tcp) =
+                            std::mem::replace(stream, Socket::Unix(session_end))
                         {
                             tls.serve(tcp, relay);
                         }
@@ -291,8 +283,7 @@ async fn run(
         user: user.name.clone(),
     };
     let server = ServerTarget {
-        host: settings.server_host.clone(),
-        port: settings.server_port,
+        addr: settings.server.clone(),
         database,
         user: user.name.clone(),
         password: user.password.clone(),
@@ -365,7 +356,7 @@ async fn run(
 
 /// Returns the user on success, `None` on any authentication failure.
 async fn authenticate(
-    stream: &mut ClientSocket,
+    stream: &mut Socket,
     buf: &mut BytesMut,
     proxy: &Arc<PgProxy>,
     settings: &Settings,

@@ -11,3 +11,4 @@ pub mod proxy;
 pub mod scram;
 pub mod session;
 pub mod startup;
+pub mod topology;

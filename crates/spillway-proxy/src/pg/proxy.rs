@@ -55,8 +55,8 @@ pub trait IamVerifier: Send + Sync {
 #[derive(Debug)]
 pub struct Settings {
     pub proxy: String,
-    pub server_host: String,
-    pub server_port: u16,
+    /// The server (with replicas: the primary as configured; the pool's route picks the writer).
+    pub server: super::backend::ServerAddr,
     /// The database clients get when they do not name one (else the user name, as PostgreSQL).
     pub default_database: Option<String>,
     pub users: HashMap<String, Arc<User>>,

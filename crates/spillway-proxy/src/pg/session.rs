@@ -17,9 +17,8 @@ use std::time::Instant;
 use bytes::{BufMut, BytesMut};
 use spillway_stack::model::PoolMode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
-use crate::socket::ClientSocket;
+use crate::socket::Socket;
 use tokio::sync::watch;
 
 use super::codec::{self, MAX_MESSAGE, Severity, peek};
@@ -63,7 +62,7 @@ enum SessionError {
 }
 
 pub struct Session {
-    client: ClientSocket,
+    client: Socket,
     cbuf: BytesMut,
     to_client: BytesMut,
     to_server: BytesMut,
@@ -165,15 +164,9 @@ trait TryWrite {
     fn try_write(&self, buf: &[u8]) -> io::Result<usize>;
 }
 
-impl TryWrite for TcpStream {
+impl TryWrite for Socket {
     fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
-        TcpStream::try_write(self, buf)
-    }
-}
-
-impl TryWrite for ClientSocket {
-    fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
-        ClientSocket::try_write(self, buf)
+        Socket::try_write(self, buf)
     }
 }
 

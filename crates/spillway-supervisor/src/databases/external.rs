@@ -20,18 +20,12 @@ pub struct DbUrl {
     pub dbname: String,
 }
 
-/// Parses `postgres://user:pass@host:port/db` or `mysql://...`, percent-decoding user and password.
-pub fn parse_url(engine: Engine, raw: &str) -> Result<DbUrl, String> {
+/// The host and port of a `postgres://` or `mysql://` URL (a replica's URL needs no user).
+pub fn parse_server(engine: Engine, raw: &str) -> Result<(String, u16), String> {
     let u = url::Url::parse(raw).map_err(|e| format!("not a URL ({e})"))?;
     let default_port = match engine {
         Engine::Postgres => 5432,
         Engine::Mysql => 3306,
-    };
-    let decode = |s: &str| {
-        url::form_urlencoded::parse(format!("x={s}").as_bytes())
-            .next()
-            .map(|(_, v)| v.into_owned())
-            .unwrap_or_default()
     };
     let host = u
         .host_str()
@@ -39,13 +33,26 @@ pub fn parse_url(engine: Engine, raw: &str) -> Result<DbUrl, String> {
         .ok_or("the URL has no host")?
         .trim_matches(['[', ']'])
         .to_owned();
+    Ok((host, u.port().unwrap_or(default_port)))
+}
+
+/// Parses `postgres://user:pass@host:port/db` or `mysql://...`, percent-decoding user and password.
+pub fn parse_url(engine: Engine, raw: &str) -> Result<DbUrl, String> {
+    let (host, port) = parse_server(engine, raw)?;
+    let u = url::Url::parse(raw).map_err(|e| format!("not a URL ({e})"))?;
+    let decode = |s: &str| {
+        url::form_urlencoded::parse(format!("x={s}").as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default()
+    };
     let user = decode(u.username());
     if user.is_empty() {
         return Err("the URL has no user name".into());
     }
     Ok(DbUrl {
         host,
-        port: u.port().unwrap_or(default_port),
+        port,
         user,
         password: u.password().map(decode).unwrap_or_default(),
         dbname: u.path().trim_start_matches('/').to_owned(),

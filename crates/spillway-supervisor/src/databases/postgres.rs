@@ -50,6 +50,15 @@ fn debian_dirs() -> Vec<PathBuf> {
 /// PostgreSQL versions are installed; then only that directory is searched for initdb/postgres.
 pub const BINDIR_VAR: &str = "SPILLWAY_PG_BINDIR";
 
+/// The directory of the server binaries spillway would use (tests take pg_basebackup from it).
+pub fn server_bindir() -> Result<PathBuf, SupervisorError> {
+    let bins = binaries()?;
+    // Through symlinks (some installations link the server into /usr/local/bin): the real
+    // directory holds the matching client tools too.
+    let postgres = std::fs::canonicalize(&bins.postgres).unwrap_or(bins.postgres);
+    Ok(postgres.parent().map(Path::to_path_buf).unwrap_or_default())
+}
+
 fn binaries() -> Result<Binaries, SupervisorError> {
     if let Some(dir) = std::env::var_os(BINDIR_VAR) {
         let dir = PathBuf::from(dir);
