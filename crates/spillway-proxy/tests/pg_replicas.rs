@@ -28,6 +28,10 @@ async fn whereami(c: &tokio_postgres::Client) -> Result<(bool, i32), tokio_postg
 
 #[tokio::test(flavor = "multi_thread")]
 async fn reads_go_to_the_replica_and_the_writer_follows_a_promotion() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
     let primary = PrivatePostgres::start().await;
     primary.admin_sql("CREATE TABLE t (v int); INSERT INTO t VALUES (1); GRANT ALL ON t TO test");
     let replica = PgReplica::start(&primary).await;
@@ -84,9 +88,10 @@ async fn reads_go_to_the_replica_and_the_writer_follows_a_promotion() {
     // The primary goes away: the monitor sees it (the admin view says so), and a client that
     // asks now waits instead of failing.
     primary.stop().await;
+    let primary_down = format!("{{\"server\":\"127.0.0.1:{primary_port}\",\"health\":\"down\"}}");
     assert!(
         eventually_async(Duration::from_secs(20), || async {
-            stack.pools().await.contains("\"health\":\"down\"")
+            stack.pools().await.contains(&primary_down)
         })
         .await,
         "the pools view should show the old primary down: {}",

@@ -175,7 +175,12 @@ pub struct Database {
     /// start, password kept in step with the secret), like RDS Proxy's one secret per user.
     #[serde(default)]
     pub users: Vec<String>,
-    /// Loopback TCP port of a managed server; chosen free on first start and kept when absent.
+    /// Let a managed server listen on a loopback TCP port too (`port`, or a free one chosen on
+    /// first start and kept). Off by default: like an RDS instance in a private subnet, a
+    /// managed server is reachable only through its Unix socket and the stack's proxies.
+    #[serde(default)]
+    pub tcp: bool,
+    /// Loopback TCP port of a managed server (implies `tcp = true`).
     #[serde(default)]
     pub port: Option<u16>,
     /// `max_connections` of a managed server.

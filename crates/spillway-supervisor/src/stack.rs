@@ -396,12 +396,12 @@ fn record_database(
         ),
         ("url", e.url()),
         ("name", e.dbname.clone()),
-        ("endpoint", format!("{}:{}", e.host, e.port)),
+        ("endpoint", e.address()),
     ] {
         values.insert((Kind::Database, id.name.clone(), attr.into()), v);
     }
     let mut endpoint = e.url();
-    if let Some(s) = &e.socket {
+    if let (Some(s), true) = (&e.socket, e.tcp) {
         endpoint.push_str(&format!(" (socket {})", show(s)));
     }
     rows.push(Row {
@@ -459,6 +459,7 @@ async fn start_database(
         resource: name.into(),
         dbname: db.name.clone().unwrap_or_else(|| name.to_owned()),
         dir,
+        tcp: db.tcp,
         port: db.port,
         max_connections: db.max_connections,
         init,

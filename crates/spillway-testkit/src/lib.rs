@@ -183,8 +183,10 @@ impl ProxyStack {
             .as_ref()
             .and_then(|f| std::fs::read_to_string(f).ok())
             .unwrap_or_default();
+        // A managed server listens on its socket only; libpq takes the directory as host.
         format!(
-            "host=127.0.0.1 port={} user={} password={} dbname=main",
+            "host={} port={} user={} password={} dbname=main",
+            db.host,
             db.port,
             db.admin_user,
             pw.trim()

@@ -29,6 +29,8 @@ fn spec(dir: &std::path::Path, init: Vec<std::path::PathBuf>) -> ManagedSpec {
         resource: "test".into(),
         dbname: "test".into(),
         dir: dir.join("db"),
+        // Tests reach these servers over loopback TCP, as an external database.
+        tcp: true,
         port: None,
         max_connections: 100,
         init,

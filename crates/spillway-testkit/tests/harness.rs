@@ -106,12 +106,14 @@ async fn a_stack_runs_in_process_and_resolves_references() {
             attr,
         })
     };
-    let port = get("port").unwrap_or_default();
+    // A managed server is reachable through its socket only; `host` is the socket directory.
+    let host = get("host").unwrap_or_default();
+    assert_eq!(get("socket").as_deref(), Some(host.as_str()));
     assert_eq!(
         get("url"),
-        Some(format!("postgres://spillway@127.0.0.1:{port}/main"))
+        Some(format!("postgres://spillway@localhost/main?host={host}"))
     );
-    let url = format!("postgres://app:s3cret@127.0.0.1:{port}/main");
+    let url = format!("host={host} user=app password=s3cret dbname=main");
     let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
         .await
         .unwrap_or_else(|e| panic!("{e}"));

@@ -40,6 +40,8 @@ engine = "mysql"
 name = "shop"
 init = ["sql/schema.sql"]
 users = ["app"]
+# This test checks what a client on the network sees (no password-less accounts).
+tcp = true
 
 [secrets.app]
 username = "app"
@@ -141,6 +143,50 @@ fn managed_mariadb_with_init_users_and_clean_stop() {
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).trim(),
         "2",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    up.signal(Signal::SIGINT);
+    assert!(up.wait_exit(Duration::from_secs(90)).success());
+}
+
+#[test]
+fn managed_mariadb_listens_only_on_its_socket_by_default() {
+    let dir = stack(&[(
+        "spillway.toml",
+        "[databases.main]\nengine = \"mysql\"\nname = \"shop\"\nusers = [\"app\"]\n\n\
+         [secrets.app]\nusername = \"app\"\npassword = \"app-password\"\n",
+    )]);
+    let mut up = Spillway::start(&binary(), &["up"], dir.path());
+    let row = up.wait_for(
+        "databases.main  mysql://root@localhost/shop?socket=",
+        Duration::from_secs(120),
+    );
+    up.wait_for("spillway is up", Duration::from_secs(120));
+    let socket = row
+        .split("?socket=")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(!dir.path().join(".spillway/databases/main/port").exists());
+    let out = Command::new(require_tool("mariadb", "mariadb-client"))
+        .args([
+            "--no-defaults",
+            "-N",
+            "-B",
+            "--socket",
+            &socket,
+            "-u",
+            "app",
+        ])
+        .args(["--database=shop", "-e", "SELECT @@skip_networking"])
+        .env("MYSQL_PWD", "app-password")
+        .output()
+        .unwrap_or_else(|e| panic!("mariadb: {e}"));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "1",
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );

@@ -12,22 +12,11 @@ use spillway_testkit::{Spillway, eventually, processes_mentioning, require_tool}
 
 const START: Duration = Duration::from_secs(120);
 
-fn psql(port: u16, user: &str, password: &str, sql: &str) -> std::process::Output {
+/// psql over the managed server's Unix socket (`socket` is its directory).
+fn psql(socket: &str, user: &str, password: &str, sql: &str) -> std::process::Output {
     Command::new(require_tool("psql", "postgresql-client"))
         .args([
-            "-X",
-            "-A",
-            "-t",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-            "-U",
-            user,
-            "-d",
-            "main",
-            "-c",
-            sql,
+            "-X", "-A", "-t", "-h", socket, "-U", user, "-d", "main", "-c", sql,
         ])
         .env("PGPASSWORD", password)
         .env("PGCONNECT_TIMEOUT", "10")
@@ -44,12 +33,19 @@ async fn quickstart_lifecycle_with_real_clients() {
     // First start: initdb, init SQL, the endpoint table.
     let mut up = Spillway::start(&binary(), &["up", "."], dir.path());
     up.wait_for("creating a PostgreSQL data directory", START);
-    let row = up.wait_for("databases.main  postgres://spillway@127.0.0.1:", START);
+    // Socket only: the endpoint is libpq's URI for a socket directory.
+    let row = up.wait_for(
+        "databases.main  postgres://spillway@localhost/main?host=",
+        START,
+    );
     up.wait_for("spillway is up", START);
-    let port: u16 = read_trimmed(&dir.path().join(".spillway/databases/main/port"))
-        .parse()
-        .unwrap_or_default();
-    assert!(row.contains(&format!(":{port}/main")), "{row}");
+    let socket = row
+        .split("?host=")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(!dir.path().join(".spillway/databases/main/port").exists());
     assert!(
         row.contains(".spillway/databases/main/admin-password"),
         "{row}"
@@ -58,7 +54,7 @@ async fn quickstart_lifecycle_with_real_clients() {
     // psql as the administrator, with the password from the printed file.
     let admin = read_trimmed(&dir.path().join(".spillway/databases/main/admin-password"));
     let out = psql(
-        port,
+        &socket,
         "spillway",
         &admin,
         "SELECT name FROM users ORDER BY id",
@@ -73,9 +69,13 @@ async fn quickstart_lifecycle_with_real_clients() {
         "Aiko Tanaka\nBen Carter\nChen Wei\n"
     );
 
+    // The server listens on no TCP address (like an RDS instance in a private subnet).
+    let out = psql(&socket, "spillway", &admin, "SHOW listen_addresses");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "");
+
     // tokio-postgres as the app user whose password spillway generated into the secret.
     let app = generated_password(dir.path(), "app");
-    let conn_str = format!("host=127.0.0.1 port={port} user=app password={app} dbname=main");
+    let conn_str = format!("host={socket} user=app password={app} dbname=main");
     let (client, conn) = tokio_postgres::connect(&conn_str, tokio_postgres::NoTls)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
@@ -96,7 +96,7 @@ async fn quickstart_lifecycle_with_real_clients() {
     drop(client);
 
     // Password auth is really on: a wrong password is refused with SQLSTATE 28P01.
-    let bad = format!("host=127.0.0.1 port={port} user=app password=wrong dbname=main");
+    let bad = format!("host={socket} user=app password=wrong dbname=main");
     let err = tokio_postgres::connect(&bad, tokio_postgres::NoTls)
         .await
         .err()
@@ -137,10 +137,7 @@ async fn quickstart_lifecycle_with_real_clients() {
         "{}",
         up.output()
     );
-    let port: u16 = read_trimmed(&dir.path().join(".spillway/databases/main/port"))
-        .parse()
-        .unwrap_or_default();
-    let out = psql(port, "app", &app, "SELECT count(*) FROM users");
+    let out = psql(&socket, "app", &app, "SELECT count(*) FROM users");
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).trim(),
         "4",
@@ -169,10 +166,7 @@ async fn quickstart_lifecycle_with_real_clients() {
     );
     let mut up = Spillway::start(&binary(), &["up"], dir.path());
     up.wait_for("spillway is up", START);
-    let port: u16 = read_trimmed(&dir.path().join(".spillway/databases/main/port"))
-        .parse()
-        .unwrap_or_default();
-    let out = psql(port, "app", &app, "SELECT count(*) FROM users");
+    let out = psql(&socket, "app", &app, "SELECT count(*) FROM users");
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).trim(),
         "4",

@@ -213,6 +213,7 @@ pub async fn check(
     }
     Ok(RunningDatabase {
         endpoint: DatabaseEndpoint {
+            tcp: true,
             resource: name.into(),
             engine,
             host: url.host.clone(),

@@ -29,6 +29,8 @@ pub struct ManagedSpec {
     pub dbname: String,
     /// Its state directory (`.spillway/databases/NAME`).
     pub dir: PathBuf,
+    /// Listen on loopback TCP too (else only on the Unix socket).
+    pub tcp: bool,
     pub port: Option<u16>,
     pub max_connections: u32,
     /// Absolute paths of init SQL files.
@@ -41,8 +43,13 @@ pub struct ManagedSpec {
 pub struct DatabaseEndpoint {
     pub resource: String,
     pub engine: Engine,
+    /// For a managed server without TCP: PostgreSQL's socket directory (libpq takes a
+    /// directory as host) or `localhost` for MariaDB (its clients' word for the socket).
     pub host: String,
+    /// For PostgreSQL without TCP, the number in the socket's name (`.s.PGSQL.5432`).
     pub port: u16,
+    /// Whether the server listens on TCP (external servers always do).
+    pub tcp: bool,
     /// The Unix socket (managed servers only): the directory for PostgreSQL, the file for MariaDB.
     pub socket: Option<PathBuf>,
     pub dbname: String,
@@ -60,10 +67,33 @@ impl DatabaseEndpoint {
             Engine::Postgres => "postgres",
             Engine::Mysql => "mysql",
         };
-        format!(
-            "{scheme}://{}@{}:{}/{}",
-            self.admin_user, self.host, self.port, self.dbname
-        )
+        match (&self.socket, self.tcp) {
+            // libpq's URI form for a socket directory, and the MySQL clients' equivalent.
+            (Some(socket), false) => {
+                let key = match self.engine {
+                    Engine::Postgres => "host",
+                    Engine::Mysql => "socket",
+                };
+                format!(
+                    "{scheme}://{}@localhost/{}?{key}={}",
+                    self.admin_user,
+                    self.dbname,
+                    socket.display()
+                )
+            }
+            _ => format!(
+                "{scheme}://{}@{}:{}/{}",
+                self.admin_user, self.host, self.port, self.dbname
+            ),
+        }
+    }
+
+    /// `host:port`, or the socket for a server without TCP.
+    pub fn address(&self) -> String {
+        match (&self.socket, self.tcp) {
+            (Some(socket), false) => socket.display().to_string(),
+            _ => format!("{}:{}", self.host, self.port),
+        }
     }
 }
 
@@ -152,17 +182,22 @@ pub(crate) fn prepare_layout(
     service_user: &str,
     service: &'static str,
     longest_socket_name: &str,
+    socket_only_port: u16,
 ) -> Result<Layout, SupervisorError> {
     let run_as = crate::process::RunAs::for_service(service_user);
     std::fs::create_dir_all(&spec.dir).map_err(SupervisorError::io(&spec.dir))?;
     run_as.check_reachable(&spec.dir)?;
     let data = spec.dir.join("data");
     check_owner(&data, run_as.uid, service)?;
-    let port = crate::state::managed_port(
-        &spec.dir,
-        spec.port,
-        &format!("databases.{}.port", spec.resource),
-    )?;
+    let port = if spec.tcp || spec.port.is_some() {
+        crate::state::managed_port(
+            &spec.dir,
+            spec.port,
+            &format!("databases.{}.port", spec.resource),
+        )?
+    } else {
+        socket_only_port
+    };
     let sockets = socket_dir(&spec.dir, longest_socket_name);
     std::fs::create_dir_all(&sockets).map_err(SupervisorError::io(&sockets))?;
     run_as.own(&spec.dir)?;
@@ -174,4 +209,11 @@ pub(crate) fn prepare_layout(
         sockets,
         password_file: spec.dir.join("admin-password"),
     })
+}
+
+impl ManagedSpec {
+    /// TCP is opt-in: `tcp = true`, or a `port` (which makes no sense without it).
+    pub fn listens_on_tcp(&self) -> bool {
+        self.tcp || self.port.is_some()
+    }
 }

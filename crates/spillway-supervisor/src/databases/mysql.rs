@@ -80,12 +80,20 @@ struct Server<'a> {
 
 impl Server<'_> {
     fn spawn(&self, data: &Path) -> Result<Supervised, SupervisorError> {
-        let args = vec![
+        let mut args = vec![
             "--no-defaults".into(),
             format!("--datadir={}", data.display()),
             format!("--socket={}", self.socket.display()),
-            format!("--port={}", self.port),
-            "--bind-address=127.0.0.1".into(),
+        ];
+        if self.spec.listens_on_tcp() {
+            args.extend([
+                format!("--port={}", self.port),
+                "--bind-address=127.0.0.1".into(),
+            ]);
+        } else {
+            args.push("--skip-networking".into());
+        }
+        args.extend([
             format!(
                 "--pid-file={}",
                 self.spec.dir.join("mariadbd.pid").display()
@@ -94,7 +102,7 @@ impl Server<'_> {
             "--skip-name-resolve".into(),
             "--innodb-buffer-pool-size=64M".into(),
             "--character-set-server=utf8mb4".into(),
-        ];
+        ]);
         Supervised::spawn(&Spec {
             what: format!("mariadbd for databases.{}", self.spec.resource),
             program: self.bins.server.clone(),
@@ -108,11 +116,11 @@ impl Server<'_> {
         })
     }
 
-    /// Ready means the server sends its handshake (protocol version 10) on the TCP port.
+    /// Ready means the server sends its handshake (protocol version 10) on its socket.
     async fn wait_ready(&self, process: &mut Supervised) -> Result<(), SupervisorError> {
         process
             .wait_until_ready(READY_TIMEOUT, Duration::from_millis(50), || {
-                handshake(self.port)
+                handshake(&self.socket)
             })
             .await
     }
@@ -178,10 +186,10 @@ impl Server<'_> {
     }
 }
 
-async fn handshake(port: u16) -> bool {
+async fn handshake(socket: &Path) -> bool {
     let Ok(Ok(mut s)) = tokio::time::timeout(
         Duration::from_millis(500),
-        tokio::net::TcpStream::connect(("127.0.0.1", port)),
+        tokio::net::UnixStream::connect(socket),
     )
     .await
     else {
@@ -203,7 +211,7 @@ pub async fn start(
         port,
         sockets,
         password_file,
-    } = prepare_layout(spec, "mysql", "mariadbd", "mysqld.sock.lock")?;
+    } = prepare_layout(spec, "mysql", "mariadbd", "mysqld.sock.lock", 3306)?;
     let log = spec.dir.join("mariadbd.log");
     let server = Server {
         spec,
@@ -239,8 +247,13 @@ pub async fn start(
         endpoint: DatabaseEndpoint {
             resource: spec.resource.clone(),
             engine: Engine::Mysql,
-            host: "127.0.0.1".into(),
+            host: if spec.listens_on_tcp() {
+                "127.0.0.1".into()
+            } else {
+                "localhost".into()
+            },
             port,
+            tcp: spec.listens_on_tcp(),
             socket: Some(server.socket.clone()),
             dbname: spec.dbname.clone(),
             admin_user: ADMIN_USER.into(),

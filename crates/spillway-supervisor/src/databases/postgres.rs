@@ -135,7 +135,15 @@ impl Server<'_> {
             "-k".into(),
             self.sockets.display().to_string(),
             "-c".into(),
-            "listen_addresses=127.0.0.1".into(),
+            // Empty: the Unix socket only.
+            format!(
+                "listen_addresses={}",
+                if self.spec.listens_on_tcp() {
+                    "127.0.0.1"
+                } else {
+                    ""
+                }
+            ),
             "-c".into(),
             format!("max_connections={}", self.spec.max_connections),
             "-c".into(),
@@ -256,7 +264,7 @@ pub async fn start(
         port,
         sockets,
         password_file,
-    } = prepare_layout(spec, "postgres", "postgres", ".s.PGSQL.65535.lock")?;
+    } = prepare_layout(spec, "postgres", "postgres", ".s.PGSQL.65535.lock", 5432)?;
     let log = spec.dir.join("postgres.log");
     let server = Server {
         spec,
@@ -295,8 +303,13 @@ pub async fn start(
         endpoint: DatabaseEndpoint {
             resource: spec.resource.clone(),
             engine: Engine::Postgres,
-            host: "127.0.0.1".into(),
+            host: if spec.listens_on_tcp() {
+                "127.0.0.1".into()
+            } else {
+                sockets.display().to_string()
+            },
             port,
+            tcp: spec.listens_on_tcp(),
             socket: Some(sockets),
             dbname: spec.dbname.clone(),
             admin_user: ADMIN_USER.into(),
