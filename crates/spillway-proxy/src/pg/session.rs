@@ -228,6 +228,41 @@ impl Session {
             flush(&self.client, &mut self.to_client).map_err(SessionError::Client)?;
             self.maybe_release();
 
+            let between_transactions = self.server.is_none()
+                && self.cbuf.is_empty()
+                && self.to_client.is_empty()
+                && self.to_server.is_empty();
+            if between_transactions {
+                // Nothing pending either way: wait for the client holding no buffers at all, so
+                // an idle client costs its task and little else (thousands of idle Lambda
+                // connections are the normal case). The last short read cleared the socket's
+                // readiness, so this wait costs no extra system call.
+                for b in [&mut self.cbuf, &mut self.to_client, &mut self.to_server] {
+                    if b.capacity() > 0 {
+                        *b = BytesMut::new();
+                    }
+                }
+                let ev = tokio::select! {
+                    biased;
+                    r = self.client.readable() => match r {
+                        Ok(()) => {
+                            self.cbuf.reserve(CLIENT_IDLE_CHUNK);
+                            match self.client.try_read_buf(&mut self.cbuf) {
+                                // Spurious readiness (now cleared): wait again.
+                                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                                r => Event::ClientRead(r),
+                            }
+                        }
+                        Err(e) => Event::ClientRead(Err(e)),
+                    },
+                    _ = &mut idle => Event::IdleTimeout,
+                    _ = &mut stop => Event::Shutdown,
+                };
+                if self.on_event(ev, &mut last_activity, idle_timeout, idle.as_mut())? {
+                    return Ok(());
+                }
+                continue;
+            }
             let want_client = self.to_server.len() < HIGH_WATER;
             let want_server = self.to_client.len() < HIGH_WATER;
             if let Some(g) = self.server.as_mut() {
@@ -284,55 +319,69 @@ impl Session {
                     _ = &mut stop => Event::Shutdown,
                 }
             };
-            match ev {
-                Event::ClientRead(r) => {
-                    last_activity = Instant::now();
-                    if r.map_err(SessionError::Client)? == 0 {
-                        return Ok(()); // client went away
-                    }
-                }
-                Event::ServerRead(r) => match r {
-                    Ok(0) => {
-                        self.server_lost("the server closed the connection");
-                        return Ok(());
-                    }
-                    Ok(_) => self.process_server()?,
-                    Err(e) => {
-                        self.server_lost(&e.to_string());
-                        return Ok(());
-                    }
-                },
-                Event::Wrote(r) => {
-                    r.map_err(SessionError::Client)?;
-                }
-                Event::IdleTimeout => {
-                    let deadline = last_activity + idle_timeout;
-                    let busy = self.server.is_some() && self.outstanding > 0;
-                    if busy || deadline > Instant::now() {
-                        let next = if busy {
-                            Instant::now() + idle_timeout
-                        } else {
-                            deadline
-                        };
-                        idle.as_mut().reset(next.into());
-                        continue;
-                    }
-                    tracing::info!(user = %self.key.user, "closing a client idle for {idle_timeout:?}");
-                    self.fatal(
-                        "57P05",
-                        "terminating connection due to idle-session timeout",
-                    );
-                    return Ok(());
-                }
-                Event::Shutdown => {
-                    self.fatal(
-                        "57P01",
-                        "terminating connection due to administrator command",
-                    );
-                    return Ok(());
-                }
+            if self.on_event(ev, &mut last_activity, idle_timeout, idle.as_mut())? {
+                return Ok(());
             }
         }
+    }
+
+    /// Handles what the main loop waited for; true when the session is over.
+    fn on_event(
+        &mut self,
+        ev: Event,
+        last_activity: &mut Instant,
+        idle_timeout: std::time::Duration,
+        idle: std::pin::Pin<&mut tokio::time::Sleep>,
+    ) -> Result<bool, SessionError> {
+        match ev {
+            Event::ClientRead(r) => {
+                *last_activity = Instant::now();
+                if r.map_err(SessionError::Client)? == 0 {
+                    return Ok(true); // client went away
+                }
+            }
+            Event::ServerRead(r) => match r {
+                Ok(0) => {
+                    self.server_lost("the server closed the connection");
+                    return Ok(true);
+                }
+                Ok(_) => self.process_server()?,
+                Err(e) => {
+                    self.server_lost(&e.to_string());
+                    return Ok(true);
+                }
+            },
+            Event::Wrote(r) => {
+                r.map_err(SessionError::Client)?;
+            }
+            Event::IdleTimeout => {
+                let deadline = *last_activity + idle_timeout;
+                let busy = self.server.is_some() && self.outstanding > 0;
+                if busy || deadline > Instant::now() {
+                    let next = if busy {
+                        Instant::now() + idle_timeout
+                    } else {
+                        deadline
+                    };
+                    idle.reset(next.into());
+                    return Ok(false);
+                }
+                tracing::info!(user = %self.key.user, "closing a client idle for {idle_timeout:?}");
+                self.fatal(
+                    "57P05",
+                    "terminating connection due to idle-session timeout",
+                );
+                return Ok(true);
+            }
+            Event::Shutdown => {
+                self.fatal(
+                    "57P01",
+                    "terminating connection due to administrator command",
+                );
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// The server went away under a client that was using it.
