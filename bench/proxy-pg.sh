@@ -6,8 +6,8 @@
 #   bench/proxy-pg.sh                 # full run
 #   DURATION=5 ROUNDS=1 bench/proxy-pg.sh   # quick look
 #
-# Setup, as in ../shared/BASELINES.md: a private PostgreSQL (max_connections 100, SCRAM over TCP)
-# started by spillway itself, `pgbench -i -s 10`, both poolers in transaction mode with a pool of
+# Setup, as in ../shared/BASELINES.md: a private PostgreSQL (max_connections 100, SCRAM) started
+# by spillway itself, which both poolers reach through its Unix socket (pgbench "direct" uses TCP), `pgbench -i -s 10`, both poolers in transaction mode with a pool of
 # 20 server connections, pgbench over 127.0.0.1 with 2 threads. Scenarios:
 #   select-50-simple    pgbench -S -c 50   -M simple
 #   select-50-prepared  pgbench -S -c 50   -M prepared   (PgBouncer 1.18 has no prepared support)
@@ -56,6 +56,8 @@ endpoint = "127.0.0.1:0"
 [databases.bench]
 engine = "postgres"
 max_connections = 100
+# pgbench "direct" needs a port; both poolers reach the server through its socket.
+tcp = true
 
 [secrets.bench]
 username = "bench"
@@ -82,7 +84,7 @@ pgb_port=$(free_port)
 printf '"bench" "bench-password"\n' > "$work/users.txt"
 cat > "$work/pgbouncer.ini" <<EOF
 [databases]
-bench = host=127.0.0.1 port=$db_port dbname=bench
+bench = host=$work/.spillway/databases/bench/run port=$db_port dbname=bench
 [pgbouncer]
 listen_addr = 127.0.0.1
 listen_port = $pgb_port

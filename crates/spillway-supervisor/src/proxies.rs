@@ -203,6 +203,7 @@ fn settings(
             None => None,
         },
         require_tls: p.require_tls,
+        debug_logging: p.debug_logging,
     })
 }
 

@@ -127,6 +127,7 @@ fn settings(options: &Options, url: &DbUrl) -> Result<Settings, SupervisorError>
         connect_timeout: Duration::from_secs(10),
         tls: None,
         require_tls: false,
+        debug_logging: false,
     })
 }
 

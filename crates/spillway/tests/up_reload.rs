@@ -132,3 +132,44 @@ async fn a_changed_stack_file_resizes_the_pool_without_dropping_clients() {
         up.output()
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn debug_logging_turned_on_by_a_reload_logs_new_sessions_statements() {
+    let dir = stack(&[("spillway.toml", STACK)]);
+    let mut up = Spillway::start(&binary(), &["up"], dir.path());
+    up.wait_for("spillway is up", Duration::from_secs(120));
+    let proxy = addr_of(&up, "proxies.main");
+    let conn = format!(
+        "host=127.0.0.1 port={} user=app password=app-password dbname=main",
+        proxy.port()
+    );
+    let query = |sql: &'static str| {
+        let conn = conn.clone();
+        async move {
+            let (client, c) = tokio_postgres::connect(&conn, tokio_postgres::NoTls)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            tokio::spawn(c);
+            client
+                .simple_query(sql)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+    };
+    query("SELECT 'quiet-marker'").await;
+
+    std::fs::write(
+        dir.path().join("spillway.toml"),
+        format!("{STACK}debug_logging = true\n"),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    up.wait_for("reloaded", Duration::from_secs(30));
+    query("SELECT 'logged-marker'").await;
+    up.wait_for("statement: SELECT 'logged-marker'", Duration::from_secs(30));
+    assert!(
+        !up.output().contains("quiet-marker"),
+        "statements were logged with debug_logging off"
+    );
+    up.signal(Signal::SIGINT);
+    assert!(up.wait_exit(Duration::from_secs(60)).success());
+}

@@ -71,6 +71,8 @@ pub struct Settings {
     pub tls: Option<crate::tls::ServerTls>,
     /// Refuse clients that do not use TLS (RDS Proxy's RequireTLS).
     pub require_tls: bool,
+    /// Log every statement (RDS Proxy's DebugLogging).
+    pub debug_logging: bool,
 }
 
 /// ParameterStatus name/value pairs.

@@ -574,6 +574,20 @@ impl Session {
         }
     }
 
+    /// RDS Proxy's DebugLogging: every statement's text, at info level. Off by default because
+    /// statements carry data; parameters of extended-protocol queries are never logged.
+    fn debug_log(&self, sql: &[u8]) {
+        if self.settings.debug_logging {
+            tracing::info!(
+                proxy = %self.settings.proxy,
+                user = %self.key.user,
+                database = %self.key.database,
+                "statement: {}",
+                String::from_utf8_lossy(sql)
+            );
+        }
+    }
+
     fn handle_client_message(&mut self, tag: u8, msg: BytesMut) -> Result<(), SessionError> {
         let body = &msg[5..];
         let malformed = |e: super::codec::Malformed| SessionError::Protocol(e.to_string());
@@ -581,12 +595,14 @@ impl Session {
             b'Q' => {
                 self.metrics.query_requests.inc();
                 let sql = query_text(body).map_err(malformed)?;
+                self.debug_log(sql);
                 self.check_pin(sql);
                 self.start_batch();
                 self.to_server.extend_from_slice(&msg);
             }
             b'P' => {
                 let p = Parse::decode(body).map_err(malformed)?;
+                self.debug_log(p.query);
                 self.check_pin(p.query);
                 if p.name.is_empty() {
                     self.to_server.extend_from_slice(&msg);
