@@ -7,8 +7,9 @@
 #   DURATION=5 ROUNDS=1 bench/proxy-pg.sh   # quick look
 #
 # Setup, as in ../shared/BASELINES.md: a private PostgreSQL (max_connections 100, SCRAM) started
-# by spillway itself, which both poolers reach through its Unix socket (pgbench "direct" uses TCP), `pgbench -i -s 10`, both poolers in transaction mode with a pool of
-# 20 server connections, pgbench over 127.0.0.1 with 2 threads. Scenarios:
+# by spillway itself, which both poolers reach through its Unix socket (pgbench "direct" uses
+# TCP), `pgbench -i -s 10`, both poolers in transaction mode with a pool of 20 server
+# connections, pgbench over 127.0.0.1 with 2 threads. Scenarios:
 #   select-50-simple    pgbench -S -c 50   -M simple
 #   select-50-prepared  pgbench -S -c 50   -M prepared   (PgBouncer 1.18 has no prepared support)
 #   select-1000-simple  pgbench -S -c 1000 -M simple     (direct fails: max_connections 100)

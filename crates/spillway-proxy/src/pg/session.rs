@@ -35,7 +35,7 @@ use crate::pool::{BorrowError, Guard, PoolId, PoolKey};
 const HIGH_WATER: usize = 256 * 1024;
 /// Free space kept in read buffers before each read.
 const READ_CHUNK: usize = 16 * 1024;
-/// Free space in a client's read buffer while it has no server connection.
+/// Free space in a client's read buffer, except while it streams COPY data.
 const CLIENT_IDLE_CHUNK: usize = 1024;
 /// Empty buffers with more capacity than this are freed at the end of a transaction.
 const SHRINK_ABOVE: usize = 64 * 1024;
@@ -267,7 +267,16 @@ impl Session {
             let want_server = self.to_client.len() < HIGH_WATER;
             if let Some(g) = self.server.as_mut() {
                 g.conn().buf.reserve(READ_CHUNK);
-                self.cbuf.reserve(READ_CHUNK);
+                // Most client messages are small: reserve a large read only while a message is
+                // arriving in parts (COPY FROM STDIN, huge statements). A 16 KiB buffer on every
+                // transaction would be an allocation of that size per transaction, since idle
+                // clients free their buffers.
+                self.cbuf
+                    .reserve(if self.client_streaming > 0 || !self.cbuf.is_empty() {
+                        READ_CHUNK
+                    } else {
+                        CLIENT_IDLE_CHUNK
+                    });
             } else {
                 // Waiting for the next query: a small read buffer (it grows if the query does).
                 self.cbuf.reserve(CLIENT_IDLE_CHUNK);
