@@ -30,10 +30,17 @@ ensure_rust() {
 # Node.js client libraries the tests drive (node-postgres), pinned by tests/node/package-lock.json.
 ensure_node_clients() {
   have node && have npm || ensure_packages nodejs npm
-  if [ ! -d tests/node/node_modules/pg ]; then
+  if [ ! -d tests/node/node_modules/pg ] || [ ! -d tests/node/node_modules/@aws-sdk/rds-signer ]; then
     say "installing Node.js test clients (npm ci in tests/node)"
     (cd tests/node && npm ci --no-audit --no-fund --silent)
   fi
+}
+
+# boto3 and the aws CLI, which tests sign requests and make RDS IAM tokens with. Debian's
+# packages when they are not already there (pip would need --break-system-packages).
+ensure_aws_clients() {
+  python3 -c 'import boto3' 2>/dev/null || ensure_packages python3-boto3
+  have aws || ensure_packages awscli
 }
 
 # The machine's own PostgreSQL and MariaDB, which tests use for shared databases.

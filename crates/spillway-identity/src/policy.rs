@@ -235,8 +235,7 @@ pub fn known_operator(op: &str) -> bool {
 }
 
 fn applies(s: &Statement, request: &Request<'_>) -> bool {
-    if !matches(&s.action, request.action, true) || !matches(&s.resource, request.resource, false)
-    {
+    if !matches(&s.action, request.action, true) || !matches(&s.resource, request.resource, false) {
         return false;
     }
     s.conditions
@@ -334,40 +333,108 @@ mod tests {
     #[test]
     fn the_policy_matrix() {
         let allow_db = Policy {
-            statements: vec![stmt(Effect::Allow, any(&["rds-db:connect"]), any(&["arn:db/*"]))],
+            statements: vec![stmt(
+                Effect::Allow,
+                any(&["rds-db:connect"]),
+                any(&["arn:db/*"]),
+            )],
         };
         let deny_admin = Policy {
             statements: vec![stmt(Effect::Deny, any(&["*"]), any(&["arn:db/admin"]))],
         };
         // Allow, default deny, explicit deny beats allow.
-        assert!(decide(&[allow_db.clone()], None, "rds-db:connect", "arn:db/app"));
-        assert!(!decide(&[allow_db.clone()], None, "rds-db:connect", "other"));
-        assert!(!decide(&[allow_db.clone()], None, "sqs:SendMessage", "arn:db/app"));
+        assert!(decide(
+            std::slice::from_ref(&allow_db),
+            None,
+            "rds-db:connect",
+            "arn:db/app"
+        ));
+        assert!(!decide(
+            std::slice::from_ref(&allow_db),
+            None,
+            "rds-db:connect",
+            "other"
+        ));
+        assert!(!decide(
+            std::slice::from_ref(&allow_db),
+            None,
+            "sqs:SendMessage",
+            "arn:db/app"
+        ));
         assert!(!decide(&[], None, "rds-db:connect", "arn:db/app"));
         let both = [allow_db.clone(), deny_admin];
         assert!(!decide(&both, None, "rds-db:connect", "arn:db/admin"));
         assert!(decide(&both, None, "rds-db:connect", "arn:db/app"));
         // Action names are case-insensitive, resources are not.
-        assert!(decide(&[allow_db.clone()], None, "RDS-DB:Connect", "arn:db/app"));
-        assert!(!decide(&[allow_db.clone()], None, "rds-db:connect", "ARN:db/app"));
+        assert!(decide(
+            std::slice::from_ref(&allow_db),
+            None,
+            "RDS-DB:Connect",
+            "arn:db/app"
+        ));
+        assert!(!decide(
+            std::slice::from_ref(&allow_db),
+            None,
+            "rds-db:connect",
+            "ARN:db/app"
+        ));
         // NotAction / NotResource.
         let not_action = Policy {
-            statements: vec![stmt(Effect::Allow, all_but(&["iam:*"]), all_but(&["arn:secret"]))],
+            statements: vec![stmt(
+                Effect::Allow,
+                all_but(&["iam:*"]),
+                all_but(&["arn:secret"]),
+            )],
         };
-        assert!(decide(&[not_action.clone()], None, "sqs:SendMessage", "q"));
-        assert!(!decide(&[not_action.clone()], None, "iam:CreateUser", "q"));
-        assert!(!decide(&[not_action], None, "sqs:SendMessage", "arn:secret"));
+        assert!(decide(
+            std::slice::from_ref(&not_action),
+            None,
+            "sqs:SendMessage",
+            "q"
+        ));
+        assert!(!decide(
+            std::slice::from_ref(&not_action),
+            None,
+            "iam:CreateUser",
+            "q"
+        ));
+        assert!(!decide(
+            &[not_action],
+            None,
+            "sqs:SendMessage",
+            "arn:secret"
+        ));
         // Session policies intersect: they narrow, never widen.
         let session = Policy {
             statements: vec![stmt(Effect::Allow, any(&["*"]), any(&["arn:db/tenant-a"]))],
         };
-        assert!(decide(&[allow_db.clone()], Some(&session), "rds-db:connect", "arn:db/tenant-a"));
-        assert!(!decide(&[allow_db.clone()], Some(&session), "rds-db:connect", "arn:db/tenant-b"));
-        assert!(!decide(&[], Some(&session), "rds-db:connect", "arn:db/tenant-a"));
+        assert!(decide(
+            std::slice::from_ref(&allow_db),
+            Some(&session),
+            "rds-db:connect",
+            "arn:db/tenant-a"
+        ));
+        assert!(!decide(
+            std::slice::from_ref(&allow_db),
+            Some(&session),
+            "rds-db:connect",
+            "arn:db/tenant-b"
+        ));
+        assert!(!decide(
+            &[],
+            Some(&session),
+            "rds-db:connect",
+            "arn:db/tenant-a"
+        ));
         let session_deny = Policy {
             statements: vec![stmt(Effect::Deny, any(&["rds-db:*"]), any(&["*"]))],
         };
-        assert!(!decide(&[allow_db], Some(&session_deny), "rds-db:connect", "arn:db/x"));
+        assert!(!decide(
+            &[allow_db],
+            Some(&session_deny),
+            "rds-db:connect",
+            "arn:db/x"
+        ));
     }
 
     #[test]
@@ -391,22 +458,71 @@ mod tests {
         };
         let ok = |p: &Policy, r: &Request<'_>| evaluate(std::slice::from_ref(p), None, r).allowed();
         let tag = [("aws:PrincipalTag/team", "db")];
-        assert!(ok(&with("StringEquals", "aws:PrincipalTag/team", &["db"]), &req(&tag)));
-        assert!(!ok(&with("StringEquals", "aws:PrincipalTag/team", &["web"]), &req(&tag)));
-        assert!(!ok(&with("StringEquals", "aws:PrincipalTag/team", &["db"]), &req(&[])));
-        assert!(ok(&with("StringEqualsIfExists", "aws:PrincipalTag/team", &["db"]), &req(&[])));
-        assert!(ok(&with("StringNotEquals", "aws:PrincipalTag/team", &["web"]), &req(&tag)));
-        assert!(ok(&with("StringLike", "aws:PrincipalArn", &["arn:aws:iam::1:user/*"]), &req(&[])));
-        assert!(ok(&with("ArnLike", "aws:PrincipalArn", &["arn:aws:iam::*:user/u"]), &req(&[])));
-        assert!(ok(&with("Bool", "aws:SecureTransport", &["false"]), &req(&[("aws:SecureTransport", "false")])));
-        assert!(ok(&with("NumericLessThan", "n", &["10"]), &req(&[("n", "3")])));
-        assert!(!ok(&with("NumericLessThan", "n", &["10"]), &req(&[("n", "30")])));
-        assert!(ok(&with("DateLessThan", "aws:CurrentTime", &["2030-01-01T00:00:00Z"]), &req(&[])));
-        assert!(!ok(&with("DateGreaterThan", "aws:CurrentTime", &["2030-01-01T00:00:00Z"]), &req(&[])));
-        assert!(ok(&with("Null", "aws:PrincipalTag/team", &["true"]), &req(&[])));
-        assert!(!ok(&with("Null", "aws:PrincipalTag/team", &["true"]), &req(&tag)));
+        assert!(ok(
+            &with("StringEquals", "aws:PrincipalTag/team", &["db"]),
+            &req(&tag)
+        ));
+        assert!(!ok(
+            &with("StringEquals", "aws:PrincipalTag/team", &["web"]),
+            &req(&tag)
+        ));
+        assert!(!ok(
+            &with("StringEquals", "aws:PrincipalTag/team", &["db"]),
+            &req(&[])
+        ));
+        assert!(ok(
+            &with("StringEqualsIfExists", "aws:PrincipalTag/team", &["db"]),
+            &req(&[])
+        ));
+        assert!(ok(
+            &with("StringNotEquals", "aws:PrincipalTag/team", &["web"]),
+            &req(&tag)
+        ));
+        assert!(ok(
+            &with("StringLike", "aws:PrincipalArn", &["arn:aws:iam::1:user/*"]),
+            &req(&[])
+        ));
+        assert!(ok(
+            &with("ArnLike", "aws:PrincipalArn", &["arn:aws:iam::*:user/u"]),
+            &req(&[])
+        ));
+        assert!(ok(
+            &with("Bool", "aws:SecureTransport", &["false"]),
+            &req(&[("aws:SecureTransport", "false")])
+        ));
+        assert!(ok(
+            &with("NumericLessThan", "n", &["10"]),
+            &req(&[("n", "3")])
+        ));
+        assert!(!ok(
+            &with("NumericLessThan", "n", &["10"]),
+            &req(&[("n", "30")])
+        ));
+        assert!(ok(
+            &with("DateLessThan", "aws:CurrentTime", &["2030-01-01T00:00:00Z"]),
+            &req(&[])
+        ));
+        assert!(!ok(
+            &with(
+                "DateGreaterThan",
+                "aws:CurrentTime",
+                &["2030-01-01T00:00:00Z"]
+            ),
+            &req(&[])
+        ));
+        assert!(ok(
+            &with("Null", "aws:PrincipalTag/team", &["true"]),
+            &req(&[])
+        ));
+        assert!(!ok(
+            &with("Null", "aws:PrincipalTag/team", &["true"]),
+            &req(&tag)
+        ));
         // Unknown operators fail closed: an Allow does not apply...
-        assert!(!ok(&with("StringSortOfEquals", "n", &["1"]), &req(&[("n", "1")])));
+        assert!(!ok(
+            &with("StringSortOfEquals", "n", &["1"]),
+            &req(&[("n", "1")])
+        ));
         // ...and a Deny does.
         let deny = Policy {
             statements: vec![

@@ -35,6 +35,9 @@ pub enum TokenError {
     Denied { principal: String, resource: String },
 }
 
+/// Decides whether a token's `host` and `port` name this proxy.
+pub type HostCheck = Box<dyn Fn(&str, u16) -> bool + Send + Sync>;
+
 /// Where the proxy is reached and what it is called in ARNs.
 pub struct ProxyIdentity {
     pub region: String,
@@ -42,7 +45,7 @@ pub struct ProxyIdentity {
     /// RDS Proxy's resource id (`prx-...`), the middle of the `dbuser` ARN.
     pub resource_id: String,
     /// Accepts the token's `host:port` (the address the client connected to).
-    pub host_allowed: Box<dyn Fn(&str, u16) -> bool + Send + Sync>,
+    pub host_allowed: HostCheck,
 }
 
 impl ProxyIdentity {
@@ -112,7 +115,12 @@ impl TokenVerifier {
             .and_then(|(h, p)| Some((h, p.parse::<u16>().ok()?)))
             .ok_or(TokenError::Malformed("no host:port"))?;
         let params = sigv4::parse_query(query)?;
-        let get = |k: &str| params.iter().find(|(pk, _)| pk == k).map(|(_, v)| v.as_str());
+        let get = |k: &str| {
+            params
+                .iter()
+                .find(|(pk, _)| pk == k)
+                .map(|(_, v)| v.as_str())
+        };
         if get("Action") != Some("connect") {
             return Err(TokenError::Malformed("Action is not connect"));
         }

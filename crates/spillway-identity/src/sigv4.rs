@@ -159,7 +159,10 @@ pub struct Scope {
 
 impl Scope {
     pub fn render(&self) -> String {
-        format!("{}/{}/{}/aws4_request", self.date, self.region, self.service)
+        format!(
+            "{}/{}/{}/aws4_request",
+            self.date, self.region, self.service
+        )
     }
 }
 
@@ -259,7 +262,10 @@ pub fn signature(secret: &str, scope: &Scope, amz_date: &str, canonical_request:
         scope.render(),
         sha256_hex(canonical_request.as_bytes())
     );
-    hex(&hmac(&signing_key(secret, scope), string_to_sign.as_bytes()))
+    hex(&hmac(
+        &signing_key(secret, scope),
+        string_to_sign.as_bytes(),
+    ))
 }
 
 /// A signature as found in a request, before it is checked.
@@ -286,7 +292,9 @@ fn signed_headers(s: &str) -> Result<Vec<String>, SigError> {
         ));
     }
     if h.iter().any(|n| n.bytes().any(|b| b.is_ascii_uppercase())) {
-        return Err(SigError::Malformed("SignedHeaders must be lower case".into()));
+        return Err(SigError::Malformed(
+            "SignedHeaders must be lower case".into(),
+        ));
     }
     Ok(h)
 }
@@ -359,7 +367,8 @@ pub fn parse_authorization(
         }
     }
     let missing = |k: &str| SigError::Malformed(format!("Authorization has no {k}"));
-    let (access_key_id, scope) = parse_credential(credential.ok_or_else(|| missing("Credential"))?)?;
+    let (access_key_id, scope) =
+        parse_credential(credential.ok_or_else(|| missing("Credential"))?)?;
     let amz_date = amz_date
         .ok_or_else(|| SigError::Malformed("the X-Amz-Date header is missing".into()))?
         .to_owned();
@@ -485,10 +494,7 @@ mod tests {
             parse_query("a=1&b=%2F%2B+"),
             Ok(vec![("a".into(), "1".into()), ("b".into(), "/++".into())])
         );
-        assert_eq!(
-            parse_query("a=1&a=2"),
-            Err(SigError::Duplicate("a".into()))
-        );
+        assert_eq!(parse_query("a=1&a=2"), Err(SigError::Duplicate("a".into())));
         assert!(parse_query("a=%zz").is_err());
         assert!(parse_query("a=%ff").is_err());
         assert_eq!(uri_encode("a b/c~", true), "a%20b%2Fc~");

@@ -5,6 +5,7 @@
 pub mod databases;
 pub mod error;
 pub(crate) mod http;
+pub mod identity;
 pub mod process;
 mod proxies;
 mod stack;

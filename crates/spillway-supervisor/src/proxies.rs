@@ -13,11 +13,14 @@ use std::time::Duration;
 use spillway_proxy::metrics::Registry;
 use spillway_proxy::pg::backend::{ServerAddr, ServerConn, ServerTarget};
 use spillway_proxy::pg::pinning::Filters;
+use spillway_proxy::pg::proxy::IamVerifier;
 use spillway_proxy::pg::proxy::{ClientAuth, PgProxy, Settings, User};
 use spillway_proxy::pg::topology::Topology;
 use spillway_proxy::pool::{PoolSettings, Route, Target};
 use spillway_proxy::tls::ServerTls;
-use spillway_stack::model::{ClientPasswordAuth, EndpointRole, Engine, PinningFilter, Proxy};
+use spillway_stack::model::{
+    ClientPasswordAuth, EndpointRole, Engine, IamAuth, PinningFilter, Proxy,
+};
 use spillway_stack::{Kind, LoadedStack, listeners};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -45,8 +48,14 @@ pub struct RunningProxy {
     proxies: Vec<(EndpointRole, Arc<PgProxy>)>,
     db: DatabaseEndpoint,
     replicas: Vec<ServerAddr>,
+    /// RDS IAM token verification, when any of the proxy's users allows it.
+    iam: Option<Arc<crate::identity::ProxyTokens>>,
     /// The server's max_connections as read at start (the base of the percentages).
     server_max: u32,
+}
+
+fn verifier(iam: &Option<Arc<crate::identity::ProxyTokens>>) -> Option<Arc<dyn IamVerifier>> {
+    iam.as_ref().map(|t| Arc::clone(t) as Arc<dyn IamVerifier>)
 }
 
 /// How the proxy reaches a database: a managed PostgreSQL through its Unix socket (it may
@@ -95,7 +104,7 @@ fn replica_addrs(
         .collect()
 }
 
-type Values = HashMap<(Kind, String, String), String>;
+use crate::stack::Values;
 
 /// The server's max_connections, read with the first user's login; the stack's value for a
 /// managed database (or PostgreSQL's default) if that fails.
@@ -222,6 +231,11 @@ pub async fn start(
     }
     let settings = settings(loaded, name, db, values)?;
     let replicas = replica_addrs(loaded, name, values)?;
+    let iam = if p.auth.iter().any(|a| a.iam != IamAuth::Disabled) {
+        Some(crate::identity::ProxyTokens::new(loaded, name, values)?)
+    } else {
+        None
+    };
     let login = settings.users.values().next().map(|u| ServerTarget {
         addr: settings.server.clone(),
         database: db.dbname.clone(),
@@ -257,7 +271,7 @@ pub async fn start(
             .as_ref()
             .map_or(Route::Fixed, |t| Route::Writer(Arc::clone(t))),
     );
-    let rw = PgProxy::new(settings, Arc::clone(&writer), None);
+    let rw = PgProxy::new(settings, Arc::clone(&writer), verifier(&iam));
     let mut running = RunningProxy {
         name: name.to_owned(),
         addr: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -267,6 +281,7 @@ pub async fn start(
         proxies: vec![(EndpointRole::ReadWrite, Arc::clone(&rw))],
         db: db.clone(),
         replicas,
+        iam,
         server_max,
     };
     let addr = listeners::proxy_listen(stack, name)
@@ -313,6 +328,9 @@ impl RunningProxy {
         let bound = listener
             .local_addr()
             .map_err(SupervisorError::io(addr.to_string()))?;
+        if let Some(iam) = &self.iam {
+            iam.add_listener(bound);
+        }
         self.tasks
             .push(tokio::spawn(spillway_proxy::listener::serve(
                 listener,
@@ -348,7 +366,7 @@ impl RunningProxy {
         let proxy = PgProxy::new(
             settings(loaded, &self.name, &self.db, values)?,
             Arc::clone(&target),
-            None,
+            verifier(&self.iam),
         );
         self.targets
             .push((format!("{}:read-only", self.name), target));
@@ -395,6 +413,14 @@ impl RunningProxy {
         }
         for (_, proxy) in &self.proxies {
             proxy.reload(settings(loaded, &self.name, &self.db, values)?);
+        }
+        match &self.iam {
+            Some(iam) => iam.reload(loaded, &self.name, values)?,
+            None if p.auth.iter().any(|a| a.iam != IamAuth::Disabled) => notes.push(format!(
+                "proxies.{}: IAM authentication was turned on; it applies at the next start",
+                self.name
+            )),
+            None => {}
         }
         for (_, target) in &self.targets {
             target.update_settings(pool_settings(p, self.server_max));

@@ -27,7 +27,7 @@ pub struct Row {
     pub credentials: String,
 }
 
-type Values = HashMap<(Kind, String, String), String>;
+pub(crate) type Values = HashMap<(Kind, String, String), String>;
 
 /// A started stack. Dropping it without [`Running::shutdown`] still stops the children (their
 /// parent-death signal fires when spillway exits), but not in order.
@@ -103,6 +103,7 @@ impl Running {
         let mut values = self.values.clone();
         let mut generated = GeneratedSecrets::open(&loaded.state_dir())?;
         fill_secret_values(&loaded.stack, &mut generated, &mut values)?;
+        crate::identity::fill_user_values(&loaded.stack, &mut generated, &mut values)?;
         let mut notes = Vec::new();
         for p in &self.proxies {
             notes.extend(p.reload(loaded, &values)?);
@@ -217,6 +218,18 @@ pub async fn start(
     // Secrets first: database users are made from them, and their values depend on nothing
     // that runs.
     fill_secret_values(stack, &mut generated, &mut values)?;
+    crate::identity::fill_user_values(stack, &mut generated, &mut values)?;
+    for (name, u) in &stack.users {
+        rows.push(Row {
+            resource: format!("users.{name}"),
+            endpoint: attrs::derived(stack, "users", name, "arn").unwrap_or_default(),
+            credentials: if u.access_key_id.is_some() && u.secret_access_key.is_some() {
+                "from the stack file".into()
+            } else {
+                format!("{} (keys \"users/{name}/...\")", show(generated.path()))
+            },
+        });
+    }
     for (name, s) in &stack.secrets {
         rows.push(Row {
             resource: format!("secrets.{name}"),

@@ -146,20 +146,29 @@ impl GeneratedSecrets {
         &self.path
     }
 
+    /// The stored value of `key`, made with `make` and saved on first use.
+    pub fn get_or_make(
+        &mut self,
+        key: &str,
+        make: impl FnOnce() -> String,
+    ) -> Result<String, SupervisorError> {
+        if let Some(v) = self.values.get(key) {
+            return Ok(v.clone());
+        }
+        let v = make();
+        self.values.insert(key.to_owned(), v.clone());
+        let text = serde_json::to_string_pretty(&self.values).unwrap_or_default();
+        write_private(&self.path, &text)?;
+        Ok(v)
+    }
+
     /// The stored password of `key`, generating and saving it on first use.
     pub fn get_or_generate(
         &mut self,
         key: &str,
         spec: &GeneratePassword,
     ) -> Result<String, SupervisorError> {
-        if let Some(v) = self.values.get(key) {
-            return Ok(v.clone());
-        }
-        let v = random_password(spec);
-        self.values.insert(key.to_owned(), v.clone());
-        let text = serde_json::to_string_pretty(&self.values).unwrap_or_default();
-        write_private(&self.path, &text)?;
-        Ok(v)
+        self.get_or_make(key, || random_password(spec))
     }
 }
 

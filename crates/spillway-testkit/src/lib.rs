@@ -115,15 +115,20 @@ impl ProxyStack {
         password: &str,
         proxy_settings: &str,
     ) -> Self {
-        let dir = tempfile::Builder::new()
-            .prefix("spillway-proxy-")
-            .tempdir()
-            .unwrap_or_else(|e| panic!("{e}"));
         let text = format!(
             "[stack]\nendpoint = \"127.0.0.1:0\"\n\n[databases.main]\n{database}\n\n\
              [secrets.app]\nusername = \"{user}\"\npassword = \"{password}\"\n\n\
              [proxies.main]\ndatabase = \"main\"\nlisten = \"127.0.0.1:0\"\nauth = [{{ secret = \"app\" }}]\n{proxy_settings}\n"
         );
+        Self::from_toml(&text).await
+    }
+
+    /// A stack written out whole; it must have `[proxies.main]` and a `[stack]` endpoint.
+    pub async fn from_toml(text: &str) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("spillway-proxy-")
+            .tempdir()
+            .unwrap_or_else(|e| panic!("{e}"));
         std::fs::write(dir.path().join("spillway.toml"), text).unwrap_or_else(|e| panic!("{e}"));
         let running = up_in_process(dir.path()).await;
         Self {

@@ -1,0 +1,342 @@
+//! The stack's principals for the identity layer: `[users.NAME]` with their access keys (written
+//! in the stack, or generated once and kept in `secrets.json`) and their policies, references
+//! resolved; and the proxies' RDS IAM token check built on them.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, RwLock};
+
+use rand::Rng;
+use spillway_identity::policy::{Condition, Effect, Matcher, Policy, Statement};
+use spillway_identity::principals::{AccessKey, Keys, Principal};
+use spillway_identity::rds_token::{ProxyIdentity, TokenVerifier};
+use spillway_proxy::pg::proxy::IamVerifier;
+use spillway_stack::model::{self, PolicyEntry, StringOrList};
+use spillway_stack::{Kind, LoadedStack, attrs};
+
+use crate::error::SupervisorError;
+use crate::stack::Values;
+use crate::state::GeneratedSecrets;
+
+/// AWS's shape: `AKIA` and 16 characters of base32.
+fn new_access_key_id() -> String {
+    const CHARS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let mut rng = rand::thread_rng();
+    let tail: String = (0..16)
+        .map(|_| CHARS[rng.gen_range(0..CHARS.len())] as char)
+        .collect();
+    format!("AKIA{tail}")
+}
+
+/// 40 characters, as AWS's secret access keys.
+fn new_secret_key() -> String {
+    const CHARS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut rng = rand::thread_rng();
+    (0..40)
+        .map(|_| CHARS[rng.gen_range(0..CHARS.len())] as char)
+        .collect()
+}
+
+/// Puts every user's access key id and secret into `values` (generating what the stack leaves
+/// out), so `${users.NAME.access_key_id}` resolves and the keys can be built.
+pub fn fill_user_values(
+    stack: &spillway_stack::Stack,
+    generated: &mut GeneratedSecrets,
+    values: &mut Values,
+) -> Result<(), SupervisorError> {
+    for (name, u) in &stack.users {
+        let id = match &u.access_key_id {
+            Some(id) => id.clone(),
+            None => {
+                generated.get_or_make(&format!("users/{name}/access_key_id"), new_access_key_id)?
+            }
+        };
+        let secret = match &u.secret_access_key {
+            Some(t) => t
+                .resolve(&mut |r| crate::stack::lookup_value(values, stack, r))
+                .map_err(|e| SupervisorError::Command {
+                    what: format!("users.{name}.secret_access_key"),
+                    detail: e.to_string(),
+                })?,
+            None => {
+                generated.get_or_make(&format!("users/{name}/secret_access_key"), new_secret_key)?
+            }
+        };
+        values.insert((Kind::User, name.clone(), "access_key_id".into()), id);
+        values.insert(
+            (Kind::User, name.clone(), "secret_access_key".into()),
+            secret,
+        );
+    }
+    Ok(())
+}
+
+fn resolve_all(
+    list: Option<&StringOrList>,
+    field: &str,
+    resolve: &mut dyn FnMut(
+        &spillway_stack::template::Template,
+        &str,
+    ) -> Result<String, SupervisorError>,
+) -> Result<Option<Vec<String>>, SupervisorError> {
+    list.map(|l| l.iter().map(|t| resolve(t, field)).collect())
+        .transpose()
+}
+
+fn conditions(
+    block: Option<
+        &std::collections::BTreeMap<String, std::collections::BTreeMap<String, StringOrList>>,
+    >,
+    field: &str,
+    resolve: &mut dyn FnMut(
+        &spillway_stack::template::Template,
+        &str,
+    ) -> Result<String, SupervisorError>,
+) -> Result<Vec<Condition>, SupervisorError> {
+    let mut out = Vec::new();
+    for (operator, keys) in block.into_iter().flatten() {
+        for (key, values) in keys {
+            out.push(Condition {
+                operator: operator.clone(),
+                key: key.clone(),
+                values: values
+                    .iter()
+                    .map(|t| resolve(t, field))
+                    .collect::<Result<_, _>>()?,
+            });
+        }
+    }
+    Ok(out)
+}
+
+fn statement(
+    s: &model::Statement,
+    field: &str,
+    resolve: &mut dyn FnMut(
+        &spillway_stack::template::Template,
+        &str,
+    ) -> Result<String, SupervisorError>,
+) -> Result<Statement, SupervisorError> {
+    let action = match (
+        resolve_all(s.action.as_ref(), field, resolve)?,
+        resolve_all(s.not_action.as_ref(), field, resolve)?,
+    ) {
+        (Some(a), _) => Matcher::Any(a),
+        (None, Some(n)) => Matcher::AllBut(n),
+        (None, None) => Matcher::Any(Vec::new()),
+    };
+    let resource = match (
+        resolve_all(s.resource.as_ref(), field, resolve)?,
+        resolve_all(s.not_resource.as_ref(), field, resolve)?,
+    ) {
+        (Some(r), _) => Matcher::Any(r),
+        (None, Some(n)) => Matcher::AllBut(n),
+        // Identity policies name resources; validation requires one. Matching nothing is the
+        // safe reading of a statement that does not.
+        (None, None) => Matcher::Any(Vec::new()),
+    };
+    Ok(Statement {
+        sid: s.sid.clone(),
+        effect: match s.effect {
+            model::Effect::Allow => Effect::Allow,
+            model::Effect::Deny => Effect::Deny,
+        },
+        action,
+        resource,
+        conditions: conditions(s.condition.as_ref(), field, resolve)?,
+    })
+}
+
+/// The policies of a user or role, as the evaluator takes them.
+pub fn policies(
+    loaded: &LoadedStack,
+    owner: &str,
+    entries: &[PolicyEntry],
+    values: &Values,
+) -> Result<Vec<Policy>, SupervisorError> {
+    let stack = &loaded.stack;
+    let mut resolve = |t: &spillway_stack::template::Template, field: &str| {
+        t.resolve(&mut |r| crate::stack::lookup_value(values, stack, r))
+            .map_err(|e| SupervisorError::Command {
+                what: field.to_owned(),
+                detail: e.to_string(),
+            })
+    };
+    let mut out = Vec::new();
+    for (i, e) in entries.iter().enumerate() {
+        let field = format!("{owner}.policies[{i}]");
+        let mut statements = Vec::new();
+        let resources: Vec<String> = if e.resources.is_empty() {
+            vec!["*".into()]
+        } else {
+            e.resources
+                .iter()
+                .map(|t| resolve(t, &field))
+                .collect::<Result<_, _>>()?
+        };
+        for (effect, actions) in [(Effect::Allow, &e.allow), (Effect::Deny, &e.deny)] {
+            if actions.is_empty() {
+                continue;
+            }
+            statements.push(Statement {
+                sid: None,
+                effect,
+                action: Matcher::Any(actions.clone()),
+                resource: Matcher::Any(resources.clone()),
+                conditions: conditions(e.condition.as_ref(), &field, &mut resolve)?,
+            });
+        }
+        for s in &e.statement {
+            statements.push(statement(s, &field, &mut resolve)?);
+        }
+        if let Some(file) = &e.file {
+            let path = loaded.path(file);
+            let doc: model::PolicyDocument = std::fs::read_to_string(&path)
+                .map_err(|e| e.to_string())
+                .and_then(|text| serde_json::from_str(&text).map_err(|e| e.to_string()))
+                .map_err(|detail| SupervisorError::Command {
+                    what: format!("{field}.file ({})", path.display()),
+                    detail,
+                })?;
+            for s in doc.statement.as_slice() {
+                statements.push(statement(s, &field, &mut resolve)?);
+            }
+        }
+        out.push(Policy { statements });
+    }
+    Ok(out)
+}
+
+/// Every user's long-term access key, for verifying signatures.
+pub fn keys(loaded: &LoadedStack, values: &Values) -> Result<Keys, SupervisorError> {
+    let stack = &loaded.stack;
+    let mut keys = Keys::default();
+    for (name, u) in &stack.users {
+        let get = |attr: &str| {
+            values
+                .get(&(Kind::User, name.clone(), attr.to_owned()))
+                .cloned()
+                .unwrap_or_default()
+        };
+        let principal = Arc::new(Principal {
+            arn: attrs::derived(stack, "users", name, "arn").unwrap_or_default(),
+            policies: policies(loaded, &format!("users.{name}"), &u.policies, values)?,
+            session_policy: None,
+        });
+        keys.insert(AccessKey {
+            id: get("access_key_id"),
+            secret: get("secret_access_key"),
+            session_token: None,
+            expires: None,
+            principal,
+        });
+    }
+    Ok(keys)
+}
+
+/// The proxy's side of RDS IAM authentication: tokens for one of the proxy's listeners,
+/// verified against the stack's keys and policies. Swapped whole on reload.
+pub struct ProxyTokens {
+    verifier: RwLock<Arc<TokenVerifier>>,
+    listeners: Arc<Mutex<Vec<SocketAddr>>>,
+}
+
+fn host_allowed(listeners: &Mutex<Vec<SocketAddr>>, host: &str, port: u16) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    listeners
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .any(|l| {
+            l.port() == port
+                && (l.ip().is_unspecified()
+                    || host == l.ip().to_string()
+                    || (l.ip().is_loopback() && host.eq_ignore_ascii_case("localhost")))
+        })
+}
+
+impl ProxyTokens {
+    pub fn new(
+        loaded: &LoadedStack,
+        proxy: &str,
+        values: &Values,
+    ) -> Result<Arc<Self>, SupervisorError> {
+        let listeners = Arc::new(Mutex::new(Vec::new()));
+        let verifier = Self::verifier(loaded, proxy, values, &listeners)?;
+        Ok(Arc::new(Self {
+            verifier: RwLock::new(Arc::new(verifier)),
+            listeners,
+        }))
+    }
+
+    fn verifier(
+        loaded: &LoadedStack,
+        proxy: &str,
+        values: &Values,
+        listeners: &Arc<Mutex<Vec<SocketAddr>>>,
+    ) -> Result<TokenVerifier, SupervisorError> {
+        let stack = &loaded.stack;
+        let l = Arc::clone(listeners);
+        Ok(TokenVerifier::new(
+            ProxyIdentity {
+                region: stack.stack.region.clone(),
+                account: stack.stack.account.clone(),
+                resource_id: attrs::proxy_resource_id(stack, proxy),
+                host_allowed: Box::new(move |h, p| host_allowed(&l, h, p)),
+            },
+            keys(loaded, values)?,
+        ))
+    }
+
+    /// A listener of the proxy (tokens name the address the client connected to).
+    pub fn add_listener(&self, addr: SocketAddr) {
+        self.listeners
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(addr);
+    }
+
+    /// New keys and policies from a reloaded stack.
+    pub fn reload(
+        &self,
+        loaded: &LoadedStack,
+        proxy: &str,
+        values: &Values,
+    ) -> Result<(), SupervisorError> {
+        let v = Self::verifier(loaded, proxy, values, &self.listeners)?;
+        *self.verifier.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(v);
+        Ok(())
+    }
+}
+
+impl IamVerifier for ProxyTokens {
+    fn verify(&self, user: &str, token: &str) -> bool {
+        let v = Arc::clone(&self.verifier.read().unwrap_or_else(|p| p.into_inner()));
+        match v.verify(user, token, spillway_identity::time::now()) {
+            Ok(()) => true,
+            Err(e) => {
+                // The reason stays in the log; the client only learns that the login failed.
+                tracing::info!(user, "IAM token refused: {e}");
+                false
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_a_token_may_name() {
+        let l = Mutex::new(vec![SocketAddr::from(([127, 0, 0, 1], 6432))]);
+        assert!(host_allowed(&l, "127.0.0.1", 6432));
+        assert!(host_allowed(&l, "localhost", 6432));
+        assert!(!host_allowed(&l, "127.0.0.1", 6433));
+        assert!(!host_allowed(&l, "db.example.com", 6432));
+        let any = Mutex::new(vec![SocketAddr::from(([0, 0, 0, 0], 6432))]);
+        assert!(host_allowed(&any, "db.example.com", 6432));
+        let key = new_access_key_id();
+        assert!(key.starts_with("AKIA") && key.len() == 20);
+        assert_eq!(new_secret_key().len(), 40);
+    }
+}
