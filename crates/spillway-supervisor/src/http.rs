@@ -1,6 +1,6 @@
 //! spillway's own HTTP surface on the stack's endpoint: `/_spillway/health`,
 //! `/_spillway/metrics` (Prometheus) and `/_spillway/pools` (a JSON view of every pool, like
-//! PgBouncer's SHOW POOLS). The AWS APIs will share this listener.
+//! PgBouncer's SHOW POOLS). Everything else goes to the AWS-compatible endpoint.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -21,6 +21,8 @@ use tokio::sync::watch;
 pub struct Observed {
     pub registry: Arc<Registry>,
     pub targets: Vec<(String, Arc<Target>)>,
+    /// The AWS-compatible APIs (none in one-line proxy mode).
+    pub aws: Option<Arc<spillway_aws::Endpoint>>,
 }
 
 fn respond(status: StatusCode, content_type: &str, body: String) -> Response<Full<Bytes>> {
@@ -65,6 +67,11 @@ async fn handle(
     req: Request<Incoming>,
     o: Arc<Observed>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
+    if let Some(aws) = &o.aws
+        && !req.uri().path().starts_with("/_spillway/")
+    {
+        return Ok(aws.handle(req).await);
+    }
     let r = match (req.method(), req.uri().path()) {
         (&Method::GET, "/_spillway/health") => respond(StatusCode::OK, "text/plain", "ok\n".into()),
         (&Method::GET, "/_spillway/metrics") => respond(

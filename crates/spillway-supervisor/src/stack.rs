@@ -336,8 +336,8 @@ pub async fn start(
         }
     }
 
-    // spillway's own endpoint, once something is worth observing.
-    let http = if running.proxies.is_empty() {
+    // spillway's own endpoint, once something is worth observing or an AWS API is served.
+    let http = if running.proxies.is_empty() && stack.users.is_empty() {
         None
     } else {
         let listener = match proxies::bind(stack.stack.endpoint, "stack.endpoint").await {
@@ -358,6 +358,19 @@ pub async fn start(
                 .iter()
                 .flat_map(|p| p.targets.iter().cloned())
                 .collect(),
+            aws: Some(Arc::new(spillway_aws::Endpoint {
+                auth: spillway_aws::auth::Authenticator::new(
+                    crate::identity::keys(loaded, &values)?,
+                    &stack.stack.region,
+                    &stack.stack.account,
+                    stack.stack.identity.enforce,
+                ),
+            })),
+        });
+        rows.push(Row {
+            resource: "aws endpoint".into(),
+            endpoint: format!("http://{addr}"),
+            credentials: "users' access keys".into(),
         });
         rows.push(Row {
             resource: "metrics".into(),

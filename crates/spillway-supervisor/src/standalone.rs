@@ -172,6 +172,7 @@ pub async fn start(options: Options) -> Result<Standalone, SupervisorError> {
         let observed = Arc::new(crate::http::Observed {
             registry,
             targets: vec![("proxy".into(), Arc::clone(&target))],
+            aws: None,
         });
         tasks.push(tokio::spawn(crate::http::serve(l, observed, rx)));
     }

@@ -1,0 +1,178 @@
+//! Who is calling: the request's SigV4 signature (Authorization header or presigned query) is
+//! checked against the stack's access keys, and the caller's principal returned. In dev mode
+//! (`identity.enforce = false`, loopback only) unsigned requests and unknown keys are let in as
+//! the account's root, logged once; a known key must still sign correctly.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+
+use spillway_identity::principals::{Keys, Principal};
+use spillway_identity::sigv4::{self, RequestParts, SigError, Signed};
+
+use crate::error::AwsError;
+use crate::protocol::Protocol;
+
+/// A request as the signature sees it.
+pub struct RawRequest<'a> {
+    pub method: &'a str,
+    pub path: &'a str,
+    pub query: &'a str,
+    /// Lower-case name → value (repeated headers joined with `,`).
+    pub header: &'a dyn Fn(&str) -> Option<String>,
+    pub body: &'a [u8],
+}
+
+#[derive(Clone)]
+pub struct Caller {
+    pub principal: Arc<Principal>,
+    pub access_key_id: Option<String>,
+    /// Let in by dev mode without a verified signature.
+    pub dev: bool,
+}
+
+pub struct Authenticator {
+    keys: RwLock<Arc<Keys>>,
+    region: String,
+    enforce: bool,
+    root: Arc<Principal>,
+    dev_logged: AtomicBool,
+}
+
+/// The code AWS uses for a signature problem, which differs between protocol families.
+fn sig_error(e: &SigError, protocol: Protocol) -> AwsError {
+    let query = e.aws_code();
+    let code = match protocol {
+        Protocol::Query => query.to_owned(),
+        Protocol::Json { .. } => match query {
+            "SignatureDoesNotMatch" => "InvalidSignatureException".into(),
+            "InvalidClientTokenId" => "UnrecognizedClientException".into(),
+            "IncompleteSignature" => "IncompleteSignatureException".into(),
+            "ExpiredToken" => "ExpiredTokenException".into(),
+            other => other.to_owned(),
+        },
+    };
+    let status = if code.starts_with("Incomplete") {
+        400
+    } else {
+        403
+    };
+    AwsError::new(status, &code, e.to_string())
+}
+
+impl Authenticator {
+    pub fn new(keys: Keys, region: &str, account: &str, enforce: bool) -> Self {
+        Self {
+            keys: RwLock::new(Arc::new(keys)),
+            region: region.to_owned(),
+            enforce,
+            root: Arc::new(Principal {
+                arn: format!("arn:aws:iam::{account}:root"),
+                policies: vec![spillway_identity::policy::Policy {
+                    statements: vec![spillway_identity::policy::Statement::simple(
+                        spillway_identity::policy::Effect::Allow,
+                        "*",
+                        "*",
+                    )],
+                }],
+                session_policy: None,
+            }),
+            dev_logged: AtomicBool::new(false),
+        }
+    }
+
+    /// New keys (a reloaded stack).
+    pub fn replace_keys(&self, keys: Keys) {
+        *self.keys.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(keys);
+    }
+
+    fn dev(&self, why: &str) -> Caller {
+        if !self.dev_logged.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                "identity.enforce = false: letting in {why} as the account root (dev mode; logged once)"
+            );
+        }
+        Caller {
+            principal: Arc::clone(&self.root),
+            access_key_id: None,
+            dev: true,
+        }
+    }
+
+    pub fn authenticate(
+        &self,
+        req: &RawRequest<'_>,
+        service: &str,
+        protocol: Protocol,
+        now: i64,
+    ) -> Result<Caller, AwsError> {
+        let fail = |e: SigError| sig_error(&e, protocol);
+        let query = sigv4::parse_query(req.query).map_err(fail)?;
+        let signed: Signed = match (req.header)("authorization") {
+            Some(h) => sigv4::parse_authorization(
+                &h,
+                (req.header)("x-amz-date").as_deref(),
+                (req.header)("x-amz-security-token").as_deref(),
+                &query,
+            )
+            .map_err(fail)?,
+            None if query.iter().any(|(k, _)| k == "X-Amz-Signature") => {
+                sigv4::parse_presigned(&query).map_err(fail)?
+            }
+            None if !self.enforce => return Ok(self.dev("an unsigned request")),
+            None => {
+                let code = match protocol {
+                    Protocol::Query => "MissingAuthenticationToken",
+                    Protocol::Json { .. } => "MissingAuthenticationTokenException",
+                };
+                return Err(AwsError::new(
+                    403,
+                    code,
+                    "Request is missing Authentication Token",
+                ));
+            }
+        };
+        signed
+            .check_scope(service, &self.region, now)
+            .map_err(fail)?;
+        let keys = Arc::clone(&self.keys.read().unwrap_or_else(|p| p.into_inner()));
+        let key = match keys.lookup(&signed.access_key_id, now) {
+            Ok(k) => k,
+            Err(SigError::UnknownKey(_)) if !self.enforce => {
+                return Ok(self.dev("a request signed with an unknown key"));
+            }
+            Err(e) => return Err(fail(e)),
+        };
+        key.check_session_token(signed.security_token.as_deref())
+            .map_err(fail)?;
+        let payload_hash = match (req.header)("x-amz-content-sha256") {
+            Some(h) if h == "UNSIGNED-PAYLOAD" => h,
+            Some(h) => {
+                if !sigv4::constant_eq(h.as_bytes(), sigv4::sha256_hex(req.body).as_bytes()) {
+                    return Err(AwsError::new(
+                        400,
+                        "XAmzContentSHA256Mismatch",
+                        "the x-amz-content-sha256 header does not match the body",
+                    ));
+                }
+                h
+            }
+            None => sigv4::sha256_hex(req.body),
+        };
+        signed
+            .verify(
+                &RequestParts {
+                    method: req.method,
+                    path: req.path,
+                    header: req.header,
+                    payload_hash: &payload_hash,
+                },
+                &key.secret,
+            )
+            .map_err(fail)?;
+        Ok(Caller {
+            principal: Arc::clone(&key.principal),
+            access_key_id: Some(key.id.clone()),
+            dev: false,
+        })
+    }
+}

@@ -1,0 +1,165 @@
+//! One request through the endpoint: read the body (bounded), recognise the operation,
+//! authenticate, dispatch, and shape the answer or the error for the request's protocol.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::{Request, Response, StatusCode};
+
+use crate::auth::{Authenticator, RawRequest};
+use crate::error::AwsError;
+use crate::protocol::{self, Protocol};
+
+/// The largest request body accepted (DynamoDB's BatchWriteItem, the largest of the APIs
+/// spillway serves, allows 16 MB).
+pub const MAX_BODY: usize = 16 * 1024 * 1024;
+
+pub struct Endpoint {
+    pub auth: Authenticator,
+}
+
+fn request_id() -> String {
+    let r: u128 = rand::random();
+    let h = format!("{r:032x}");
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+fn response(
+    status: u16,
+    content_type: &str,
+    body: String,
+    request_id: &str,
+) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    for (k, v) in [
+        ("content-type", content_type),
+        ("x-amzn-requestid", request_id),
+    ] {
+        if let Ok(v) = hyper::header::HeaderValue::from_str(v) {
+            r.headers_mut().insert(k, v);
+        }
+    }
+    r
+}
+
+fn guess_protocol<B>(req: &Request<B>) -> Protocol {
+    if req.headers().contains_key("x-amz-target") {
+        Protocol::Json {
+            version: protocol::JsonVersion::V1_1,
+        }
+    } else {
+        Protocol::Query
+    }
+}
+
+impl Endpoint {
+    pub async fn handle(&self, req: Request<hyper::body::Incoming>) -> Response<Full<Bytes>> {
+        let id = request_id();
+        let guessed = guess_protocol(&req);
+        let (parts, body) = req.into_parts();
+        let body = match Limited::new(body, MAX_BODY).collect().await {
+            Ok(b) => b.to_bytes(),
+            Err(e) => {
+                let too_big = e
+                    .downcast_ref::<http_body_util::LengthLimitError>()
+                    .is_some();
+                let err = if too_big {
+                    AwsError::new(
+                        413,
+                        "RequestEntityTooLarge",
+                        format!("request bodies are limited to {MAX_BODY} bytes"),
+                    )
+                } else {
+                    AwsError::new(400, "IncompleteBody", "the request body could not be read")
+                };
+                tracing::info!(request_id = %id, "refused a request: {}", err.message);
+                let (ct, text) = err.render(guessed, &id);
+                return response(err.status, ct, text, &id);
+            }
+        };
+        let header = |name: &str| {
+            let values: Vec<&str> = parts
+                .headers
+                .get_all(name)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .collect();
+            (!values.is_empty()).then(|| values.join(","))
+        };
+        let result = self.dispatch(&parts, &header, &body, &id);
+        match result {
+            Ok((ct, text)) => response(200, ct, text, &id),
+            Err((err, protocol)) => {
+                tracing::info!(request_id = %id, code = %err.code, "AWS request refused: {}", err.message);
+                let (ct, text) = err.render(protocol, &id);
+                response(err.status, ct, text, &id)
+            }
+        }
+    }
+
+    fn dispatch(
+        &self,
+        parts: &hyper::http::request::Parts,
+        header: &dyn Fn(&str) -> Option<String>,
+        body: &[u8],
+        id: &str,
+    ) -> Result<(&'static str, String), (AwsError, Protocol)> {
+        let query = parts.uri.query().unwrap_or("");
+        let op = protocol::recognise(
+            header("x-amz-target").as_deref(),
+            header("content-type").as_deref(),
+            query,
+            body,
+        )
+        .map_err(|e| (e, guess_protocol_from(header)))?;
+        let caller = self
+            .auth
+            .authenticate(
+                &RawRequest {
+                    method: parts.method.as_str(),
+                    path: parts.uri.path(),
+                    query,
+                    header,
+                    body,
+                },
+                op.service,
+                op.protocol,
+                spillway_identity::time::now(),
+            )
+            .map_err(|e| (e, op.protocol))?;
+        let text = match op.service {
+            "sts" => crate::sts::handle(&op, &caller, id),
+            other => Err(AwsError::new(
+                400,
+                "UnknownOperationException",
+                format!("{other} is not served by spillway yet"),
+            )),
+        }
+        .map_err(|e| (e, op.protocol))?;
+        let ct = match op.protocol {
+            Protocol::Query => "text/xml",
+            Protocol::Json {
+                version: protocol::JsonVersion::V1_0,
+            } => "application/x-amz-json-1.0",
+            Protocol::Json { .. } => "application/x-amz-json-1.1",
+        };
+        Ok((ct, text))
+    }
+}
+
+fn guess_protocol_from(header: &dyn Fn(&str) -> Option<String>) -> Protocol {
+    if header("x-amz-target").is_some() {
+        Protocol::Json {
+            version: protocol::JsonVersion::V1_1,
+        }
+    } else {
+        Protocol::Query
+    }
+}

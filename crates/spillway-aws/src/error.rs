@@ -1,0 +1,51 @@
+//! AWS errors as each protocol shapes them. What a client sees is chosen here: a code from AWS's
+//! documented set and a message that never contains secrets or signatures.
+
+use crate::protocol::Protocol;
+use crate::xml;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AwsError {
+    pub status: u16,
+    pub code: String,
+    pub message: String,
+}
+
+impl AwsError {
+    pub fn new(status: u16, code: &str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code: code.to_owned(),
+            message: message.into(),
+        }
+    }
+
+    /// A client error (4xx) of the query protocol is a `Sender` fault, a 5xx a `Receiver` one.
+    fn fault(&self) -> &'static str {
+        if self.status >= 500 {
+            "Receiver"
+        } else {
+            "Sender"
+        }
+    }
+
+    /// (content type, body) in `protocol`'s shape.
+    pub fn render(&self, protocol: Protocol, request_id: &str) -> (&'static str, String) {
+        match protocol {
+            Protocol::Json { .. } => (
+                "application/x-amz-json-1.1",
+                serde_json::json!({"__type": self.code, "message": self.message}).to_string(),
+            ),
+            Protocol::Query => (
+                "text/xml",
+                format!(
+                    "<ErrorResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><Error><Type>{}</Type>{}{}</Error>{}</ErrorResponse>",
+                    self.fault(),
+                    xml::element("Code", &self.code),
+                    xml::element("Message", &self.message),
+                    xml::element("RequestId", request_id)
+                ),
+            ),
+        }
+    }
+}

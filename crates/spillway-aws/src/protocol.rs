@@ -1,0 +1,186 @@
+//! Which AWS protocol a request speaks and which operation it asks for: JSON protocols name it
+//! in `X-Amz-Target: Prefix.Operation`, the query protocol in an `Action` parameter (form body
+//! or URL query).
+
+use crate::error::AwsError;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protocol {
+    /// awsJson 1.0 or 1.1.
+    Json {
+        version: JsonVersion,
+    },
+    Query,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JsonVersion {
+    V1_0,
+    V1_1,
+}
+
+/// An operation of a service, as the request named it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Operation {
+    /// The signing name: `sts`, `secretsmanager`, `sqs`, ...
+    pub service: &'static str,
+    /// `GetCallerIdentity`, `GetSecretValue`, ...
+    pub name: String,
+    pub protocol: Protocol,
+    /// The query protocol's parameters (URL query and form body together), decoded.
+    pub params: Vec<(String, String)>,
+}
+
+/// JSON target prefixes and the services they belong to.
+const JSON_TARGETS: &[(&str, &str)] = &[
+    ("secretsmanager", "secretsmanager"),
+    ("AmazonSQS", "sqs"),
+    ("DynamoDB_20120810", "dynamodb"),
+];
+
+fn missing_action() -> AwsError {
+    AwsError::new(
+        400,
+        "MissingAction",
+        "the request names no operation (X-Amz-Target header or Action parameter)",
+    )
+}
+
+/// Recognises the operation from the headers, URL query and body.
+pub fn recognise(
+    target: Option<&str>,
+    content_type: Option<&str>,
+    url_query: &str,
+    body: &[u8],
+) -> Result<Operation, AwsError> {
+    if let Some(target) = target {
+        let (prefix, name) = target.split_once('.').ok_or_else(|| {
+            AwsError::new(400, "UnknownOperationException", "malformed X-Amz-Target")
+        })?;
+        let service = JSON_TARGETS
+            .iter()
+            .find(|(p, _)| *p == prefix)
+            .map(|(_, s)| *s)
+            .ok_or_else(|| {
+                AwsError::new(
+                    400,
+                    "UnknownOperationException",
+                    format!("unknown service {prefix}"),
+                )
+            })?;
+        let version = match content_type {
+            Some(ct) if ct.starts_with("application/x-amz-json-1.0") => JsonVersion::V1_0,
+            _ => JsonVersion::V1_1,
+        };
+        return Ok(Operation {
+            service,
+            name: name.to_owned(),
+            protocol: Protocol::Json { version },
+            params: Vec::new(),
+        });
+    }
+    // Query protocol: form-encoded parameters in the body (POST) and/or the URL.
+    let form = content_type.is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"));
+    let body = if form || body.is_empty() {
+        std::str::from_utf8(body)
+            .map_err(|_| AwsError::new(400, "MalformedQueryString", "the body is not UTF-8"))?
+    } else {
+        return Err(missing_action());
+    };
+    let mut params: Vec<(String, String)> = Vec::new();
+    for (k, v) in url::form_urlencoded::parse(url_query.as_bytes())
+        .chain(url::form_urlencoded::parse(body.as_bytes()))
+    {
+        if params.iter().any(|(pk, _)| *pk == k) {
+            return Err(AwsError::new(
+                400,
+                "MalformedQueryString",
+                format!("the parameter {k} appears more than once"),
+            ));
+        }
+        params.push((k.into_owned(), v.into_owned()));
+    }
+    let action = params
+        .iter()
+        .find(|(k, _)| k == "Action")
+        .map(|(_, v)| v.clone())
+        .ok_or_else(missing_action)?;
+    let service = match action.as_str() {
+        "GetCallerIdentity" | "AssumeRole" | "GetSessionToken" => "sts",
+        _ => {
+            return Err(AwsError::new(
+                400,
+                "InvalidAction",
+                format!("the action {action} is not valid for this endpoint"),
+            ));
+        }
+    };
+    Ok(Operation {
+        service,
+        name: action,
+        protocol: Protocol::Query,
+        params,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn protocols_are_recognised() {
+        let op = recognise(
+            None,
+            Some("application/x-www-form-urlencoded; charset=utf-8"),
+            "",
+            b"Action=GetCallerIdentity&Version=2011-06-15",
+        )
+        .unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(
+            (op.service, op.name.as_str(), op.protocol),
+            ("sts", "GetCallerIdentity", Protocol::Query)
+        );
+        let op = recognise(None, None, "Action=GetCallerIdentity", b"")
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(op.service, "sts");
+        let op = recognise(
+            Some("secretsmanager.GetSecretValue"),
+            Some("application/x-amz-json-1.1"),
+            "",
+            b"{}",
+        )
+        .unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(
+            (op.service, op.name.as_str()),
+            ("secretsmanager", "GetSecretValue")
+        );
+        assert_eq!(
+            recognise(None, None, "", b"").map_err(|e| e.code),
+            Err("MissingAction".into())
+        );
+        assert_eq!(
+            recognise(
+                None,
+                Some("application/x-www-form-urlencoded"),
+                "Action=A",
+                b"Action=B"
+            )
+            .map_err(|e| e.code),
+            Err("MalformedQueryString".into())
+        );
+        assert_eq!(
+            recognise(Some("Nope.X"), None, "", b"").map_err(|e| e.code),
+            Err("UnknownOperationException".into())
+        );
+        assert_eq!(
+            recognise(
+                None,
+                Some("application/x-www-form-urlencoded"),
+                "",
+                b"Action=Launch"
+            )
+            .map_err(|e| e.code),
+            Err("InvalidAction".into())
+        );
+    }
+}
