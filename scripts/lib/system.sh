@@ -30,7 +30,7 @@ ensure_rust() {
 # Node.js client libraries the tests drive (node-postgres), pinned by tests/node/package-lock.json.
 ensure_node_clients() {
   have node && have npm || ensure_packages nodejs npm
-  if [ ! -d tests/node/node_modules/pg ] || [ ! -d tests/node/node_modules/@aws-sdk/rds-signer ]; then
+  if [ ! -d tests/node/node_modules/pg ] || [ ! -d tests/node/node_modules/@aws-sdk/rds-signer ] || [ ! -d tests/node/node_modules/@aws-sdk/client-secrets-manager ]; then
     say "installing Node.js test clients (npm ci in tests/node)"
     (cd tests/node && npm ci --no-audit --no-fund --silent)
   fi

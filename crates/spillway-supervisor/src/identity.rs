@@ -233,6 +233,67 @@ pub fn keys(loaded: &LoadedStack, values: &Values) -> Result<Keys, SupervisorErr
     Ok(keys)
 }
 
+/// Secrets Manager over the state directory, with every secret the stack declares present as
+/// its current value: RDS's JSON shape (`username`, `password`, and with `database` the
+/// `engine`, `host`, `port`, `dbname` of that database) plus `extra` keys.
+pub fn secrets_manager(
+    loaded: &LoadedStack,
+    values: &Values,
+) -> Result<spillway_aws::secrets::SecretsManager, SupervisorError> {
+    let stack = &loaded.stack;
+    let failed = |detail: String| SupervisorError::Command {
+        what: "Secrets Manager's store".into(),
+        detail,
+    };
+    let sm = spillway_aws::secrets::SecretsManager::open(
+        &loaded.state_dir(),
+        &stack.stack.region,
+        &stack.stack.account,
+    )
+    .map_err(|e| failed(e.to_string()))?;
+    for (name, s) in &stack.secrets {
+        let get = |kind: Kind, res: &str, attr: &str| {
+            values
+                .get(&(kind, res.to_owned(), attr.to_owned()))
+                .cloned()
+        };
+        let mut v = serde_json::Map::new();
+        for attr in ["username", "password"] {
+            if let Some(x) = get(Kind::Secret, name, attr) {
+                v.insert(attr.into(), x.into());
+            }
+        }
+        if let Some(db) = &s.database {
+            for (key, attr) in [("engine", "engine"), ("host", "host"), ("dbname", "name")] {
+                if let Some(x) = get(Kind::Database, db, attr) {
+                    v.insert(key.into(), x.into());
+                }
+            }
+            if let Some(port) = get(Kind::Database, db, "port").and_then(|p| p.parse::<u16>().ok())
+            {
+                v.insert("port".into(), port.into());
+            }
+        }
+        for (key, t) in &s.extra {
+            let x = t
+                .resolve(&mut |r| crate::stack::lookup_value(values, stack, r))
+                .map_err(|e| SupervisorError::Command {
+                    what: format!("secrets.{name}.extra.{key}"),
+                    detail: e.to_string(),
+                })?;
+            v.insert(key.clone(), x.into());
+        }
+        sm.ensure(
+            name,
+            &attrs::secret_arn(stack, name),
+            s.description.as_deref(),
+            &serde_json::Value::Object(v).to_string(),
+        )
+        .map_err(|e| failed(e.to_string()))?;
+    }
+    Ok(sm)
+}
+
 /// The proxy's side of RDS IAM authentication: tokens for one of the proxy's listeners,
 /// verified against the stack's keys and policies. Swapped whole on reload.
 pub struct ProxyTokens {

@@ -337,7 +337,7 @@ pub async fn start(
     }
 
     // spillway's own endpoint, once something is worth observing or an AWS API is served.
-    let http = if running.proxies.is_empty() && stack.users.is_empty() {
+    let http = if running.proxies.is_empty() && stack.users.is_empty() && stack.secrets.is_empty() {
         None
     } else {
         let listener = match proxies::bind(stack.stack.endpoint, "stack.endpoint").await {
@@ -359,6 +359,7 @@ pub async fn start(
                 .flat_map(|p| p.targets.iter().cloned())
                 .collect(),
             aws: Some(Arc::new(spillway_aws::Endpoint {
+                secrets: crate::identity::secrets_manager(loaded, &values)?,
                 auth: spillway_aws::auth::Authenticator::new(
                     crate::identity::keys(loaded, &values)?,
                     &stack.stack.region,

@@ -95,7 +95,7 @@ async fn a_stack_runs_in_process_and_resolves_references() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     std::fs::write(
         dir.path().join("spillway.toml"),
-        "[databases.main]\nengine = \"postgres\"\nusers = [\"app\"]\n\n[secrets.app]\nusername = \"app\"\npassword = \"s3cret\"\n",
+        "[stack]\nendpoint = \"127.0.0.1:0\"\n\n[databases.main]\nengine = \"postgres\"\nusers = [\"app\"]\n\n[secrets.app]\nusername = \"app\"\npassword = \"s3cret\"\n",
     )
     .unwrap_or_else(|e| panic!("{e}"));
     let running = spillway_testkit::up_in_process(dir.path()).await;

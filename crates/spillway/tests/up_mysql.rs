@@ -34,6 +34,7 @@ fn mysql(port: u16, user: &str, password: Option<&str>, sql: &str) -> std::proce
 const STACK: &str = r#"
 [stack]
 name = "shop"
+endpoint = "127.0.0.1:0"
 
 [databases.main]
 engine = "mysql"
@@ -154,7 +155,7 @@ fn managed_mariadb_with_init_users_and_clean_stop() {
 fn managed_mariadb_listens_only_on_its_socket_by_default() {
     let dir = stack(&[(
         "spillway.toml",
-        "[databases.main]\nengine = \"mysql\"\nname = \"shop\"\nusers = [\"app\"]\n\n\
+        "[stack]\nendpoint = \"127.0.0.1:0\"\n\n[databases.main]\nengine = \"mysql\"\nname = \"shop\"\nusers = [\"app\"]\n\n\
          [secrets.app]\nusername = \"app\"\npassword = \"app-password\"\n",
     )]);
     let mut up = Spillway::start(&binary(), &["up"], dir.path());

@@ -1,0 +1,472 @@
+//! Secrets Manager (JSON 1.1, `X-Amz-Target: secretsmanager.*`): CreateSecret,
+//! GetSecretValue, PutSecretValue, DescribeSecret, ListSecrets, DeleteSecret (recovery window or
+//! ForceDeleteWithoutRecovery), RestoreSecret, with AWSCURRENT/AWSPREVIOUS staging. Every call
+//! is authorized against the caller's policies as `secretsmanager:Operation` on the secret's ARN.
+//! Values never appear in logs or error messages.
+
+pub mod store;
+
+use std::sync::Mutex;
+
+use serde_json::{Map, Value, json};
+use spillway_identity::policy::Request;
+
+use crate::auth::Caller;
+use crate::error::AwsError;
+use store::{Secret, Store, StoreError, Version};
+
+/// The largest SecretString or SecretBinary AWS accepts.
+const MAX_VALUE: usize = 65_536;
+
+pub struct SecretsManager {
+    store: Mutex<Store>,
+    region: String,
+    account: String,
+}
+
+fn now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| (d.as_millis() as f64) / 1000.0)
+}
+
+fn uuid() -> String {
+    let h = format!("{:032x}", rand::random::<u128>());
+    format!(
+        "{}-{}-4{}-a{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[13..16],
+        &h[17..20],
+        &h[20..32]
+    )
+}
+
+fn invalid_param(m: impl Into<String>) -> AwsError {
+    AwsError::new(400, "InvalidParameterException", m)
+}
+
+fn not_found() -> AwsError {
+    AwsError::new(
+        400,
+        "ResourceNotFoundException",
+        "Secrets Manager can't find the specified secret.",
+    )
+}
+
+fn marked_for_deletion() -> AwsError {
+    AwsError::new(
+        400,
+        "InvalidRequestException",
+        "You can't perform this operation on the secret because it was marked for deletion.",
+    )
+}
+
+fn internal(e: StoreError) -> AwsError {
+    tracing::error!("secrets store: {e}");
+    AwsError::new(
+        500,
+        "InternalServiceError",
+        "the secrets store could not be written",
+    )
+}
+
+/// A secret name as AWS allows it: 1-512 of letters, digits and `/_+=.@-`.
+fn valid_name(n: &str) -> bool {
+    !n.is_empty()
+        && n.len() <= 512
+        && n.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/_+=.@-".contains(c))
+}
+
+struct Input(Map<String, Value>);
+
+impl Input {
+    fn parse(body: &[u8]) -> Result<Self, AwsError> {
+        let body = if body.is_empty() {
+            b"{}".as_slice()
+        } else {
+            body
+        };
+        match serde_json::from_slice::<Value>(body) {
+            Ok(Value::Object(m)) => Ok(Self(m)),
+            _ => Err(AwsError::new(
+                400,
+                "SerializationException",
+                "the request body is not a JSON object",
+            )),
+        }
+    }
+
+    fn str(&self, k: &str) -> Result<Option<&str>, AwsError> {
+        match self.0.get(k) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(_) => Err(AwsError::new(
+                400,
+                "SerializationException",
+                format!("{k} must be a string"),
+            )),
+        }
+    }
+
+    fn need(&self, k: &str) -> Result<&str, AwsError> {
+        self.str(k)?
+            .ok_or_else(|| AwsError::new(400, "ValidationException", format!("{k} is required")))
+    }
+
+    fn bool(&self, k: &str) -> bool {
+        self.0.get(k).and_then(Value::as_bool).unwrap_or(false)
+    }
+
+    fn int(&self, k: &str) -> Option<i64> {
+        self.0.get(k).and_then(Value::as_i64)
+    }
+
+    /// SecretString or SecretBinary (exactly one), size-checked.
+    fn value(&self) -> Result<(Option<String>, Option<String>), AwsError> {
+        let (s, b) = (self.str("SecretString")?, self.str("SecretBinary")?);
+        if s.is_some() && b.is_some() {
+            return Err(invalid_param(
+                "You can't specify both a binary secret value and a string secret value in the same secret.",
+            ));
+        }
+        if s.map_or(0, str::len) > MAX_VALUE || b.map_or(0, |b| b.len() / 4 * 3) > MAX_VALUE {
+            return Err(invalid_param("the secret value is larger than 65536 bytes"));
+        }
+        Ok((s.map(str::to_owned), b.map(str::to_owned)))
+    }
+}
+
+impl SecretsManager {
+    pub fn open(dir: &std::path::Path, region: &str, account: &str) -> Result<Self, StoreError> {
+        Ok(Self {
+            store: Mutex::new(Store::open(dir)?),
+            region: region.to_owned(),
+            account: account.to_owned(),
+        })
+    }
+
+    fn store(&self) -> std::sync::MutexGuard<'_, Store> {
+        self.store.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn new_arn(&self, name: &str) -> String {
+        const CHARS: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+        let suffix: String = (0..6)
+            .map(|_| CHARS[usize::from(rand::random::<u8>()) % CHARS.len()] as char)
+            .collect();
+        format!(
+            "arn:aws:secretsmanager:{}:{}:secret:{name}-{suffix}",
+            self.region, self.account
+        )
+    }
+
+    /// Makes a stack-declared secret exist with `value` as its current version (a new version
+    /// when the stack's value changed). The ARN is the stack's (stable across restarts).
+    pub fn ensure(
+        &self,
+        name: &str,
+        arn: &str,
+        description: Option<&str>,
+        value: &str,
+    ) -> Result<(), StoreError> {
+        let mut store = self.store();
+        let t = now();
+        let secret = store
+            .secrets
+            .entry(name.to_owned())
+            .or_insert_with(|| Secret {
+                arn: arn.to_owned(),
+                name: name.to_owned(),
+                description: description.map(str::to_owned),
+                created: t,
+                changed: t,
+                accessed: None,
+                deletion: None,
+                versions: Vec::new(),
+            });
+        secret.deletion = None;
+        let current = secret
+            .version_with_stage("AWSCURRENT")
+            .and_then(|v| v.string.as_deref());
+        if current != Some(value) {
+            secret.add_current(Version {
+                id: uuid(),
+                string: Some(value.to_owned()),
+                binary: None,
+                stages: vec![],
+                created: t,
+            });
+        }
+        store.save()
+    }
+
+    /// The current string value of a secret (for the proxy's credentials).
+    pub fn current_string(&self, name: &str) -> Option<String> {
+        let store = self.store();
+        store
+            .secrets
+            .get(name)
+            .filter(|s| s.deletion.is_none())
+            .and_then(|s| s.version_with_stage("AWSCURRENT"))
+            .and_then(|v| v.string.clone())
+    }
+
+    fn authorize(&self, caller: &Caller, op: &str, arn: &str) -> Result<(), AwsError> {
+        let action = format!("secretsmanager:{op}");
+        let request = Request::new(
+            &action,
+            arn,
+            &caller.principal.arn,
+            spillway_identity::time::now(),
+        );
+        if caller.principal.authorize(&request).allowed() {
+            Ok(())
+        } else {
+            Err(AwsError::new(
+                400,
+                "AccessDeniedException",
+                format!(
+                    "User: {} is not authorized to perform: {action} on resource: {arn}",
+                    caller.principal.arn
+                ),
+            ))
+        }
+    }
+
+    /// Finds a secret by name or ARN (full, or without the random suffix's dash part).
+    fn find<'a>(store: &'a mut Store, id: &str) -> Option<&'a mut Secret> {
+        if store.secrets.contains_key(id) {
+            return store.secrets.get_mut(id);
+        }
+        store
+            .secrets
+            .values_mut()
+            .find(|s| s.arn == id || (id.starts_with("arn:") && s.arn.starts_with(id)))
+    }
+
+    pub fn handle(&self, op: &str, body: &[u8], caller: &Caller) -> Result<String, AwsError> {
+        let input = Input::parse(body)?;
+        let mut store = self.store();
+        let t = now();
+        if store.purge(t) {
+            store.save().map_err(internal)?;
+        }
+        let out = match op {
+            "CreateSecret" => {
+                let name = input.need("Name")?;
+                if !valid_name(name) {
+                    return Err(invalid_param(
+                        "Invalid name. Must be a valid name containing alphanumeric characters, or any of the following: -/_+=.@!",
+                    ));
+                }
+                let arn = self.new_arn(name);
+                self.authorize(caller, op, &arn)?;
+                if let Some(existing) = store.secrets.get(name) {
+                    return Err(if existing.deletion.is_some() {
+                        AwsError::new(
+                            400,
+                            "InvalidRequestException",
+                            "You can't create this secret because a secret with this name is already scheduled for deletion.",
+                        )
+                    } else {
+                        AwsError::new(
+                            400,
+                            "ResourceExistsException",
+                            format!(
+                                "The operation failed because the secret {name} already exists."
+                            ),
+                        )
+                    });
+                }
+                let (string, binary) = input.value()?;
+                let mut secret = Secret {
+                    arn: arn.clone(),
+                    name: name.to_owned(),
+                    description: input.str("Description")?.map(str::to_owned),
+                    created: t,
+                    changed: t,
+                    accessed: None,
+                    deletion: None,
+                    versions: Vec::new(),
+                };
+                let mut out = json!({"ARN": arn, "Name": name});
+                if string.is_some() || binary.is_some() {
+                    let id = input
+                        .str("ClientRequestToken")?
+                        .map_or_else(uuid, str::to_owned);
+                    secret.add_current(Version {
+                        id: id.clone(),
+                        string,
+                        binary,
+                        stages: vec![],
+                        created: t,
+                    });
+                    out["VersionId"] = json!(id);
+                }
+                store.secrets.insert(name.to_owned(), secret);
+                store.save().map_err(internal)?;
+                out
+            }
+            "GetSecretValue" => {
+                let id = input.need("SecretId")?;
+                let secret = Self::find(&mut store, id).ok_or_else(not_found)?;
+                self.authorize(caller, op, &secret.arn)?;
+                if secret.deletion.is_some() {
+                    return Err(marked_for_deletion());
+                }
+                let version = match (input.str("VersionId")?, input.str("VersionStage")?) {
+                    (Some(v), stage) => secret.versions.iter().find(|x| x.id == v && stage.is_none_or(|s| x.stages.iter().any(|y| y == s))),
+                    (None, stage) => secret.version_with_stage(stage.unwrap_or("AWSCURRENT")),
+                }
+                .cloned()
+                .ok_or_else(|| AwsError::new(400, "ResourceNotFoundException", "Secrets Manager can't find the specified secret value for VersionId or VersionStage."))?;
+                secret.accessed = Some((t / 86_400.0).floor() * 86_400.0);
+                let mut out = json!({
+                    "ARN": secret.arn, "Name": secret.name, "VersionId": version.id,
+                    "VersionStages": version.stages, "CreatedDate": version.created,
+                });
+                if let Some(s) = version.string {
+                    out["SecretString"] = json!(s);
+                }
+                if let Some(b) = version.binary {
+                    out["SecretBinary"] = json!(b);
+                }
+                out
+            }
+            "PutSecretValue" => {
+                let id = input.need("SecretId")?;
+                let (string, binary) = input.value()?;
+                if string.is_none() && binary.is_none() {
+                    return Err(invalid_param(
+                        "You must provide either SecretString or SecretBinary.",
+                    ));
+                }
+                let secret = Self::find(&mut store, id).ok_or_else(not_found)?;
+                self.authorize(caller, op, &secret.arn)?;
+                if secret.deletion.is_some() {
+                    return Err(marked_for_deletion());
+                }
+                let version_id = input
+                    .str("ClientRequestToken")?
+                    .map_or_else(uuid, str::to_owned);
+                if let Some(v) = secret.versions.iter().find(|v| v.id == version_id) {
+                    // Idempotent retry of the same request; another value under the same token is an error.
+                    if v.string != string || v.binary != binary {
+                        return Err(AwsError::new(
+                            400,
+                            "ResourceExistsException",
+                            "A version with this ClientRequestToken already exists with a different value.",
+                        ));
+                    }
+                } else {
+                    secret.add_current(Version {
+                        id: version_id.clone(),
+                        string,
+                        binary,
+                        stages: vec![],
+                        created: t,
+                    });
+                }
+                let stages = secret
+                    .versions
+                    .iter()
+                    .find(|v| v.id == version_id)
+                    .map(|v| v.stages.clone())
+                    .unwrap_or_default();
+                let out = json!({"ARN": secret.arn, "Name": secret.name, "VersionId": version_id, "VersionStages": stages});
+                store.save().map_err(internal)?;
+                out
+            }
+            "DescribeSecret" => {
+                let id = input.need("SecretId")?;
+                let secret = Self::find(&mut store, id).ok_or_else(not_found)?;
+                self.authorize(caller, op, &secret.arn)?;
+                describe(secret)
+            }
+            "ListSecrets" => {
+                self.authorize(caller, op, "*")?;
+                let include_deleted = input.bool("IncludePlannedDeletion");
+                let list: Vec<Value> = store
+                    .secrets
+                    .values()
+                    .filter(|s| include_deleted || s.deletion.is_none())
+                    .map(describe)
+                    .collect();
+                json!({"SecretList": list})
+            }
+            "DeleteSecret" => {
+                let id = input.need("SecretId")?;
+                let force = input.bool("ForceDeleteWithoutRecovery");
+                let window = input.int("RecoveryWindowInDays");
+                if force && window.is_some() {
+                    return Err(invalid_param(
+                        "You can't use ForceDeleteWithoutRecovery in conjunction with RecoveryWindowInDays.",
+                    ));
+                }
+                let days = window.unwrap_or(30);
+                if !(7..=30).contains(&days) {
+                    return Err(invalid_param(
+                        "The RecoveryWindowInDays value must be between 7 and 30 days (inclusive).",
+                    ));
+                }
+                let secret = Self::find(&mut store, id).ok_or_else(not_found)?;
+                self.authorize(caller, op, &secret.arn)?;
+                let (arn, name) = (secret.arn.clone(), secret.name.clone());
+                let when = if force {
+                    t
+                } else {
+                    secret.deletion.unwrap_or(t + days as f64 * 86_400.0)
+                };
+                if force {
+                    store.secrets.remove(&name);
+                } else {
+                    secret.deletion = Some(when);
+                }
+                store.save().map_err(internal)?;
+                json!({"ARN": arn, "Name": name, "DeletionDate": when})
+            }
+            "RestoreSecret" => {
+                let id = input.need("SecretId")?;
+                let secret = Self::find(&mut store, id).ok_or_else(not_found)?;
+                self.authorize(caller, op, &secret.arn)?;
+                secret.deletion = None;
+                let out = json!({"ARN": secret.arn, "Name": secret.name});
+                store.save().map_err(internal)?;
+                out
+            }
+            other => {
+                return Err(AwsError::new(
+                    400,
+                    "UnknownOperationException",
+                    format!("secretsmanager.{other} is not supported by spillway yet"),
+                ));
+            }
+        };
+        Ok(out.to_string())
+    }
+}
+
+fn describe(s: &Secret) -> Value {
+    let stages: Map<String, Value> = s
+        .versions
+        .iter()
+        .filter(|v| !v.stages.is_empty())
+        .map(|v| (v.id.clone(), json!(v.stages)))
+        .collect();
+    let mut out = json!({
+        "ARN": s.arn, "Name": s.name, "CreatedDate": s.created, "LastChangedDate": s.changed,
+        "VersionIdsToStages": stages,
+    });
+    if let Some(d) = &s.description {
+        out["Description"] = json!(d);
+    }
+    if let Some(a) = s.accessed {
+        out["LastAccessedDate"] = json!(a);
+    }
+    if let Some(d) = s.deletion {
+        out["DeletedDate"] = json!(d);
+    }
+    out
+}

@@ -1,0 +1,226 @@
+//! Secrets Manager on the AWS endpoint, driven by boto3, the aws CLI and
+//! @aws-sdk/client-secrets-manager: stack secrets exist on `up` in RDS's JSON shape, the API's
+//! lifecycle (create, versions and stages, describe, list, delete with recovery, restore, force
+//! delete) answers as AWS does, policies are enforced, values are encrypted at rest and survive
+//! a restart.
+
+use std::process::Command;
+
+use spillway_testkit::{require_tool, up_in_process};
+
+const ADMIN: (&str, &str) = (
+    "AKIASPILLWAYADMIN001",
+    "YWRtaW4tc2VjcmV0LWtleS0wMTIzNDU2Nzg5YWJj",
+);
+const READER: (&str, &str) = (
+    "AKIASPILLWAYREADER01",
+    "cmVhZGVyLXNlY3JldC1rZXktMDEyMzQ1Njc4OWFi",
+);
+
+const STACK: &str = r#"
+[stack]
+endpoint = "127.0.0.1:0"
+account = "123456789012"
+
+[users.admin]
+access_key_id = "AKIASPILLWAYADMIN001"
+secret_access_key = "YWRtaW4tc2VjcmV0LWtleS0wMTIzNDU2Nzg5YWJj"
+policies = [{ allow = ["secretsmanager:*"], resources = ["*"] }]
+
+[users.reader]
+access_key_id = "AKIASPILLWAYREADER01"
+secret_access_key = "cmVhZGVyLXNlY3JldC1rZXktMDEyMzQ1Njc4OWFi"
+policies = [{ allow = ["secretsmanager:GetSecretValue"], resources = ["${secrets.db-app.arn}"] }]
+
+[secrets.db-app]
+description = "the app's database login"
+username = "app"
+password = "app-password-at-rest"
+extra = { proxy = "main" }
+"#;
+
+fn env<'a>(cmd: &'a mut Command, key: (&str, &str)) -> &'a mut Command {
+    cmd.env("AWS_ACCESS_KEY_ID", key.0)
+        .env("AWS_SECRET_ACCESS_KEY", key.1)
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .env("AWS_REGION", "us-east-1")
+        .env_remove("AWS_SESSION_TOKEN")
+        .env_remove("AWS_PROFILE")
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_MAX_ATTEMPTS", "1")
+}
+
+/// Runs the boto3 script with `key`; returns stdout, panicking with stderr on failure.
+fn boto3(endpoint: &str, key: (&str, &str), body: &str) -> String {
+    let script = format!(
+        "import boto3, json, sys\n\
+         from botocore.exceptions import ClientError\n\
+         sm = boto3.client('secretsmanager', endpoint_url=sys.argv[1])\n\
+         def code(f, **kw):\n\
+         \x20   try:\n\
+         \x20       f(**kw)\n\
+         \x20       return 'ok'\n\
+         \x20   except ClientError as e:\n\
+         \x20       return e.response['Error']['Code']\n\
+         {body}"
+    );
+    let out = env(Command::new("python3").args(["-c", &script, endpoint]), key)
+        .output()
+        .unwrap_or_else(|e| panic!("python3: {e}"));
+    assert!(
+        out.status.success(),
+        "boto3 script failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_secret_lifecycle_with_real_clients() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(dir.path().join("spillway.toml"), STACK).unwrap_or_else(|e| panic!("{e}"));
+    let running = up_in_process(dir.path()).await;
+    let endpoint = format!(
+        "http://{}",
+        running.http_addr().unwrap_or_else(|| panic!("no endpoint"))
+    );
+
+    // The stack's secret, in RDS's JSON shape, readable by the reader alone (and by admin).
+    let out = boto3(
+        &endpoint,
+        READER,
+        "v = json.loads(sm.get_secret_value(SecretId='db-app')['SecretString'])\n\
+         print(v['username'], v['password'], v['proxy'])\n\
+         print(code(sm.get_secret_value, SecretId='other'))\n\
+         print(code(sm.list_secrets))\n\
+         print(code(sm.create_secret, Name='mine', SecretString='x'))",
+    );
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        [
+            "app app-password-at-rest main",
+            "ResourceNotFoundException",
+            "AccessDeniedException",
+            "AccessDeniedException"
+        ],
+        "{out}"
+    );
+
+    // The lifecycle, as admin.
+    let out = boto3(
+        &endpoint,
+        ADMIN,
+        "r = sm.create_secret(Name='api-key', SecretString='v1', Description='d')\n\
+         print(r['ARN'].startswith('arn:aws:secretsmanager:us-east-1:123456789012:secret:api-key-'))\n\
+         print(code(sm.create_secret, Name='api-key', SecretString='again'))\n\
+         print(code(sm.create_secret, Name='bad name!', SecretString='x'))\n\
+         sm.put_secret_value(SecretId='api-key', SecretString='v2')\n\
+         cur = sm.get_secret_value(SecretId='api-key')\n\
+         prev = sm.get_secret_value(SecretId='api-key', VersionStage='AWSPREVIOUS')\n\
+         print(cur['SecretString'], cur['VersionStages'], prev['SecretString'], prev['VersionStages'])\n\
+         print(sm.get_secret_value(SecretId=r['ARN'])['SecretString'])\n\
+         d = sm.describe_secret(SecretId='api-key')\n\
+         print(d['Description'], len(d['VersionIdsToStages']))\n\
+         print(sorted(s['Name'] for s in sm.list_secrets()['SecretList']))\n\
+         print(code(sm.delete_secret, SecretId='api-key', RecoveryWindowInDays=3))\n\
+         print('DeletionDate' in sm.delete_secret(SecretId='api-key', RecoveryWindowInDays=7))\n\
+         print(code(sm.get_secret_value, SecretId='api-key'))\n\
+         print(sorted(s['Name'] for s in sm.list_secrets()['SecretList']))\n\
+         print(code(sm.create_secret, Name='api-key', SecretString='x'))\n\
+         sm.restore_secret(SecretId='api-key')\n\
+         print(sm.get_secret_value(SecretId='api-key')['SecretString'])\n\
+         sm.create_secret(Name='temp', SecretString='t')\n\
+         sm.delete_secret(SecretId='temp', ForceDeleteWithoutRecovery=True)\n\
+         print(code(sm.get_secret_value, SecretId='temp'))\n\
+         print(code(sm.put_secret_value, SecretId='api-key'))",
+    );
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        [
+            "True",
+            "ResourceExistsException",
+            "InvalidParameterException",
+            "v2 ['AWSCURRENT'] v1 ['AWSPREVIOUS']",
+            "v2",
+            "d 2",
+            "['api-key', 'db-app']",
+            "InvalidParameterException",
+            "True",
+            "InvalidRequestException",
+            "['db-app']",
+            "InvalidRequestException",
+            "v2",
+            "ResourceNotFoundException",
+            "InvalidParameterException",
+        ],
+        "{out}"
+    );
+
+    // The aws CLI and the JavaScript SDK v3 read the same secret.
+    let cli = env(
+        Command::new(require_tool("aws", "awscli")).args([
+            "--endpoint-url",
+            &endpoint,
+            "secretsmanager",
+            "get-secret-value",
+            "--secret-id",
+            "db-app",
+            "--query",
+            "SecretString",
+            "--output",
+            "text",
+        ]),
+        READER,
+    )
+    .output()
+    .unwrap_or_else(|e| panic!("aws: {e}"));
+    assert!(
+        String::from_utf8_lossy(&cli.stdout).contains("\"username\":\"app\""),
+        "{}{}",
+        String::from_utf8_lossy(&cli.stdout),
+        String::from_utf8_lossy(&cli.stderr)
+    );
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/node/secrets_get.js");
+    let node = env(
+        Command::new("node")
+            .arg(script)
+            .args([&endpoint, "api-key"]),
+        ADMIN,
+    )
+    .output()
+    .unwrap_or_else(|e| panic!("node: {e}"));
+    assert_eq!(
+        String::from_utf8_lossy(&node.stdout),
+        "v2",
+        "{}",
+        String::from_utf8_lossy(&node.stderr)
+    );
+
+    // Encrypted at rest, with the key in another file; kept across a restart.
+    let state = dir.path().join(".spillway");
+    let raw = std::fs::read(state.join("secretsmanager.json")).unwrap_or_default();
+    assert!(!raw.is_empty());
+    for plain in ["app-password-at-rest", "api-key", "v2"] {
+        assert!(
+            !String::from_utf8_lossy(&raw).contains(plain),
+            "{plain} is readable in the data file"
+        );
+    }
+    assert!(state.join("secretsmanager.key").exists());
+    running.shutdown().await;
+    let running = up_in_process(dir.path()).await;
+    let endpoint = format!(
+        "http://{}",
+        running.http_addr().unwrap_or_else(|| panic!("no endpoint"))
+    );
+    let out = boto3(
+        &endpoint,
+        ADMIN,
+        "print(sm.get_secret_value(SecretId='api-key')['SecretString'])",
+    );
+    assert_eq!(out.trim(), "v2");
+    running.shutdown().await;
+}
