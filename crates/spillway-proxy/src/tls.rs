@@ -1,8 +1,9 @@
-//! TLS for clients. After a client's SSLRequest the proxy answers `S`, completes the TLS
+//! TLS for clients and towards servers. After a client's SSLRequest the proxy answers `S`, completes the TLS
 //! handshake in a small task of its own and relays decrypted bytes over a socketpair to the
 //! session, which then reads and writes plain bytes as for any client. The plaintext path stays
 //! exactly as fast as it was, and rustls's buffering and flushing are handled in one place
-//! (`copy_bidirectional`) instead of in the session's multiplexed loop.
+//! (`copy_bidirectional`) instead of in the session's multiplexed loop. Server connections with
+//! TLS (`ClientTls`) are relayed the same way.
 
 use std::fmt;
 use std::path::Path;
@@ -77,5 +78,125 @@ impl ServerTls {
                 Err(e) => tracing::info!("TLS handshake with a client failed: {e}"),
             }
         });
+    }
+}
+
+/// How the proxy uses TLS towards a database server, as libpq's `sslmode` names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ServerTlsMode {
+    /// Encrypt; do not check the certificate (libpq's `require`).
+    Require,
+    /// Encrypt and check the certificate chain against a CA and the host name (`verify-full`).
+    VerifyFull,
+}
+
+/// TLS settings for connections to a database server.
+#[derive(Clone)]
+pub struct ClientTls {
+    pub mode: ServerTlsMode,
+    connector: tokio_rustls::TlsConnector,
+}
+
+impl fmt::Debug for ClientTls {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ClientTls({:?})", self.mode)
+    }
+}
+
+/// Accepts any certificate: `sslmode=require` promises encryption against passive listeners,
+/// not authentication of the server (libpq's own meaning of the word).
+#[derive(Debug)]
+struct AcceptAnyCertificate(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AcceptAnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &rustls::pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+impl ClientTls {
+    /// `ca` (PEM) is required for `VerifyFull`.
+    pub fn new(mode: ServerTlsMode, ca: Option<&Path>) -> Result<Self, TlsError> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
+            .with_safe_default_protocol_versions()?;
+        let config = match mode {
+            ServerTlsMode::Require => builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate(provider)))
+                .with_no_client_auth(),
+            ServerTlsMode::VerifyFull => {
+                let path = ca.ok_or_else(|| TlsError::NoCertificate("sslrootcert".into()))?;
+                let pem = std::fs::read(path).map_err(|source| TlsError::Read {
+                    path: path.display().to_string(),
+                    source,
+                })?;
+                let mut roots = rustls::RootCertStore::empty();
+                for cert in rustls_pemfile::certs(&mut pem.as_slice()).filter_map(Result::ok) {
+                    roots.add(cert)?;
+                }
+                if roots.is_empty() {
+                    return Err(TlsError::NoCertificate(path.display().to_string()));
+                }
+                builder.with_root_certificates(roots).with_no_client_auth()
+            }
+        };
+        Ok(Self {
+            mode,
+            connector: tokio_rustls::TlsConnector::from(Arc::new(config)),
+        })
+    }
+
+    /// Completes the TLS handshake on `tcp` (after the server accepted an SSLRequest) and
+    /// returns the plaintext end of a relay, which the rest of the proxy uses as the server's
+    /// socket — the same shape as a TLS client's.
+    pub async fn connect(&self, host: &str, tcp: TcpStream) -> std::io::Result<UnixStream> {
+        let name = rustls::pki_types::ServerName::try_from(host.to_owned())
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+        let mut tls = self.connector.connect(name, tcp).await?;
+        let (ours, mut relay) = UnixStream::pair()?;
+        tokio::spawn(async move {
+            let _ = tokio::io::copy_bidirectional(&mut tls, &mut relay).await;
+        });
+        Ok(ours)
     }
 }

@@ -69,6 +69,52 @@ pub fn server_addr(db: &DatabaseEndpoint) -> ServerAddr {
     }
 }
 
+/// TLS towards an external database, from its URL's `sslmode` (and `sslrootcert`, relative to
+/// the stack file): `require` encrypts without checking the certificate, `verify-ca` and
+/// `verify-full` check it against the CA and the host name (spillway does not offer the weaker
+/// `verify-ca`). `disable`, `allow`, `prefer` and no sslmode mean plaintext.
+fn server_tls(
+    loaded: &LoadedStack,
+    name: &str,
+    values: &Values,
+) -> Result<Option<Arc<spillway_proxy::tls::ClientTls>>, SupervisorError> {
+    use spillway_proxy::tls::{ClientTls, ServerTlsMode};
+    let stack = &loaded.stack;
+    let p = &stack.proxies[name];
+    let Some(url) = stack
+        .databases
+        .get(&p.database)
+        .and_then(|d| d.url.as_ref())
+    else {
+        return Ok(None);
+    };
+    let field = format!("databases.{}.url", p.database);
+    let fail = |detail: String| SupervisorError::Command {
+        what: field.clone(),
+        detail,
+    };
+    let raw = url
+        .resolve(&mut |r| crate::stack::lookup_value(values, stack, r))
+        .map_err(|e| fail(e.to_string()))?;
+    let parsed = url::Url::parse(&raw).map_err(|e| fail(e.to_string()))?;
+    let param = |k: &str| {
+        parsed
+            .query_pairs()
+            .find(|(pk, _)| pk == k)
+            .map(|(_, v)| v.into_owned())
+    };
+    let mode = match param("sslmode").as_deref() {
+        None | Some("disable" | "allow" | "prefer") => return Ok(None),
+        Some("require") => ServerTlsMode::Require,
+        Some("verify-ca" | "verify-full") => ServerTlsMode::VerifyFull,
+        Some(other) => return Err(fail(format!("unknown sslmode {other:?}"))),
+    };
+    let ca = param("sslrootcert").map(|c| loaded.path(std::path::Path::new(&c)));
+    ClientTls::new(mode, ca.as_deref())
+        .map(|t| Some(Arc::new(t)))
+        .map_err(|e| fail(e.to_string()))
+}
+
 /// The database's replicas, from their (resolved) URLs; the URLs' credentials are not used,
 /// since the proxy logs in with its secrets everywhere.
 fn replica_addrs(
@@ -183,6 +229,7 @@ fn settings(
     Ok(Settings {
         proxy: name.to_owned(),
         server: server_addr(db),
+        server_tls: server_tls(loaded, name, values)?,
         default_database: Some(db.dbname.clone()),
         users,
         mode: p.pool_mode,
@@ -238,6 +285,7 @@ pub async fn start(
     };
     let login = settings.users.values().next().map(|u| ServerTarget {
         addr: settings.server.clone(),
+        tls: settings.server_tls.clone(),
         database: db.dbname.clone(),
         user: u.name.clone(),
         password: u.password.clone(),

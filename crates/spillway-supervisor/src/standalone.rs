@@ -112,6 +112,7 @@ fn settings(options: &Options, url: &DbUrl) -> Result<Settings, SupervisorError>
     Ok(Settings {
         proxy: "proxy".into(),
         server: ServerAddr::tcp(&url.host, url.port),
+        server_tls: None,
         default_database: (!url.dbname.is_empty()).then(|| url.dbname.clone()),
         users,
         mode: options.mode,

@@ -63,6 +63,8 @@ impl ServerAddr {
 #[derive(Clone, Debug)]
 pub struct ServerTarget {
     pub addr: ServerAddr,
+    /// TLS towards the server (TCP servers only).
+    pub tls: Option<std::sync::Arc<crate::tls::ClientTls>>,
     pub database: String,
     pub user: String,
     pub password: String,
@@ -88,6 +90,8 @@ pub enum BackendError {
     Refused { code: String, message: String },
     #[error("SCRAM with the server failed")]
     Scram,
+    #[error("TLS with the server failed: {0}")]
+    Tls(String),
 }
 
 impl BackendError {
@@ -179,6 +183,29 @@ fn error_fields(body: &[u8]) -> BackendError {
     BackendError::Refused { code, message }
 }
 
+/// SSLRequest, then the TLS handshake if the server agrees; a server that declines is an error
+/// (the stack asked for TLS).
+async fn start_tls(
+    tls: &crate::tls::ClientTls,
+    host: &str,
+    mut tcp: TcpStream,
+) -> Result<Socket, BackendError> {
+    let mut req = BytesMut::with_capacity(8);
+    req.put_i32(8);
+    req.put_i32(super::startup::SSL_REQUEST);
+    tcp.write_all(&req).await?;
+    let mut answer = [0u8; 1];
+    tcp.read_exact(&mut answer).await?;
+    match answer[0] {
+        b'S' => Ok(Socket::Unix(
+            tls.connect(host, tcp)
+                .await
+                .map_err(|e| BackendError::Tls(e.to_string()))?,
+        )),
+        _ => Err(BackendError::Tls("the server does not accept TLS".into())),
+    }
+}
+
 impl ServerConn {
     pub async fn connect(t: &ServerTarget) -> Result<Self, BackendError> {
         let addr = t.addr.to_string();
@@ -186,6 +213,14 @@ impl ServerConn {
             Ok(Ok(s)) => s,
             Ok(Err(e)) => return Err(BackendError::Connect(addr, e)),
             Err(_) => return Err(BackendError::Timeout(addr)),
+        };
+        let stream = match (&t.tls, stream, &t.addr) {
+            (Some(tls), Socket::Tcp(tcp), ServerAddr::Tcp { host, .. }) => {
+                tokio::time::timeout(t.connect_timeout, start_tls(tls, host, tcp))
+                    .await
+                    .map_err(|_| BackendError::Timeout(addr.clone()))??
+            }
+            (_, s, _) => s,
         };
         let mut conn = ServerConn {
             stream,

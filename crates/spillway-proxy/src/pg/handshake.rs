@@ -284,6 +284,7 @@ async fn run(
     };
     let server = ServerTarget {
         addr: settings.server.clone(),
+        tls: settings.server_tls.clone(),
         database,
         user: user.name.clone(),
         password: user.password.clone(),

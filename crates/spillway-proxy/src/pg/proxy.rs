@@ -57,6 +57,8 @@ pub struct Settings {
     pub proxy: String,
     /// The server (with replicas: the primary as configured; the pool's route picks the writer).
     pub server: super::backend::ServerAddr,
+    /// TLS towards the server(s), from the database URL's `sslmode`.
+    pub server_tls: Option<Arc<crate::tls::ClientTls>>,
     /// The database clients get when they do not name one (else the user name, as PostgreSQL).
     pub default_database: Option<String>,
     pub users: HashMap<String, Arc<User>>,
