@@ -3,10 +3,10 @@
 //! (`identity.enforce = false`, loopback only) unsigned requests and unknown keys are let in as
 //! the account's root, logged once; a known key must still sign correctly.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
 
-use spillway_identity::principals::{Keys, Principal};
+use spillway_identity::principals::{KeyRing, Principal};
 use spillway_identity::sigv4::{self, RequestParts, SigError, Signed};
 
 use crate::error::AwsError;
@@ -31,7 +31,7 @@ pub struct Caller {
 }
 
 pub struct Authenticator {
-    keys: RwLock<Arc<Keys>>,
+    pub keys: Arc<KeyRing>,
     region: String,
     enforce: bool,
     root: Arc<Principal>,
@@ -60,9 +60,9 @@ fn sig_error(e: &SigError, protocol: Protocol) -> AwsError {
 }
 
 impl Authenticator {
-    pub fn new(keys: Keys, region: &str, account: &str, enforce: bool) -> Self {
+    pub fn new(keys: Arc<KeyRing>, region: &str, account: &str, enforce: bool) -> Self {
         Self {
-            keys: RwLock::new(Arc::new(keys)),
+            keys,
             region: region.to_owned(),
             enforce,
             root: Arc::new(Principal {
@@ -78,11 +78,6 @@ impl Authenticator {
             }),
             dev_logged: AtomicBool::new(false),
         }
-    }
-
-    /// New keys (a reloaded stack).
-    pub fn replace_keys(&self, keys: Keys) {
-        *self.keys.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(keys);
     }
 
     fn dev(&self, why: &str) -> Caller {
@@ -134,7 +129,7 @@ impl Authenticator {
         signed
             .check_scope(service, &self.region, now)
             .map_err(fail)?;
-        let keys = Arc::clone(&self.keys.read().unwrap_or_else(|p| p.into_inner()));
+        let keys = self.keys.snapshot();
         let key = match keys.lookup(&signed.access_key_id, now) {
             Ok(k) => k,
             Err(SigError::UnknownKey(_)) if !self.enforce => {

@@ -15,6 +15,7 @@ pub const MAX_BODY: usize = 16 * 1024 * 1024;
 
 pub struct Endpoint {
     pub auth: Authenticator,
+    pub sts: crate::sts::Sts,
     pub secrets: crate::secrets::SecretsManager,
 }
 
@@ -136,7 +137,7 @@ impl Endpoint {
             )
             .map_err(|e| (e, op.protocol))?;
         let text = match op.service {
-            "sts" => crate::sts::handle(&op, &caller, id),
+            "sts" => self.sts.handle(&op, &caller, id),
             "secretsmanager" => self.secrets.handle(&op.name, body, &caller),
             other => Err(AwsError::new(
                 400,

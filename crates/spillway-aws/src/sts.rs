@@ -1,6 +1,13 @@
-//! STS over the query protocol: `GetCallerIdentity` for now.
+//! STS over the query protocol: `GetCallerIdentity` and `AssumeRole` (temporary credentials
+//! with a session token and an expiry, narrowed by an optional session policy). Issued keys go
+//! into the shared key ring, so they sign AWS calls and RDS IAM tokens alike.
 
+use std::sync::Arc;
+
+use base64::Engine as _;
 use sha2::Digest;
+use spillway_identity::policy::{self, Policy, Request};
+use spillway_identity::principals::{AccessKey, KeyRing, Principal};
 
 use crate::auth::Caller;
 use crate::error::AwsError;
@@ -8,47 +15,237 @@ use crate::protocol::Operation;
 use crate::xml;
 
 const NS: &str = "https://sts.amazonaws.com/doc/2011-06-15/";
+/// AWS's limit on a packed session policy.
+const MAX_SESSION_POLICY: usize = 2048;
+
+/// A role callers may assume.
+pub struct RoleDef {
+    pub name: String,
+    pub arn: String,
+    pub policies: Vec<Policy>,
+    /// Users and roles (by name) that may assume it.
+    pub trusted: Vec<String>,
+    /// MaxSessionDuration, seconds.
+    pub max_session: i64,
+}
+
+pub struct Sts {
+    pub account: String,
+    pub roles: Vec<RoleDef>,
+    pub keys: Arc<KeyRing>,
+}
+
+const BASE32: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
 
 /// AWS's unique ids are a four-letter kind and base32; spillway's are stable per ARN.
 fn unique_id(prefix: &str, arn: &str) -> String {
-    const CHARS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
     let digest = sha2::Sha256::digest(arn.as_bytes());
     let tail: String = digest
         .iter()
         .take(17)
-        .map(|b| CHARS[usize::from(b % 32)] as char)
+        .map(|b| BASE32[usize::from(b % 32)] as char)
         .collect();
     format!("{prefix}{tail}")
+}
+
+fn random(chars: &[u8], n: usize) -> String {
+    (0..n)
+        .map(|_| chars[usize::from(rand::random::<u8>()) % chars.len()] as char)
+        .collect()
 }
 
 fn account_of(arn: &str) -> &str {
     arn.split(':').nth(4).unwrap_or_default()
 }
 
-/// The XML body of a successful call.
-pub fn handle(op: &Operation, caller: &Caller, request_id: &str) -> Result<String, AwsError> {
-    match op.name.as_str() {
-        // Never denied by policies, as in AWS.
-        "GetCallerIdentity" => {
-            let arn = &caller.principal.arn;
-            let account = account_of(arn);
-            let user_id = if arn.ends_with(":root") {
-                account.to_owned()
-            } else {
-                unique_id("AIDA", arn)
-            };
-            Ok(format!(
-                "<GetCallerIdentityResponse xmlns=\"{NS}\"><GetCallerIdentityResult>{}{}{}</GetCallerIdentityResult><ResponseMetadata>{}</ResponseMetadata></GetCallerIdentityResponse>",
-                xml::element("Arn", arn),
-                xml::element("UserId", &user_id),
-                xml::element("Account", account),
-                xml::element("RequestId", request_id)
-            ))
+/// `user/NAME` → NAME; `assumed-role/ROLE/SESSION` → ROLE.
+fn principal_name(arn: &str) -> Option<&str> {
+    let resource = arn.split(':').nth(5)?;
+    let mut parts = resource.split('/');
+    match parts.next()? {
+        "user" | "assumed-role" | "role" => parts.next(),
+        _ => None,
+    }
+}
+
+fn validation(message: impl Into<String>) -> AwsError {
+    AwsError::new(400, "ValidationError", message)
+}
+
+fn param<'a>(op: &'a Operation, k: &str) -> Option<&'a str> {
+    op.params
+        .iter()
+        .find(|(pk, _)| pk == k)
+        .map(|(_, v)| v.as_str())
+}
+
+impl Sts {
+    /// The XML body of a successful call.
+    pub fn handle(
+        &self,
+        op: &Operation,
+        caller: &Caller,
+        request_id: &str,
+    ) -> Result<String, AwsError> {
+        let body = match op.name.as_str() {
+            // Never denied by policies, as in AWS.
+            "GetCallerIdentity" => {
+                let arn = &caller.principal.arn;
+                let account = account_of(arn);
+                let user_id = if arn.ends_with(":root") {
+                    account.to_owned()
+                } else if let Some(rest) = arn.split(":assumed-role/").nth(1) {
+                    let (role, session) = rest.split_once('/').unwrap_or((rest, ""));
+                    format!("{}:{session}", unique_id("AROA", role))
+                } else {
+                    unique_id("AIDA", arn)
+                };
+                format!(
+                    "<GetCallerIdentityResult>{}{}{}</GetCallerIdentityResult>",
+                    xml::element("Arn", arn),
+                    xml::element("UserId", &user_id),
+                    xml::element("Account", account),
+                )
+            }
+            "AssumeRole" => self.assume_role(op, caller)?,
+            other => {
+                return Err(AwsError::new(
+                    400,
+                    "InvalidAction",
+                    format!("{other} is not supported by spillway yet"),
+                ));
+            }
+        };
+        let name = &op.name;
+        Ok(format!(
+            "<{name}Response xmlns=\"{NS}\">{body}<ResponseMetadata>{}</ResponseMetadata></{name}Response>",
+            xml::element("RequestId", request_id)
+        ))
+    }
+
+    fn assume_role(&self, op: &Operation, caller: &Caller) -> Result<String, AwsError> {
+        let role_arn = param(op, "RoleArn").ok_or_else(|| validation("RoleArn is required"))?;
+        let session = param(op, "RoleSessionName")
+            .ok_or_else(|| validation("RoleSessionName is required"))?;
+        let session_ok = (2..=64).contains(&session.len())
+            && session
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_+=,.@-".contains(c));
+        if !session_ok {
+            return Err(validation(
+                "RoleSessionName must be 2-64 characters of letters, digits and _+=,.@-",
+            ));
         }
-        other => Err(AwsError::new(
-            400,
-            "InvalidAction",
-            format!("{other} is not supported by spillway yet"),
-        )),
+        let denied = || {
+            AwsError::new(
+                403,
+                "AccessDenied",
+                format!(
+                    "User: {} is not authorized to perform: sts:AssumeRole on resource: {role_arn}",
+                    caller.principal.arn
+                ),
+            )
+        };
+        // An unknown role looks like a refused one, as in AWS.
+        let role = self
+            .roles
+            .iter()
+            .find(|r| r.arn == role_arn)
+            .ok_or_else(denied)?;
+        let trusted = caller.principal.arn.ends_with(":root")
+            || principal_name(&caller.principal.arn)
+                .is_some_and(|n| role.trusted.iter().any(|t| t == n));
+        let request = Request::new(
+            "sts:AssumeRole",
+            role_arn,
+            &caller.principal.arn,
+            spillway_identity::time::now(),
+        );
+        let explicitly_denied = matches!(
+            caller.principal.authorize(&request),
+            policy::Decision::ExplicitDeny { .. }
+        );
+        if !trusted || explicitly_denied {
+            return Err(denied());
+        }
+        let duration = match param(op, "DurationSeconds") {
+            None => 3600.min(role.max_session),
+            Some(d) => d
+                .parse::<i64>()
+                .ok()
+                .filter(|d| (900..=43_200).contains(d))
+                .ok_or_else(|| validation("DurationSeconds must be between 900 and 43200"))?,
+        };
+        if duration > role.max_session {
+            return Err(validation(
+                "The requested DurationSeconds exceeds the MaxSessionDuration set for this role.",
+            ));
+        }
+        let session_policy = match param(op, "Policy") {
+            None => None,
+            Some(p) if p.len() > MAX_SESSION_POLICY => {
+                return Err(AwsError::new(
+                    400,
+                    "PackedPolicyTooLarge",
+                    "the session policy is larger than 2048 characters",
+                ));
+            }
+            Some(p) => Some(policy::parse_document(p).map_err(|e| {
+                AwsError::new(
+                    400,
+                    "MalformedPolicyDocument",
+                    format!("the session policy is malformed: {e}"),
+                )
+            })?),
+        };
+        let packed = param(op, "Policy").map(str::len);
+        let now = spillway_identity::time::now();
+        let expires = now + duration;
+        let arn = format!(
+            "arn:aws:sts::{}:assumed-role/{}/{session}",
+            self.account, role.name
+        );
+        let key = AccessKey {
+            id: format!("ASIA{}", random(BASE32, 16)),
+            secret: random(
+                b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/",
+                40,
+            ),
+            session_token: Some(
+                base64::engine::general_purpose::STANDARD
+                    .encode((0..192).map(|_| rand::random::<u8>()).collect::<Vec<u8>>()),
+            ),
+            expires: Some(expires),
+            principal: Arc::new(Principal {
+                arn: arn.clone(),
+                policies: role.policies.clone(),
+                session_policy,
+            }),
+        };
+        let result = format!(
+            "<AssumeRoleResult><AssumedRoleUser>{}{}</AssumedRoleUser><Credentials>{}{}{}{}</Credentials>{}</AssumeRoleResult>",
+            xml::element(
+                "AssumedRoleId",
+                &format!("{}:{session}", unique_id("AROA", &role.name))
+            ),
+            xml::element("Arn", &arn),
+            xml::element("AccessKeyId", &key.id),
+            xml::element("SecretAccessKey", &key.secret),
+            xml::element(
+                "SessionToken",
+                key.session_token.as_deref().unwrap_or_default()
+            ),
+            xml::element(
+                "Expiration",
+                &spillway_identity::time::format_iso8601(expires)
+            ),
+            packed.map_or_else(String::new, |n| xml::element(
+                "PackedPolicySize",
+                &(n * 100 / MAX_SESSION_POLICY).to_string()
+            )),
+        );
+        tracing::info!(caller = %caller.principal.arn, session = %arn, "issued temporary credentials until {}", spillway_identity::time::format_iso8601(expires));
+        self.keys.add(key, now);
+        Ok(result)
     }
 }

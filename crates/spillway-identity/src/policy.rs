@@ -58,6 +58,96 @@ pub struct Policy {
     pub statements: Vec<Statement>,
 }
 
+/// Parses an IAM policy document given at run time (an STS session policy). Unknown keys and
+/// wrong shapes are errors, as IAM's `MalformedPolicyDocument`.
+pub fn parse_document(text: &str) -> Result<Policy, String> {
+    use serde_json::Value;
+    let doc: Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
+    let obj = doc.as_object().ok_or("the policy is not a JSON object")?;
+    if let Some(k) = obj
+        .keys()
+        .find(|k| !matches!(k.as_str(), "Version" | "Id" | "Statement"))
+    {
+        return Err(format!("unknown key {k}"));
+    }
+    let list = |v: &Value, what: &str| -> Result<Vec<String>, String> {
+        match v {
+            Value::String(s) => Ok(vec![s.clone()]),
+            Value::Array(a) => a
+                .iter()
+                .map(|x| {
+                    x.as_str()
+                        .map(str::to_owned)
+                        .ok_or(format!("{what} must hold strings"))
+                })
+                .collect(),
+            _ => Err(format!("{what} must be a string or a list of strings")),
+        }
+    };
+    let statements = match obj.get("Statement") {
+        Some(Value::Array(a)) => a.clone(),
+        Some(s @ Value::Object(_)) => vec![s.clone()],
+        _ => return Err("Statement must be an object or a list".into()),
+    };
+    let mut out = Vec::new();
+    for s in &statements {
+        let s = s.as_object().ok_or("a statement is not an object")?;
+        if let Some(k) = s.keys().find(|k| {
+            !matches!(
+                k.as_str(),
+                "Sid"
+                    | "Effect"
+                    | "Action"
+                    | "NotAction"
+                    | "Resource"
+                    | "NotResource"
+                    | "Condition"
+            )
+        }) {
+            return Err(format!("unknown statement key {k}"));
+        }
+        let effect = match s.get("Effect").and_then(Value::as_str) {
+            Some("Allow") => Effect::Allow,
+            Some("Deny") => Effect::Deny,
+            _ => return Err("Effect must be Allow or Deny".into()),
+        };
+        let pick = |yes: &str, no: &str| -> Result<Matcher, String> {
+            match (s.get(yes), s.get(no)) {
+                (Some(v), None) => Ok(Matcher::Any(list(v, yes)?)),
+                (None, Some(v)) => Ok(Matcher::AllBut(list(v, no)?)),
+                _ => Err(format!("a statement needs exactly one of {yes} and {no}")),
+            }
+        };
+        let mut conditions = Vec::new();
+        if let Some(c) = s.get("Condition") {
+            let c = c.as_object().ok_or("Condition must be an object")?;
+            for (operator, keys) in c {
+                if !known_operator(operator) {
+                    return Err(format!("unknown condition operator {operator}"));
+                }
+                let keys = keys
+                    .as_object()
+                    .ok_or("a condition must map keys to values")?;
+                for (key, values) in keys {
+                    conditions.push(Condition {
+                        operator: operator.clone(),
+                        key: key.clone(),
+                        values: list(values, "a condition value")?,
+                    });
+                }
+            }
+        }
+        out.push(Statement {
+            sid: s.get("Sid").and_then(Value::as_str).map(str::to_owned),
+            effect,
+            action: pick("Action", "NotAction")?,
+            resource: pick("Resource", "NotResource")?,
+            conditions,
+        });
+    }
+    Ok(Policy { statements: out })
+}
+
 /// What is asked: an action on a resource, with the request's context keys.
 pub struct Request<'a> {
     pub action: &'a str,
@@ -540,6 +630,27 @@ mod tests {
         assert!(!ok(&deny, &req(&[])));
         assert!(known_operator("ArnLikeIfExists") && known_operator("Null"));
         assert!(!known_operator("Bogus"));
+    }
+
+    #[test]
+    fn session_policy_documents_parse_strictly() {
+        let p = parse_document(
+            r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"rds-db:connect","Resource":["arn:a","arn:b"],"Condition":{"StringEquals":{"aws:PrincipalTag/t":"x"}}}}"#,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(p.statements.len(), 1);
+        assert_eq!(p.statements[0].resource, any(&["arn:a", "arn:b"]));
+        for bad in [
+            "nope",
+            "[]",
+            r#"{"Statement":[],"Extra":1}"#,
+            r#"{"Statement":[{"Effect":"Maybe","Action":"*","Resource":"*"}]}"#,
+            r#"{"Statement":[{"Effect":"Allow","Action":"*"}]}"#,
+            r#"{"Statement":[{"Effect":"Allow","Action":"*","Resource":"*","Principal":"*"}]}"#,
+            r#"{"Statement":[{"Effect":"Allow","Action":"*","Resource":"*","Condition":{"Bogus":{"k":"v"}}}]}"#,
+        ] {
+            assert!(parse_document(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! keys that sign for them. A temporary key (from STS) carries a session token and an expiry.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use crate::policy::{self, Decision, Policy, Request};
 use crate::sigv4::{SigError, constant_eq};
@@ -51,7 +51,7 @@ impl AccessKey {
     }
 }
 
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct Keys {
     by_id: HashMap<String, Arc<AccessKey>>,
 }
@@ -78,5 +78,46 @@ impl Keys {
 
     pub fn is_empty(&self) -> bool {
         self.by_id.is_empty()
+    }
+}
+
+/// The keys every part of spillway checks signatures against (the AWS endpoint and the proxies'
+/// token checks), shared so that temporary credentials from STS work everywhere at once.
+/// Readers take a snapshot (an `Arc`), writers copy and swap: keys change rarely.
+#[derive(Default)]
+pub struct KeyRing {
+    keys: RwLock<Arc<Keys>>,
+}
+
+impl KeyRing {
+    pub fn new(keys: Keys) -> Arc<Self> {
+        Arc::new(Self {
+            keys: RwLock::new(Arc::new(keys)),
+        })
+    }
+
+    pub fn snapshot(&self) -> Arc<Keys> {
+        Arc::clone(&self.keys.read().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Adds a (temporary) key, dropping expired ones on the way.
+    pub fn add(&self, key: AccessKey, now: i64) {
+        let mut guard = self.keys.write().unwrap_or_else(|p| p.into_inner());
+        let mut keys = (**guard).clone();
+        keys.by_id.retain(|_, k| k.expires.is_none_or(|e| e >= now));
+        keys.insert(key);
+        *guard = Arc::new(keys);
+    }
+
+    /// Replaces the long-term keys (a reloaded stack), keeping unexpired temporary ones.
+    pub fn replace_long_term(&self, long_term: Keys, now: i64) {
+        let mut guard = self.keys.write().unwrap_or_else(|p| p.into_inner());
+        let mut keys = long_term;
+        for (id, k) in &guard.by_id {
+            if k.expires.is_some_and(|e| e >= now) {
+                keys.by_id.insert(id.clone(), Arc::clone(k));
+            }
+        }
+        *guard = Arc::new(keys);
     }
 }

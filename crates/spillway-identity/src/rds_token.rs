@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use crate::policy::{Decision, Request};
-use crate::principals::Keys;
+use crate::principals::KeyRing;
 use crate::sigv4::{self, EMPTY_SHA256, RequestParts, SigError};
 
 pub const SERVICE: &str = "rds-db";
@@ -60,7 +60,7 @@ impl ProxyIdentity {
 /// Verifies tokens and remembers the good ones until they expire.
 pub struct TokenVerifier {
     pub proxy: ProxyIdentity,
-    pub keys: Keys,
+    pub keys: std::sync::Arc<KeyRing>,
     /// SHA-256 of a verified token → (user, expiry).
     verified: Mutex<HashMap<[u8; 32], (String, i64)>>,
 }
@@ -69,7 +69,7 @@ pub struct TokenVerifier {
 const CACHE_LIMIT: usize = 100_000;
 
 impl TokenVerifier {
-    pub fn new(proxy: ProxyIdentity, keys: Keys) -> Self {
+    pub fn new(proxy: ProxyIdentity, keys: std::sync::Arc<KeyRing>) -> Self {
         Self {
             proxy,
             keys,
@@ -136,7 +136,7 @@ impl TokenVerifier {
             return Err(TokenError::TooLong);
         }
         signed.check_scope(SERVICE, &self.proxy.region, now)?;
-        let key = self.keys.lookup(&signed.access_key_id, now)?;
+        let key = self.keys.snapshot().lookup(&signed.access_key_id, now)?;
         key.check_session_token(signed.security_token.as_deref())?;
         let header = |name: &str| (name == "host").then(|| authority.to_owned());
         signed.verify(
@@ -170,7 +170,7 @@ mod tests {
 
     use super::*;
     use crate::policy::{Effect, Policy, Statement};
-    use crate::principals::{AccessKey, Principal};
+    use crate::principals::{AccessKey, KeyRing, Keys, Principal};
 
     // botocore's known answer (tests/unit/test_signers.py, test_generate_db_auth_token).
     const TOKEN: &str = "prod-instance.us-east-1.rds.amazonaws.com:3306/?Action=connect&DBUser=someusername&X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Date=20161107T173933Z&X-Amz-SignedHeaders=host&X-Amz-Expires=900&X-Amz-Credential=akid%2F20161107%2Fus-east-1%2Frds-db%2Faws4_request&X-Amz-Signature=d1138cdbc0ca63eec012ec0fc6c2267e03642168f5884a7795320d4c18374c61";
@@ -201,7 +201,7 @@ mod tests {
                     h == "prod-instance.us-east-1.rds.amazonaws.com" && p == 3306
                 }),
             },
-            keys,
+            KeyRing::new(keys),
         )
     }
 

@@ -107,6 +107,20 @@ pub fn format_amz_date(t: i64) -> String {
     )
 }
 
+/// `YYYY-MM-DDTHH:MM:SSZ` of Unix seconds (STS's Expiration).
+pub fn format_iso8601(t: i64) -> String {
+    let d = format_amz_date(t);
+    format!(
+        "{}-{}-{}T{}:{}:{}Z",
+        &d[0..4],
+        &d[4..6],
+        &d[6..8],
+        &d[9..11],
+        &d[11..13],
+        &d[13..15]
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -120,6 +134,7 @@ mod tests {
         assert_eq!(parse_iso8601("1478540373"), t);
         assert_eq!(parse_iso8601("2016-11-07"), Some(1_478_476_800));
         assert_eq!(format_amz_date(1_478_540_373), "20161107T173933Z");
+        assert_eq!(format_iso8601(1_478_540_373), "2016-11-07T17:39:33Z");
         assert_eq!(format_amz_date(951_782_400), "20000229T000000Z");
         assert_eq!(parse_amz_date("20161307T173933Z"), None);
         assert_eq!(parse_amz_date("2016-11-07T17:39"), None);

@@ -3,11 +3,11 @@
 //! resolved; and the proxies' RDS IAM token check built on them.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 
 use rand::Rng;
 use spillway_identity::policy::{Condition, Effect, Matcher, Policy, Statement};
-use spillway_identity::principals::{AccessKey, Keys, Principal};
+use spillway_identity::principals::{AccessKey, KeyRing, Keys, Principal};
 use spillway_identity::rds_token::{ProxyIdentity, TokenVerifier};
 use spillway_proxy::pg::proxy::IamVerifier;
 use spillway_stack::model::{self, PolicyEntry, StringOrList};
@@ -295,9 +295,9 @@ pub fn secrets_manager(
 }
 
 /// The proxy's side of RDS IAM authentication: tokens for one of the proxy's listeners,
-/// verified against the stack's keys and policies. Swapped whole on reload.
+/// verified against the shared key ring (stack users and STS sessions) and their policies.
 pub struct ProxyTokens {
-    verifier: RwLock<Arc<TokenVerifier>>,
+    verifier: TokenVerifier,
     listeners: Arc<Mutex<Vec<SocketAddr>>>,
 }
 
@@ -316,36 +316,23 @@ fn host_allowed(listeners: &Mutex<Vec<SocketAddr>>, host: &str, port: u16) -> bo
 }
 
 impl ProxyTokens {
-    pub fn new(
-        loaded: &LoadedStack,
-        proxy: &str,
-        values: &Values,
-    ) -> Result<Arc<Self>, SupervisorError> {
-        let listeners = Arc::new(Mutex::new(Vec::new()));
-        let verifier = Self::verifier(loaded, proxy, values, &listeners)?;
-        Ok(Arc::new(Self {
-            verifier: RwLock::new(Arc::new(verifier)),
-            listeners,
-        }))
-    }
-
-    fn verifier(
-        loaded: &LoadedStack,
-        proxy: &str,
-        values: &Values,
-        listeners: &Arc<Mutex<Vec<SocketAddr>>>,
-    ) -> Result<TokenVerifier, SupervisorError> {
+    pub fn new(loaded: &LoadedStack, proxy: &str, keys: &Arc<KeyRing>) -> Arc<Self> {
         let stack = &loaded.stack;
-        let l = Arc::clone(listeners);
-        Ok(TokenVerifier::new(
+        let listeners = Arc::new(Mutex::new(Vec::new()));
+        let l = Arc::clone(&listeners);
+        let verifier = TokenVerifier::new(
             ProxyIdentity {
                 region: stack.stack.region.clone(),
                 account: stack.stack.account.clone(),
                 resource_id: attrs::proxy_resource_id(stack, proxy),
                 host_allowed: Box::new(move |h, p| host_allowed(&l, h, p)),
             },
-            keys(loaded, values)?,
-        ))
+            Arc::clone(keys),
+        );
+        Arc::new(Self {
+            verifier,
+            listeners,
+        })
     }
 
     /// A listener of the proxy (tokens name the address the client connected to).
@@ -355,24 +342,35 @@ impl ProxyTokens {
             .unwrap_or_else(|p| p.into_inner())
             .push(addr);
     }
+}
 
-    /// New keys and policies from a reloaded stack.
-    pub fn reload(
-        &self,
-        loaded: &LoadedStack,
-        proxy: &str,
-        values: &Values,
-    ) -> Result<(), SupervisorError> {
-        let v = Self::verifier(loaded, proxy, values, &self.listeners)?;
-        *self.verifier.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(v);
-        Ok(())
-    }
+/// The roles callers may assume with STS.
+pub fn roles(
+    loaded: &LoadedStack,
+    values: &Values,
+) -> Result<Vec<spillway_aws::sts::RoleDef>, SupervisorError> {
+    let stack = &loaded.stack;
+    stack
+        .roles
+        .iter()
+        .map(|(name, r)| {
+            Ok(spillway_aws::sts::RoleDef {
+                name: name.clone(),
+                arn: attrs::derived(stack, "roles", name, "arn").unwrap_or_default(),
+                policies: policies(loaded, &format!("roles.{name}"), &r.policies, values)?,
+                trusted: r.trusted.clone(),
+                max_session: r.max_session_duration.get().as_secs() as i64,
+            })
+        })
+        .collect()
 }
 
 impl IamVerifier for ProxyTokens {
     fn verify(&self, user: &str, token: &str) -> bool {
-        let v = Arc::clone(&self.verifier.read().unwrap_or_else(|p| p.into_inner()));
-        match v.verify(user, token, spillway_identity::time::now()) {
+        match self
+            .verifier
+            .verify(user, token, spillway_identity::time::now())
+        {
             Ok(()) => true,
             Err(e) => {
                 // The reason stays in the log; the client only learns that the login failed.

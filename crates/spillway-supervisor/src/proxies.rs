@@ -269,6 +269,7 @@ pub async fn start(
     db: &DatabaseEndpoint,
     values: &Values,
     registry: &Arc<Registry>,
+    keys: &Arc<spillway_identity::principals::KeyRing>,
     shutdown: watch::Receiver<bool>,
 ) -> Result<Option<RunningProxy>, SupervisorError> {
     let stack = &loaded.stack;
@@ -279,7 +280,7 @@ pub async fn start(
     let settings = settings(loaded, name, db, values)?;
     let replicas = replica_addrs(loaded, name, values)?;
     let iam = if p.auth.iter().any(|a| a.iam != IamAuth::Disabled) {
-        Some(crate::identity::ProxyTokens::new(loaded, name, values)?)
+        Some(crate::identity::ProxyTokens::new(loaded, name, keys))
     } else {
         None
     };
@@ -462,8 +463,9 @@ impl RunningProxy {
         for (_, proxy) in &self.proxies {
             proxy.reload(settings(loaded, &self.name, &self.db, values)?);
         }
+        // Keys and policies reach the token check through the shared key ring.
         match &self.iam {
-            Some(iam) => iam.reload(loaded, &self.name, values)?,
+            Some(_) => {}
             None if p.auth.iter().any(|a| a.iam != IamAuth::Disabled) => notes.push(format!(
                 "proxies.{}: IAM authentication was turned on; it applies at the next start",
                 self.name

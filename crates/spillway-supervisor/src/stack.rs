@@ -18,6 +18,7 @@ use crate::error::SupervisorError;
 use crate::http;
 use crate::proxies::{self, RunningProxy};
 use crate::state::{GeneratedSecrets, StateLock};
+use spillway_identity::principals::KeyRing;
 
 /// One row of the table `spillway up` prints.
 #[derive(Clone, Debug)]
@@ -44,6 +45,7 @@ pub struct Running {
     values: Values,
     stack: spillway_stack::Stack,
     pub registry: Arc<Registry>,
+    key_ring: Arc<KeyRing>,
 }
 
 impl Running {
@@ -104,6 +106,10 @@ impl Running {
         let mut generated = GeneratedSecrets::open(&loaded.state_dir())?;
         fill_secret_values(&loaded.stack, &mut generated, &mut values)?;
         crate::identity::fill_user_values(&loaded.stack, &mut generated, &mut values)?;
+        self.key_ring.replace_long_term(
+            crate::identity::keys(loaded, &values)?,
+            spillway_identity::time::now(),
+        );
         let mut notes = Vec::new();
         for p in &self.proxies {
             notes.extend(p.reload(loaded, &values)?);
@@ -219,6 +225,9 @@ pub async fn start(
     // that runs.
     fill_secret_values(stack, &mut generated, &mut values)?;
     crate::identity::fill_user_values(stack, &mut generated, &mut values)?;
+    // One key ring for the AWS endpoint and the proxies' token checks, so STS credentials work
+    // in both.
+    let key_ring = KeyRing::new(crate::identity::keys(loaded, &values)?);
     for (name, u) in &stack.users {
         rows.push(Row {
             resource: format!("users.{name}"),
@@ -271,6 +280,7 @@ pub async fn start(
                         &db,
                         &values,
                         &registry,
+                        &key_ring,
                         shutdown_rx.clone(),
                     )
                     .await
@@ -360,8 +370,13 @@ pub async fn start(
                 .collect(),
             aws: Some(Arc::new(spillway_aws::Endpoint {
                 secrets: crate::identity::secrets_manager(loaded, &values)?,
+                sts: spillway_aws::sts::Sts {
+                    account: stack.stack.account.clone(),
+                    roles: crate::identity::roles(loaded, &values)?,
+                    keys: Arc::clone(&key_ring),
+                },
                 auth: spillway_aws::auth::Authenticator::new(
-                    crate::identity::keys(loaded, &values)?,
+                    Arc::clone(&key_ring),
                     &stack.stack.region,
                     &stack.stack.account,
                     stack.stack.identity.enforce,
@@ -395,6 +410,7 @@ pub async fn start(
         values,
         stack: stack.clone(),
         registry,
+        key_ring,
     })
 }
 
