@@ -206,6 +206,38 @@ pub fn policies(
     Ok(out)
 }
 
+/// The ARN and resolved policies of `users/NAME` or `roles/NAME` (for `spillway iam simulate`;
+/// nothing is started and no state is written, so references must be resolvable from the
+/// stack file alone).
+pub fn principal_policies(
+    loaded: &LoadedStack,
+    who: &str,
+) -> Result<(String, Vec<Policy>), SupervisorError> {
+    let stack = &loaded.stack;
+    let values = Values::new();
+    let unknown = || SupervisorError::Command {
+        what: format!("principal {who:?}"),
+        detail: "expected users/NAME or roles/NAME of the stack".into(),
+    };
+    let (kind, name) = who.split_once('/').ok_or_else(unknown)?;
+    let (entries, key) = match kind {
+        "users" => (
+            &stack.users.get(name).ok_or_else(unknown)?.policies,
+            "users",
+        ),
+        "roles" => (
+            &stack.roles.get(name).ok_or_else(unknown)?.policies,
+            "roles",
+        ),
+        _ => return Err(unknown()),
+    };
+    let arn = attrs::derived(stack, key, name, "arn").unwrap_or_default();
+    Ok((
+        arn,
+        policies(loaded, &format!("{key}.{name}"), entries, &values)?,
+    ))
+}
+
 /// Every user's long-term access key, for verifying signatures.
 pub fn keys(loaded: &LoadedStack, values: &Values) -> Result<Keys, SupervisorError> {
     let stack = &loaded.stack;

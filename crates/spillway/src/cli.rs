@@ -57,6 +57,9 @@ pub enum Command {
     /// With --config, the stack file's proxies (and what they need) run, as `spillway up` would.
     /// SIGHUP re-reads the users file.
     Proxy(ProxyArgs),
+    /// IAM tools for the stack's users and roles.
+    #[command(subcommand)]
+    Iam(IamCommand),
 }
 
 #[derive(Args, Debug)]
@@ -99,6 +102,39 @@ pub enum Mode {
     Transaction,
     /// Give each client its own server connection until it leaves.
     Session,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum IamCommand {
+    /// Decide whether a user or role may perform an action on a resource, as spillway's
+    /// endpoint and proxies would, and name the deciding statement.
+    ///
+    /// Exits 0 when allowed, 1 when denied (explicitly or by default), 2 on bad input.
+    /// Example: spillway iam simulate --principal users/app --action rds-db:connect
+    ///          --resource arn:aws:rds-db:us-east-1:000000000000:dbuser:prx-.../app
+    Simulate(SimulateArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct SimulateArgs {
+    /// A stack directory, or a stack file.
+    #[arg(long, default_value = ".")]
+    pub stack: PathBuf,
+    /// users/NAME or roles/NAME.
+    #[arg(long)]
+    pub principal: String,
+    /// The action, e.g. secretsmanager:GetSecretValue.
+    #[arg(long)]
+    pub action: String,
+    /// The resource ARN (default "*").
+    #[arg(long, default_value = "*")]
+    pub resource: String,
+    /// A session policy (JSON text or @FILE) applied as STS AssumeRole would.
+    #[arg(long)]
+    pub session_policy: Option<String>,
+    /// Condition keys, KEY=VALUE (repeatable), e.g. aws:SecureTransport=true.
+    #[arg(long = "context", value_name = "KEY=VALUE")]
+    pub context: Vec<String>,
 }
 
 #[derive(Args, Debug)]

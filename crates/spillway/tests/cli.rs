@@ -160,3 +160,75 @@ fn up_on_an_invalid_stack_exits_2_before_touching_anything() {
     );
     assert!(!dir.path().join(".spillway").exists());
 }
+
+#[test]
+fn iam_simulate_names_the_deciding_statement() {
+    let dir = stack(&[(
+        "spillway.toml",
+        r#"
+[users.app]
+policies = [
+  { allow = ["secretsmanager:GetSecretValue", "sqs:*"], resources = ["*"] },
+  { deny = ["sqs:DeleteQueue"], resources = ["*"] },
+  { statement = [{ Sid = "OnlyOverTls", Effect = "Allow", Action = "dynamodb:GetItem", Resource = "*", Condition = { Bool = { "aws:SecureTransport" = "true" } } }] },
+]
+
+[roles.reader]
+policies = [{ statement = [{ Sid = "AllButIam", Effect = "Allow", NotAction = "iam:*", Resource = "*" }] }]
+"#,
+    )]);
+    let sim = |args: &[&str]| {
+        let mut all = vec!["iam", "simulate", "--stack", "."];
+        all.extend_from_slice(args);
+        run(&all, dir.path())
+    };
+    let out = sim(&["--principal", "users/app", "--action", "sqs:SendMessage"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("allowed"));
+    let out = sim(&["--principal", "users/app", "--action", "sqs:DeleteQueue"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("denied: explicitly"));
+    let out = sim(&["--principal", "users/app", "--action", "dynamodb:GetItem"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "no aws:SecureTransport: the condition fails"
+    );
+    let out = sim(&[
+        "--principal",
+        "users/app",
+        "--action",
+        "dynamodb:GetItem",
+        "--context",
+        "aws:SecureTransport=true",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("(OnlyOverTls)"));
+    let out = sim(&["--principal", "roles/reader", "--action", "iam:CreateUser"]);
+    assert_eq!(out.status.code(), Some(1));
+    let out = sim(&["--principal", "roles/reader", "--action", "s3:GetObject"]);
+    assert_eq!(out.status.code(), Some(0));
+    // A session policy narrows the role.
+    let narrow = r#"{"Statement":{"Effect":"Allow","Action":"s3:PutObject","Resource":"*"}}"#;
+    let out = sim(&[
+        "--principal",
+        "roles/reader",
+        "--action",
+        "s3:GetObject",
+        "--session-policy",
+        narrow,
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    // Bad input.
+    let out = sim(&["--principal", "users/nobody", "--action", "s3:GetObject"]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = sim(&[
+        "--principal",
+        "users/app",
+        "--action",
+        "s3:GetObject",
+        "--session-policy",
+        "{",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+}

@@ -1,6 +1,7 @@
 //! One module per command. Each returns the process's exit code: 0 for success, 2 for a problem
 //! with the input (stack file, arguments, environment), 1 for a failure while running.
 
+mod iam;
 mod init;
 mod proxy;
 mod schema;
@@ -21,6 +22,7 @@ pub async fn run(command: Command, json_logs: bool) -> ExitCode {
         Command::Schema => schema::run(),
         Command::Init(args) => init::run(&args.dir, args.force),
         Command::Proxy(args) => proxy::run(args, json_logs).await,
+        Command::Iam(crate::cli::IamCommand::Simulate(args)) => iam::simulate(&args),
     };
     ExitCode::from(code)
 }
