@@ -181,6 +181,14 @@ impl Target {
         }
     }
 
+    /// New connections of every pool of `user` log in with `password` (secret rotation).
+    pub fn update_password(&self, user: &str, password: &str) {
+        let mut st = lock(&self.state);
+        for pool in st.pools.iter_mut().filter(|p| p.key.user == user) {
+            pool.server.password = password.to_owned();
+        }
+    }
+
     /// Borrows a server connection from pool `id`, opening one if it must.
     pub async fn borrow(self: &Arc<Self>, id: PoolId) -> Result<Guard, BorrowError> {
         let started = Instant::now();

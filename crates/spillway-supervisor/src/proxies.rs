@@ -48,6 +48,8 @@ pub struct RunningProxy {
     proxies: Vec<(EndpointRole, Arc<PgProxy>)>,
     db: DatabaseEndpoint,
     replicas: Vec<ServerAddr>,
+    /// The secrets its users log in with.
+    auth_secrets: Vec<String>,
     /// RDS IAM token verification, when any of the proxy's users allows it.
     iam: Option<Arc<crate::identity::ProxyTokens>>,
     /// The server's max_connections as read at start (the base of the percentages).
@@ -330,6 +332,7 @@ pub async fn start(
         proxies: vec![(EndpointRole::ReadWrite, Arc::clone(&rw))],
         db: db.clone(),
         replicas,
+        auth_secrets: p.auth.iter().map(|a| a.secret.clone()).collect(),
         iam,
         server_max,
     };
@@ -363,6 +366,36 @@ pub async fn start(
 }
 
 impl RunningProxy {
+    /// What to do when a secret gets a new value through Secrets Manager: if this proxy logs
+    /// in with it, new client logins and new server connections use the new password (as RDS
+    /// Proxy picks up a rotated secret); connections already open are left alone.
+    pub fn rotation_hook(&self) -> spillway_aws::secrets::Watcher {
+        let proxies: Vec<Arc<PgProxy>> = self.proxies.iter().map(|(_, p)| Arc::clone(p)).collect();
+        let secrets = self.auth_secrets.clone();
+        let name = self.name.clone();
+        Box::new(move |secret, value| {
+            if !secrets.iter().any(|s| s == secret) {
+                return;
+            }
+            let parsed: Option<(String, String)> = serde_json::from_str::<serde_json::Value>(value)
+                .ok()
+                .and_then(|v| {
+                    Some((
+                        v.get("username")?.as_str()?.to_owned(),
+                        v.get("password")?.as_str()?.to_owned(),
+                    ))
+                });
+            let Some((user, password)) = parsed else {
+                tracing::warn!(proxy = %name, secret, "the secret's new value has no username and password; the proxy keeps the old ones");
+                return;
+            };
+            for p in &proxies {
+                p.rotate_password(&user, &password);
+            }
+            tracing::info!(proxy = %name, secret, user = %user, "picked up a rotated password");
+        })
+    }
+
     /// Binds `addr` and serves `proxy`'s clients there; returns the bound address.
     async fn listen(
         &mut self,

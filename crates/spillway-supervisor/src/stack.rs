@@ -369,7 +369,20 @@ pub async fn start(
                 .flat_map(|p| p.targets.iter().cloned())
                 .collect(),
             aws: Some(Arc::new(spillway_aws::Endpoint {
-                secrets: crate::identity::secrets_manager(loaded, &values)?,
+                secrets: {
+                    let sm = crate::identity::secrets_manager(loaded, &values)?;
+                    let rotation: Vec<_> = running
+                        .proxies
+                        .iter()
+                        .map(RunningProxy::rotation_hook)
+                        .collect();
+                    sm.watch(Box::new(move |name, value| {
+                        for hook in &rotation {
+                            hook(name, value);
+                        }
+                    }));
+                    sm
+                },
                 sts: spillway_aws::sts::Sts {
                     account: stack.stack.account.clone(),
                     roles: crate::identity::roles(loaded, &values)?,

@@ -18,8 +18,12 @@ use store::{Secret, Store, StoreError, Version};
 /// The largest SecretString or SecretBinary AWS accepts.
 const MAX_VALUE: usize = 65_536;
 
+/// Told the secret's name and new current string value after every change of it.
+pub type Watcher = Box<dyn Fn(&str, &str) + Send + Sync>;
+
 pub struct SecretsManager {
     store: Mutex<Store>,
+    watchers: Mutex<Vec<Watcher>>,
     region: String,
     account: String,
 }
@@ -142,9 +146,29 @@ impl SecretsManager {
     pub fn open(dir: &std::path::Path, region: &str, account: &str) -> Result<Self, StoreError> {
         Ok(Self {
             store: Mutex::new(Store::open(dir)?),
+            watchers: Mutex::new(Vec::new()),
             region: region.to_owned(),
             account: account.to_owned(),
         })
+    }
+
+    /// Calls `w` whenever a secret gets a new current value through the API.
+    pub fn watch(&self, w: Watcher) {
+        self.watchers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(w);
+    }
+
+    fn notify(&self, name: &str, value: &str) {
+        for w in self
+            .watchers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
+            w(name, value);
+        }
     }
 
     fn store(&self) -> std::sync::MutexGuard<'_, Store> {
@@ -376,8 +400,17 @@ impl SecretsManager {
                     .map(|v| v.stages.clone())
                     .unwrap_or_default();
                 let out = json!({"ARN": secret.arn, "Name": secret.name, "VersionId": version_id, "VersionStages": stages});
+                let changed = secret
+                    .version_with_stage("AWSCURRENT")
+                    .and_then(|v| v.string.clone())
+                    .map(|v| (secret.name.clone(), v));
                 store.save().map_err(internal)?;
-                out
+                drop(store);
+                // Acknowledged on disk first; then whoever uses the secret (the proxies) learns.
+                if let Some((name, value)) = changed {
+                    self.notify(&name, &value);
+                }
+                return Ok(out.to_string());
             }
             "DescribeSecret" => {
                 let id = input.need("SecretId")?;

@@ -52,7 +52,7 @@ pub trait IamVerifier: Send + Sync {
     fn verify(&self, user: &str, token: &str) -> bool;
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Settings {
     pub proxy: String,
     /// The server (with replicas: the primary as configured; the pool's route picks the writer).
@@ -111,6 +111,26 @@ impl PgProxy {
     /// Swaps in new settings; sessions already running keep the version they started with.
     pub fn reload(&self, settings: Settings) {
         *self.settings.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(settings);
+    }
+
+    /// A user's password changed (a rotated secret): clients log in with the new one, and new
+    /// server connections use it; connections already open stay as they are. False if the
+    /// proxy has no such user.
+    pub fn rotate_password(&self, user: &str, password: &str) -> bool {
+        let mut settings = (*self.settings()).clone();
+        let Some(old) = settings.users.get(user) else {
+            return false;
+        };
+        if old.password == password {
+            return true;
+        }
+        let iam = old.iam;
+        settings
+            .users
+            .insert(user.to_owned(), Arc::new(User::new(user, password, iam)));
+        self.reload(settings);
+        self.target.update_password(user, password);
+        true
     }
 
     /// Whether a peer may connect (empty `allow_from` allows everyone).
