@@ -199,53 +199,150 @@ impl Sts {
             })?),
         };
         let packed = param(op, "Policy").map(str::len);
-        let now = spillway_identity::time::now();
-        let expires = now + duration;
-        let arn = format!(
-            "arn:aws:sts::{}:assumed-role/{}/{session}",
-            self.account, role.name
-        );
-        let key = AccessKey {
-            id: format!("ASIA{}", random(BASE32, 16)),
-            secret: random(
-                b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/",
-                40,
-            ),
-            session_token: Some(
-                base64::engine::general_purpose::STANDARD
-                    .encode((0..192).map(|_| rand::random::<u8>()).collect::<Vec<u8>>()),
-            ),
-            expires: Some(expires),
-            principal: Arc::new(Principal {
-                arn: arn.clone(),
-                policies: role.policies.clone(),
-                session_policy,
-            }),
-        };
+        let c = self.issue(role, session, duration, session_policy);
         let result = format!(
             "<AssumeRoleResult><AssumedRoleUser>{}{}</AssumedRoleUser><Credentials>{}{}{}{}</Credentials>{}</AssumeRoleResult>",
             xml::element(
                 "AssumedRoleId",
                 &format!("{}:{session}", unique_id("AROA", &role.name))
             ),
-            xml::element("Arn", &arn),
-            xml::element("AccessKeyId", &key.id),
-            xml::element("SecretAccessKey", &key.secret),
-            xml::element(
-                "SessionToken",
-                key.session_token.as_deref().unwrap_or_default()
-            ),
+            xml::element("Arn", &c.arn),
+            xml::element("AccessKeyId", &c.access_key_id),
+            xml::element("SecretAccessKey", &c.secret_access_key),
+            xml::element("SessionToken", &c.session_token),
             xml::element(
                 "Expiration",
-                &spillway_identity::time::format_iso8601(expires)
+                &spillway_identity::time::format_iso8601(c.expires)
             ),
             packed.map_or_else(String::new, |n| xml::element(
                 "PackedPolicySize",
                 &(n * 100 / MAX_SESSION_POLICY).to_string()
             )),
         );
-        tracing::info!(caller = %caller.principal.arn, session = %arn, "issued temporary credentials until {}", spillway_identity::time::format_iso8601(expires));
-        self.keys.add(key, now);
+        tracing::info!(
+            caller = %caller.principal.arn,
+            session = %c.arn,
+            "issued temporary credentials until {}",
+            spillway_identity::time::format_iso8601(c.expires)
+        );
         Ok(result)
+    }
+
+    /// Temporary credentials for a function running as `role` (what Lambda puts in a function's
+    /// environment): an assumed-role session named after the function, for the role's
+    /// MaxSessionDuration. `None` if the stack has no such role.
+    pub fn credentials_for_function(&self, role: &str, function: &str) -> Option<Credentials> {
+        let role = self.roles.iter().find(|r| r.name == role)?;
+        let session: String = function
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "_+=,.@-".contains(c) {
+                    c
+                } else {
+                    '-'
+                }
+            })
+            .take(64)
+            .collect();
+        Some(self.issue(role, &session, role.max_session, None))
+    }
+
+    /// Mints an assumed-role session's key and puts it into the key ring.
+    fn issue(
+        &self,
+        role: &RoleDef,
+        session: &str,
+        duration: i64,
+        session_policy: Option<Policy>,
+    ) -> Credentials {
+        let now = spillway_identity::time::now();
+        let c = Credentials {
+            access_key_id: format!("ASIA{}", random(BASE32, 16)),
+            secret_access_key: random(
+                b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/",
+                40,
+            ),
+            session_token: base64::engine::general_purpose::STANDARD
+                .encode((0..192).map(|_| rand::random::<u8>()).collect::<Vec<u8>>()),
+            expires: now + duration,
+            arn: format!(
+                "arn:aws:sts::{}:assumed-role/{}/{session}",
+                self.account, role.name
+            ),
+        };
+        self.keys.add(
+            AccessKey {
+                id: c.access_key_id.clone(),
+                secret: c.secret_access_key.clone(),
+                session_token: Some(c.session_token.clone()),
+                expires: Some(c.expires),
+                principal: Arc::new(Principal {
+                    arn: c.arn.clone(),
+                    policies: role.policies.clone(),
+                    session_policy,
+                }),
+            },
+            now,
+        );
+        c
+    }
+}
+
+/// Temporary credentials, as STS hands them out.
+#[derive(Clone)]
+pub struct Credentials {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub session_token: String,
+    /// Unix seconds.
+    pub expires: i64,
+    /// The assumed-role session's ARN.
+    pub arn: String,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Credentials({} for {})", self.access_key_id, self.arn)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn functions_get_session_credentials_for_their_role() {
+        let keys = KeyRing::new(Default::default());
+        let sts = Sts {
+            account: "123456789012".into(),
+            roles: vec![RoleDef {
+                name: "fn-role".into(),
+                arn: "arn:aws:iam::123456789012:role/fn-role".into(),
+                policies: vec![],
+                trusted: vec![],
+                max_session: 3600,
+            }],
+            keys: Arc::clone(&keys),
+        };
+        assert!(sts.credentials_for_function("nope", "f").is_none());
+        let c = sts
+            .credentials_for_function("fn-role", "users api")
+            .unwrap_or_else(|| panic!("no credentials"));
+        assert_eq!(
+            c.arn,
+            "arn:aws:sts::123456789012:assumed-role/fn-role/users-api"
+        );
+        assert!(c.access_key_id.starts_with("ASIA"));
+        let now = spillway_identity::time::now();
+        let key = keys
+            .snapshot()
+            .lookup(&c.access_key_id, now)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(key.check_session_token(Some(&c.session_token)), Ok(()));
+        assert!(key.check_session_token(None).is_err());
+        assert!(matches!(
+            keys.snapshot().lookup(&c.access_key_id, c.expires + 1),
+            Err(spillway_identity::sigv4::SigError::ExpiredToken)
+        ));
     }
 }

@@ -467,6 +467,31 @@ mod tests {
         ));
     }
 
+    // The worked example of AWS's SigV4 documentation: IAM ListUsers over GET with a query.
+    #[test]
+    fn aws_documentation_list_users_example() {
+        let header = "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/iam/aws4_request, SignedHeaders=content-type;host;x-amz-date, Signature=5d672d79c15b13162d9279b0855cfba6789a8edb4c82c400e06b5924a6f2b5d7";
+        let query = parse_query("Action=ListUsers&Version=2010-05-08").unwrap_or_default();
+        let signed = parse_authorization(header, Some("20150830T123600Z"), None, &query)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let headers = |n: &str| match n {
+            "content-type" => Some("application/x-www-form-urlencoded; charset=utf-8".to_owned()),
+            "host" => Some("iam.amazonaws.com".to_owned()),
+            "x-amz-date" => Some("20150830T123600Z".to_owned()),
+            _ => None,
+        };
+        let parts = RequestParts {
+            method: "GET",
+            path: "/",
+            header: &headers,
+            payload_hash: EMPTY_SHA256,
+        };
+        assert_eq!(
+            signed.verify(&parts, "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"),
+            Ok(())
+        );
+    }
+
     #[test]
     fn malformed_authorization_headers() {
         let bad = [

@@ -217,7 +217,34 @@ async fn get_caller_identity_with_real_clients_and_precise_errors() {
     .await;
     assert!(head.starts_with("HTTP/1.1 400"), "{head}");
     assert!(body.contains("<Code>IncompleteSignature</Code>"), "{body}");
+    // A body over the limit is refused before anything else (413), and a form body that is
+    // not UTF-8 is a malformed query (400): never a 500, never a hang.
+    let huge = "A".repeat(spillway_aws_max_body() + 1);
+    let (head, body) = raw(addr, &post(addr, &huge, "")).await;
+    assert!(head.starts_with("HTTP/1.1 413"), "{head}");
+    assert!(
+        body.contains("<Code>RequestEntityTooLarge</Code>"),
+        "{body}"
+    );
+    let mut s = tokio::net::TcpStream::connect(addr)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut bytes = format!(
+        "POST / HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 3\r\nConnection: close\r\n\r\n"
+    )
+    .into_bytes();
+    bytes.extend_from_slice(&[0xff, 0xfe, 0xfd]);
+    s.write_all(&bytes).await.unwrap_or_else(|e| panic!("{e}"));
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out).await;
+    assert!(out.starts_with("HTTP/1.1 400"), "{out}");
+    assert!(out.contains("<Code>MalformedQueryString</Code>"), "{out}");
     running.shutdown().await;
+}
+
+/// The endpoint's body limit (16 MiB), as documented in docs/identity.md.
+fn spillway_aws_max_body() -> usize {
+    16 * 1024 * 1024
 }
 
 #[tokio::test(flavor = "multi_thread")]
