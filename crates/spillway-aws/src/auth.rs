@@ -51,7 +51,9 @@ fn sig_error(e: &SigError, protocol: Protocol) -> AwsError {
             other => other.to_owned(),
         },
     };
-    let status = if code.starts_with("Incomplete") {
+    // AWS answers a malformed signature and expired temporary credentials with 400, the other
+    // authentication failures with 403.
+    let status = if code.starts_with("Incomplete") || code.starts_with("ExpiredToken") {
         400
     } else {
         403

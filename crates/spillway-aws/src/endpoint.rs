@@ -51,20 +51,15 @@ fn response(
     r
 }
 
-fn guess_protocol<B>(req: &Request<B>) -> Protocol {
-    if req.headers().contains_key("x-amz-target") {
-        Protocol::Json {
-            version: protocol::JsonVersion::V1_1,
-        }
-    } else {
-        Protocol::Query
-    }
-}
-
 impl Endpoint {
     pub async fn handle(&self, req: Request<hyper::body::Incoming>) -> Response<Full<Bytes>> {
         let id = request_id();
-        let guessed = guess_protocol(&req);
+        let guessed = guess_protocol_from(&|n: &str| {
+            req.headers()
+                .get(n)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        });
         let (parts, body) = req.into_parts();
         let body = match Limited::new(body, MAX_BODY).collect().await {
             Ok(b) => b.to_bytes(),
@@ -157,6 +152,7 @@ impl Endpoint {
     }
 }
 
+/// The protocol to shape an error in when the operation could not be recognised.
 fn guess_protocol_from(header: &dyn Fn(&str) -> Option<String>) -> Protocol {
     if header("x-amz-target").is_some() {
         Protocol::Json {

@@ -5,7 +5,7 @@
 
 use std::process::Command;
 
-use spillway_testkit::{ProxyStack, require_tool};
+use spillway_testkit::{ProxyStack, aws_client_env, require_tool};
 
 const KEY_ID: &str = "AKIASPILLWAYTEST0001";
 const SECRET: &str = "c3BpbGx3YXktdGVzdC1rZXktb25seS0wMTIzNDU2";
@@ -42,13 +42,7 @@ auth = [{{ secret = "app", iam = "required" }}, {{ secret = "ops", iam = "requir
 }
 
 fn aws_env(cmd: &mut Command) -> &mut Command {
-    cmd.env("AWS_ACCESS_KEY_ID", KEY_ID)
-        .env("AWS_SECRET_ACCESS_KEY", SECRET)
-        .env_remove("AWS_SESSION_TOKEN")
-        .env_remove("AWS_PROFILE")
-        .env("AWS_CONFIG_FILE", "/dev/null")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
+    aws_client_env(cmd, KEY_ID, SECRET)
 }
 
 fn output(cmd: &mut Command, what: &str) -> String {

@@ -218,6 +218,25 @@ impl ProxyStack {
     }
 }
 
+/// Gives an AWS client (CLI, boto3, the JavaScript SDK) these credentials and nothing else of
+/// the machine's: no profile, no config or credentials file, no instance metadata, one attempt.
+pub fn aws_client_env<'a>(
+    cmd: &'a mut std::process::Command,
+    access_key_id: &str,
+    secret_access_key: &str,
+) -> &'a mut std::process::Command {
+    cmd.env("AWS_ACCESS_KEY_ID", access_key_id)
+        .env("AWS_SECRET_ACCESS_KEY", secret_access_key)
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .env("AWS_REGION", "us-east-1")
+        .env_remove("AWS_SESSION_TOKEN")
+        .env_remove("AWS_PROFILE")
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_MAX_ATTEMPTS", "1")
+}
+
 /// A minimal HTTP/1.1 GET (the tests' own client for spillway's endpoint).
 pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};

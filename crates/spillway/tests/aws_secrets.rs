@@ -6,7 +6,7 @@
 
 use std::process::Command;
 
-use spillway_testkit::{require_tool, up_in_process};
+use spillway_testkit::{aws_client_env, require_tool, up_in_process};
 
 const ADMIN: (&str, &str) = (
     "AKIASPILLWAYADMIN001",
@@ -40,16 +40,7 @@ extra = { proxy = "main" }
 "#;
 
 fn env<'a>(cmd: &'a mut Command, key: (&str, &str)) -> &'a mut Command {
-    cmd.env("AWS_ACCESS_KEY_ID", key.0)
-        .env("AWS_SECRET_ACCESS_KEY", key.1)
-        .env("AWS_DEFAULT_REGION", "us-east-1")
-        .env("AWS_REGION", "us-east-1")
-        .env_remove("AWS_SESSION_TOKEN")
-        .env_remove("AWS_PROFILE")
-        .env("AWS_CONFIG_FILE", "/dev/null")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_MAX_ATTEMPTS", "1")
+    aws_client_env(cmd, key.0, key.1)
 }
 
 /// Runs the boto3 script with `key`; returns stdout, panicking with stderr on failure.

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::process::Command;
 
 use spillway_identity::sigv4;
-use spillway_testkit::{require_tool, up_in_process};
+use spillway_testkit::{aws_client_env, require_tool, up_in_process};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const KEY_ID: &str = "AKIASPILLWAYALICE001";
@@ -23,15 +23,7 @@ secret_access_key = "YWxpY2Utc2VjcmV0LWtleS0wMTIzNDU2Nzg5YWJj"
 "#;
 
 fn env<'a>(cmd: &'a mut Command, key: &str, secret: &str) -> &'a mut Command {
-    cmd.env("AWS_ACCESS_KEY_ID", key)
-        .env("AWS_SECRET_ACCESS_KEY", secret)
-        .env("AWS_DEFAULT_REGION", "us-east-1")
-        .env_remove("AWS_SESSION_TOKEN")
-        .env_remove("AWS_PROFILE")
-        .env("AWS_CONFIG_FILE", "/dev/null")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_MAX_ATTEMPTS", "1")
+    aws_client_env(cmd, key, secret)
 }
 
 fn cli(addr: SocketAddr, key: &str, secret: &str) -> std::process::Output {
