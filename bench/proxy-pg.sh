@@ -10,6 +10,7 @@
 # by spillway itself, which both poolers reach through its Unix socket (pgbench "direct" uses
 # TCP), `pgbench -i -s 10`, both poolers in transaction mode with a pool of 20 server
 # connections, pgbench over 127.0.0.1 with 2 threads. Scenarios:
+#   select-1-simple     pgbench -S -c 1    -M simple     (one client: the latency a proxy adds)
 #   select-50-simple    pgbench -S -c 50   -M simple
 #   select-50-prepared  pgbench -S -c 50   -M prepared   (PgBouncer 1.18 has no prepared support)
 #   select-1000-simple  pgbench -S -c 1000 -M simple     (direct fails: max_connections 100)
@@ -148,6 +149,7 @@ run() {
 
 targets=("direct $db_port 0" "pgbouncer $pgb_port $pgb_pid" "spillway $sp_port $spillway_pid")
 scenarios=(
+  "select-1-simple -S -c 1 -M simple"
   "select-50-simple -S -c 50 -M simple"
   "select-50-prepared -S -c 50 -M prepared"
   "select-1000-simple -S -c 1000 -M simple"
@@ -205,7 +207,7 @@ def fmt(v, unit=""):
 print(f"# Proxy benchmark ({rounds} interleaved rounds of {duration}s, medians)\n")
 print("| scenario | direct TPS | PgBouncer TPS | spillway TPS | spillway / PgBouncer | spillway / direct | p50 µs (direct / PgBouncer / spillway) | p99 µs (same) | proxy CPU µs per tx (PgBouncer / spillway) |")
 print("|---|---|---|---|---|---|---|---|---|")
-for scenario in ["select-50-simple", "select-50-prepared", "select-1000-simple", "connect-20"]:
+for scenario in ["select-1-simple", "select-50-simple", "select-50-prepared", "select-1000-simple", "connect-20"]:
     row = {}
     for t in ["direct", "pgbouncer", "spillway"]:
         rs = runs.get((scenario, t), [])
