@@ -259,15 +259,35 @@ impl SecretsManager {
         }
     }
 
-    /// Finds a secret by name or ARN (full, or without the random suffix's dash part).
+    /// Finds a secret by name, full ARN, or partial ARN (the ARN without its `-XXXXXX` suffix).
     fn find<'a>(store: &'a mut Store, id: &str) -> Option<&'a mut Secret> {
         if store.secrets.contains_key(id) {
             return store.secrets.get_mut(id);
         }
-        store
-            .secrets
-            .values_mut()
-            .find(|s| s.arn == id || (id.starts_with("arn:") && s.arn.starts_with(id)))
+        store.secrets.values_mut().find(|s| {
+            s.arn == id
+                || (id.starts_with("arn:")
+                    && s.arn
+                        .strip_prefix(id)
+                        .is_some_and(|rest| rest.len() == 7 && rest.starts_with('-')))
+        })
+    }
+
+    /// A secret that does not exist: AccessDenied for a caller who could not read it anyway
+    /// (as AWS authorizes before looking up, so existence does not leak), else not found.
+    fn missing(&self, caller: &Caller, op: &str, id: &str) -> AwsError {
+        let arn = if id.starts_with("arn:") {
+            id.to_owned()
+        } else {
+            format!(
+                "arn:aws:secretsmanager:{}:{}:secret:{id}",
+                self.region, self.account
+            )
+        };
+        match self.authorize(caller, op, &arn) {
+            Ok(()) => not_found(),
+            Err(denied) => denied,
+        }
     }
 
     pub fn handle(&self, op: &str, body: &[u8], caller: &Caller) -> Result<String, AwsError> {
@@ -335,7 +355,10 @@ impl SecretsManager {
             }
             "GetSecretValue" => {
                 let id = input.need("SecretId")?;
-                let secret = Self::find(&mut store, id).ok_or_else(not_found)?;
+                let secret = match Self::find(&mut store, id) {
+                    Some(s) => s,
+                    None => return Err(self.missing(caller, op, id)),
+                };
                 self.authorize(caller, op, &secret.arn)?;
                 if secret.deletion.is_some() {
                     return Err(marked_for_deletion());
@@ -367,7 +390,10 @@ impl SecretsManager {
                         "You must provide either SecretString or SecretBinary.",
                     ));
                 }
-                let secret = Self::find(&mut store, id).ok_or_else(not_found)?;
+                let secret = match Self::find(&mut store, id) {
+                    Some(s) => s,
+                    None => return Err(self.missing(caller, op, id)),
+                };
                 self.authorize(caller, op, &secret.arn)?;
                 if secret.deletion.is_some() {
                     return Err(marked_for_deletion());
@@ -414,7 +440,10 @@ impl SecretsManager {
             }
             "DescribeSecret" => {
                 let id = input.need("SecretId")?;
-                let secret = Self::find(&mut store, id).ok_or_else(not_found)?;
+                let secret = match Self::find(&mut store, id) {
+                    Some(s) => s,
+                    None => return Err(self.missing(caller, op, id)),
+                };
                 self.authorize(caller, op, &secret.arn)?;
                 describe(secret)
             }
@@ -444,7 +473,10 @@ impl SecretsManager {
                         "The RecoveryWindowInDays value must be between 7 and 30 days (inclusive).",
                     ));
                 }
-                let secret = Self::find(&mut store, id).ok_or_else(not_found)?;
+                let secret = match Self::find(&mut store, id) {
+                    Some(s) => s,
+                    None => return Err(self.missing(caller, op, id)),
+                };
                 self.authorize(caller, op, &secret.arn)?;
                 let (arn, name) = (secret.arn.clone(), secret.name.clone());
                 let when = if force {
@@ -462,7 +494,10 @@ impl SecretsManager {
             }
             "RestoreSecret" => {
                 let id = input.need("SecretId")?;
-                let secret = Self::find(&mut store, id).ok_or_else(not_found)?;
+                let secret = match Self::find(&mut store, id) {
+                    Some(s) => s,
+                    None => return Err(self.missing(caller, op, id)),
+                };
                 self.authorize(caller, op, &secret.arn)?;
                 secret.deletion = None;
                 let out = json!({"ARN": secret.arn, "Name": secret.name});
