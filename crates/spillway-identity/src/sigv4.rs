@@ -232,10 +232,12 @@ pub fn canonical_request(
         headers.push_str(&trim_header(&value));
         headers.push('\n');
     }
+    // Every service spillway serves is not S3, for which AWS signs each path segment
+    // URI-encoded twice: the path as sent is encoded once, so it is encoded once more here.
     let path = if parts.path.is_empty() {
-        "/"
+        "/".to_owned()
     } else {
-        parts.path
+        uri_encode(parts.path, false)
     };
     Ok(format!(
         "{}\n{}\n{}\n{}\n{}\n{}",
@@ -511,6 +513,22 @@ mod tests {
         let ok = "AWS4-HMAC-SHA256 Credential=a/20150830/us-east-1/s/aws4_request, SignedHeaders=host, Signature=00";
         assert!(parse_authorization(ok, None, None, &[]).is_err(), "no date");
         assert!(parse_authorization(ok, Some("2015-08-30"), None, &[]).is_err());
+    }
+
+    #[test]
+    fn paths_are_encoded_twice_in_the_canonical_request() {
+        let none = |_: &str| Some("h".to_owned());
+        let parts = RequestParts {
+            method: "GET",
+            path: "/2015-03-31/functions/my%3Afn/invocations",
+            header: &none,
+            payload_hash: EMPTY_SHA256,
+        };
+        let c = canonical_request(&parts, "", &["host".to_owned()]).unwrap_or_default();
+        assert!(
+            c.contains("/2015-03-31/functions/my%253Afn/invocations\n"),
+            "{c}"
+        );
     }
 
     #[test]
