@@ -61,8 +61,10 @@ impl ProxyIdentity {
 pub struct TokenVerifier {
     pub proxy: ProxyIdentity,
     pub keys: std::sync::Arc<KeyRing>,
-    /// SHA-256 of a verified token → (user, expiry).
-    verified: Mutex<HashMap<[u8; 32], (String, i64)>>,
+    /// SHA-256 of a verified token → (user, expiry, signing key id). A hit skips the parsing
+    /// and the HMACs, not the key lookup or the policy: a removed key or a narrowed policy takes
+    /// effect on cached tokens at once.
+    verified: Mutex<HashMap<[u8; 32], (String, i64, String)>>,
 }
 
 /// Bound on remembered tokens; past it the expired ones are dropped, then all.
@@ -83,27 +85,49 @@ impl TokenVerifier {
         let digest: [u8; 32] = sha2::Sha256::digest(token.as_bytes()).into();
         {
             let cache = self.verified.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some((u, until)) = cache.get(&digest)
+            if let Some((u, until, key_id)) = cache.get(&digest)
                 && u == user
                 && now <= *until
             {
-                return Ok(());
+                let key_id = key_id.clone();
+                drop(cache);
+                return self.authorize(user, &key_id, now).map(|_| ());
             }
         }
-        let until = self.verify_uncached(user, token, now)?;
+        let (until, key_id) = self.verify_uncached(user, token, now)?;
         let mut cache = self.verified.lock().unwrap_or_else(|p| p.into_inner());
         if cache.len() >= CACHE_LIMIT {
-            cache.retain(|_, (_, t)| *t >= now);
+            cache.retain(|_, (_, t, _)| *t >= now);
             if cache.len() >= CACHE_LIMIT {
                 cache.clear();
             }
         }
-        cache.insert(digest, (user.to_owned(), until));
+        cache.insert(digest, (user.to_owned(), until, key_id));
         Ok(())
     }
 
-    /// Returns the token's expiry on success.
-    fn verify_uncached(&self, user: &str, token: &str, now: i64) -> Result<i64, TokenError> {
+    /// The signing key still exists (and is unexpired) and its principal may connect as
+    /// `user`; returns the key's own expiry, if temporary.
+    fn authorize(&self, user: &str, key_id: &str, now: i64) -> Result<Option<i64>, TokenError> {
+        let key = self.keys.snapshot().lookup(key_id, now)?;
+        let resource = self.proxy.dbuser_arn(user);
+        let request = Request::new("rds-db:connect", &resource, &key.principal.arn, now);
+        match key.principal.authorize(&request) {
+            Decision::Allow { .. } => Ok(key.expires),
+            _ => Err(TokenError::Denied {
+                principal: key.principal.arn.clone(),
+                resource,
+            }),
+        }
+    }
+
+    /// Returns the token's expiry and its signing key's id on success.
+    fn verify_uncached(
+        &self,
+        user: &str,
+        token: &str,
+        now: i64,
+    ) -> Result<(i64, String), TokenError> {
         if token.contains("://") {
             return Err(TokenError::Malformed("it has a scheme"));
         }
@@ -148,19 +172,9 @@ impl TokenVerifier {
             },
             &key.secret,
         )?;
-        let resource = self.proxy.dbuser_arn(user);
-        let request = Request::new("rds-db:connect", &resource, &key.principal.arn, now);
-        match key.principal.authorize(&request) {
-            Decision::Allow { .. } => {}
-            _ => {
-                return Err(TokenError::Denied {
-                    principal: key.principal.arn.clone(),
-                    resource,
-                });
-            }
-        }
+        let key_expires = self.authorize(user, &key.id, now)?;
         let until = signed.signed_at + signed.expires.unwrap_or(MAX_EXPIRES);
-        Ok(key.expires.map_or(until, |k| k.min(until)))
+        Ok((key_expires.map_or(until, |k| k.min(until)), key.id.clone()))
     }
 }
 
@@ -211,6 +225,12 @@ mod tests {
         assert_eq!(v.verify("someusername", TOKEN, SIGNED_AT + 60), Ok(()));
         // Cached, and still bound to its user and expiry.
         assert_eq!(v.verify("someusername", TOKEN, SIGNED_AT + 61), Ok(()));
+        // A cached token stops working as soon as its key is gone.
+        v.keys.replace_long_term(Keys::default(), SIGNED_AT);
+        assert!(matches!(
+            v.verify("someusername", TOKEN, SIGNED_AT + 62),
+            Err(TokenError::Signature(SigError::UnknownKey(_)))
+        ));
         assert!(matches!(
             v.verify("other", TOKEN, SIGNED_AT + 60),
             Err(TokenError::OtherUser(_))
@@ -240,7 +260,16 @@ mod tests {
             Err(TokenError::TooLong)
         );
         let schemed = format!("https://{TOKEN}");
-        assert!(v.verify("someusername", &schemed, SIGNED_AT).is_err());
+        assert_eq!(
+            v.verify("someusername", &schemed, SIGNED_AT),
+            Err(TokenError::Malformed("it has a scheme"))
+        );
+        // A date with a multi-byte character is refused, not a panic.
+        let odd = TOKEN.replace(
+            "X-Amz-Date=20161107T173933Z",
+            "X-Amz-Date=201%C3%A9107T173933Z",
+        );
+        assert!(v.verify("someusername", &odd, SIGNED_AT).is_err());
         let denied = verifier("arn:aws:rds-db:us-east-1:123456789012:dbuser:prx-1/admin");
         assert!(matches!(
             denied.verify("someusername", TOKEN, SIGNED_AT),

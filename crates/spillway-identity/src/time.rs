@@ -18,9 +18,21 @@ fn digits(s: &str) -> Option<i64> {
         .flatten()
 }
 
+fn days_in_month(y: i64, m: i64) -> i64 {
+    match m {
+        2 if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// Years are bounded (0-9999, as ISO 8601 writes them) so that no caller-supplied date can
+/// overflow the arithmetic.
 fn to_unix(y: i64, mo: i64, d: i64, h: i64, mi: i64, s: i64) -> Option<i64> {
-    let valid = (1..=12).contains(&mo)
-        && (1..=31).contains(&d)
+    let valid = (0..=9999).contains(&y)
+        && (1..=12).contains(&mo)
+        && (1..=days_in_month(y, mo)).contains(&d)
         && (0..=23).contains(&h)
         && (0..=59).contains(&mi)
         && (0..=60).contains(&s);
@@ -30,7 +42,8 @@ fn to_unix(y: i64, mo: i64, d: i64, h: i64, mi: i64, s: i64) -> Option<i64> {
 /// `YYYYMMDDTHHMMSSZ`.
 pub fn parse_amz_date(s: &str) -> Option<i64> {
     let b = s.as_bytes();
-    if b.len() != 16 || b[8] != b'T' || b[15] != b'Z' {
+    // ASCII first: the slices below are byte ranges, which must not split a character.
+    if !s.is_ascii() || b.len() != 16 || b[8] != b'T' || b[15] != b'Z' {
         return None;
     }
     to_unix(
@@ -139,5 +152,11 @@ mod tests {
         assert_eq!(parse_amz_date("20161307T173933Z"), None);
         assert_eq!(parse_amz_date("2016-11-07T17:39"), None);
         assert_eq!(parse_iso8601("2016-11-07T17:39:33+09:00"), None);
+        // Hostile input: multi-byte characters, huge years, impossible days.
+        assert_eq!(parse_amz_date("201\u{e9}107T173933Z"), None);
+        assert_eq!(parse_iso8601("9223372036854775807-01-01"), None);
+        assert_eq!(parse_iso8601("2016-02-30"), None);
+        assert_eq!(parse_iso8601("2015-02-29"), None);
+        assert!(parse_iso8601("2024-02-29").is_some());
     }
 }
