@@ -32,6 +32,12 @@ impl AwsError {
     /// (content type, body) in `protocol`'s shape.
     pub fn render(&self, protocol: Protocol, request_id: &str) -> (&'static str, String) {
         match protocol {
+            Protocol::Json {
+                version: crate::protocol::JsonVersion::V1_0,
+            } => (
+                "application/x-amz-json-1.0",
+                serde_json::json!({"__type": self.code, "message": self.message}).to_string(),
+            ),
             Protocol::Json { .. } => (
                 "application/x-amz-json-1.1",
                 serde_json::json!({"__type": self.code, "message": self.message}).to_string(),

@@ -87,10 +87,14 @@ pub fn recognise(
     } else {
         return Err(missing_action());
     };
+    // The URL query is decoded exactly as the signature decodes it (SigV4's rules: `+` stays
+    // `+`), so the operation acts on what was signed; the form body is form-encoded.
+    let url_params = spillway_identity::sigv4::parse_query(url_query)
+        .map_err(|e| AwsError::new(400, "MalformedQueryString", e.to_string()))?;
     let mut params: Vec<(String, String)> = Vec::new();
-    for (k, v) in url::form_urlencoded::parse(url_query.as_bytes())
-        .chain(url::form_urlencoded::parse(body.as_bytes()))
-    {
+    for (k, v) in url_params.into_iter().chain(
+        url::form_urlencoded::parse(body.as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned())),
+    ) {
         if params.iter().any(|(pk, _)| *pk == k) {
             return Err(AwsError::new(
                 400,
@@ -98,7 +102,7 @@ pub fn recognise(
                 format!("the parameter {k} appears more than once"),
             ));
         }
-        params.push((k.into_owned(), v.into_owned()));
+        params.push((k, v));
     }
     let action = params
         .iter()

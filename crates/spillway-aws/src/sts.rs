@@ -184,11 +184,7 @@ impl Sts {
         let session_policy = match param(op, "Policy") {
             None => None,
             Some(p) if p.len() > MAX_SESSION_POLICY => {
-                return Err(AwsError::new(
-                    400,
-                    "PackedPolicyTooLarge",
-                    "the session policy is larger than 2048 characters",
-                ));
+                return Err(validation("Policy must be at most 2048 characters long"));
             }
             Some(p) => Some(policy::parse_document(p).map_err(|e| {
                 AwsError::new(

@@ -101,7 +101,12 @@ pub async fn serve(
         let (stream, _) = tokio::select! {
             r = listener.accept() => match r {
                 Ok(a) => a,
-                Err(_) => continue,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!("accept failed on the stack endpoint: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
             },
             _ = shutdown.changed() => break,
         };

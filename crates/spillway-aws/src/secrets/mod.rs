@@ -119,12 +119,40 @@ impl Input {
             .ok_or_else(|| AwsError::new(400, "ValidationException", format!("{k} is required")))
     }
 
-    fn bool(&self, k: &str) -> bool {
-        self.0.get(k).and_then(Value::as_bool).unwrap_or(false)
+    fn bool(&self, k: &str) -> Result<bool, AwsError> {
+        match self.0.get(k) {
+            None | Some(Value::Null) => Ok(false),
+            Some(Value::Bool(b)) => Ok(*b),
+            Some(_) => Err(AwsError::new(
+                400,
+                "SerializationException",
+                format!("{k} must be a boolean"),
+            )),
+        }
     }
 
-    fn int(&self, k: &str) -> Option<i64> {
-        self.0.get(k).and_then(Value::as_i64)
+    fn int(&self, k: &str) -> Result<Option<i64>, AwsError> {
+        match self.0.get(k) {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => v.as_i64().map(Some).ok_or_else(|| {
+                AwsError::new(
+                    400,
+                    "SerializationException",
+                    format!("{k} must be an integer"),
+                )
+            }),
+        }
+    }
+
+    /// ClientRequestToken: 32-64 characters, as AWS requires.
+    fn request_token(&self) -> Result<Option<&str>, AwsError> {
+        let t = self.str("ClientRequestToken")?;
+        if t.is_some_and(|t| !(32..=64).contains(&t.len())) {
+            return Err(invalid_param(
+                "ClientRequestToken must be 32 to 64 characters long.",
+            ));
+        }
+        Ok(t)
     }
 
     /// SecretString or SecretBinary (exactly one), size-checked.
@@ -137,6 +165,17 @@ impl Input {
         }
         if s.map_or(0, str::len) > MAX_VALUE || b.map_or(0, |b| b.len() / 4 * 3) > MAX_VALUE {
             return Err(invalid_param("the secret value is larger than 65536 bytes"));
+        }
+        // SecretBinary travels base64-encoded; anything else would fail in the SDK on the way back.
+        if let Some(b) = b {
+            use base64::Engine as _;
+            if base64::engine::general_purpose::STANDARD.decode(b).is_err() {
+                return Err(AwsError::new(
+                    400,
+                    "SerializationException",
+                    "SecretBinary must be base64-encoded",
+                ));
+            }
         }
         Ok((s.map(str::to_owned), b.map(str::to_owned)))
     }
@@ -337,9 +376,7 @@ impl SecretsManager {
                 };
                 let mut out = json!({"ARN": arn, "Name": name});
                 if string.is_some() || binary.is_some() {
-                    let id = input
-                        .str("ClientRequestToken")?
-                        .map_or_else(uuid, str::to_owned);
+                    let id = input.request_token()?.map_or_else(uuid, str::to_owned);
                     secret.add_current(Version {
                         id: id.clone(),
                         string,
@@ -398,9 +435,8 @@ impl SecretsManager {
                 if secret.deletion.is_some() {
                     return Err(marked_for_deletion());
                 }
-                let version_id = input
-                    .str("ClientRequestToken")?
-                    .map_or_else(uuid, str::to_owned);
+                let version_id = input.request_token()?.map_or_else(uuid, str::to_owned);
+                let mut added = false;
                 if let Some(v) = secret.versions.iter().find(|v| v.id == version_id) {
                     // Idempotent retry of the same request; another value under the same token is an error.
                     if v.string != string || v.binary != binary {
@@ -418,6 +454,7 @@ impl SecretsManager {
                         stages: vec![],
                         created: t,
                     });
+                    added = true;
                 }
                 let stages = secret
                     .versions
@@ -426,8 +463,10 @@ impl SecretsManager {
                     .map(|v| v.stages.clone())
                     .unwrap_or_default();
                 let out = json!({"ARN": secret.arn, "Name": secret.name, "VersionId": version_id, "VersionStages": stages});
-                let changed = secret
-                    .version_with_stage("AWSCURRENT")
+                // Only a new version is news (a retried request changes nothing).
+                let changed = added
+                    .then(|| secret.version_with_stage("AWSCURRENT"))
+                    .flatten()
                     .and_then(|v| v.string.clone())
                     .map(|v| (secret.name.clone(), v));
                 store.save().map_err(internal)?;
@@ -449,7 +488,7 @@ impl SecretsManager {
             }
             "ListSecrets" => {
                 self.authorize(caller, op, "*")?;
-                let include_deleted = input.bool("IncludePlannedDeletion");
+                let include_deleted = input.bool("IncludePlannedDeletion")?;
                 let list: Vec<Value> = store
                     .secrets
                     .values()
@@ -460,8 +499,8 @@ impl SecretsManager {
             }
             "DeleteSecret" => {
                 let id = input.need("SecretId")?;
-                let force = input.bool("ForceDeleteWithoutRecovery");
-                let window = input.int("RecoveryWindowInDays");
+                let force = input.bool("ForceDeleteWithoutRecovery")?;
+                let window = input.int("RecoveryWindowInDays")?;
                 if force && window.is_some() {
                     return Err(invalid_param(
                         "You can't use ForceDeleteWithoutRecovery in conjunction with RecoveryWindowInDays.",
@@ -537,4 +576,50 @@ fn describe(s: &Secret) -> Value {
         out["DeletedDate"] = json!(d);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input(json: &str) -> Input {
+        Input::parse(json.as_bytes()).unwrap_or_else(|e| panic!("{e:?}"))
+    }
+
+    #[test]
+    fn wrongly_typed_or_malformed_input_is_refused_not_ignored() {
+        fn code<T>(r: Result<T, AwsError>) -> Option<String> {
+            r.err().map(|e| e.code)
+        }
+        assert_eq!(
+            code(
+                input(r#"{"ForceDeleteWithoutRecovery":"true"}"#)
+                    .bool("ForceDeleteWithoutRecovery")
+            ),
+            Some("SerializationException".into())
+        );
+        assert_eq!(
+            code(input(r#"{"RecoveryWindowInDays":"7"}"#).int("RecoveryWindowInDays")),
+            Some("SerializationException".into())
+        );
+        assert_eq!(
+            input(r#"{"RecoveryWindowInDays":7}"#)
+                .int("RecoveryWindowInDays")
+                .ok(),
+            Some(Some(7))
+        );
+        assert_eq!(
+            code(input(r#"{"SecretBinary":"not base64 !!!"}"#).value()),
+            Some("SerializationException".into())
+        );
+        assert!(input(r#"{"SecretBinary":"aGVsbG8="}"#).value().is_ok());
+        assert_eq!(
+            code(input(r#"{"ClientRequestToken":"short"}"#).request_token()),
+            Some("InvalidParameterException".into())
+        );
+        assert_eq!(
+            code(Input::parse(b"[1]").map(|_| ())),
+            Some("SerializationException".into())
+        );
+    }
 }

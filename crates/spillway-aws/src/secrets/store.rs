@@ -87,12 +87,21 @@ pub struct Store {
 
 fn private_write(path: &Path, data: &[u8]) -> Result<(), StoreError> {
     use std::os::unix::fs::OpenOptionsExt;
-    let tmp = path.with_extension("tmp");
+    // A temporary name of this file's own, made fresh: a leftover (from a crash) is removed
+    // first and the new one created exclusively, so it can be neither a planted symlink nor a
+    // file with looser permissions.
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
     let io = |e| StoreError::Io(path.to_path_buf(), e);
+    match std::fs::remove_file(&tmp) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io(e)),
+    }
     let mut f = std::fs::OpenOptions::new()
-        .create(true)
+        .create_new(true)
         .write(true)
-        .truncate(true)
         .mode(0o600)
         .open(&tmp)
         .map_err(io)?;
@@ -157,6 +166,11 @@ impl Store {
             Ok(k) => k
                 .try_into()
                 .map_err(|_| StoreError::Corrupt(key_path.clone()))?,
+            // A new key only for a new store: with the data there and its key gone, making a
+            // key would only make the data unreadable for good.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && path.exists() => {
+                return Err(StoreError::Corrupt(key_path));
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let k: [u8; 32] = rand::random();
                 private_write(&key_path, &k)?;
