@@ -251,3 +251,84 @@ async fn a_database_restart_fails_open_transactions_and_the_pool_refills() {
     stack.stop().await;
     pg.stop().await;
 }
+
+fn message(tag: u8, body: &[u8]) -> Vec<u8> {
+    let mut m = vec![tag];
+    m.extend_from_slice(&((body.len() + 4) as i32).to_be_bytes());
+    m.extend_from_slice(body);
+    m
+}
+
+/// Reads messages until ReadyForQuery; returns the text of every DataRow's first column.
+async fn rows_until_ready(s: &mut TcpStream) -> Vec<String> {
+    let mut rows = Vec::new();
+    loop {
+        let mut head = [0u8; 5];
+        s.read_exact(&mut head)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize - 4;
+        let mut body = vec![0u8; len];
+        s.read_exact(&mut body)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        match head[0] {
+            b'D' if body.len() >= 6 => rows.push(String::from_utf8_lossy(&body[6..]).into_owned()),
+            b'Z' => return rows,
+            _ => {}
+        }
+    }
+}
+
+/// A client's extended-protocol batch owns its server connection until the Sync: with one
+/// server connection, a second client that asks between the client's Execute and its Sync waits
+/// for it, and each gets its own rows.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_connection_stays_with_a_batch_until_its_sync() {
+    let stack = ProxyStack::start("max_connections = 1").await;
+    let port = stack.port();
+    let mut a = login(port).await;
+    let mut batch = message(b'P', b"\0SELECT 'A-result'\0\0\0");
+    batch.extend(message(b'B', b"\0\0\0\0\0\0\0\0"));
+    batch.extend(message(b'E', b"\0\0\0\0\0"));
+    // A Flush: the server answers what it has so far, and the batch is still open.
+    batch.extend(message(b'H', b""));
+    a.write_all(&batch).await.unwrap_or_else(|e| panic!("{e}"));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let conn_str = stack.conn_str();
+    let b = tokio::spawn(async move {
+        let (client, conn) = tokio_postgres::connect(&conn_str, NoTls)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        tokio::spawn(conn);
+        client
+            .simple_query("SELECT 'B-result'")
+            .await
+            .unwrap_or_else(|e| panic!("client B: {e}"))
+            .into_iter()
+            .find_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_owned),
+                _ => None,
+            })
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !b.is_finished(),
+        "client B got the connection in the middle of A's batch"
+    );
+
+    a.write_all(&message(b'S', b""))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let rows = tokio::time::timeout(Duration::from_secs(10), rows_until_ready(&mut a))
+        .await
+        .unwrap_or_else(|_| panic!("client A got no ReadyForQuery"));
+    assert_eq!(rows, ["A-result"]);
+    let b_rows = tokio::time::timeout(Duration::from_secs(10), b)
+        .await
+        .unwrap_or_else(|_| panic!("client B never got the connection"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(b_rows.as_deref(), Some("B-result"));
+    stack.stop().await;
+}

@@ -78,6 +78,9 @@ pub struct Session {
     status: u8,
     /// Queries and Syncs sent whose ReadyForQuery has not come back.
     outstanding: u32,
+    /// Extended-protocol messages were forwarded and their Sync has not come yet: the server is
+    /// inside the client's batch, so the connection cannot go to anyone else.
+    unsynced: bool,
     batches_sent: u64,
     batches_done: u64,
     pinned: Option<PinReason>,
@@ -127,6 +130,7 @@ pub async fn run(
         cancel,
         status: b'I',
         outstanding: 0,
+        unsynced: false,
         batches_sent: 0,
         batches_done: 0,
         pinned: None,
@@ -467,6 +471,7 @@ impl Session {
             && self.mode() == PoolMode::Transaction
             && self.pinned.is_none()
             && self.outstanding == 0
+            && !self.unsynced
             && self.status == b'I'
             && self.to_server.is_empty()
             && self.client_streaming == 0
@@ -598,6 +603,11 @@ impl Session {
     }
 
     fn handle_client_message(&mut self, tag: u8, msg: BytesMut) -> Result<(), SessionError> {
+        match tag {
+            b'P' | b'B' | b'D' | b'E' | b'C' | b'H' => self.unsynced = true,
+            b'S' => self.unsynced = false,
+            _ => {}
+        }
         let body = &msg[5..];
         let malformed = |e: super::codec::Malformed| SessionError::Protocol(e.to_string());
         match tag {
@@ -787,6 +797,7 @@ impl Session {
             return;
         }
         let clean = self.outstanding == 0
+            && !self.unsynced
             && self.to_server.is_empty()
             && self.client_streaming == 0
             && self.server_streaming == 0
