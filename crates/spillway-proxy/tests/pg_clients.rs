@@ -556,3 +556,45 @@ async fn sqlx_prepared_queries_in_a_transaction_pool() {
     assert_eq!(stack.metric("DatabaseConnectionsPinnedTotal").await, 0.0);
     stack.stop().await;
 }
+
+/// libpq sends PGTZ as a `timezone` startup parameter: the client gets its time zone on
+/// whichever server connection it borrows, and the next client, which asked for none, gets the
+/// server's default back on the same (only) connection instead of the previous client's.
+#[tokio::test(flavor = "multi_thread")]
+async fn startup_time_zones_follow_their_client_and_do_not_leak() {
+    let stack = ProxyStack::start("max_connections = 1").await;
+    let show = |tz: Option<&str>| {
+        let mut cmd = Command::new(require_tool("psql", "postgresql-client"));
+        cmd.args([
+            "-X",
+            "-At",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &stack.port().to_string(),
+        ])
+        .args(["-U", "app", "-d", "main", "-c", "SHOW TimeZone"])
+        .env("PGPASSWORD", "app-password");
+        match tz {
+            Some(tz) => cmd.env("PGTZ", tz),
+            None => cmd.env_remove("PGTZ"),
+        };
+        let out = cmd.output().unwrap_or_else(|e| panic!("psql: {e}"));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    let default = show(None);
+    assert_ne!(default, "America/New_York");
+    assert_eq!(show(Some("America/New_York")), "America/New_York");
+    assert_eq!(
+        show(None),
+        default,
+        "the previous client's time zone leaked"
+    );
+    assert_eq!(show(Some("Asia/Tokyo")), "Asia/Tokyo");
+    stack.stop().await;
+}

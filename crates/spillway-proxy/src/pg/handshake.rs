@@ -323,9 +323,24 @@ async fn run(
             Err(e) => return refuse(stream, "53300", &e.to_string()).await,
         },
     };
+    // Every tracked parameter gets an expected value: the client's (names are matched without
+    // regard to case, as PostgreSQL does) or else the server's default, so a connection another
+    // client changed is put back before this client uses it.
     let tracked: Vec<(String, String)> = TRACKED_PARAMS
         .iter()
-        .filter_map(|k| get(k).map(|v| ((*k).to_owned(), v)))
+        .filter_map(|k| {
+            let from_client = params
+                .iter()
+                .find(|(key, _)| key.eq_ignore_ascii_case(k))
+                .map(|(_, v)| v.clone());
+            let default = || {
+                server_params
+                    .iter()
+                    .find(|(pk, _)| pk.eq_ignore_ascii_case(k.as_bytes()))
+                    .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+            };
+            from_client.or_else(default).map(|v| ((*k).to_owned(), v))
+        })
         .collect();
 
     let mut out = BytesMut::with_capacity(512);

@@ -456,8 +456,21 @@ impl Session {
                 let sql = format!("SET {k} = '{}'", v.replace('\'', "''"));
                 // Boxed, like every rarely-taken await here: kept inline, its state would be
                 // part of every idle client's task.
-                if let Err(e) = Box::pin(guard.conn().simple_query(&sql)).await {
-                    tracing::warn!(parameter = %k, "cannot apply a client's startup parameter: {e}");
+                match Box::pin(guard.conn().simple_query(&sql)).await {
+                    // Remember it, so the next borrow of this connection does not SET it again.
+                    Ok(_) => {
+                        let params = &mut guard.conn().params;
+                        match params
+                            .iter_mut()
+                            .find(|(pk, _)| pk.eq_ignore_ascii_case(k.as_bytes()))
+                        {
+                            Some((_, pv)) => *pv = v.as_bytes().to_vec(),
+                            None => params.push((k.as_bytes().to_vec(), v.as_bytes().to_vec())),
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(parameter = %k, "cannot apply a client's startup parameter: {e}")
+                    }
                 }
             }
         }
@@ -816,6 +829,13 @@ impl Session {
             if needs_reset {
                 g.conn().simple_query("DISCARD ALL").await?;
                 g.conn().prepared.clear();
+                // DISCARD ALL resets parameters to their defaults; forget what was SET, so the
+                // next borrow sets its client's values again.
+                g.conn().params.retain(|(k, _)| {
+                    !super::handshake::TRACKED_PARAMS
+                        .iter()
+                        .any(|t| t.as_bytes().eq_ignore_ascii_case(k))
+                });
             }
             Ok::<(), super::backend::BackendError>(())
         };
