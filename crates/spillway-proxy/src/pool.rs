@@ -230,10 +230,17 @@ impl Target {
         let grant = match rx {
             None => Grant::Slot,
             Some(rx) => {
-                match tokio::time::timeout_at((started + borrow_timeout).into(), rx).await {
+                let mut waiter = Waiter {
+                    rx,
+                    target: self,
+                    pool: id,
+                };
+                match tokio::time::timeout_at((started + borrow_timeout).into(), &mut waiter.rx)
+                    .await
+                {
                     Ok(Ok(g)) => g,
-                    // Timed out (or the target went away): our sender is left in the queue and is
-                    // skipped when its turn comes.
+                    // Timed out (or the target went away): a grant that raced in is handed on
+                    // when the waiter drops; otherwise our closed sender is skipped in turn.
                     _ => {
                         self.metrics.borrow_timeouts.inc();
                         return Err(BorrowError::Timeout(borrow_timeout));
@@ -244,10 +251,14 @@ impl Target {
         match grant {
             Grant::Conn(conn) => Ok(self.guard(id, conn, started)),
             Grant::Slot => {
+                // The slot goes back if this future is dropped while the connection opens (a
+                // client leaving, a login timeout), not only on an error.
+                let mut slot = SlotGuard(Some(self));
                 // Boxed: opening a connection is rare, and its state inline would enlarge every
                 // session's future (and so every idle client) by its size.
                 match Box::pin(self.open_connection(id, started + borrow_timeout)).await {
                     Ok(conn) => {
+                        slot.0 = None;
                         self.metrics.connections.add(1);
                         self.metrics.connects.inc();
                         Ok(self.guard(id, conn, started))
@@ -258,7 +269,6 @@ impl Target {
                         } else {
                             self.metrics.connect_failures.inc();
                         }
-                        self.release_slot();
                         Err(e)
                     }
                 }
@@ -487,6 +497,42 @@ fn hand_slot(st: &mut State) -> bool {
     false
 }
 
+/// A place in a pool's queue. If it is dropped before its grant is taken (the borrow timed out,
+/// or the waiting client went away), a grant that raced in is handed on, so no connection or
+/// slot is lost.
+struct Waiter<'a> {
+    rx: oneshot::Receiver<Grant>,
+    target: &'a Target,
+    pool: PoolId,
+}
+
+impl Drop for Waiter<'_> {
+    fn drop(&mut self) {
+        self.rx.close();
+        match self.rx.try_recv() {
+            Ok(Grant::Conn(conn)) => {
+                // give_back counts a return of a borrowed connection; this one was never lent.
+                self.target.metrics.borrowed.add(1);
+                self.target.give_back(self.pool, conn, false);
+            }
+            Ok(Grant::Slot) => self.target.release_slot(),
+            Err(_) => {}
+        }
+    }
+}
+
+/// A slot under the cap that a connection has not taken yet; dropped armed, it is given to the
+/// next waiter or freed.
+struct SlotGuard<'a>(Option<&'a Target>);
+
+impl Drop for SlotGuard<'_> {
+    fn drop(&mut self) {
+        if let Some(target) = self.0 {
+            target.release_slot();
+        }
+    }
+}
+
 /// A borrowed server connection; returns to its pool when dropped.
 pub struct Guard {
     conn: Option<ServerConn>,
@@ -515,5 +561,64 @@ impl Drop for Guard {
         if let Some(conn) = self.conn.take() {
             self.target.give_back(self.pool, conn, self.broken);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pg::backend::ServerAddr;
+
+    /// A server that accepts connections and never says a word.
+    async fn silent_server() -> (tokio::net::TcpListener, u16) {
+        let l = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let port = l.local_addr().map(|a| a.port()).unwrap_or_default();
+        (l, port)
+    }
+
+    #[tokio::test]
+    async fn an_abandoned_borrow_gives_its_slot_back() {
+        let (_server, port) = silent_server().await;
+        let target = Target::new(
+            PoolSettings {
+                max_connections: 1,
+                max_idle: 1,
+                borrow_timeout: Duration::from_secs(60),
+                idle_timeout: Duration::from_secs(60),
+                lifetime: Duration::from_secs(60),
+            },
+            Arc::new(TargetMetrics::default()),
+        );
+        let server = ServerTarget {
+            addr: ServerAddr::tcp("127.0.0.1", port),
+            tls: None,
+            database: "d".into(),
+            user: "u".into(),
+            password: "p".into(),
+            init_query: None,
+            connect_timeout: Duration::from_secs(30),
+        };
+        let id = target.pool(
+            &PoolKey {
+                database: "d".into(),
+                user: "u".into(),
+            },
+            &server,
+        );
+        // The first borrow takes the only slot and hangs in the server's silence; a second waits
+        // in the queue. Both are abandoned (as when clients leave or a login times out).
+        let first = tokio::time::timeout(Duration::from_millis(200), target.borrow(id));
+        let second = tokio::time::timeout(Duration::from_millis(300), target.borrow(id));
+        let (a, b) = tokio::join!(first, second);
+        assert!(a.is_err() && b.is_err());
+        assert_eq!(target.open(), 0, "a slot leaked");
+        assert!(
+            target
+                .snapshot()
+                .iter()
+                .all(|(_, idle, waiting)| *idle == 0 && *waiting == 0)
+        );
     }
 }
