@@ -186,13 +186,13 @@ async fn tokio_postgres_prepared_statements_work_across_server_connections() {
                 .query_one("SELECT pg_backend_pid()", &[])
                 .await
                 .map(|r| r.get(0))
-                .unwrap_or_default();
+                .unwrap_or_else(|e| panic!("{e}"));
             tokio::time::sleep(Duration::from_millis(5)).await;
             let b: i32 = tx
                 .query_one("SELECT pg_backend_pid()", &[])
                 .await
                 .map(|r| r.get(0))
-                .unwrap_or_default();
+                .unwrap_or_else(|e| panic!("{e}"));
             assert_eq!(a, b, "a transaction moved between server connections");
             tx.commit().await.unwrap_or_else(|e| panic!("{e}"));
         }));
@@ -272,12 +272,12 @@ async fn session_state_pins_and_the_variable_set_filter() {
             .query_one("SELECT pg_backend_pid()", &[])
             .await
             .map(|r| r.get(0))
-            .unwrap_or_default();
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
         let b: i32 = c
             .query_one("SELECT pg_backend_pid()", &[])
             .await
             .map(|r| r.get(0))
-            .unwrap_or_default();
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
         assert_eq!(a, b, "{sql}");
         pinned.push(c);
     }
@@ -461,7 +461,7 @@ async fn a_client_that_vanishes_mid_transaction_leaves_no_dirty_connection() {
         .query_one("SELECT txid_current_if_assigned()", &[])
         .await
         .map(|r| r.get(0))
-        .unwrap_or_default();
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(in_tx, None, "the next client inherited a transaction");
     stack.stop().await;
 }

@@ -95,6 +95,8 @@ async fn a_rotated_secret_is_picked_up_by_new_connections() {
         ])
         .env("AWS_CONFIG_FILE", "/dev/null")
         .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env_remove("AWS_PROFILE")
         .output()
         .unwrap_or_else(|e| panic!("python3: {e}"));
     assert!(
@@ -103,8 +105,8 @@ async fn a_rotated_secret_is_picked_up_by_new_connections() {
         String::from_utf8_lossy(&out.stderr)
     );
 
-    // The open client keeps working; its server connections are gone (as after a restart),
-    // so the next ones are opened with the new password.
+    // Terminate the server connections opened with the old password (as a restart would), so
+    // the next ones must be opened with the new one.
     admin
         .batch_execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = 'app'",

@@ -71,6 +71,11 @@ async fn quickstart_lifecycle_with_real_clients() {
 
     // The server listens on no TCP address (like an RDS instance in a private subnet).
     let out = psql(&socket, "spillway", &admin, "SHOW listen_addresses");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "");
 
     // tokio-postgres as the app user whose password spillway generated into the secret.
