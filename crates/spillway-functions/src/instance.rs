@@ -1,0 +1,315 @@
+//! One execution environment: a native process speaking the Runtime API on its own listener,
+//! its output captured line by line, its memory in a cgroup where one can be made. Dropping an
+//! instance kills its whole process group.
+
+use std::net::SocketAddr;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::sync::{mpsc, watch};
+
+use crate::cgroup::{self, Cgroup};
+use crate::logs::{InstanceLog, MAX_LINE};
+use crate::package::Launch;
+use crate::runtime_api::{Delivery, RuntimeApi};
+use crate::spec::{Credentials, FunctionSpec};
+
+/// How an instance's process ended, once it has.
+#[derive(Clone, Debug)]
+pub(crate) struct Exit {
+    pub description: String,
+    pub killed: bool,
+}
+
+pub(crate) struct Instance {
+    pub api: Arc<RuntimeApi>,
+    pub deliveries: mpsc::Sender<Delivery>,
+    server: tokio::task::JoinHandle<()>,
+    pub pid: u32,
+    pub exit: watch::Receiver<Option<Exit>>,
+    pub spawned: Instant,
+    /// Set when the first event is taken: the Init Duration, reported once.
+    pub init: Option<Duration>,
+    pub init_reported: bool,
+    pub last_used: Instant,
+    /// When the instance's credentials expire (Unix seconds); it is retired before.
+    pub expires: Option<i64>,
+    pub cgroup: Option<Arc<Cgroup>>,
+    pub log: Arc<InstanceLog>,
+    /// The build it runs (a rebuild under `--watch` retires older instances).
+    pub generation: u64,
+}
+
+/// What a new instance needs besides its function's spec.
+pub(crate) struct SpawnContext<'a> {
+    pub region: &'a str,
+    pub endpoint_url: Option<&'a str>,
+    pub credentials: Option<Credentials>,
+    pub cgroup: Option<Cgroup>,
+    pub log: Arc<InstanceLog>,
+    pub generation: u64,
+    pub live: Arc<crate::host::LivePids>,
+}
+
+impl Instance {
+    pub async fn spawn(
+        spec: &FunctionSpec,
+        launch: &Launch,
+        cx: SpawnContext<'_>,
+    ) -> Result<Self, String> {
+        let (api, addr, deliveries, server) = RuntimeApi::start(&spec.arn)
+            .await
+            .map_err(|e| format!("cannot listen for the Runtime API: {e}"))?;
+        let mut cmd = tokio::process::Command::new(&launch.program);
+        cmd.args(&launch.args)
+            .current_dir(&launch.task_root)
+            .env_clear()
+            .envs(environment(spec, launch, addr, &cx))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(true);
+        let procs = cx.cgroup.as_ref().map(|c| c.procs.clone());
+        let parent = nix::unistd::getpid();
+        #[allow(unsafe_code)]
+        // SAFETY: the closure runs between fork and exec and makes only async-signal-safe
+        // system calls (prctl, getppid, open, write, close, _exit) on memory prepared before the
+        // fork; it allocates nothing.
+        unsafe {
+            cmd.pre_exec(move || {
+                nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)?;
+                if nix::unistd::getppid() != parent {
+                    nix::libc::_exit(1);
+                }
+                if let Some(procs) = &procs {
+                    // "0" moves the writing process: the child joins its group before it runs
+                    // a single instruction of the function.
+                    let fd = nix::libc::open(procs.as_ptr(), nix::libc::O_WRONLY);
+                    if fd >= 0 {
+                        nix::libc::write(fd, b"0".as_ptr().cast(), 1);
+                        nix::libc::close(fd);
+                    }
+                }
+                Ok(())
+            });
+        }
+        let spawned = Instant::now();
+        let mut child = cmd.spawn().map_err(|e| {
+            server.abort();
+            format!("fork/exec {}: {e}", launch.program.display())
+        })?;
+        let pid = child.id().unwrap_or(0);
+        cx.live.add(pid);
+        if let Some(out) = child.stdout.take() {
+            tokio::spawn(pump(out, Arc::clone(&cx.log)));
+        }
+        if let Some(err) = child.stderr.take() {
+            tokio::spawn(pump(err, Arc::clone(&cx.log)));
+        }
+        let (exit_tx, exit) = watch::channel(None);
+        let cgroup = cx.cgroup.map(Arc::new);
+        let group = cgroup.clone();
+        let live = Arc::clone(&cx.live);
+        tokio::spawn(async move {
+            let status = child.wait().await;
+            live.remove(pid);
+            let exit = match status {
+                Ok(s) => {
+                    use std::os::unix::process::ExitStatusExt;
+                    match (s.code(), s.signal()) {
+                        (Some(code), _) => Exit {
+                            description: format!("exit status {code}"),
+                            killed: false,
+                        },
+                        (None, Some(sig)) => Exit {
+                            description: format!(
+                                "signal: {}",
+                                Signal::try_from(sig).map_or_else(|_| sig.to_string(), signal_name)
+                            ),
+                            killed: sig == nix::libc::SIGKILL,
+                        },
+                        _ => Exit {
+                            description: s.to_string(),
+                            killed: false,
+                        },
+                    }
+                }
+                Err(e) => Exit {
+                    description: e.to_string(),
+                    killed: false,
+                },
+            };
+            let _ = exit_tx.send(Some(exit));
+            if let Some(g) = group {
+                // The group can go once its last process has; a grandchild may linger briefly.
+                let _ = tokio::task::spawn_blocking(move || {
+                    let _ = killpg(Pid::from_raw(pid as i32), Signal::SIGKILL);
+                    g.remove();
+                })
+                .await;
+            }
+        });
+        Ok(Self {
+            api,
+            deliveries,
+            server,
+            pid,
+            exit,
+            spawned,
+            init: None,
+            init_reported: false,
+            last_used: Instant::now(),
+            expires: cx.credentials.as_ref().map(|c| c.expires),
+            cgroup,
+            log: cx.log,
+            generation: cx.generation,
+        })
+    }
+
+    /// The instance's peak memory in MB (cgroup peak, or the process's high-water mark).
+    pub fn max_memory_mb(&self) -> u64 {
+        let bytes = self
+            .cgroup
+            .as_ref()
+            .and_then(|c| c.peak())
+            .or_else(|| cgroup::process_peak(self.pid))
+            .unwrap_or(0);
+        bytes.div_ceil(1024 * 1024)
+    }
+
+    pub fn exited(&self) -> bool {
+        self.exit.borrow().is_some()
+    }
+}
+
+fn signal_name(s: Signal) -> String {
+    match s {
+        Signal::SIGKILL => "killed".into(),
+        Signal::SIGSEGV => "segmentation fault".into(),
+        Signal::SIGABRT => "aborted".into(),
+        Signal::SIGTERM => "terminated".into(),
+        other => other.as_str().to_lowercase(),
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        self.server.abort();
+        if self.pid != 0 && !self.exited() {
+            let _ = killpg(Pid::from_raw(self.pid as i32), Signal::SIGKILL);
+        }
+    }
+}
+
+/// Lambda's environment for an instance, then the function's own variables (which the stack
+/// validator keeps off the reserved names).
+fn environment(
+    spec: &FunctionSpec,
+    launch: &Launch,
+    addr: SocketAddr,
+    cx: &SpawnContext<'_>,
+) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = Vec::new();
+    let mut set = |k: &str, v: String| env.push((k.to_owned(), v));
+    // The host's PATH rather than Lambda's fixed one, so `node` and `python3` are found where
+    // the machine has them.
+    set(
+        "PATH",
+        std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into()),
+    );
+    set("LANG", "C.UTF-8".into());
+    set("TZ", ":UTC".into());
+    set("AWS_LAMBDA_RUNTIME_API", addr.to_string());
+    set("AWS_LAMBDA_FUNCTION_NAME", spec.name.clone());
+    set("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".into());
+    set(
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+        spec.memory_mb.to_string(),
+    );
+    set("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand".into());
+    set(
+        "AWS_LAMBDA_LOG_GROUP_NAME",
+        format!("/aws/lambda/{}", spec.name),
+    );
+    set("AWS_LAMBDA_LOG_STREAM_NAME", cx.log.stream.clone());
+    set("AWS_REGION", cx.region.to_owned());
+    set("AWS_DEFAULT_REGION", cx.region.to_owned());
+    set("LAMBDA_TASK_ROOT", launch.task_root.display().to_string());
+    set(
+        "LAMBDA_RUNTIME_DIR",
+        launch
+            .args
+            .first()
+            .and_then(|a| a.parent())
+            .unwrap_or(&launch.task_root)
+            .display()
+            .to_string(),
+    );
+    if let Some(h) = &spec.handler {
+        set("_HANDLER", h.clone());
+    }
+    if let Some(url) = cx.endpoint_url {
+        set("AWS_ENDPOINT_URL", url.to_owned());
+    }
+    if let Some(c) = &cx.credentials {
+        set("AWS_ACCESS_KEY_ID", c.access_key_id.clone());
+        set("AWS_ACCESS_KEY", c.access_key_id.clone());
+        set("AWS_SECRET_ACCESS_KEY", c.secret_access_key.clone());
+        set("AWS_SESSION_TOKEN", c.session_token.clone());
+    }
+    for (k, v) in &launch.env {
+        set(k, v.clone());
+    }
+    for (k, v) in &spec.environment {
+        set(k, v.clone());
+    }
+    env
+}
+
+/// Reads a stream line by line into the log. Bytes that are not UTF-8 are replaced, and a
+/// "line" that never ends is cut every [`MAX_LINE`] bytes, so neither garbage nor a flood
+/// can stall the host or grow its memory.
+async fn pump(mut from: impl AsyncRead + Unpin, log: Arc<InstanceLog>) {
+    let mut buf: Vec<u8> = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 8192];
+    loop {
+        let n = match from.read(&mut chunk).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        buf.extend_from_slice(&chunk[..n]);
+        while let Some(end) = buf.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = buf.drain(..=end).collect();
+            emit(&log, &line[..line.len() - 1]);
+        }
+        while buf.len() >= MAX_LINE {
+            let piece: Vec<u8> = buf.drain(..MAX_LINE).collect();
+            emit(&log, &piece);
+        }
+    }
+    if !buf.is_empty() {
+        emit(&log, &buf);
+    }
+}
+
+fn emit(log: &InstanceLog, line: &[u8]) {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let text = String::from_utf8_lossy(line);
+    // Control characters other than tab would corrupt a terminal or the log file's lines.
+    let clean: String = text
+        .chars()
+        .map(|c| {
+            if c.is_control() && c != '\t' {
+                '\u{fffd}'
+            } else {
+                c
+            }
+        })
+        .collect();
+    log.line(&clean);
+}
