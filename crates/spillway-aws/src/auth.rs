@@ -43,7 +43,7 @@ fn sig_error(e: &SigError, protocol: Protocol) -> AwsError {
     let query = e.aws_code();
     let code = match protocol {
         Protocol::Query => query.to_owned(),
-        Protocol::Json { .. } => match query {
+        Protocol::Json { .. } | Protocol::RestJson => match query {
             "SignatureDoesNotMatch" => "InvalidSignatureException".into(),
             "InvalidClientTokenId" => "UnrecognizedClientException".into(),
             "IncompleteSignature" => "IncompleteSignatureException".into(),
@@ -119,7 +119,9 @@ impl Authenticator {
             None => {
                 let code = match protocol {
                     Protocol::Query => "MissingAuthenticationToken",
-                    Protocol::Json { .. } => "MissingAuthenticationTokenException",
+                    Protocol::Json { .. } | Protocol::RestJson => {
+                        "MissingAuthenticationTokenException"
+                    }
                 };
                 return Err(AwsError::new(
                     403,

@@ -15,8 +15,10 @@ pub const MAX_BODY: usize = 16 * 1024 * 1024;
 
 pub struct Endpoint {
     pub auth: Authenticator,
-    pub sts: crate::sts::Sts,
+    pub sts: std::sync::Arc<crate::sts::Sts>,
     pub secrets: crate::secrets::SecretsManager,
+    /// The Lambda API, when the stack has functions.
+    pub lambda: Option<crate::lambda::Lambda>,
 }
 
 fn request_id() -> String {
@@ -35,10 +37,10 @@ fn request_id() -> String {
 fn response(
     status: u16,
     content_type: &str,
-    body: String,
+    body: impl Into<Bytes>,
     request_id: &str,
 ) -> Response<Full<Bytes>> {
-    let mut r = Response::new(Full::new(Bytes::from(body)));
+    let mut r = Response::new(Full::new(body.into()));
     *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     for (k, v) in [
         ("content-type", content_type),
@@ -90,6 +92,11 @@ impl Endpoint {
                 .collect();
             (!values.is_empty()).then(|| values.join(","))
         };
+        if let Some(lambda) = &self.lambda
+            && parts.uri.path().starts_with(crate::lambda::PREFIX)
+        {
+            return self.lambda(lambda, &parts, &header, body, &id).await;
+        }
         let result = self.dispatch(&parts, &header, &body, &id);
         match result {
             Ok((ct, text)) => response(200, ct, text, &id),
@@ -97,6 +104,66 @@ impl Endpoint {
                 tracing::info!(request_id = %id, code = %err.code, "AWS request refused: {}", err.message);
                 let (ct, text) = err.render(protocol, &id);
                 response(err.status, ct, text, &id)
+            }
+        }
+    }
+
+    /// The Lambda API: authenticated like the rest, answered asynchronously (an Invoke waits
+    /// for the function), errors with the code in `x-amzn-ErrorType`.
+    async fn lambda(
+        &self,
+        lambda: &crate::lambda::Lambda,
+        parts: &hyper::http::request::Parts,
+        header: &(dyn Fn(&str) -> Option<String> + Sync),
+        body: Bytes,
+        id: &str,
+    ) -> Response<Full<Bytes>> {
+        let query = parts.uri.query().unwrap_or("");
+        let caller = self.auth.authenticate(
+            &RawRequest {
+                method: parts.method.as_str(),
+                path: parts.uri.path(),
+                query,
+                header,
+                body: &body,
+            },
+            "lambda",
+            Protocol::RestJson,
+            spillway_identity::time::now(),
+        );
+        let result = match caller {
+            Ok(caller) => {
+                lambda
+                    .handle(
+                        parts.method.as_str(),
+                        parts.uri.path(),
+                        query,
+                        header,
+                        body,
+                        &caller,
+                    )
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(ok) => {
+                let mut r = response(ok.status, "application/json", ok.body, id);
+                for (k, v) in ok.headers {
+                    if let Ok(v) = hyper::header::HeaderValue::from_str(&v) {
+                        r.headers_mut().insert(k, v);
+                    }
+                }
+                r
+            }
+            Err(err) => {
+                tracing::info!(request_id = %id, code = %err.code, "Lambda request refused: {}", err.message);
+                let (ct, text) = err.render(Protocol::RestJson, id);
+                let mut r = response(err.status, ct, text, id);
+                if let Ok(v) = hyper::header::HeaderValue::from_str(&err.code) {
+                    r.headers_mut().insert("x-amzn-errortype", v);
+                }
+                r
             }
         }
     }
@@ -146,7 +213,7 @@ impl Endpoint {
             Protocol::Json {
                 version: protocol::JsonVersion::V1_0,
             } => "application/x-amz-json-1.0",
-            Protocol::Json { .. } => "application/x-amz-json-1.1",
+            Protocol::Json { .. } | Protocol::RestJson => "application/x-amz-json-1.1",
         };
         Ok((ct, text))
     }

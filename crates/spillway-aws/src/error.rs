@@ -9,6 +9,8 @@ pub struct AwsError {
     pub status: u16,
     pub code: String,
     pub message: String,
+    /// Lambda's TooManyRequestsException names why (`Reason`).
+    pub reason: Option<&'static str>,
 }
 
 impl AwsError {
@@ -17,6 +19,7 @@ impl AwsError {
             status,
             code: code.to_owned(),
             message: message.into(),
+            reason: None,
         }
     }
 
@@ -42,6 +45,26 @@ impl AwsError {
                 "application/x-amz-json-1.1",
                 serde_json::json!({"__type": self.code, "message": self.message}).to_string(),
             ),
+            // Lambda's shape: the code travels in `x-amzn-ErrorType` (see `header`), the body
+            // says who is at fault; two exceptions spell their message `Message`.
+            Protocol::RestJson => {
+                let key = if matches!(
+                    self.code.as_str(),
+                    "ResourceNotFoundException" | "ServiceException"
+                ) {
+                    "Message"
+                } else {
+                    "message"
+                };
+                let mut body = serde_json::json!({
+                    "Type": if self.status >= 500 { "Service" } else { "User" },
+                    key: self.message,
+                });
+                if let Some(r) = self.reason {
+                    body["Reason"] = serde_json::Value::String(r.to_owned());
+                }
+                ("application/json", body.to_string())
+            }
             Protocol::Query => (
                 "text/xml",
                 format!(

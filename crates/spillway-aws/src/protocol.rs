@@ -11,6 +11,8 @@ pub enum Protocol {
         version: JsonVersion,
     },
     Query,
+    /// rest-json (Lambda): the operation is in the method and path.
+    RestJson,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

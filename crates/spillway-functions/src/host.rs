@@ -622,6 +622,17 @@ impl Function {
         }
     }
 
+    /// Drops every warm instance, so the next call starts cold (benchmarks measure cold
+    /// starts with it).
+    pub fn retire_idle(&self) {
+        let retired: Vec<Instance> = self
+            .idle
+            .lock()
+            .map(|mut i| i.drain(..).collect())
+            .unwrap_or_default();
+        drop(retired);
+    }
+
     /// Builds the code again (under `--watch`) and retires instances of the old build.
     pub async fn rebuild(&self) -> Result<(), FunctionsError> {
         let launch = package::prepare(

@@ -173,12 +173,14 @@ impl Instance {
 
     /// The instance's peak memory in MB (cgroup peak, or the process's high-water mark).
     pub fn max_memory_mb(&self) -> u64 {
+        // The larger of the group's charged peak and the process's resident high-water mark:
+        // the group misses pages another process faulted in first (the binary's own text).
         let bytes = self
             .cgroup
             .as_ref()
             .and_then(|c| c.peak())
-            .or_else(|| cgroup::process_peak(self.pid))
-            .unwrap_or(0);
+            .unwrap_or(0)
+            .max(cgroup::process_peak(self.pid).unwrap_or(0));
         bytes.div_ceil(1024 * 1024)
     }
 

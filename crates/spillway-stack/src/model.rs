@@ -611,8 +611,14 @@ pub struct Function {
     /// How long an idle instance is kept warm.
     #[serde(default = "default_keep_warm")]
     pub keep_warm: Duration,
+    /// Retries of a failed asynchronous invocation, 0-2 (Lambda's MaximumRetryAttempts).
+    #[serde(default = "default_retry_attempts")]
+    pub maximum_retry_attempts: u32,
 }
 
+fn default_retry_attempts() -> u32 {
+    2
+}
 fn default_function_timeout() -> Duration {
     Duration::from_secs(3)
 }

@@ -21,6 +21,8 @@ use tokio::sync::watch;
 pub struct Observed {
     pub registry: Arc<Registry>,
     pub targets: Vec<(String, Arc<Target>)>,
+    /// The function host, for its metrics.
+    pub functions: Option<Arc<spillway_functions::FunctionHost>>,
     /// The AWS-compatible APIs (none in one-line proxy mode).
     pub aws: Option<Arc<spillway_aws::Endpoint>>,
 }
@@ -74,11 +76,13 @@ async fn handle(
     }
     let r = match (req.method(), req.uri().path()) {
         (&Method::GET, "/_spillway/health") => respond(StatusCode::OK, "text/plain", "ok\n".into()),
-        (&Method::GET, "/_spillway/metrics") => respond(
-            StatusCode::OK,
-            "text/plain; version=0.0.4",
-            o.registry.render(),
-        ),
+        (&Method::GET, "/_spillway/metrics") => {
+            let mut text = o.registry.render();
+            if let Some(f) = &o.functions {
+                text.push_str(&f.render_metrics());
+            }
+            respond(StatusCode::OK, "text/plain; version=0.0.4", text)
+        }
         (&Method::GET, "/_spillway/pools") => {
             respond(StatusCode::OK, "application/json", pools_json(&o))
         }

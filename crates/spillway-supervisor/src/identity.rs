@@ -382,7 +382,7 @@ pub fn roles(
     values: &Values,
 ) -> Result<Vec<spillway_aws::sts::RoleDef>, SupervisorError> {
     let stack = &loaded.stack;
-    stack
+    let mut roles: Vec<spillway_aws::sts::RoleDef> = stack
         .roles
         .iter()
         .map(|(name, r)| {
@@ -394,7 +394,24 @@ pub fn roles(
                 max_session: r.max_session_duration.get().as_secs() as i64,
             })
         })
-        .collect()
+        .collect::<Result<_, SupervisorError>>()?;
+    // A function without a `role` runs as one made from its `policies`, which only the
+    // function host assumes (nobody is trusted to assume it through STS).
+    for (name, f) in &stack.functions {
+        if f.role.is_some() {
+            continue;
+        }
+        let role = attrs::function_role(stack, name);
+        roles.push(spillway_aws::sts::RoleDef {
+            arn: format!("arn:aws:iam::{}:role/{role}", stack.stack.account),
+            name: role,
+            policies: policies(loaded, &format!("functions.{name}"), &f.policies, values)?,
+            trusted: Vec::new(),
+            // Lambda's execution-role sessions last up to 12 hours; instances retire before.
+            max_session: 12 * 3600,
+        });
+    }
+    Ok(roles)
 }
 
 impl IamVerifier for ProxyTokens {

@@ -4,6 +4,7 @@
 
 pub mod databases;
 pub mod error;
+pub mod functions;
 pub(crate) mod http;
 pub mod identity;
 pub mod process;

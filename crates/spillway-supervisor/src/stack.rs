@@ -35,6 +35,7 @@ pub(crate) type Values = HashMap<(Kind, String, String), String>;
 pub struct Running {
     _lock: StateLock,
     databases: Vec<RunningDatabase>,
+    functions: Option<Arc<spillway_functions::FunctionHost>>,
     proxies: Vec<RunningProxy>,
     http: Option<(SocketAddr, JoinHandle<()>)>,
     shutdown: watch::Sender<bool>,
@@ -74,6 +75,11 @@ impl Running {
     /// The address of spillway's own HTTP endpoint (health, metrics, pools).
     pub fn http_addr(&self) -> Option<SocketAddr> {
         self.http.as_ref().map(|(a, _)| *a)
+    }
+
+    /// The function host (the internal invoke path), when the stack has functions.
+    pub fn functions(&self) -> Option<&Arc<spillway_functions::FunctionHost>> {
+        self.functions.as_ref()
     }
 
     /// The value of a reference, for services started later (functions' environments and so on).
@@ -123,6 +129,14 @@ impl Running {
                 ));
             }
         }
+        if serde_json::to_string(&loaded.stack.functions).ok()
+            != serde_json::to_string(&self.stack.functions).ok()
+        {
+            notes.push(
+                "functions changed; they apply at the next start (code changes: `spillway up --watch`)"
+                    .into(),
+            );
+        }
         if loaded.stack.databases.len() != self.stack.databases.len() {
             notes.push("databases changed; they apply at the next start".into());
         }
@@ -133,6 +147,10 @@ impl Running {
 
     /// Stops everything in the reverse of the start order, then releases the state lock.
     pub async fn shutdown(self) {
+        // Functions first: they are the database's clients.
+        if let Some(f) = &self.functions {
+            f.shutdown().await;
+        }
         let _ = self.shutdown.send(true);
         for p in self.proxies.into_iter().rev() {
             for task in p.tasks {
@@ -333,7 +351,8 @@ pub async fn start(
                     }
                 }
             }
-            Kind::Secret => continue,
+            // Functions start once the endpoint they call exists (below).
+            Kind::Secret | Kind::Function | Kind::User | Kind::Role => continue,
             _ => {
                 not_served.push(id.to_string());
                 continue;
@@ -347,7 +366,12 @@ pub async fn start(
     }
 
     // spillway's own endpoint, once something is worth observing or an AWS API is served.
-    let http = if running.proxies.is_empty() && stack.users.is_empty() && stack.secrets.is_empty() {
+    let mut function_host = None;
+    let http = if running.proxies.is_empty()
+        && stack.users.is_empty()
+        && stack.secrets.is_empty()
+        && stack.functions.is_empty()
+    {
         None
     } else {
         let listener = match proxies::bind(stack.stack.endpoint, "stack.endpoint").await {
@@ -361,7 +385,51 @@ pub async fn start(
         let addr = listener
             .local_addr()
             .map_err(SupervisorError::io("stack.endpoint"))?;
+        let sts = Arc::new(spillway_aws::sts::Sts {
+            account: stack.stack.account.clone(),
+            roles: crate::identity::roles(loaded, &values)?,
+            keys: Arc::clone(&key_ring),
+        });
+        let lambda = if stack.functions.is_empty() {
+            None
+        } else {
+            // Functions call the endpoint on loopback even when it listens on every address.
+            let local = if addr.ip().is_unspecified() {
+                SocketAddr::from(([127, 0, 0, 1], addr.port()))
+            } else {
+                addr
+            };
+            let started = crate::functions::start(
+                loaded,
+                &values,
+                Some(format!("http://{local}")),
+                Arc::clone(&sts),
+            )
+            .await;
+            let host = match started {
+                Ok(h) => h,
+                Err(e) => {
+                    let _ = shutdown.send(true);
+                    stop_databases(running.databases).await;
+                    return Err(e);
+                }
+            };
+            for f in host.functions() {
+                rows.push(Row {
+                    resource: format!("functions.{}", f.spec.name),
+                    endpoint: f.spec.arn.clone(),
+                    credentials: format!("role {}", f.spec.role),
+                });
+            }
+            function_host = Some(Arc::clone(&host));
+            Some(spillway_aws::lambda::Lambda {
+                host,
+                region: stack.stack.region.clone(),
+                account: stack.stack.account.clone(),
+            })
+        };
         let observed = Arc::new(http::Observed {
+            functions: function_host.clone(),
             registry: Arc::clone(&registry),
             targets: running
                 .proxies
@@ -383,11 +451,8 @@ pub async fn start(
                     }));
                     sm
                 },
-                sts: spillway_aws::sts::Sts {
-                    account: stack.stack.account.clone(),
-                    roles: crate::identity::roles(loaded, &values)?,
-                    keys: Arc::clone(&key_ring),
-                },
+                sts,
+                lambda,
                 auth: spillway_aws::auth::Authenticator::new(
                     Arc::clone(&key_ring),
                     &stack.stack.region,
@@ -415,6 +480,7 @@ pub async fn start(
     Ok(Running {
         _lock: lock,
         databases: running.databases,
+        functions: function_host,
         proxies: running.proxies,
         http,
         shutdown,

@@ -60,6 +60,26 @@ pub enum Command {
     /// IAM tools for the stack's users and roles.
     #[command(subcommand)]
     Iam(IamCommand),
+    /// Print a function's log: its output and Lambda's START/END/REPORT lines, as
+    /// `aws logs tail` prints them (TIME STREAM MESSAGE).
+    ///
+    /// Example: spillway logs hello --since 1h --follow
+    Logs(LogsArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct LogsArgs {
+    /// The function's name in the stack.
+    pub function: String,
+    /// A stack directory, or a stack file.
+    #[arg(long, default_value = ".")]
+    pub stack: PathBuf,
+    /// Keep printing lines as they are written, until Ctrl-C.
+    #[arg(long, short = 'f')]
+    pub follow: bool,
+    /// Only lines newer than this (e.g. 30s, 10m, 2h; `aws logs tail`'s default is 10m).
+    #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
+    pub since: std::time::Duration,
 }
 
 #[derive(Args, Debug)]
@@ -152,6 +172,10 @@ pub struct UpArgs {
     /// If DIR has no spillway.toml, write the quickstart stack there without asking.
     #[arg(long)]
     pub init: bool,
+    /// Rebuild functions that are Cargo packages when their sources change; new instances run
+    /// the new build, running invocations finish on the old one.
+    #[arg(long)]
+    pub watch: bool,
 }
 
 #[derive(Args, Debug)]

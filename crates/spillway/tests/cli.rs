@@ -30,7 +30,7 @@ fn validate_accepts_the_quickstart() {
     let out = run(&["validate", "examples/quickstart"], &repo_root());
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
-        stdout(&out).contains("valid (2 resources)"),
+        stdout(&out).contains("valid (4 resources)"),
         "{}",
         stdout(&out)
     );
@@ -112,7 +112,12 @@ fn init_writes_the_quickstart_and_refuses_to_overwrite() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let out = run(&["init", "qs"], dir.path());
     assert!(out.status.success(), "{}", stderr(&out));
-    for f in ["spillway.toml", "sql/schema.sql"] {
+    for f in [
+        "spillway.toml",
+        "sql/schema.sql",
+        "functions/hello/Cargo.toml",
+        "functions/hello/src/main.rs",
+    ] {
         let written = std::fs::read_to_string(dir.path().join("qs").join(f)).unwrap_or_default();
         let original = std::fs::read_to_string(repo_root().join("examples/quickstart").join(f))
             .unwrap_or_default();

@@ -10,7 +10,9 @@ use common::*;
 use nix::sys::signal::Signal;
 use spillway_testkit::{Spillway, eventually, processes_mentioning, require_tool};
 
-const START: Duration = Duration::from_secs(120);
+/// The first start builds the quickstart's Rust function in release mode, which on a cold
+/// build cache takes minutes on two cores.
+const START: Duration = Duration::from_secs(600);
 
 /// psql over the managed server's Unix socket (`socket` is its directory).
 fn psql(socket: &str, user: &str, password: &str, sql: &str) -> std::process::Output {
@@ -35,7 +37,8 @@ async fn quickstart_lifecycle_with_real_clients() {
     up.wait_for("creating a PostgreSQL data directory", START);
     // Socket only: the endpoint is libpq's URI for a socket directory.
     let row = up.wait_for(
-        "databases.main  postgres://spillway@localhost/main?host=",
+        // (the table's columns are as wide as the longest resource name)
+        "postgres://spillway@localhost/main?host=",
         START,
     );
     up.wait_for("spillway is up", START);
@@ -108,6 +111,38 @@ async fn quickstart_lifecycle_with_real_clients() {
         .and_then(|e| e.code().cloned());
     assert_eq!(err, Some(tokio_postgres::error::SqlState::INVALID_PASSWORD));
 
+    // The quickstart's Rust function, invoked with the aws CLI exactly as the README says.
+    let mut aws = Command::new(require_tool("aws", "awscli"));
+    let out = spillway_testkit::aws_client_env(
+        &mut aws,
+        "AKIAQUICKSTART0DEV01",
+        "quickstart/dev/secret/key/local/use/only",
+    )
+    .env("AWS_ENDPOINT_URL", "http://127.0.0.1:4566")
+    .current_dir(dir.path())
+    .args([
+        "lambda",
+        "invoke",
+        "--function-name",
+        "hello",
+        "--payload",
+        r#"{"name":"x"}"#,
+        "out.json",
+    ])
+    .output()
+    .unwrap_or_else(|e| panic!("aws: {e}"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("out.json")).unwrap_or_default(),
+        r#"{"hello":"x"}"#
+    );
+    let hello = processes_mentioning("/release/hello");
+    assert_eq!(hello.len(), 1, "one warm instance: {hello:?}");
+
     // A second up on the same directory is refused and damages nothing.
     let second = run(&["up", "."], dir.path());
     assert_eq!(second.status.code(), Some(2));
@@ -132,6 +167,12 @@ async fn quickstart_lifecycle_with_real_clients() {
         processes_mentioning(&data_str).is_empty(),
         "postgres outlived spillway: {:?}",
         processes_mentioning(&data_str)
+    );
+    assert!(
+        hello
+            .iter()
+            .all(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists()),
+        "the function's instance outlived spillway"
     );
 
     // Restart: no initdb, data intact. Then SIGTERM.

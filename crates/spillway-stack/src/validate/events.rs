@@ -91,6 +91,7 @@ pub(super) fn check_functions(c: &mut Checker<'_>, stack: &Stack) {
         }
         c.duration(at("timeout"), f.timeout, 1, 900);
         c.range(at("memory"), f.memory, 128, 10_240);
+        c.range(at("maximum_retry_attempts"), f.maximum_retry_attempts, 0, 2);
         if let Some(rc) = f.reserved_concurrency {
             c.range(at("reserved_concurrency"), rc, 0, 1000);
         }

@@ -14,6 +14,14 @@ const FILES: &[(&str, &str)] = &[
         "sql/schema.sql",
         include_str!("../../../../examples/quickstart/sql/schema.sql"),
     ),
+    (
+        "functions/hello/Cargo.toml",
+        include_str!("../../../../examples/quickstart/functions/hello/Cargo.toml"),
+    ),
+    (
+        "functions/hello/src/main.rs",
+        include_str!("../../../../examples/quickstart/functions/hello/src/main.rs"),
+    ),
 ];
 
 pub fn run(dir: &Path, force: bool) -> u8 {

@@ -3,6 +3,7 @@
 
 mod iam;
 mod init;
+mod logs;
 mod proxy;
 mod schema;
 mod up;
@@ -23,6 +24,7 @@ pub async fn run(command: Command, json_logs: bool) -> ExitCode {
         Command::Init(args) => init::run(&args.dir, args.force),
         Command::Proxy(args) => proxy::run(args, json_logs).await,
         Command::Iam(crate::cli::IamCommand::Simulate(args)) => iam::simulate(&args),
+        Command::Logs(args) => logs::run(&args).await,
     };
     ExitCode::from(code)
 }

@@ -15,6 +15,7 @@ pub async fn run(args: ProxyArgs, json_logs: bool) -> u8 {
             UpArgs {
                 dir: config,
                 init: false,
+                watch: false,
             },
             json_logs,
         )

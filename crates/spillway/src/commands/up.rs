@@ -70,6 +70,12 @@ pub async fn run(args: UpArgs, json_logs: bool) -> u8 {
     for r in &running.not_served {
         tracing::warn!(resource = %r, "declared in the stack but not served by this build yet");
     }
+    if args.watch {
+        match running.functions() {
+            Some(f) => f.watch(),
+            None => tracing::warn!("--watch: the stack has no functions to rebuild"),
+        }
+    }
     println!("spillway is up. Ctrl-C stops it.");
     let _ = std::io::stdout().flush();
 

@@ -37,6 +37,15 @@ pub fn example(name: &str) -> tempfile::TempDir {
         .tempdir()
         .unwrap_or_else(|e| panic!("{e}"));
     copy_dir(&repo_root().join("examples").join(name), dir.path());
+    // A copied function package is a workspace of its own; the repository's lock file keeps
+    // its dependencies at the versions the shared build cache already holds.
+    if let Ok(functions) = std::fs::read_dir(dir.path().join("functions")) {
+        for f in functions.flatten() {
+            if f.path().join("Cargo.toml").exists() {
+                let _ = std::fs::copy(repo_root().join("Cargo.lock"), f.path().join("Cargo.lock"));
+            }
+        }
+    }
     dir
 }
 
