@@ -45,11 +45,11 @@ fn json_response(value: serde_json::Value) -> LambdaResponse {
     }
 }
 
+/// The operations on one function (ListFunctions, on none, is answered on its own).
 enum Operation {
     Invoke,
     GetFunction,
     GetFunctionConfiguration,
-    ListFunctions,
 }
 
 impl Operation {
@@ -58,7 +58,6 @@ impl Operation {
             Self::Invoke => "lambda:InvokeFunction",
             Self::GetFunction => "lambda:GetFunction",
             Self::GetFunctionConfiguration => "lambda:GetFunctionConfiguration",
-            Self::ListFunctions => "lambda:ListFunctions",
         }
     }
 }
@@ -123,8 +122,7 @@ impl Lambda {
         }
     }
 
-    fn authorize(&self, caller: &Caller, op: &Operation, resource: &str) -> Result<(), AwsError> {
-        let action = op.action();
+    fn authorize(&self, caller: &Caller, action: &str, resource: &str) -> Result<(), AwsError> {
         let request = Request::new(
             action,
             resource,
@@ -166,13 +164,15 @@ impl Lambda {
                 .map(|(_, v)| v.as_str())
         };
         let (op, name) = match (method, segments.as_slice()) {
-            ("GET", []) => (Operation::ListFunctions, None),
-            ("GET", [name]) => (Operation::GetFunction, Some(percent_decode(name))),
-            ("GET", [name, "configuration"]) => (
-                Operation::GetFunctionConfiguration,
-                Some(percent_decode(name)),
-            ),
-            ("POST", [name, "invocations"]) => (Operation::Invoke, Some(percent_decode(name))),
+            ("GET", []) => {
+                self.authorize(caller, "lambda:ListFunctions", "*")?;
+                return self.list(param("Marker"), param("MaxItems"));
+            }
+            ("GET", [name]) => (Operation::GetFunction, percent_decode(name)),
+            ("GET", [name, "configuration"]) => {
+                (Operation::GetFunctionConfiguration, percent_decode(name))
+            }
+            ("POST", [name, "invocations"]) => (Operation::Invoke, percent_decode(name)),
             _ => {
                 return Err(AwsError::new(
                     404,
@@ -181,12 +181,8 @@ impl Lambda {
                 ));
             }
         };
-        let Some(name) = name else {
-            self.authorize(caller, &op, "*")?;
-            return self.list(param("Marker"), param("MaxItems"));
-        };
         let function = self.resolve(&name, param("Qualifier"))?;
-        self.authorize(caller, &op, &function.spec.arn)?;
+        self.authorize(caller, op.action(), &function.spec.arn)?;
         match op {
             Operation::GetFunction => Ok(json_response(serde_json::json!({
                 "Configuration": self.configuration(function),
@@ -196,7 +192,6 @@ impl Lambda {
             }))),
             Operation::GetFunctionConfiguration => Ok(json_response(self.configuration(function))),
             Operation::Invoke => self.invoke(function, header, body).await,
-            Operation::ListFunctions => unreachable_list(),
         }
     }
 
@@ -367,15 +362,6 @@ impl Lambda {
             ))),
         }
     }
-}
-
-/// ListFunctions returns before the per-function match; kept total for the compiler.
-fn unreachable_list() -> Result<LambdaResponse, AwsError> {
-    Err(AwsError::new(
-        500,
-        "ServiceException",
-        "ListFunctions takes no function name",
-    ))
 }
 
 fn invalid(message: &str) -> AwsError {

@@ -475,9 +475,6 @@ impl Function {
         if instance.init.is_none() {
             instance.init = Some(delivered_at - instance.spawned);
         }
-        instance
-            .log
-            .platform(&format!("START RequestId: {request_id} Version: $LATEST"));
         // Phase 2: the answer, a crash, or the timeout.
         let answer = tokio::select! {
             biased;
@@ -863,8 +860,9 @@ impl FunctionHost {
                 continue;
             }
             let f = Arc::clone(f);
+            // Taken now, not in the task, so an edit made right after this call is a change.
+            let mut seen = crate::watch::fingerprint(&f.spec.code);
             let task = tokio::spawn(async move {
-                let mut seen = crate::watch::fingerprint(&f.spec.code);
                 let mut tick = tokio::time::interval(Duration::from_secs(1));
                 loop {
                     tick.tick().await;

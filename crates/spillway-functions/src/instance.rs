@@ -61,7 +61,7 @@ impl Instance {
         launch: &Launch,
         cx: SpawnContext<'_>,
     ) -> Result<Self, String> {
-        let (api, addr, deliveries, server) = RuntimeApi::start(&spec.arn)
+        let (api, addr, deliveries, server) = RuntimeApi::start(&spec.arn, Arc::clone(&cx.log))
             .await
             .map_err(|e| format!("cannot listen for the Runtime API: {e}"))?;
         let mut cmd = tokio::process::Command::new(&launch.program);

@@ -75,6 +75,9 @@ struct Current {
 
 pub(crate) struct RuntimeApi {
     function_arn: String,
+    /// The instance's log: START is written as the event is handed over, before the function
+    /// can print a line of its own.
+    log: Arc<crate::logs::InstanceLog>,
     deliveries: tokio::sync::Mutex<mpsc::Receiver<Delivery>>,
     current: Mutex<Option<Current>>,
     pub phase: watch::Sender<Phase>,
@@ -114,6 +117,7 @@ impl RuntimeApi {
     /// deliveries and the server task.
     pub async fn start(
         function_arn: &str,
+        log: Arc<crate::logs::InstanceLog>,
     ) -> std::io::Result<(
         Arc<Self>,
         SocketAddr,
@@ -125,6 +129,7 @@ impl RuntimeApi {
         let (tx, rx) = mpsc::channel(1);
         let api = Arc::new(Self {
             function_arn: function_arn.to_owned(),
+            log,
             deliveries: tokio::sync::Mutex::new(rx),
             current: Mutex::new(None),
             phase: watch::Sender::new(Phase::Starting),
@@ -211,6 +216,10 @@ impl RuntimeApi {
                 reply: d.reply,
             });
         }
+        self.log.platform(&format!(
+            "START RequestId: {} Version: $LATEST",
+            d.request_id
+        ));
         let _ = d.delivered.send(deadline);
         let mut r = Response::new(Full::new(d.payload));
         let h = r.headers_mut();
@@ -261,14 +270,14 @@ impl RuntimeApi {
         } else {
             MAX_RESPONSE
         };
-        let collected = Limited::new(req.into_body(), limit).collect().await;
+        let collected = read_bounded(req.into_body(), limit).await;
         let Some(reply) = self.take_current(id) else {
             return unknown_request(id);
         };
         match collected {
-            Ok(c) => {
+            Ok((data, trailers)) => {
                 // A streamed response that failed part-way says so in its trailers.
-                let failure = c.trailers().and_then(|t| {
+                let failure = trailers.as_ref().and_then(|t| {
                     let kind = t.get("lambda-runtime-function-error-type")?;
                     let body = t
                         .get("lambda-runtime-function-error-body")
@@ -281,14 +290,11 @@ impl RuntimeApi {
                         body: error_document(&error_type, &body),
                         error_type,
                     },
-                    None => Reply::Response(c.to_bytes()),
+                    None => Reply::Response(data),
                 });
                 accepted()
             }
-            Err(e)
-                if e.downcast_ref::<http_body_util::LengthLimitError>()
-                    .is_some() =>
-            {
+            Err(BodyError::TooLarge) => {
                 let _ = reply.send(Reply::TooLarge { limit });
                 error_response(
                     StatusCode::PAYLOAD_TOO_LARGE,
@@ -336,6 +342,46 @@ fn unknown_request(id: &str) -> Resp {
         "InvalidRequestID",
         "Invalid request ID",
     )
+}
+
+enum BodyError {
+    TooLarge,
+    Broken,
+}
+
+/// Reads a body of at most `limit` bytes, with its trailers. An oversized body is still read
+/// to its end (up to four times the limit, then the connection is given up), so that the
+/// runtime's keep-alive connection survives the 413 and it can take its next event.
+async fn read_bounded(
+    mut body: Incoming,
+    limit: usize,
+) -> Result<(Bytes, Option<hyper::HeaderMap>), BodyError> {
+    let mut data = bytes::BytesMut::new();
+    let mut seen = 0usize;
+    let mut trailers = None;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|_| BodyError::Broken)?;
+        match frame.into_data() {
+            Ok(chunk) => {
+                seen += chunk.len();
+                if seen > limit.saturating_mul(4) {
+                    return Err(BodyError::TooLarge);
+                }
+                if seen <= limit {
+                    data.extend_from_slice(&chunk);
+                }
+            }
+            Err(frame) => {
+                if let Ok(t) = frame.into_trailers() {
+                    trailers = Some(t);
+                }
+            }
+        }
+    }
+    if seen > limit {
+        return Err(BodyError::TooLarge);
+    }
+    Ok((data.freeze(), trailers))
 }
 
 /// The error type (header) and a JSON error document: the runtime's own body when it is one,

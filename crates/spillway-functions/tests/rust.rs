@@ -421,3 +421,20 @@ async fn shutdown_leaves_no_process_behind() {
         Some(InvokeError::ShuttingDown)
     );
 }
+
+#[tokio::test]
+async fn a_streamed_response_is_collected_whole() {
+    let h = host(vec![spec("stream", Runtime::Provided, "rust-stream", None)]).await;
+    let o = h.invoke("stream", json!({"chunks": 4})).await;
+    assert!(o.error.is_none(), "{}", String::from_utf8_lossy(&o.payload));
+    let body = String::from_utf8_lossy(&o.payload);
+    // lambda_runtime's metadata prelude, eight NULs, then the chunks in order.
+    assert!(
+        body.starts_with('{') && body.contains("\0\0\0\0\0\0\0\0"),
+        "{body:?}"
+    );
+    assert!(
+        body.ends_with("chunk 0;chunk 1;chunk 2;chunk 3;"),
+        "{body:?}"
+    );
+}

@@ -337,6 +337,39 @@ async fn the_aws_cli_invokes_every_runtime_and_sees_lambdas_errors() {
         }
     ));
 
+    // `spillway logs` prints the function's lines; --since leaves out older ones.
+    let logs = common::run(
+        &[
+            "logs",
+            "probe",
+            "--stack",
+            &dir.path().display().to_string(),
+        ],
+        dir.path(),
+    );
+    assert!(logs.status.success(), "{}", common::stderr(&logs));
+    let text = common::stdout(&logs);
+    assert!(
+        text.contains("REPORT RequestId: ") && text.contains("ran asynchronously"),
+        "{text}"
+    );
+    std::thread::sleep(Duration::from_millis(2100));
+    let logs = common::run(&["logs", "probe", "--since", "1s"], dir.path());
+    assert!(
+        logs.status.success() && common::stdout(&logs).is_empty(),
+        "{}",
+        common::stdout(&logs)
+    );
+    let logs = common::run(&["logs", "nope"], dir.path());
+    assert_eq!(logs.status.code(), Some(2));
+    assert!(
+        common::stderr(&logs).contains(
+            "the stack has no function \"nope\" (its functions: cjs, esm, probe, py, reader)"
+        ),
+        "{}",
+        common::stderr(&logs)
+    );
+
     // GetFunction and ListFunctions (the viewer may).
     let (ok, stdout, stderr) = aws.cli(
         VIEWER,
