@@ -15,7 +15,8 @@ source scripts/lib/system.sh
 export DURATION="${DURATION:-5}"
 export COLD_SAMPLES="${COLD_SAMPLES:-10}"
 
-ensure_packages nodejs npm curl
+ensure_node
+have curl || ensure_packages curl
 ensure_aws_clients
 ensure_rust
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/spillway/target}"

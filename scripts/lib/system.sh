@@ -27,10 +27,16 @@ ensure_rust() {
   have cargo || die "cargo is not installed: install Rust with rustup (https://rustup.rs); the toolchain is pinned in rust-toolchain.toml"
 }
 
-# Node.js client libraries the tests drive (node-postgres), pinned by tests/node/package-lock.json.
-ensure_node_clients() {
+# Node.js, and the client libraries the tests drive (node-postgres, the AWS SDK), pinned by
+# tests/node/package-lock.json. Node.js also runs spillway's nodejs functions.
+ensure_node() {
   have node && have npm || ensure_packages nodejs npm
-  if [ ! -d tests/node/node_modules/pg ] || [ ! -d tests/node/node_modules/@aws-sdk/rds-signer ] || [ ! -d tests/node/node_modules/@aws-sdk/client-secrets-manager ]; then
+}
+
+ensure_node_clients() {
+  ensure_node
+  local m=tests/node/node_modules
+  if [ ! -d $m/pg ] || [ ! -d $m/@aws-sdk/rds-signer ] || [ ! -d $m/@aws-sdk/client-secrets-manager ] || [ ! -d $m/@aws-sdk/client-lambda ]; then
     say "installing Node.js test clients (npm ci in tests/node)"
     (cd tests/node && npm ci --no-audit --no-fund --silent)
   fi
