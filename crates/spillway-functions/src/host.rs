@@ -751,7 +751,12 @@ impl FunctionHost {
             )));
         }
         check_json(&req.payload)?;
-        f.invoke(req, false).await
+        // The invocation runs on its own task: a caller that goes away (a client that hangs
+        // up) does not kill a function part-way through its work, as on Lambda.
+        let f = Arc::clone(f);
+        tokio::spawn(async move { f.invoke(req, false).await })
+            .await
+            .map_err(|e| InvokeError::Internal(format!("the invocation task failed: {e}")))?
     }
 
     /// An asynchronous invocation (`Event`): written to the journal before it is acknowledged,
