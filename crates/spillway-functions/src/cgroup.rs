@@ -31,9 +31,9 @@ impl Cgroups {
             let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
             if controllers.split(',').any(|c| c == "memory") {
                 let base = Path::new("/sys/fs/cgroup/memory");
-                let root = base
-                    .join(path.trim_start_matches('/'))
-                    .join(format!("spillway-{me}"));
+                let parent = base.join(path.trim_start_matches('/'));
+                remove_stale(&parent);
+                let root = parent.join(format!("spillway-{me}"));
                 if std::fs::create_dir_all(&root).is_ok() && root.join("cgroup.procs").exists() {
                     return Some(Self { root, v2: false });
                 }
@@ -47,6 +47,7 @@ impl Cgroups {
         if !controllers.split_whitespace().any(|c| c == "memory") {
             return None;
         }
+        remove_stale(&base);
         let root = base.join(format!("spillway-{me}"));
         std::fs::create_dir_all(&root).ok()?;
         std::fs::write(root.join("cgroup.subtree_control"), "+memory").ok()?;
@@ -126,6 +127,31 @@ impl Cgroup {
             }
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
+    }
+}
+
+/// Removes the (empty) groups of spillway processes that are gone: a killed spillway cannot
+/// clean up after itself, and cgroupfs keeps empty directories forever.
+fn remove_stale(parent: &Path) {
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name.strip_prefix("spillway-") else {
+            continue;
+        };
+        if pid.parse::<u32>().is_err() || Path::new("/proc").join(pid).exists() {
+            continue;
+        }
+        if let Ok(groups) = std::fs::read_dir(e.path()) {
+            for g in groups.flatten() {
+                if g.path().is_dir() {
+                    let _ = std::fs::remove_dir(g.path());
+                }
+            }
+        }
+        let _ = std::fs::remove_dir(e.path());
     }
 }
 
