@@ -17,6 +17,7 @@ def handler(event, context):
         "remaining_ms": context.get_remaining_time_in_millis(),
         "function_name": context.function_name,
         "region": os.environ.get("AWS_REGION"),
+        "client_context": context.client_context,
     }
 
 
