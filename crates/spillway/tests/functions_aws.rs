@@ -461,7 +461,10 @@ except l.exceptions.ResourceNotFoundException as e:
         .collect();
     assert_eq!(lines[0]["status"], 200);
     assert_eq!(lines[0]["payload"]["style"], "python");
-    assert_eq!(lines[0]["payload"]["client_context"], serde_json::json!({"custom": {"k": "v"}}));
+    assert_eq!(
+        lines[0]["payload"]["client_context"],
+        serde_json::json!({"custom": {"k": "v"}})
+    );
     assert_eq!(lines[1]["error"], "Unhandled");
     assert_eq!(lines[1]["payload"]["errorType"], "TypeError");
     assert_eq!(
