@@ -30,6 +30,32 @@ pub struct Caller {
     pub dev: bool,
 }
 
+impl Caller {
+    /// Whether the caller's policies allow `action` on `resource`; if not, AWS's
+    /// AccessDeniedException (services disagree on its status: Secrets Manager answers 400,
+    /// Lambda 403).
+    pub fn authorize(&self, action: &str, resource: &str, status: u16) -> Result<(), AwsError> {
+        let request = spillway_identity::policy::Request::new(
+            action,
+            resource,
+            &self.principal.arn,
+            spillway_identity::time::now(),
+        );
+        if self.principal.authorize(&request).allowed() {
+            Ok(())
+        } else {
+            Err(AwsError::new(
+                status,
+                "AccessDeniedException",
+                format!(
+                    "User: {} is not authorized to perform: {action} on resource: {resource}",
+                    self.principal.arn
+                ),
+            ))
+        }
+    }
+}
+
 pub struct Authenticator {
     pub keys: Arc<KeyRing>,
     region: String,

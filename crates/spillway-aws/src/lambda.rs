@@ -13,7 +13,6 @@ use spillway_functions::{
     Function, FunctionHost, InvokeError, InvokeRequest, MAX_ASYNC_PAYLOAD, MAX_SYNC_PAYLOAD,
     Runtime,
 };
-use spillway_identity::policy::Request;
 
 use crate::auth::Caller;
 use crate::error::AwsError;
@@ -123,24 +122,7 @@ impl Lambda {
     }
 
     fn authorize(&self, caller: &Caller, action: &str, resource: &str) -> Result<(), AwsError> {
-        let request = Request::new(
-            action,
-            resource,
-            &caller.principal.arn,
-            spillway_identity::time::now(),
-        );
-        if caller.principal.authorize(&request).allowed() {
-            Ok(())
-        } else {
-            Err(AwsError::new(
-                403,
-                "AccessDeniedException",
-                format!(
-                    "User: {} is not authorized to perform: {action} on resource: {resource}",
-                    caller.principal.arn
-                ),
-            ))
-        }
+        caller.authorize(action, resource, 403)
     }
 
     pub async fn handle(

@@ -9,7 +9,6 @@ pub mod store;
 use std::sync::Mutex;
 
 use serde_json::{Map, Value, json};
-use spillway_identity::policy::Request;
 
 use crate::auth::Caller;
 use crate::error::AwsError;
@@ -277,25 +276,7 @@ impl SecretsManager {
     }
 
     fn authorize(&self, caller: &Caller, op: &str, arn: &str) -> Result<(), AwsError> {
-        let action = format!("secretsmanager:{op}");
-        let request = Request::new(
-            &action,
-            arn,
-            &caller.principal.arn,
-            spillway_identity::time::now(),
-        );
-        if caller.principal.authorize(&request).allowed() {
-            Ok(())
-        } else {
-            Err(AwsError::new(
-                400,
-                "AccessDeniedException",
-                format!(
-                    "User: {} is not authorized to perform: {action} on resource: {arn}",
-                    caller.principal.arn
-                ),
-            ))
-        }
+        caller.authorize(&format!("secretsmanager:{op}"), arn, 400)
     }
 
     /// Finds a secret by name, full ARN, or partial ARN (the ARN without its `-XXXXXX` suffix).
