@@ -49,6 +49,17 @@ ensure_aws_clients() {
   have aws || ensure_packages awscli
 }
 
+# awscurl (SigV4-signed curl, for the gateway's IAM routes), which Debian does not package: a
+# venv under ~/.cache/spillway/tools that sees Debian's botocore, with awscurl from PyPI.
+SPILLWAY_TOOLS="${SPILLWAY_TOOLS:-$HOME/.cache/spillway/tools}"
+ensure_awscurl() {
+  [ -x "$SPILLWAY_TOOLS/bin/awscurl" ] && return 0
+  python3 -c 'import ensurepip' 2>/dev/null || ensure_packages python3-venv
+  say "installing awscurl into $SPILLWAY_TOOLS"
+  python3 -m venv --system-site-packages "$SPILLWAY_TOOLS"
+  "$SPILLWAY_TOOLS/bin/pip" install --quiet --disable-pip-version-check 'awscurl==0.44'
+}
+
 # The machine's own PostgreSQL and MariaDB, which tests use for shared databases.
 ensure_services() {
   if ! pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then

@@ -134,9 +134,39 @@ pub fn format_iso8601(t: i64) -> String {
     )
 }
 
+/// `12/Mar/2020:19:03:58 +0000` of Unix seconds: the common log format's time, which API
+/// Gateway uses for `$context.requestTime` and an event's `requestContext.time`.
+pub fn format_clf(t: i64) -> String {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let d = format_amz_date(t);
+    let month = d[4..6]
+        .parse::<usize>()
+        .ok()
+        .and_then(|m| MONTHS.get(m.wrapping_sub(1)))
+        .copied()
+        .unwrap_or("Jan");
+    format!(
+        "{}/{month}/{}:{}:{}:{} +0000",
+        &d[6..8],
+        &d[0..4],
+        &d[9..11],
+        &d[11..13],
+        &d[13..15]
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn clf_matches_api_gateways_example() {
+        // The 2.0 event example: "time": "12/Mar/2020:19:03:58 +0000" (1584039838).
+        assert_eq!(format_clf(1_584_039_838), "12/Mar/2020:19:03:58 +0000");
+        assert_eq!(format_clf(1_587_481_701), "21/Apr/2020:15:08:21 +0000");
+    }
 
     #[test]
     fn formats_agree() {

@@ -103,6 +103,11 @@ pub fn derived(stack: &Stack, kind: &str, name: &str, attr: &str) -> Option<Stri
         (Kind::Proxy, "port") => listeners::proxy_listen(stack, name)?.port().to_string(),
         (Kind::Proxy, "endpoint") => listeners::proxy_listen(stack, name)?.to_string(),
         (Kind::Api, "id") => api_id(stack, name),
+        // What `execute-api:Invoke` policies name: append `/{stage}/{METHOD}/{path}`.
+        (Kind::Api, "execution_arn") => format!(
+            "arn:aws:execute-api:{region}:{account}:{}",
+            api_id(stack, name)
+        ),
         (Kind::Api, "endpoint") => listeners::api_listen(stack, name)?.to_string(),
         (Kind::Api, "url") => format!("http://{}", listeners::api_listen(stack, name)?),
         _ => return None,

@@ -852,9 +852,14 @@ pub struct Api {
     /// Access logging.
     #[serde(default)]
     pub access_log: Option<AccessLog>,
-    /// Custom domains.
+    /// Custom domains. An API with domains serves HTTPS on its listener, choosing the
+    /// certificate by SNI.
     #[serde(default)]
     pub domains: Vec<Domain>,
+    /// REST APIs: content types (`image/png`, `image/*`, `*/*`) whose request bodies reach
+    /// functions base64-encoded.
+    #[serde(default)]
+    pub binary_media_types: Vec<String>,
 }
 
 /// DynamoDB attribute types usable in keys.

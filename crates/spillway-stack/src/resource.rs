@@ -66,7 +66,7 @@ impl Kind {
             ],
             Kind::Queue => &["name", "url", "arn"],
             Kind::Function => &["name", "arn", "role_arn"],
-            Kind::Api => &["id", "url", "endpoint"],
+            Kind::Api => &["id", "url", "endpoint", "execution_arn"],
             Kind::Table => &["name", "arn"],
             Kind::User => &["name", "arn", "access_key_id"],
             Kind::Role => &["name", "arn"],

@@ -23,6 +23,8 @@ pub struct Observed {
     pub targets: Vec<(String, Arc<Target>)>,
     /// The function host, for its metrics.
     pub functions: Option<Arc<spillway_functions::FunctionHost>>,
+    /// The stack's APIs, for their metrics.
+    pub apis: Vec<Arc<spillway_gateway::Gateway>>,
     /// The AWS-compatible APIs (none in one-line proxy mode).
     pub aws: Option<Arc<spillway_aws::Endpoint>>,
 }
@@ -81,6 +83,9 @@ async fn handle(
             if let Some(f) = &o.functions {
                 text.push_str(&f.render_metrics());
             }
+            text.push_str(&spillway_gateway::metrics::render(
+                o.apis.iter().map(|a| &a.metrics),
+            ));
             respond(StatusCode::OK, "text/plain; version=0.0.4", text)
         }
         (&Method::GET, "/_spillway/pools") => {

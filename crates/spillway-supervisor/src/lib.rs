@@ -1,7 +1,8 @@
-//! The supervisor: starts a stack's resources in dependency order (today: managed PostgreSQL
-//! and MariaDB servers, external databases, generated secrets), keeps the state directory locked
+//! The supervisor: starts a stack's resources in dependency order (managed PostgreSQL and
+//! MariaDB servers, external databases, generated secrets, proxies, functions, APIs), keeps the state directory locked
 //! while it runs, and stops everything in reverse order. Children never outlive spillway.
 
+pub mod apis;
 pub mod databases;
 pub mod error;
 pub mod functions;

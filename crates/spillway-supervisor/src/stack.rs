@@ -37,6 +37,7 @@ pub struct Running {
     databases: Vec<RunningDatabase>,
     functions: Option<Arc<spillway_functions::FunctionHost>>,
     proxies: Vec<RunningProxy>,
+    apis: Vec<crate::apis::RunningApi>,
     http: Option<(SocketAddr, JoinHandle<()>)>,
     shutdown: watch::Sender<bool>,
     rows: Vec<Row>,
@@ -70,6 +71,11 @@ impl Running {
             .iter()
             .find(|(e, _, _)| e == endpoint)
             .map(|(_, _, a)| *a)
+    }
+
+    /// The address an API listens on (useful when the stack asked for port 0).
+    pub fn api_addr(&self, name: &str) -> Option<SocketAddr> {
+        self.apis.iter().find(|a| a.name == name).map(|a| a.addr)
     }
 
     /// The address of spillway's own HTTP endpoint (health, metrics, pools).
@@ -156,6 +162,9 @@ impl Running {
             for task in p.tasks {
                 let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
             }
+        }
+        for api in self.apis {
+            let _ = tokio::time::timeout(Duration::from_secs(10), api.task).await;
         }
         if let Some((_, task)) = self.http {
             let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
@@ -351,8 +360,9 @@ pub async fn start(
                     }
                 }
             }
-            // Functions start once the endpoint they call exists (below).
-            Kind::Secret | Kind::Function | Kind::User | Kind::Role => continue,
+            // Functions start once the endpoint they call exists, and APIs after the functions
+            // they call (below).
+            Kind::Secret | Kind::Function | Kind::User | Kind::Role | Kind::Api => continue,
             _ => {
                 not_served.push(id.to_string());
                 continue;
@@ -367,10 +377,12 @@ pub async fn start(
 
     // spillway's own endpoint, once something is worth observing or an AWS API is served.
     let mut function_host = None;
+    let mut apis = Vec::new();
     let http = if running.proxies.is_empty()
         && stack.users.is_empty()
         && stack.secrets.is_empty()
         && stack.functions.is_empty()
+        && stack.apis.is_empty()
     {
         None
     } else {
@@ -428,7 +440,65 @@ pub async fn start(
                 account: stack.stack.account.clone(),
             })
         };
+        let services = spillway_gateway::Services {
+            functions: function_host.clone(),
+            keys: Some(Arc::clone(&key_ring)),
+        };
+        for name in stack.apis.keys() {
+            for (i, r) in stack.apis[name].routes.iter().enumerate() {
+                if r.queue.is_some() {
+                    not_served.push(format!(
+                        "apis.{name}.routes[{i}] (queue integrations: the queue service is not built yet)"
+                    ));
+                }
+            }
+            match crate::apis::start(loaded, name, &values, services.clone(), shutdown_rx.clone())
+                .await
+            {
+                Ok(api) => {
+                    let scheme = if api.https { "https" } else { "http" };
+                    let stages: Vec<&String> = stack.apis[name]
+                        .stages
+                        .keys()
+                        .filter(|s| *s != "$default")
+                        .collect();
+                    rows.push(Row {
+                        resource: format!("apis.{name}"),
+                        endpoint: match stages.first() {
+                            Some(s) => format!("{scheme}://{}/{s}/", api.addr),
+                            None => format!("{scheme}://{}/", api.addr),
+                        },
+                        credentials: format!(
+                            "{} API, {} routes",
+                            match stack.apis[name].protocol {
+                                spillway_stack::model::ApiProtocol::Http => "HTTP",
+                                spillway_stack::model::ApiProtocol::Rest => "REST",
+                            },
+                            stack.apis[name].routes.len()
+                        ),
+                    });
+                    values.insert(
+                        (Kind::Api, name.clone(), "endpoint".into()),
+                        api.addr.to_string(),
+                    );
+                    values.insert(
+                        (Kind::Api, name.clone(), "url".into()),
+                        format!("{scheme}://{}", api.addr),
+                    );
+                    apis.push(api);
+                }
+                Err(e) => {
+                    if let Some(f) = &function_host {
+                        f.shutdown().await;
+                    }
+                    let _ = shutdown.send(true);
+                    stop_databases(running.databases).await;
+                    return Err(e);
+                }
+            }
+        }
         let observed = Arc::new(http::Observed {
+            apis: apis.iter().map(|a| Arc::clone(&a.gateway)).collect(),
             functions: function_host.clone(),
             registry: Arc::clone(&registry),
             targets: running
@@ -482,6 +552,7 @@ pub async fn start(
         databases: running.databases,
         functions: function_host,
         proxies: running.proxies,
+        apis,
         http,
         shutdown,
         rows,

@@ -171,6 +171,7 @@ pub async fn start(options: Options) -> Result<Standalone, SupervisorError> {
         let l = bind(m, "--metrics").await?;
         metrics_addr = l.local_addr().ok();
         let observed = Arc::new(crate::http::Observed {
+            apis: Vec::new(),
             functions: None,
             registry,
             targets: vec![("proxy".into(), Arc::clone(&target))],

@@ -1,0 +1,262 @@
+//! The stack's APIs: `[apis.*]` turned into gateway specs (references resolved, JWKS and
+//! certificate files read), each served on its own listener.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use spillway_gateway::spec::{
+    AccessLogSpec, ApiKind, ApiSpec, AuthorizerSpec, CorsSpec, DomainMapping, Integration,
+    LogDestination, PayloadFormat, Rate, RouteAuth, RouteSpec, StageSpec,
+};
+use spillway_gateway::{Gateway, Services};
+use spillway_stack::model::{self, ApiProtocol, Authorization, AuthorizerKind};
+use spillway_stack::template::Template;
+use spillway_stack::{LoadedStack, attrs, listeners};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::error::SupervisorError;
+use crate::stack::{Values, lookup_value};
+
+pub struct RunningApi {
+    pub name: String,
+    pub addr: SocketAddr,
+    pub https: bool,
+    pub gateway: Arc<Gateway>,
+    pub task: JoinHandle<()>,
+}
+
+fn resolve(
+    t: &Template,
+    what: impl FnOnce() -> String,
+    loaded: &LoadedStack,
+    values: &Values,
+) -> Result<String, SupervisorError> {
+    t.resolve(&mut |r| lookup_value(values, &loaded.stack, r))
+        .map_err(|e| SupervisorError::Command {
+            what: what(),
+            detail: e.to_string(),
+        })
+}
+
+fn rate(t: &model::Throttle) -> Rate {
+    Rate {
+        per_second: t.rate_limit,
+        burst: t.burst_limit,
+    }
+}
+
+fn read(loaded: &LoadedStack, p: &std::path::Path) -> Result<Vec<u8>, SupervisorError> {
+    let path = loaded.path(p);
+    std::fs::read(&path).map_err(SupervisorError::io(path.display().to_string()))
+}
+
+/// The gateway's view of `[apis.NAME]`.
+pub fn spec(loaded: &LoadedStack, name: &str, values: &Values) -> Result<ApiSpec, SupervisorError> {
+    let stack = &loaded.stack;
+    let api = &stack.apis[name];
+    let kind = match api.protocol {
+        ApiProtocol::Http => ApiKind::Http,
+        ApiProtocol::Rest => ApiKind::Rest,
+    };
+    let mut routes = Vec::new();
+    for (i, r) in api.routes.iter().enumerate() {
+        let at = || format!("apis.{name}.routes[{i}]");
+        let integration = if let Some(f) = &r.function {
+            Integration::Function(f.clone())
+        } else if let Some(m) = &r.mock {
+            Integration::Mock {
+                status: m.status,
+                headers: m.headers.clone(),
+                body: m.body.clone(),
+            }
+        } else if let Some(url) = &r.http {
+            Integration::Http(resolve(url, || format!("{}.http", at()), loaded, values)?)
+        } else if let Some(q) = &r.queue {
+            let mut parameters = BTreeMap::new();
+            for (k, v) in &r.parameters {
+                parameters.insert(k.clone(), v.as_str().to_owned());
+            }
+            Integration::Queue {
+                queue: q.clone(),
+                parameters,
+            }
+        } else {
+            return Err(SupervisorError::Command {
+                what: at(),
+                detail: "a route needs an integration".into(),
+            });
+        };
+        let payload = match (kind, r.payload_format.as_deref()) {
+            (ApiKind::Http, None | Some("2.0")) => PayloadFormat::V2,
+            _ => PayloadFormat::V1,
+        };
+        let auth = match r.authorization {
+            Authorization::None => RouteAuth::None,
+            Authorization::Iam => RouteAuth::Iam,
+            Authorization::Custom => RouteAuth::Authorizer {
+                name: r.authorizer.clone().unwrap_or_default(),
+                scopes: r.scopes.clone(),
+            },
+        };
+        let default_timeout = match kind {
+            ApiKind::Http => Duration::from_secs(30),
+            ApiKind::Rest => Duration::from_secs(29),
+        };
+        routes.push(RouteSpec {
+            key: r.route.clone(),
+            integration,
+            payload,
+            auth,
+            timeout: r.timeout.map_or(default_timeout, |t| t.get()),
+            api_key_required: r.api_key_required,
+        });
+    }
+    let mut stages = BTreeMap::new();
+    for (sn, s) in &api.stages {
+        let mut variables = BTreeMap::new();
+        for (k, v) in &s.variables {
+            variables.insert(
+                k.clone(),
+                resolve(
+                    v,
+                    || format!("apis.{name}.stages.{sn}.variables.{k}"),
+                    loaded,
+                    values,
+                )?,
+            );
+        }
+        stages.insert(
+            sn.clone(),
+            StageSpec {
+                variables,
+                throttle: s.throttle.as_ref().map(rate),
+                route_throttle: s
+                    .route_throttle
+                    .iter()
+                    .map(|(k, t)| (k.clone(), rate(t)))
+                    .collect(),
+            },
+        );
+    }
+    let mut authorizers = BTreeMap::new();
+    for (an, a) in &api.authorizers {
+        let spec = match a.kind {
+            AuthorizerKind::Jwt => {
+                let source = a.jwks.clone().unwrap_or_default();
+                let jwks = read(loaded, std::path::Path::new(&source))?;
+                AuthorizerSpec::Jwt {
+                    issuer: a.issuer.clone().unwrap_or_default(),
+                    audience: a.audience.clone(),
+                    jwks: String::from_utf8_lossy(&jwks).into_owned(),
+                    identity_source: a
+                        .identity_sources
+                        .first()
+                        .cloned()
+                        .unwrap_or_else(|| "$request.header.Authorization".into()),
+                }
+            }
+            AuthorizerKind::Function => AuthorizerSpec::Function {
+                function: a.function.clone().unwrap_or_default(),
+                simple_responses: a.simple_responses,
+                identity_sources: a.identity_sources.clone(),
+                result_ttl: a.result_ttl.get(),
+            },
+        };
+        authorizers.insert(an.clone(), spec);
+    }
+    let access_log = api.access_log.as_ref().map(|l| AccessLogSpec {
+        format: l.format.clone(),
+        destination: if l.destination == "stdout" {
+            LogDestination::Stdout
+        } else {
+            LogDestination::File(loaded.path(std::path::Path::new(&l.destination)))
+        },
+    });
+    Ok(ApiSpec {
+        name: name.to_owned(),
+        id: attrs::api_id(stack, name),
+        kind,
+        region: stack.stack.region.clone(),
+        account: stack.stack.account.clone(),
+        routes,
+        stages,
+        cors: api.cors.as_ref().map(|c| CorsSpec {
+            allow_origins: c.allow_origins.clone(),
+            allow_methods: c.allow_methods.clone(),
+            allow_headers: c.allow_headers.clone(),
+            expose_headers: c.expose_headers.clone(),
+            max_age: c.max_age.map(|d| d.get()),
+            allow_credentials: c.allow_credentials,
+        }),
+        authorizers,
+        access_log,
+        binary_media_types: api.binary_media_types.clone(),
+        domains: api
+            .domains
+            .iter()
+            .map(|d| DomainMapping {
+                name: d.name.clone(),
+                base_path: d.base_path.clone(),
+                stage: d.stage.clone(),
+            })
+            .collect(),
+    })
+}
+
+/// Starts one API on its listener.
+pub async fn start(
+    loaded: &LoadedStack,
+    name: &str,
+    values: &Values,
+    services: Services,
+    shutdown: watch::Receiver<bool>,
+) -> Result<RunningApi, SupervisorError> {
+    let api = &loaded.stack.apis[name];
+    let spec = spec(loaded, name, values)?;
+    let setup = |e: spillway_gateway::SetupError| SupervisorError::Command {
+        what: format!("apis.{name}"),
+        detail: e.to_string(),
+    };
+    let tls = if api.domains.is_empty() {
+        None
+    } else {
+        let mut certs = Vec::new();
+        for d in &api.domains {
+            certs.push(spillway_gateway::tls::DomainCert {
+                name: d.name.clone(),
+                cert_pem: read(loaded, &d.tls.cert)?,
+                key_pem: read(loaded, &d.tls.key)?,
+            });
+        }
+        Some(spillway_gateway::tls::acceptor(&certs).map_err(setup)?)
+    };
+    let gateway = Arc::new(Gateway::new(spec, services).map_err(setup)?);
+    let field = format!("apis.{name}.listen");
+    let addr =
+        listeners::api_listen(&loaded.stack, name).ok_or_else(|| SupervisorError::Command {
+            what: field.clone(),
+            detail: "no address".into(),
+        })?;
+    let listener = crate::proxies::bind(addr, &field).await?;
+    let addr = listener
+        .local_addr()
+        .map_err(SupervisorError::io(field.clone()))?;
+    let https = tls.is_some();
+    let task = tokio::spawn(spillway_gateway::server::serve(
+        Arc::clone(&gateway),
+        listener,
+        tls,
+        shutdown,
+    ));
+    tracing::info!(api = name, %addr, "API listening");
+    Ok(RunningApi {
+        name: name.to_owned(),
+        addr,
+        https,
+        gateway,
+        task,
+    })
+}
