@@ -420,3 +420,127 @@ mock = { body = "fine" }
     drop(stalled);
     running.shutdown().await;
 }
+
+/// A self-signed certificate for `name` (PEM cert and key files in `dir`).
+fn self_signed(dir: &std::path::Path, name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let cert = dir.join(format!("{name}.crt"));
+    let key = dir.join(format!("{name}.key"));
+    let status = std::process::Command::new(spillway_testkit::require_tool("openssl", "openssl"))
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+        ])
+        .args(["-nodes", "-days", "2", "-subj", &format!("/CN={name}")])
+        .args(["-addext", &format!("subjectAltName=DNS:{name}")])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap_or_else(|e| panic!("openssl: {e}"));
+    assert!(status.success());
+    (cert, key)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn custom_domains_serve_tls_by_sni_with_api_mappings_over_http1_and_http2() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let (a_cert, a_key) = self_signed(dir.path(), "api.example.test");
+    let (b_cert, b_key) = self_signed(dir.path(), "other.example.test");
+    let f = repo_root().join("tests/functions");
+    std::fs::write(
+        dir.path().join("spillway.toml"),
+        format!(
+            r#"
+[stack]
+endpoint = "127.0.0.1:0"
+
+[functions.echo]
+runtime = "nodejs"
+code = "{f}/node-api"
+handler = "index.handler"
+
+[apis.secure]
+listen = "127.0.0.1:0"
+domains = [
+  {{ name = "api.example.test", tls = {{ cert = "{a_cert}", key = "{a_key}" }}, base_path = "v1", stage = "prod" }},
+  {{ name = "other.example.test", tls = {{ cert = "{b_cert}", key = "{b_key}" }} }},
+]
+
+[apis.secure.stages.prod]
+variables = {{ mapped = "yes" }}
+
+[apis.secure.stages."$default"]
+
+[[apis.secure.routes]]
+route = "ANY /echo/{{proxy+}}"
+function = "echo"
+"#,
+            f = f.display(),
+            a_cert = a_cert.display(),
+            a_key = a_key.display(),
+            b_cert = b_cert.display(),
+            b_key = b_key.display(),
+        ),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let running = up_in_process(dir.path()).await;
+    let port = running
+        .api_addr("secure")
+        .unwrap_or_else(|| panic!("no api"))
+        .port();
+    let resolve = |name: &str| format!("{name}:{port}:127.0.0.1");
+
+    // The first domain's certificate by SNI; its mapping strips the base path and picks prod.
+    let a = curl(&[
+        "--resolve",
+        &resolve("api.example.test"),
+        "--cacert",
+        &a_cert.display().to_string(),
+        "--http1.1",
+        &format!("https://api.example.test:{port}/v1/echo/x"),
+    ])
+    .await;
+    assert_eq!(a.status, 200, "{}", a.text());
+    let e = a.json();
+    assert_eq!(e["requestContext"]["stage"], "prod");
+    assert_eq!(e["requestContext"]["domainName"], "api.example.test");
+    assert_eq!(e["requestContext"]["domainPrefix"], "api");
+    assert_eq!(e["requestContext"]["http"]["protocol"], "HTTP/1.1");
+    assert_eq!(e["stageVariables"]["mapped"], "yes");
+    assert_eq!(e["pathParameters"]["proxy"], "x");
+    // Outside the base path: not mapped.
+    let a = curl(&[
+        "--resolve",
+        &resolve("api.example.test"),
+        "--cacert",
+        &a_cert.display().to_string(),
+        &format!("https://api.example.test:{port}/v2/echo/x"),
+    ])
+    .await;
+    assert_eq!(a.status, 403);
+
+    // The second domain: its own certificate (curl verifies it against that CA only), HTTP/2
+    // by ALPN, the $default stage.
+    let a = curl(&[
+        "--resolve",
+        &resolve("other.example.test"),
+        "--cacert",
+        &b_cert.display().to_string(),
+        "--http2",
+        &format!("https://other.example.test:{port}/echo/y"),
+    ])
+    .await;
+    assert_eq!(a.status, 200, "{}", a.text());
+    let e = a.json();
+    assert_eq!(e["requestContext"]["http"]["protocol"], "HTTP/2.0");
+    assert_eq!(e["requestContext"]["stage"], "$default");
+    assert_eq!(e["requestContext"]["domainName"], "other.example.test");
+
+    running.shutdown().await;
+}
