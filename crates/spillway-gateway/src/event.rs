@@ -23,6 +23,8 @@ pub struct EventInput<'a> {
     /// The path within the stage (REST's `path`).
     pub stage_path: &'a str,
     pub authorized: &'a Authorized,
+    /// The API key the request used (REST routes with `api_key_required`): name and value.
+    pub api_key: Option<(&'a str, &'a str)>,
 }
 
 impl EventInput<'_> {
@@ -236,7 +238,12 @@ pub fn v1(input: &EventInput<'_>) -> Value {
     ctx.insert("domainPrefix".into(), json!(prefix));
     ctx.insert("extendedRequestId".into(), json!(req.request_id));
     ctx.insert("httpMethod".into(), json!(req.method));
-    ctx.insert("identity".into(), input.authorized.identity_v1(req));
+    let mut identity = input.authorized.identity_v1(req);
+    if let (Some((id, key)), serde_json::Value::Object(m)) = (input.api_key, &mut identity) {
+        m.insert("apiKey".into(), json!(key));
+        m.insert("apiKeyId".into(), json!(id));
+    }
+    ctx.insert("identity".into(), identity);
     ctx.insert("path".into(), json!(req.raw_path));
     ctx.insert("protocol".into(), json!(req.protocol));
     ctx.insert("requestId".into(), json!(req.request_id));
@@ -287,6 +294,7 @@ mod tests {
             access_log: None,
             binary_media_types: Vec::new(),
             domains: Vec::new(),
+            api_keys: Vec::new(),
         }
     }
 
@@ -328,6 +336,7 @@ mod tests {
             path_parameters: &[("parameter1".into(), "value1".into())],
             stage_path: "/my/path",
             authorized: &Authorized::None,
+            api_key: None,
         });
         assert_eq!(e["version"], "2.0");
         assert_eq!(e["rawQueryString"], req.raw_query);
@@ -364,6 +373,7 @@ mod tests {
             path_parameters: &[],
             stage_path: "/my/path",
             authorized: &Authorized::None,
+            api_key: None,
         });
         assert!(e.get("version").is_none());
         assert_eq!(e["resource"], "/my/path");

@@ -38,6 +38,8 @@ pub struct Services {
     pub functions: Option<Arc<FunctionHost>>,
     /// Access keys, for `AWS_IAM` routes.
     pub keys: Option<Arc<KeyRing>>,
+    /// The queue service, for `SQS-SendMessage` routes.
+    pub queues: Option<Arc<dyn integrations::queue::QueueSink>>,
 }
 
 pub struct Gateway {
@@ -48,6 +50,7 @@ pub struct Gateway {
     iam: Option<spillway_aws::auth::Authenticator>,
     authorizers: Authorizers,
     throttles: Throttles,
+    api_keys: crate::api_keys::ApiKeys,
     access_log: Option<AccessLog>,
     pub(crate) http: integrations::http::Client,
     pub metrics: ApiMetrics,
@@ -86,6 +89,7 @@ impl Gateway {
         Ok(Self {
             authorizers: Authorizers::new(&spec)?,
             throttles: Throttles::new(&spec.stages),
+            api_keys: crate::api_keys::ApiKeys::new(&spec.api_keys),
             default_stage: StageSpec::default(),
             metrics: ApiMetrics::new(&spec),
             http: integrations::http::client(),
@@ -394,7 +398,16 @@ impl Gateway {
         if !self.throttles.admit(&stage.name, &route.key) {
             return Err(GatewayError::Throttled);
         }
+        // API Gateway checks the key (and its usage plan) after authorization.
         let authorized = self.authorize(req, route, &stage, record).await?;
+        let api_key = if route.api_key_required {
+            let key = self.api_keys.admit(req)?;
+            record.set("identity.apiKeyId", key.0.clone());
+            record.set("identity.apiKey", key.1.clone());
+            Some(key)
+        } else {
+            None
+        };
         let input = EventInput {
             req,
             api: &self.spec,
@@ -404,6 +417,7 @@ impl Gateway {
             path_parameters: &matched.params,
             stage_path: &stage.path,
             authorized: &authorized,
+            api_key: api_key.as_ref().map(|(n, v)| (n.as_str(), v.as_str())),
         };
         let started = Instant::now();
         let result = self.integrate(route, &input, record).await;
@@ -493,17 +507,8 @@ impl Gateway {
             Integration::Http(base) => {
                 integrations::http::call(self, base, route, input, record).await
             }
-            Integration::Queue { queue, .. } => {
-                record.set(
-                    "integrationErrorMessage",
-                    "queue integrations wait for the queue service",
-                );
-                tracing::warn!(
-                    api = %self.spec.name,
-                    route = %route.key,
-                    "queue integration to {queue:?} is not served yet (the queue service is not built)"
-                );
-                Err(GatewayError::Internal)
+            Integration::Queue { queue, parameters } => {
+                integrations::queue::call(self, queue, parameters, input, record).await
             }
         }
     }

@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 pub mod access_log;
+mod api_keys;
 pub mod authorized;
 mod authorizers;
 pub mod cors;
@@ -16,7 +17,7 @@ pub mod error;
 pub mod event;
 pub mod gateway;
 pub mod iam;
-mod integrations;
+pub mod integrations;
 pub mod metrics;
 pub mod reply;
 pub mod request;

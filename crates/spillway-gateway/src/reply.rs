@@ -30,6 +30,8 @@ pub enum GatewayError {
     BadRequest(String),
     /// A stage or route token bucket is empty.
     Throttled,
+    /// An API key used up its usage plan's quota.
+    QuotaExceeded,
     /// The function integration failed: the function errored or answered in a shape API
     /// Gateway cannot map (HTTP API 500; REST 502).
     IntegrationFailure,
@@ -56,7 +58,7 @@ impl GatewayError {
             Self::RequestTooLarge => 413,
             Self::RequestTimeout => 408,
             Self::BadRequest(_) => 400,
-            Self::Throttled => 429,
+            Self::Throttled | Self::QuotaExceeded => 429,
             Self::IntegrationFailure if kind == ApiKind::Rest => 502,
             Self::IntegrationFailure | Self::Internal | Self::AuthorizerFailure => 500,
             Self::Unavailable => 503,
@@ -77,6 +79,7 @@ impl GatewayError {
             Self::RequestTooLarge => "Request Entity Too Large".into(),
             Self::RequestTimeout => "Request Timeout".into(),
             Self::Throttled => "Too Many Requests".into(),
+            Self::QuotaExceeded => "Limit Exceeded".into(),
             Self::IntegrationFailure | Self::Internal | Self::AuthorizerFailure if rest => {
                 "Internal server error".into()
             }
@@ -111,6 +114,7 @@ impl GatewayError {
             Self::RequestTooLarge => "REQUEST_TOO_LARGE",
             Self::RequestTimeout | Self::BadRequest(_) => "BAD_REQUEST_BODY",
             Self::Throttled => "THROTTLED",
+            Self::QuotaExceeded => "QUOTA_EXCEEDED",
             Self::IntegrationFailure | Self::Unavailable => "INTEGRATION_FAILURE",
             Self::Internal => "API_CONFIGURATION_ERROR",
             Self::AuthorizerFailure => "AUTHORIZER_FAILURE",

@@ -142,6 +142,25 @@ pub struct ApiSpec {
     pub binary_media_types: Vec<String>,
     /// Custom domain names and their API mappings.
     pub domains: Vec<DomainMapping>,
+    /// REST API keys, with their usage plan's limits.
+    pub api_keys: Vec<ApiKeySpec>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum QuotaPeriod {
+    Day,
+    Week,
+    Month,
+}
+
+#[derive(Clone, Debug)]
+pub struct ApiKeySpec {
+    /// The key's name in the stack (API Gateway's key id).
+    pub name: String,
+    pub value: String,
+    pub enabled: bool,
+    pub throttle: Option<Rate>,
+    pub quota: Option<(u64, QuotaPeriod)>,
 }
 
 /// A custom domain's API mapping: requests for `name` under `base_path` go to `stage`,

@@ -827,6 +827,47 @@ pub struct Domain {
     pub stage: Option<String>,
 }
 
+/// `[apis.NAME.api_keys.KEY]`: a REST API key, sent by clients in `x-api-key`.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKey {
+    /// The key itself (20 to 128 characters, as API Gateway requires of imported keys).
+    pub value: Template,
+    /// A disabled key is refused like an unknown one.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+}
+
+/// Quota periods of a usage plan.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum QuotaPeriod {
+    Day,
+    Week,
+    Month,
+}
+
+/// A usage plan's quota: at most `limit` requests per key per period.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Quota {
+    pub limit: u64,
+    pub period: QuotaPeriod,
+}
+
+/// `[apis.NAME.usage_plans.PLAN]`: throttling and a quota for the keys it names.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UsagePlan {
+    /// Keys of `api_keys` under this plan.
+    pub keys: Vec<String>,
+    /// Per-key token bucket.
+    #[serde(default)]
+    pub throttle: Option<Throttle>,
+    #[serde(default)]
+    pub quota: Option<Quota>,
+}
+
 /// `[apis.NAME]`
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -860,6 +901,12 @@ pub struct Api {
     /// functions base64-encoded.
     #[serde(default)]
     pub binary_media_types: Vec<String>,
+    /// REST APIs: keys for routes with `api_key_required`.
+    #[serde(default)]
+    pub api_keys: BTreeMap<String, ApiKey>,
+    /// REST APIs: throttling and quotas per key.
+    #[serde(default)]
+    pub usage_plans: BTreeMap<String, UsagePlan>,
 }
 
 /// DynamoDB attribute types usable in keys.

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use spillway_gateway::spec::{
-    AccessLogSpec, ApiKind, ApiSpec, AuthorizerSpec, CorsSpec, DomainMapping, Integration,
-    LogDestination, PayloadFormat, Rate, RouteAuth, RouteSpec, StageSpec,
+    AccessLogSpec, ApiKeySpec, ApiKind, ApiSpec, AuthorizerSpec, CorsSpec, DomainMapping,
+    Integration, LogDestination, PayloadFormat, QuotaPeriod, Rate, RouteAuth, RouteSpec, StageSpec,
 };
 use spillway_gateway::{Gateway, Services};
 use spillway_stack::model::{self, ApiProtocol, Authorization, AuthorizerKind};
@@ -175,7 +175,34 @@ pub fn spec(loaded: &LoadedStack, name: &str, values: &Values) -> Result<ApiSpec
             LogDestination::File(loaded.path(std::path::Path::new(&l.destination)))
         },
     });
+    let mut api_keys = Vec::new();
+    for (kn, k) in &api.api_keys {
+        // A key's limits come from the first usage plan that names it.
+        let plan = api.usage_plans.values().find(|p| p.keys.contains(kn));
+        api_keys.push(ApiKeySpec {
+            name: kn.clone(),
+            value: resolve(
+                &k.value,
+                || format!("apis.{name}.api_keys.{kn}.value"),
+                loaded,
+                values,
+            )?,
+            enabled: k.enabled,
+            throttle: plan.and_then(|p| p.throttle.as_ref()).map(rate),
+            quota: plan.and_then(|p| p.quota.as_ref()).map(|q| {
+                (
+                    q.limit,
+                    match q.period {
+                        model::QuotaPeriod::Day => QuotaPeriod::Day,
+                        model::QuotaPeriod::Week => QuotaPeriod::Week,
+                        model::QuotaPeriod::Month => QuotaPeriod::Month,
+                    },
+                )
+            }),
+        });
+    }
     Ok(ApiSpec {
+        api_keys,
         name: name.to_owned(),
         id: attrs::api_id(stack, name),
         kind,

@@ -443,6 +443,8 @@ pub async fn start(
         let services = spillway_gateway::Services {
             functions: function_host.clone(),
             keys: Some(Arc::clone(&key_ring)),
+            // The queue service is not built yet; its routes are listed as not served.
+            queues: None,
         };
         for name in stack.apis.keys() {
             for (i, r) in stack.apis[name].routes.iter().enumerate() {

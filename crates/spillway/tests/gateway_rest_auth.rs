@@ -81,6 +81,22 @@ function = "echo"
 authorization = "custom"
 authorizer = "gate"
 
+[[apis.shop.routes]]
+route = "GET /partner"
+function = "echo"
+api_key_required = true
+
+[apis.shop.api_keys.partner]
+value = "partner-key-0123456789abcdef"
+
+[apis.shop.api_keys.retired]
+value = "retired-key-0123456789abcdef"
+enabled = false
+
+[apis.shop.usage_plans.basic]
+keys = ["partner", "retired"]
+quota = {{ limit = 3, period = "day" }}
+
 [apis.shop.authorizers.gate]
 kind = "function"
 function = "gate"
@@ -265,6 +281,46 @@ async fn a_rest_api_serves_its_stage_with_version_1_events_and_rest_errors() {
     assert_eq!(
         (a.status, a.text().as_str()),
         (502, r#"{"message":"Internal server error"}"#)
+    );
+
+    // API keys: missing, unknown or disabled keys are refused; a usage plan's quota holds.
+    for key in [
+        None,
+        Some("no-such-key-0123456789"),
+        Some("retired-key-0123456789abcdef"),
+    ] {
+        let mut args = vec![];
+        let header;
+        if let Some(k) = key {
+            header = format!("x-api-key: {k}");
+            args.extend(["-H", header.as_str()]);
+        }
+        let u = url(addr, "/prod/partner");
+        args.push(&u);
+        let a = curl(&args).await;
+        assert_eq!(
+            (a.status, a.text().as_str()),
+            (403, r#"{"message":"Forbidden"}"#),
+            "{key:?}"
+        );
+    }
+    let with_key = ["-H", "x-api-key: partner-key-0123456789abcdef"];
+    let partner = url(addr, "/prod/partner");
+    let a = curl(&[with_key[0], with_key[1], &partner]).await;
+    assert_eq!(a.status, 200, "{}", a.text());
+    let identity = &a.json()["requestContext"]["identity"];
+    assert_eq!(identity["apiKey"], "partner-key-0123456789abcdef");
+    assert_eq!(identity["apiKeyId"], "partner");
+    for _ in 0..2 {
+        assert_eq!(
+            curl(&[with_key[0], with_key[1], &partner]).await.status,
+            200
+        );
+    }
+    let a = curl(&[with_key[0], with_key[1], &partner]).await;
+    assert_eq!(
+        (a.status, a.text().as_str()),
+        (429, r#"{"message":"Limit Exceeded"}"#)
     );
 
     // A function authorizer answering with an IAM policy; its context reaches the function.

@@ -136,6 +136,7 @@ impl FunctionAuthorizer {
             path_parameters: &[],
             stage_path,
             authorized: &Authorized::None,
+            api_key: None,
         };
         let event = match gw.spec.kind {
             ApiKind::Http => {

@@ -1,5 +1,5 @@
-//! The integrations a route can have. Mock answers are made in `gateway.rs`; queue
-//! integrations wait for the queue service.
+//! The integrations a route can have (mock answers are made in `gateway.rs`).
 
 pub mod function;
 pub mod http;
+pub mod queue;

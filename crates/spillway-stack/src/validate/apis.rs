@@ -223,6 +223,55 @@ pub(super) fn check_apis(c: &mut Checker<'_>, stack: &Stack) {
                 "a REST API needs at least one stage, e.g. [apis.NAME.stages.prod]",
             );
         }
+        if http {
+            for (field, used) in [
+                ("api_keys", !api.api_keys.is_empty()),
+                ("usage_plans", !api.usage_plans.is_empty()),
+            ] {
+                if used {
+                    c.err_key(at(field), "API keys and usage plans are a REST API feature");
+                }
+            }
+        }
+        for (kn, k) in &api.api_keys {
+            let len = k.value.as_str().len();
+            if !k.value.as_str().contains("${") && !(20..=128).contains(&len) {
+                c.err(
+                    at("api_keys").key(kn.clone()).key("value"),
+                    format!("an API key has 20 to 128 characters, found {len}"),
+                );
+            }
+        }
+        for (pn, p) in &api.usage_plans {
+            let path = at("usage_plans").key(pn.clone());
+            for k in &p.keys {
+                if !api.api_keys.contains_key(k) {
+                    c.err(
+                        path.key("keys"),
+                        format!("no key {k:?} in apis.{name}.api_keys"),
+                    );
+                }
+            }
+            if let Some(t) = &p.throttle
+                && !(t.rate_limit > 0.0 && t.rate_limit.is_finite())
+            {
+                c.err(
+                    path.key("throttle").key("rate_limit"),
+                    "expected a positive number",
+                );
+            }
+            if let Some(q) = &p.quota
+                && q.limit == 0
+            {
+                c.err(path.key("quota").key("limit"), "expected a positive number");
+            }
+        }
+        if api.routes.iter().any(|r| r.api_key_required) && api.api_keys.is_empty() {
+            c.err_key(
+                at("api_keys"),
+                "routes require an API key but the API declares none",
+            );
+        }
         for (i, d) in api.domains.iter().enumerate() {
             c.file_exists(
                 at("domains").index(i).key("tls").key("cert"),

@@ -38,6 +38,7 @@ fn template_field(path: &FieldPath) -> bool {
         "apis.*.routes.[].http",
         "apis.*.routes.[].parameters.*",
         "apis.*.stages.*.variables.*",
+        "apis.*.api_keys.*.value",
         "users.*.secret_access_key",
     ];
     let segs = &path.0;
