@@ -143,6 +143,11 @@ impl Running {
                     .into(),
             );
         }
+        if serde_json::to_string(&loaded.stack.apis).ok()
+            != serde_json::to_string(&self.stack.apis).ok()
+        {
+            notes.push("apis changed; they apply at the next start".into());
+        }
         if loaded.stack.databases.len() != self.stack.databases.len() {
             notes.push("databases changed; they apply at the next start".into());
         }

@@ -34,6 +34,12 @@ timeout = "10s"
 runtime = "provided"
 code = "{f}/rust-http"
 
+[functions.off]
+runtime = "nodejs"
+code = "{f}/node-api"
+handler = "index.handler"
+reserved_concurrency = 0
+
 [apis.web]
 listen = "127.0.0.1:0"
 access_log = {{ format = '{{"requestId":"$context.requestId","status":"$context.status","routeKey":"$context.routeKey","ip":"$context.identity.sourceIp","error":"$context.error.responseType","integrationError":"$context.integrationErrorMessage"}}', destination = "logs/access.log" }}
@@ -60,6 +66,10 @@ payload_format = "1.0"
 route = "GET /slow"
 function = "echo"
 timeout = "1s"
+
+[[apis.web.routes]]
+route = "GET /off"
+function = "off"
 
 [[apis.web.routes]]
 route = "GET /mock"
@@ -240,6 +250,12 @@ async fn an_http_api_gives_functions_api_gateways_events_and_maps_their_answers(
     assert_eq!(
         (a.status, a.text().as_str()),
         (504, r#"{"message":"Service Unavailable"}"#)
+    );
+    // A throttled function (reserved concurrency 0): 503.
+    let a = curl(&[&url(addr, "/off")]).await;
+    assert_eq!(
+        (a.status, a.text().as_str()),
+        (503, r#"{"message":"Service Unavailable"}"#)
     );
     let a = curl(&[&url(addr, "/mock")]).await;
     assert_eq!((a.status, a.text().as_str()), (202, "mocked"));
