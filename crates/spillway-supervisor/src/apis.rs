@@ -77,7 +77,8 @@ pub fn spec(loaded: &LoadedStack, name: &str, values: &Values) -> Result<ApiSpec
         } else if let Some(q) = &r.queue {
             let mut parameters = BTreeMap::new();
             for (k, v) in &r.parameters {
-                parameters.insert(k.clone(), v.as_str().to_owned());
+                let value = resolve(v, || format!("{}.parameters.{k}", at()), loaded, values)?;
+                parameters.insert(k.clone(), value);
             }
             Integration::Queue {
                 queue: q.clone(),
