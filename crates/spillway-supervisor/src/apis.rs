@@ -53,8 +53,40 @@ fn read(loaded: &LoadedStack, p: &std::path::Path) -> Result<Vec<u8>, Supervisor
     std::fs::read(&path).map_err(SupervisorError::io(path.display().to_string()))
 }
 
+/// A JWKS from a URL, fetched once at start (identity providers rotate keys slowly and
+/// publish new ones ahead of use; a restart picks them up). Plain `http://` only: spillway has
+/// no TLS client, so an `https://` JWKS must be saved to a file.
+async fn fetch_jwks(url: &str) -> Result<String, String> {
+    use http_body_util::BodyExt;
+    if url.starts_with("https://") {
+        return Err("https:// JWKS URLs are not supported yet; save the JWKS to a file".into());
+    }
+    let uri: hyper::Uri = url.parse().map_err(|e| format!("{url}: {e}"))?;
+    let client = spillway_gateway::integrations::http::client();
+    let request = hyper::Request::get(uri)
+        .body(http_body_util::Full::new(bytes::Bytes::new()))
+        .map_err(|e| e.to_string())?;
+    let answer = tokio::time::timeout(Duration::from_secs(10), client.request(request))
+        .await
+        .map_err(|_| format!("{url}: no answer within 10s"))?
+        .map_err(|e| format!("{url}: {e}"))?;
+    if !answer.status().is_success() {
+        return Err(format!("{url} answered {}", answer.status()));
+    }
+    let body = http_body_util::Limited::new(answer.into_body(), 1024 * 1024)
+        .collect()
+        .await
+        .map_err(|e| format!("{url}: {e}"))?
+        .to_bytes();
+    Ok(String::from_utf8_lossy(&body).into_owned())
+}
+
 /// The gateway's view of `[apis.NAME]`.
-pub fn spec(loaded: &LoadedStack, name: &str, values: &Values) -> Result<ApiSpec, SupervisorError> {
+pub async fn spec(
+    loaded: &LoadedStack,
+    name: &str,
+    values: &Values,
+) -> Result<ApiSpec, SupervisorError> {
     let stack = &loaded.stack;
     let api = &stack.apis[name];
     let kind = match api.protocol {
@@ -147,11 +179,21 @@ pub fn spec(loaded: &LoadedStack, name: &str, values: &Values) -> Result<ApiSpec
         let spec = match a.kind {
             AuthorizerKind::Jwt => {
                 let source = a.jwks.clone().unwrap_or_default();
-                let jwks = read(loaded, std::path::Path::new(&source))?;
+                let jwks = if source.starts_with("http://") || source.starts_with("https://") {
+                    fetch_jwks(&source)
+                        .await
+                        .map_err(|detail| SupervisorError::Command {
+                            what: format!("apis.{name}.authorizers.{an}.jwks"),
+                            detail,
+                        })?
+                } else {
+                    String::from_utf8_lossy(&read(loaded, std::path::Path::new(&source))?)
+                        .into_owned()
+                };
                 AuthorizerSpec::Jwt {
                     issuer: a.issuer.clone().unwrap_or_default(),
                     audience: a.audience.clone(),
-                    jwks: String::from_utf8_lossy(&jwks).into_owned(),
+                    jwks,
                     identity_source: a
                         .identity_sources
                         .first()
@@ -243,7 +285,7 @@ pub async fn start(
     shutdown: watch::Receiver<bool>,
 ) -> Result<RunningApi, SupervisorError> {
     let api = &loaded.stack.apis[name];
-    let spec = spec(loaded, name, values)?;
+    let spec = spec(loaded, name, values).await?;
     let setup = |e: spillway_gateway::SetupError| SupervisorError::Command {
         what: format!("apis.{name}"),
         detail: e.to_string(),

@@ -24,7 +24,8 @@ const NOBODY: (&str, &str) = (
     "Z2F0ZXdheS1ub2JvZHktc2VjcmV0LTAxMjM0NTY3",
 );
 
-fn stack_text() -> String {
+/// The stack, with the JWT authorizer's keys from `jwks` (a file or a URL).
+fn stack_text(jwks: &str) -> String {
     let f = repo_root().join("tests/functions");
     format!(
         r#"
@@ -127,7 +128,7 @@ authorizer = "gate"
 kind = "jwt"
 issuer = "https://issuer.example"
 audience = ["spillway-tests"]
-jwks = "jwks.json"
+jwks = "{jwks}"
 
 [apis.web.authorizers.gate]
 kind = "function"
@@ -141,6 +142,7 @@ result_ttl = "60s"
         caller_secret = CALLER.1,
         nobody_key = NOBODY.0,
         nobody_secret = NOBODY.1,
+        jwks = jwks,
     )
 }
 
@@ -180,6 +182,30 @@ fn make_key(dir: &std::path::Path) -> (Vec<u8>, String) {
     )
 }
 
+/// Serves `body` to every GET on a loopback port; returns the URL.
+async fn serve_once_per_request(body: String) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let body = body.clone();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf).await;
+                let answer = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = s.write_all(answer.as_bytes()).await;
+            });
+        }
+    });
+    format!("http://{addr}/.well-known/jwks.json")
+}
+
 fn token(pem: &[u8], claims: serde_json::Value) -> String {
     let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
     header.kid = Some("k1".into());
@@ -196,7 +222,7 @@ async fn a_rest_api_serves_its_stage_with_version_1_events_and_rest_errors() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let (_, jwks) = make_key(dir.path());
     std::fs::write(dir.path().join("jwks.json"), jwks).unwrap_or_else(|e| panic!("{e}"));
-    std::fs::write(dir.path().join("spillway.toml"), stack_text())
+    std::fs::write(dir.path().join("spillway.toml"), stack_text("jwks.json"))
         .unwrap_or_else(|e| panic!("{e}"));
     let running = up_in_process(dir.path()).await;
     let addr = running.api_addr("shop").unwrap_or_else(|| panic!("no api"));
@@ -349,8 +375,9 @@ async fn a_rest_api_serves_its_stage_with_version_1_events_and_rest_errors() {
 async fn iam_jwt_and_function_authorizers_guard_http_api_routes() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let (pem, jwks) = make_key(dir.path());
-    std::fs::write(dir.path().join("jwks.json"), jwks).unwrap_or_else(|e| panic!("{e}"));
-    std::fs::write(dir.path().join("spillway.toml"), stack_text())
+    // The identity provider's JWKS, served over HTTP as providers publish it.
+    let jwks_url = serve_once_per_request(jwks).await;
+    std::fs::write(dir.path().join("spillway.toml"), stack_text(&jwks_url))
         .unwrap_or_else(|e| panic!("{e}"));
     let running = up_in_process(dir.path()).await;
     let addr = running.api_addr("web").unwrap_or_else(|| panic!("no api"));
