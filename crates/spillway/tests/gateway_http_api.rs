@@ -16,7 +16,36 @@ use serde_json::json;
 use spillway_testkit::up_in_process;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-fn stack_text() -> String {
+/// An upstream for the HTTP integration: answers 201 with the request's head as its body.
+async fn echo_upstream() -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let body = String::from_utf8_lossy(&head).into_owned();
+                let answer = format!(
+                    "HTTP/1.1 201 Created\r\nx-upstream: yes\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = s.write_all(answer.as_bytes()).await;
+            });
+        }
+    });
+    addr
+}
+
+fn stack_text(upstream: SocketAddr) -> String {
     let f = repo_root().join("tests/functions");
     format!(
         r#"
@@ -68,6 +97,10 @@ function = "echo"
 timeout = "1s"
 
 [[apis.web.routes]]
+route = "ANY /proxy/{{proxy+}}"
+http = "http://{upstream}/base"
+
+[[apis.web.routes]]
 route = "GET /off"
 function = "off"
 
@@ -83,6 +116,7 @@ mock = {{ body = "ok" }}
 "GET /limited" = {{ rate_limit = 0.01, burst_limit = 2 }}
 "#,
         f = f.display(),
+        upstream = upstream,
     )
 }
 
@@ -93,7 +127,8 @@ fn url(addr: SocketAddr, path: &str) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_http_api_gives_functions_api_gateways_events_and_maps_their_answers() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    std::fs::write(dir.path().join("spillway.toml"), stack_text())
+    let upstream = echo_upstream().await;
+    std::fs::write(dir.path().join("spillway.toml"), stack_text(upstream))
         .unwrap_or_else(|e| panic!("{e}"));
     let running = up_in_process(dir.path()).await;
     let addr = running.api_addr("web").unwrap_or_else(|| panic!("no api"));
@@ -251,6 +286,16 @@ async fn an_http_api_gives_functions_api_gateways_events_and_maps_their_answers(
         (a.status, a.text().as_str()),
         (504, r#"{"message":"Service Unavailable"}"#)
     );
+    // The HTTP integration: the greedy variable and the query go on to the upstream, whose
+    // status and headers come back.
+    let a = curl(&["-H", "x-tenant: t1", &url(addr, "/proxy/a/b?x=1")]).await;
+    assert_eq!(a.status, 201, "{}", a.text());
+    assert_eq!(a.header("x-upstream"), Some("yes"));
+    let head = a.text();
+    assert!(head.starts_with("GET /base/a/b?x=1 HTTP/1.1\r\n"), "{head}");
+    assert!(head.contains("x-tenant: t1\r\n"), "{head}");
+    assert!(head.contains("x-forwarded-for: 127.0.0.1\r\n"), "{head}");
+
     // A throttled function (reserved concurrency 0): 503.
     let a = curl(&[&url(addr, "/off")]).await;
     assert_eq!(
