@@ -13,6 +13,10 @@ use crate::protocol::{self, Protocol};
 /// spillway serves, allows 16 MB).
 pub const MAX_BODY: usize = 16 * 1024 * 1024;
 
+/// How long a client may take to send a body once its headers are in (a trickling client is
+/// cut off instead of holding a task).
+pub const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 pub struct Endpoint {
     pub auth: Authenticator,
     pub sts: std::sync::Arc<crate::sts::Sts>,
@@ -63,9 +67,24 @@ impl Endpoint {
                 .map(str::to_owned)
         });
         let (parts, body) = req.into_parts();
-        let body = match Limited::new(body, MAX_BODY).collect().await {
-            Ok(b) => b.to_bytes(),
-            Err(e) => {
+        let collected =
+            tokio::time::timeout(BODY_TIMEOUT, Limited::new(body, MAX_BODY).collect()).await;
+        let body = match collected {
+            Ok(Ok(b)) => b.to_bytes(),
+            Err(_) => {
+                let err = AwsError::new(
+                    408,
+                    "RequestTimeout",
+                    format!(
+                        "the request body did not arrive within {}s",
+                        BODY_TIMEOUT.as_secs()
+                    ),
+                );
+                tracing::info!(request_id = %id, "refused a request: {}", err.message);
+                let (ct, text) = err.render(guessed, &id);
+                return response(err.status, ct, text, &id);
+            }
+            Ok(Err(e)) => {
                 let too_big = e
                     .downcast_ref::<http_body_util::LengthLimitError>()
                     .is_some();

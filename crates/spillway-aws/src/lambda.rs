@@ -327,6 +327,7 @@ impl Lambda {
                 let id = self
                     .host
                     .invoke_async(name, body)
+                    .await
                     .map_err(|e| invoke_error(e, &function.spec.arn))?;
                 Ok(LambdaResponse {
                     status: 202,

@@ -762,7 +762,7 @@ impl FunctionHost {
     /// An asynchronous invocation (`Event`): written to the journal before it is acknowledged,
     /// run when an instance is free, retried `maximum_retry_attempts` times after errors, and
     /// recorded under `functions/failures/` if every attempt failed. Returns the request id.
-    pub fn invoke_async(&self, name: &str, payload: Bytes) -> Result<String, InvokeError> {
+    pub async fn invoke_async(&self, name: &str, payload: Bytes) -> Result<String, InvokeError> {
         if !self.functions.contains_key(name) {
             return Err(InvokeError::NotFound(name.to_owned()));
         }
@@ -776,8 +776,16 @@ impl FunctionHost {
             return Err(InvokeError::ShuttingDown);
         }
         let id = new_request_id();
-        self.journal
-            .accept(name, &id, &payload)
+        // The write and its fsyncs block; they run off the async workers.
+        let (journal, function, event_id, event) = (
+            Arc::clone(&self.journal),
+            name.to_owned(),
+            id.clone(),
+            payload.clone(),
+        );
+        tokio::task::spawn_blocking(move || journal.accept(&function, &event_id, &event))
+            .await
+            .map_err(|e| InvokeError::Internal(format!("the journal task failed: {e}")))?
             .map_err(|e| InvokeError::Internal(format!("the event could not be stored: {e}")))?;
         self.run_event(name, id.clone(), payload, 0);
         Ok(id)

@@ -222,10 +222,12 @@ async fn asynchronous_events_are_retried_twice_then_recorded() {
     let ok = h
         .host
         .invoke_async("async", json!({"op": "echo"}).to_string().into())
+        .await
         .unwrap_or_else(|e| panic!("{e}"));
     let failing = h
         .host
         .invoke_async("async", json!({"op": "fail"}).to_string().into())
+        .await
         .unwrap_or_else(|e| panic!("{e}"));
     let failures = h.dir.path().join("functions/failures/async.jsonl");
     until("the failure record", Duration::from_secs(30), || {
@@ -258,7 +260,7 @@ async fn asynchronous_events_are_retried_twice_then_recorded() {
     // The asynchronous limit is 256 KB.
     let big = format!("\"{}\"", "x".repeat(300 * 1024));
     assert!(matches!(
-        h.host.invoke_async("async", big.into()),
+        h.host.invoke_async("async", big.into()).await,
         Err(spillway_functions::InvokeError::TooLarge(_))
     ));
 }
@@ -304,6 +306,7 @@ async fn an_accepted_event_survives_a_restart() {
                 .to_string()
                 .into(),
         )
+        .await
         .unwrap_or_else(|e| panic!("{e}"));
     // ...and spillway stops before its turn: the acknowledged event stays in the journal.
     first.shutdown().await;

@@ -122,7 +122,10 @@ pub async fn serve(
         let o = Arc::clone(&observed);
         tokio::spawn(async move {
             let svc = service_fn(move |req| handle(req, Arc::clone(&o)));
+            // A client gets 10 s to send its headers (slowloris); the endpoint bounds the body.
             let _ = http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(std::time::Duration::from_secs(10))
                 .serve_connection(TokioIo::new(stream), svc)
                 .await;
         });
