@@ -96,18 +96,21 @@ pub(crate) async fn prepare(
                 env: Vec::new(),
             })
         }
-        Runtime::Nodejs => Ok(Launch {
-            program: PathBuf::from("node"),
-            args: vec![runtimes.join("nodejs").join("bootstrap.mjs")],
-            task_root: spec.code.clone(),
-            env: vec![
-                ("AWS_EXECUTION_ENV", "AWS_Lambda_nodejs".into()),
-                (
-                    "NODE_PATH",
-                    spec.code.join("node_modules").display().to_string(),
-                ),
-            ],
-        }),
+        Runtime::Nodejs => {
+            npm_install(spec).await?;
+            Ok(Launch {
+                program: PathBuf::from("node"),
+                args: vec![runtimes.join("nodejs").join("bootstrap.mjs")],
+                task_root: spec.code.clone(),
+                env: vec![
+                    ("AWS_EXECUTION_ENV", "AWS_Lambda_nodejs".into()),
+                    (
+                        "NODE_PATH",
+                        spec.code.join("node_modules").display().to_string(),
+                    ),
+                ],
+            })
+        }
         Runtime::Python => Ok(Launch {
             program: PathBuf::from("python3"),
             args: vec![runtimes.join("python").join("bootstrap.py")],
@@ -118,6 +121,41 @@ pub(crate) async fn prepare(
                 ("PYTHONDONTWRITEBYTECODE", "1".into()),
             ],
         }),
+    }
+}
+
+/// A Node.js function with a `package.json` gets its dependencies installed when it has no
+/// `node_modules` yet — what a deployment package would carry on Lambda (`npm ci` with a lock
+/// file, `npm install` without; dev dependencies left out). An existing `node_modules` is the
+/// user's and is left alone.
+async fn npm_install(spec: &FunctionSpec) -> Result<(), FunctionsError> {
+    if !spec.code.join("package.json").is_file() || spec.code.join("node_modules").exists() {
+        return Ok(());
+    }
+    let verb = if spec.code.join("package-lock.json").is_file() {
+        "ci"
+    } else {
+        "install"
+    };
+    tracing::info!(function = %spec.name, "installing its npm dependencies (npm {verb})");
+    let status = tokio::process::Command::new("npm")
+        .arg(verb)
+        .args(["--omit=dev", "--no-audit", "--no-fund", "--loglevel=error"])
+        .current_dir(&spec.code)
+        .stdin(Stdio::null())
+        .stdout(Stdio::inherit())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .status()
+        .await
+        .map_err(|e| prepare_error(spec, format!("cannot run npm: {e}")))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(prepare_error(
+            spec,
+            format!("npm {verb} failed ({status}); its errors are above"),
+        ))
     }
 }
 

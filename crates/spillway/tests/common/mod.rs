@@ -41,8 +41,14 @@ pub fn example(name: &str) -> tempfile::TempDir {
     // its dependencies at the versions the shared build cache already holds.
     if let Ok(functions) = std::fs::read_dir(dir.path().join("functions")) {
         for f in functions.flatten() {
-            if f.path().join("Cargo.toml").exists() {
+            let manifest = f.path().join("Cargo.toml");
+            if manifest.exists() {
                 let _ = std::fs::copy(repo_root().join("Cargo.lock"), f.path().join("Cargo.lock"));
+                // ...and the workspace's release profile keeps their build settings, so cargo
+                // reuses what building the example in place compiled (the AWS SDK takes minutes).
+                let mut text = std::fs::read_to_string(&manifest).unwrap_or_default();
+                text.push_str("\n[profile.release]\ndebug = \"line-tables-only\"\n");
+                let _ = std::fs::write(&manifest, text);
             }
         }
     }
