@@ -1,9 +1,7 @@
 // Report 000's handler, as the report writes it (TypeScript there, JavaScript here): the login
 // from Secrets Manager, a pg Client to the proxy per invocation, SELECT * FROM users.
 import { SecretsManagerClient, GetSecretValueCommand } from '@aws-sdk/client-secrets-manager';
-import pg from 'pg';
-
-const { Client } = pg;
+import { Client } from 'pg';
 
 // Environment (set in spillway.toml, as the CDK stack sets it on Lambda).
 const secretArn = process.env.SECRET_ARN || '';

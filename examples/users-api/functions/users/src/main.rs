@@ -2,6 +2,7 @@
 //! Secrets Manager (the AWS SDK for Rust; `AWS_ENDPOINT_URL` points it at spillway), the query
 //! goes through the proxy, and the answer is API Gateway's proxy response.
 
+use aws_config::BehaviorVersion;
 use aws_sdk_secretsmanager::Client as SecretsManager;
 use lambda_http::{Body, Error, Request, Response, run, service_fn};
 use serde_json::{Value, json};
@@ -13,7 +14,8 @@ static LOGIN: OnceCell<(String, String)> = OnceCell::const_new();
 async fn login() -> Result<&'static (String, String), Error> {
     LOGIN
         .get_or_try_init(|| async {
-            let config = aws_config::load_from_env().await;
+            // AWS_ENDPOINT_URL, AWS_REGION and the role's credentials come from the environment.
+            let config = aws_config::defaults(BehaviorVersion::latest()).load().await;
             let secret = SecretsManager::new(&config)
                 .get_secret_value()
                 .secret_id(std::env::var("SECRET_ARN")?)
