@@ -199,6 +199,33 @@ fn forwarded(req: &GatewayRequest) -> Vec<(String, String)> {
     out
 }
 
+/// `content-type` → `Content-Type`, `x-amz-date` → `X-Amz-Date`.
+fn canonical_case(name: &str) -> String {
+    name.split('-')
+        .map(|part| {
+            let mut c = part.chars();
+            match c.next() {
+                Some(first) => first.to_ascii_uppercase().to_string() + c.as_str(),
+                None => String::new(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("-")
+}
+
+/// A resource's id (API Gateway's are 6 to 10 lower-case letters and digits), derived from its
+/// path so that it is stable across restarts.
+fn resource_id(resource: &str) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in resource.bytes() {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    let alphabet = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    (0..6)
+        .map(|i| alphabet[((h >> (i * 6)) % 36) as usize] as char)
+        .collect()
+}
+
 /// Payload format 1.0 (REST APIs' only format).
 pub fn v1(input: &EventInput<'_>) -> Value {
     let req = input.req;
@@ -218,8 +245,23 @@ pub fn v1(input: &EventInput<'_>) -> Value {
     };
     e.insert("path".into(), json!(path));
     e.insert("httpMethod".into(), json!(req.method));
-    let (headers, multi_headers) =
-        single_and_multi(req.headers.iter().cloned().chain(forwarded(req)));
+    // HTTP/1 header names are case-insensitive and spillway's HTTP stack lower-cases them; REST
+    // events carry the client's case, which handlers index by (`event.headers['Content-Type']`),
+    // so REST gets the canonical case HTTP/1 clients write. HTTP APIs lower-case, as AWS does.
+    let name_case = |(k, v): (String, String)| {
+        if rest {
+            (canonical_case(&k), v)
+        } else {
+            (k, v)
+        }
+    };
+    let (headers, multi_headers) = single_and_multi(
+        req.headers
+            .iter()
+            .cloned()
+            .chain(forwarded(req))
+            .map(name_case),
+    );
     e.insert("headers".into(), Value::Object(headers));
     e.insert("multiValueHeaders".into(), Value::Object(multi_headers));
     let (query, multi_query) = single_and_multi(req.query());
@@ -252,7 +294,7 @@ pub fn v1(input: &EventInput<'_>) -> Value {
         json!(spillway_identity::time::format_clf(req.time_ms / 1000)),
     );
     ctx.insert("requestTimeEpoch".into(), json!(req.time_ms));
-    ctx.insert("resourceId".into(), Value::Null);
+    ctx.insert("resourceId".into(), json!(resource_id(input.resource())));
     ctx.insert("resourcePath".into(), json!(input.resource()));
     ctx.insert("stage".into(), json!(input.stage));
     e.insert("requestContext".into(), Value::Object(ctx));
@@ -379,10 +421,16 @@ mod tests {
         assert_eq!(e["resource"], "/my/path");
         assert_eq!(e["path"], "/my/path");
         assert_eq!(e["requestContext"]["path"], "/prod/my/path");
-        assert_eq!(e["headers"]["header2"], "value2");
+        // REST events: header names in canonical case.
+        assert_eq!(e["headers"]["Header2"], "value2");
         assert_eq!(
-            e["multiValueHeaders"]["header2"],
+            e["multiValueHeaders"]["Header2"],
             json!(["value1", "value2"])
+        );
+        assert_eq!(e["headers"]["User-Agent"], "agent");
+        assert_eq!(
+            e["requestContext"]["resourceId"].as_str().map(str::len),
+            Some(6)
         );
         assert_eq!(
             e["multiValueQueryStringParameters"]["parameter1"],

@@ -539,7 +539,8 @@ fn substitute_stage_variables(body: &str, vars: &BTreeMap<String, String>) -> St
 fn error_type(e: &GatewayError) -> &'static str {
     match e {
         GatewayError::MissingAuthenticationToken => "MissingAuthenticationTokenException",
-        GatewayError::Forbidden | GatewayError::AccessDenied(_) => "AccessDeniedException",
+        GatewayError::Forbidden => "ForbiddenException",
+        GatewayError::AccessDenied(_) => "AccessDeniedException",
         GatewayError::InvalidSignature(_) => "InvalidSignatureException",
         GatewayError::Unauthorized { .. } => "UnauthorizedException",
         GatewayError::InvalidApiKey => "ForbiddenException",

@@ -246,7 +246,14 @@ async fn a_rest_api_serves_its_stage_with_version_1_events_and_rest_errors() {
     assert_eq!(e["resource"], "/users");
     assert_eq!(e["path"], "/users");
     assert_eq!(e["httpMethod"], "GET");
-    assert_eq!(e["multiValueHeaders"]["x-dup"], json!(["1", "2"]));
+    assert_eq!(e["multiValueHeaders"]["X-Dup"], json!(["1", "2"]));
+    // REST events carry header names in the case HTTP/1 clients write them.
+    assert!(
+        e["headers"]["User-Agent"]
+            .as_str()
+            .is_some_and(|u| u.starts_with("curl/"))
+    );
+    assert_eq!(e["headers"]["Host"], addr.to_string());
     assert_eq!(e["queryStringParameters"], json!({"id": "8"}));
     assert_eq!(
         e["multiValueQueryStringParameters"],
@@ -303,6 +310,7 @@ async fn a_rest_api_serves_its_stage_with_version_1_events_and_rest_errors() {
         (a.status, a.text().as_str()),
         (403, r#"{"message":"Forbidden"}"#)
     );
+    assert_eq!(a.header("x-amzn-errortype"), Some("ForbiddenException"));
     let a = curl(&[&url(addr, "/prod/users?mode=malformed")]).await;
     assert_eq!(
         (a.status, a.text().as_str()),
