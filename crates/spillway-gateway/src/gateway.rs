@@ -218,6 +218,9 @@ impl Gateway {
     }
 
     fn start_record(&self, req: &GatewayRequest) -> Record {
+        if self.access_log.is_none() {
+            return Record::for_metrics();
+        }
         let mut r = Record::default();
         r.set("requestId", req.request_id.clone());
         r.set("extendedRequestId", req.request_id.clone());

@@ -41,7 +41,13 @@ impl ApiMetrics {
         let Ok(mut m) = self.by_stage.lock() else {
             return;
         };
-        let c = m.entry(stage.to_owned()).or_default();
+        // The stage's entry exists after its first request; only then is its name copied.
+        if !m.contains_key(stage) {
+            m.insert(stage.to_owned(), Counters::default());
+        }
+        let Some(c) = m.get_mut(stage) else {
+            return;
+        };
         c.count += 1;
         match status {
             400..=499 => c.client_errors += 1,

@@ -44,7 +44,8 @@ impl Bucket {
 #[derive(Debug, Default)]
 pub struct Throttles {
     stages: HashMap<String, Bucket>,
-    routes: HashMap<(String, String), Bucket>,
+    /// By stage, then route key (looked up with borrowed strings: no allocation per request).
+    routes: HashMap<String, HashMap<String, Bucket>>,
 }
 
 impl Throttles {
@@ -57,7 +58,9 @@ impl Throttles {
             );
             for (route, rate) in &s.route_throttle {
                 t.routes
-                    .insert((name.clone(), route.clone()), Bucket::new(*rate));
+                    .entry(name.clone())
+                    .or_default()
+                    .insert(route.clone(), Bucket::new(*rate));
             }
         }
         t
@@ -66,7 +69,7 @@ impl Throttles {
     /// Whether a request to `route` in `stage` may go on.
     pub fn admit(&self, stage: &str, route: &str) -> bool {
         let now = Instant::now();
-        if let Some(b) = self.routes.get(&(stage.to_owned(), route.to_owned()))
+        if let Some(b) = self.routes.get(stage).and_then(|r| r.get(route))
             && !b.try_take(now)
         {
             return false;
