@@ -25,7 +25,8 @@ pub struct Endpoint {
     pub lambda: Option<crate::lambda::Lambda>,
 }
 
-fn request_id() -> String {
+/// A request id as AWS writes them (a random UUID).
+pub fn request_id() -> String {
     let r: u128 = rand::random();
     let h = format!("{r:032x}");
     format!(

@@ -112,17 +112,7 @@ impl Gateway {
             ApiKind::Http => {
                 base64::engine::general_purpose::URL_SAFE.encode(rand::random::<[u8; 10]>())
             }
-            ApiKind::Rest => {
-                let h = format!("{:032x}", rand::random::<u128>());
-                format!(
-                    "{}-{}-{}-{}-{}",
-                    &h[0..8],
-                    &h[8..12],
-                    &h[12..16],
-                    &h[16..20],
-                    &h[20..32]
-                )
-            }
+            ApiKind::Rest => spillway_aws::endpoint::request_id(),
         }
     }
 

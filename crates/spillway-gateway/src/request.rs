@@ -81,6 +81,18 @@ impl GatewayRequest {
             .collect()
     }
 
+    /// Every value of a query parameter, comma-joined (as identity sources and parameter
+    /// mappings read `$request.querystring.NAME`).
+    pub fn query_joined(&self, name: &str) -> Option<String> {
+        let values: Vec<String> = self
+            .query()
+            .into_iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v)
+            .collect();
+        (!values.is_empty()).then(|| values.join(","))
+    }
+
     /// The body is passed to a function as text unless it is binary: for HTTP APIs, a body
     /// whose content type is not a text type (or that is not UTF-8) is base64-encoded; for
     /// REST APIs, only bodies of the API's binary media types are.

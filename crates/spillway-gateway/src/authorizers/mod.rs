@@ -92,13 +92,7 @@ pub(crate) fn identity_value(
         return req.header_joined(&h.to_ascii_lowercase());
     }
     if let Some(q) = source.strip_prefix("$request.querystring.") {
-        let values: Vec<String> = req
-            .query()
-            .into_iter()
-            .filter(|(k, _)| k == q)
-            .map(|(_, v)| v)
-            .collect();
-        return (!values.is_empty()).then(|| values.join(","));
+        return req.query_joined(q);
     }
     if let Some(v) = source.strip_prefix("$stageVariables.") {
         return stage_variables.get(v).cloned();

@@ -73,13 +73,7 @@ pub fn parameter_value(expr: &str, input: &EventInput<'_>) -> Option<String> {
         return req.header_joined(&h.to_ascii_lowercase());
     }
     if let Some(q) = expr.strip_prefix("$request.querystring.") {
-        let values: Vec<String> = req
-            .query()
-            .into_iter()
-            .filter(|(k, _)| k == q)
-            .map(|(_, v)| v)
-            .collect();
-        return (!values.is_empty()).then(|| values.join(","));
+        return req.query_joined(q);
     }
     if let Some(p) = expr.strip_prefix("$request.path.") {
         return input
