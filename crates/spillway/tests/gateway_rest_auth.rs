@@ -453,6 +453,17 @@ async fn iam_jwt_and_function_authorizers_guard_http_api_routes() {
         "{:?}",
         a.headers
     );
+    let not_yet = token(
+        &pem,
+        json!({"iss": "https://issuer.example", "aud": "spillway-tests", "exp": now + 600, "nbf": now + 300, "scope": "read"}),
+    );
+    let a = curl(&[
+        "-H",
+        &format!("Authorization: Bearer {not_yet}"),
+        &url(addr, "/jwt"),
+    ])
+    .await;
+    assert_eq!(a.status, 401);
     let other_audience = token(
         &pem,
         json!({"iss": "https://issuer.example", "aud": "someone-else", "exp": now + 600, "scope": "read"}),

@@ -111,6 +111,8 @@ impl JwtAuthorizer {
         v.set_issuer(&[&self.issuer]);
         v.validate_aud = false;
         v.leeway = 0;
+        // jsonwebtoken checks exp by default but nbf only when asked; API Gateway honours both.
+        v.validate_nbf = true;
         v.set_required_spec_claims(&["exp", "iss"]);
         let data = decode::<Map<String, Value>>(token, key, &v).map_err(|e| {
             use jsonwebtoken::errors::ErrorKind;
