@@ -67,7 +67,17 @@ pub fn server_addr(db: &DatabaseEndpoint) -> ServerAddr {
         (Some(dir), Engine::Postgres) => {
             ServerAddr::Unix(dir.join(format!(".s.PGSQL.{}", db.port)))
         }
-        _ => ServerAddr::tcp(&db.host, db.port),
+        _ => server_at(&db.host, db.port),
+    }
+}
+
+/// A PostgreSQL server named by a URL's host and port: a host that is a directory (libpq's
+/// `?host=/var/run/postgresql`) means the Unix socket `.s.PGSQL.PORT` in it.
+pub fn server_at(host: &str, port: u16) -> ServerAddr {
+    if crate::databases::external::is_socket_dir(host) {
+        ServerAddr::Unix(std::path::Path::new(host).join(format!(".s.PGSQL.{port}")))
+    } else {
+        ServerAddr::tcp(host, port)
     }
 }
 
@@ -147,7 +157,7 @@ fn replica_addrs(
                         detail,
                     }
                 })?;
-            Ok(ServerAddr::tcp(&host, port))
+            Ok(server_at(&host, port))
         })
         .collect()
 }

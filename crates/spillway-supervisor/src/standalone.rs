@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use spillway_proxy::metrics::Registry;
-use spillway_proxy::pg::backend::ServerAddr;
 use spillway_proxy::pg::pinning::Filters;
 use spillway_proxy::pg::proxy::{ClientAuth, PgProxy, Settings, User};
 use spillway_proxy::pool::{PoolSettings, Target};
@@ -111,7 +110,7 @@ fn settings(options: &Options, url: &DbUrl) -> Result<Settings, SupervisorError>
         .collect();
     Ok(Settings {
         proxy: "proxy".into(),
-        server: ServerAddr::tcp(&url.host, url.port),
+        server: crate::proxies::server_at(&url.host, url.port),
         server_tls: None,
         default_database: (!url.dbname.is_empty()).then(|| url.dbname.clone()),
         users,

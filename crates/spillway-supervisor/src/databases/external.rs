@@ -27,25 +27,47 @@ pub fn parse_server(engine: Engine, raw: &str) -> Result<(String, u16), String> 
         Engine::Postgres => 5432,
         Engine::Mysql => 3306,
     };
-    let host = u
-        .host_str()
-        .filter(|h| !h.is_empty())
-        .ok_or("the URL has no host")?
-        .trim_matches(['[', ']'])
-        .to_owned();
+    // libpq's ways of naming a Unix socket directory: `?host=/dir`, or the directory
+    // percent-encoded as the host (`postgres://%2Fvar%2Frun%2Fpostgresql/db`). The port then
+    // names the socket file (`.s.PGSQL.PORT`), as it does for libpq.
+    let query_host = match engine {
+        Engine::Postgres => u
+            .query_pairs()
+            .find(|(k, v)| k == "host" && v.starts_with('/'))
+            .map(|(_, v)| v.into_owned()),
+        Engine::Mysql => None,
+    };
+    let host = match query_host {
+        Some(dir) => dir,
+        None => {
+            let raw_host = u
+                .host_str()
+                .filter(|h| !h.is_empty())
+                .ok_or("the URL has no host")?
+                .trim_matches(['[', ']']);
+            percent_decode(raw_host)
+        }
+    };
     Ok((host, u.port().unwrap_or(default_port)))
+}
+
+fn percent_decode(s: &str) -> String {
+    url::form_urlencoded::parse(format!("x={}", s.replace('+', "%2B")).as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default()
+}
+
+/// Whether a URL's host names a Unix socket directory rather than a machine.
+pub fn is_socket_dir(host: &str) -> bool {
+    host.starts_with('/')
 }
 
 /// Parses `postgres://user:pass@host:port/db` or `mysql://...`, percent-decoding user and password.
 pub fn parse_url(engine: Engine, raw: &str) -> Result<DbUrl, String> {
     let (host, port) = parse_server(engine, raw)?;
     let u = url::Url::parse(raw).map_err(|e| format!("not a URL ({e})"))?;
-    let decode = |s: &str| {
-        url::form_urlencoded::parse(format!("x={s}").as_bytes())
-            .next()
-            .map(|(_, v)| v.into_owned())
-            .unwrap_or_default()
-    };
+    let decode = |s: &str| percent_decode(s);
     let user = decode(u.username());
     if user.is_empty() {
         return Err("the URL has no user name".into());
@@ -258,5 +280,31 @@ mod tests {
         );
         assert!(parse_url(Engine::Mysql, "mysql:///x").is_err());
         assert!(parse_url(Engine::Postgres, "postgres://host/db").is_err());
+        let u =
+            parse_url(Engine::Postgres, "postgres://u:a+b@h/db").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            u.password, "a+b",
+            "a plus sign in a password is not a space"
+        );
+    }
+
+    #[test]
+    fn unix_socket_directories_as_libpq_names_them() {
+        for raw in [
+            "postgres://app:pw@%2Fvar%2Frun%2Fpostgresql:5433/main",
+            "postgres://app:pw@localhost:5433/main?host=/var/run/postgresql",
+        ] {
+            let u = parse_url(Engine::Postgres, raw).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(
+                (u.host.as_str(), u.port),
+                ("/var/run/postgresql", 5433),
+                "{raw}"
+            );
+            assert!(is_socket_dir(&u.host));
+            assert_eq!(u.dbname, "main");
+        }
+        let u = parse_url(Engine::Postgres, "postgres://app@db:5432/main")
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(!is_socket_dir(&u.host));
     }
 }
