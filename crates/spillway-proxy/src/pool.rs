@@ -99,6 +99,8 @@ struct Pool {
 }
 
 struct State {
+    /// Kept under the same lock as the pools: a borrow and a return each take one lock.
+    settings: PoolSettings,
     /// Connections open or being opened, over all pools.
     open: usize,
     pools: Vec<Pool>,
@@ -110,7 +112,6 @@ struct State {
 
 pub struct Target {
     state: Mutex<State>,
-    settings: Mutex<PoolSettings>,
     route: Route,
     pub metrics: Arc<TargetMetrics>,
 }
@@ -133,19 +134,19 @@ impl Target {
         metrics.max_allowed.set(settings.max_connections as i64);
         Arc::new(Self {
             state: Mutex::new(State {
+                settings,
                 open: 0,
                 pools: Vec::new(),
                 index: HashMap::new(),
                 turn: VecDeque::new(),
             }),
-            settings: Mutex::new(settings),
             route,
             metrics,
         })
     }
 
     pub fn settings(&self) -> PoolSettings {
-        lock(&self.settings).clone()
+        lock(&self.state).settings.clone()
     }
 
     /// Applies new limits (on reload); connections above a lowered cap close as they come back.
@@ -153,7 +154,7 @@ impl Target {
         self.metrics
             .max_allowed
             .set(settings.max_connections as i64);
-        *lock(&self.settings) = settings;
+        lock(&self.state).settings = settings;
     }
 
     /// The pool for `key`, made on first use with the credentials in `server`.
@@ -191,27 +192,37 @@ impl Target {
 
     /// Borrows a server connection from pool `id`, opening one if it must.
     pub async fn borrow(self: &Arc<Self>, id: PoolId) -> Result<Guard, BorrowError> {
-        let started = Instant::now();
-        let (max_connections, borrow_timeout) = {
-            let s = lock(&self.settings);
-            (s.max_connections, s.borrow_timeout)
-        };
-        let rx = {
+        self.borrow_at(id, Instant::now()).await
+    }
+
+    /// [`borrow`](Self::borrow) for a caller that knows the time (a session has just read its
+    /// client): the common case, an idle connection at hand, then reads no clock at all.
+    pub async fn borrow_at(
+        self: &Arc<Self>,
+        id: PoolId,
+        started: Instant,
+    ) -> Result<Guard, BorrowError> {
+        let (rx, borrow_timeout) = {
             let mut st = lock(&self.state);
             let st = &mut *st;
+            let (max_connections, borrow_timeout) =
+                (st.settings.max_connections, st.settings.borrow_timeout);
             let pool = &mut st.pools[id.0];
             while let Some(conn) = pool.idle.pop() {
                 // Probing costs a syscall; a connection used moments ago is trusted, as
                 // PgBouncer's server_check_delay does.
                 if self.route.keeps(conn.server_index)
-                    && (conn.last_used.elapsed() < RECHECK_AFTER || conn.looks_alive())
+                    && (started.saturating_duration_since(conn.last_used) < RECHECK_AFTER
+                        || conn.looks_alive())
                 {
-                    return Ok(self.guard(id, conn, started));
+                    // Taken without waiting: the borrow latency is the lock's, well under the
+                    // metric's microsecond resolution, so no clock is read for it.
+                    return Ok(self.guard(id, conn, Duration::ZERO, false));
                 }
                 st.open -= 1;
                 self.metrics.connections.add(-1);
             }
-            if st.open < max_connections {
+            let rx = if st.open < max_connections {
                 st.open += 1;
                 None
             } else if close_an_idle_elsewhere(st, id) {
@@ -225,7 +236,8 @@ impl Target {
                     st.turn.push_back(id.0);
                 }
                 Some(rx)
-            }
+            };
+            (rx, borrow_timeout)
         };
         let grant = match rx {
             None => Grant::Slot,
@@ -249,7 +261,7 @@ impl Target {
             }
         };
         match grant {
-            Grant::Conn(conn) => Ok(self.guard(id, conn, started)),
+            Grant::Conn(conn) => Ok(self.guard(id, conn, started.elapsed(), true)),
             Grant::Slot => {
                 // The slot goes back if this future is dropped while the connection opens (a
                 // client leaving, a login timeout), not only on an error.
@@ -261,7 +273,7 @@ impl Target {
                         slot.0 = None;
                         self.metrics.connections.add(1);
                         self.metrics.connects.inc();
-                        Ok(self.guard(id, conn, started))
+                        Ok(self.guard(id, conn, started.elapsed(), true))
                     }
                     Err(e) => {
                         if matches!(e, BorrowError::Timeout(_)) {
@@ -315,14 +327,21 @@ impl Target {
         }
     }
 
-    fn guard(self: &Arc<Self>, id: PoolId, conn: ServerConn, started: Instant) -> Guard {
+    fn guard(
+        self: &Arc<Self>,
+        id: PoolId,
+        conn: ServerConn,
+        latency: Duration,
+        waited: bool,
+    ) -> Guard {
         self.metrics.borrowed.add(1);
-        self.metrics.borrow_latency.observe(started.elapsed());
+        self.metrics.borrow_latency.observe(latency);
         Guard {
             conn: Some(conn),
             target: Arc::clone(self),
             pool: id,
             broken: false,
+            waited,
         }
     }
 
@@ -336,13 +355,12 @@ impl Target {
 
     fn give_back(&self, id: PoolId, mut conn: ServerConn, broken: bool) {
         self.metrics.borrowed.add(-1);
-        let (max_connections, lifetime) = {
-            let s = lock(&self.settings);
-            (s.max_connections, s.lifetime)
-        };
-        let expired = conn.created.elapsed() > lifetime || !self.route.keeps(conn.server_index);
+        let now = Instant::now();
         let mut st = lock(&self.state);
         let st = &mut *st;
+        let (max_connections, lifetime) = (st.settings.max_connections, st.settings.lifetime);
+        let expired = now.saturating_duration_since(conn.created) > lifetime
+            || !self.route.keeps(conn.server_index);
         if broken || expired || st.open > max_connections {
             drop(conn);
             self.metrics.connections.add(-1);
@@ -351,7 +369,7 @@ impl Target {
             }
             return;
         }
-        conn.last_used = Instant::now();
+        conn.last_used = now;
         let mut conn = Some(conn);
         // Serve the pool whose turn it is.
         while let Some(turn) = st.turn.pop_front() {
@@ -391,9 +409,9 @@ impl Target {
 
     /// Closes idle connections that are too old, idle too long, or beyond the idle cap.
     pub fn reap(&self) {
-        let settings = self.settings();
         let mut st = lock(&self.state);
         let st = &mut *st;
+        let settings = st.settings.clone();
         let mut closed = 0usize;
         for pool in st.pools.iter_mut() {
             pool.idle.retain(|c| {
@@ -540,6 +558,8 @@ pub struct Guard {
     pool: PoolId,
     /// Set when the connection must not be reused (protocol desync, mid-transaction loss).
     pub broken: bool,
+    /// The borrower waited for the connection (a queue, or opening one).
+    pub waited: bool,
 }
 
 impl Guard {

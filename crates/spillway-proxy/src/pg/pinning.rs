@@ -185,28 +185,63 @@ fn is(t: Option<&Token<'_>>, kw: &str) -> bool {
 
 /// Keywords that start a pinning statement, and fragments of the other things that pin. A
 /// statement containing none of them cannot pin, which most queries show without tokenizing.
-const FIRST_WORDS: &[&str] = &[
-    "set", "reset", "listen", "prepare", "load", "discard", "create", "declare",
+const FIRST_WORDS: &[&[u8]] = &[
+    b"set", b"reset", b"listen", b"prepare", b"load", b"discard", b"create", b"declare",
 ];
-const FRAGMENTS: &[&[u8]] = &[b"advisory_lock", b"set_config", b"temp"];
 
-fn contains_ci(hay: &[u8], needle: &[u8]) -> bool {
-    hay.windows(needle.len())
-        .any(|w| w.eq_ignore_ascii_case(needle))
+fn starts_with_ci(hay: &[u8], needle: &[u8]) -> bool {
+    hay.len() >= needle.len() && hay[..needle.len()].eq_ignore_ascii_case(needle)
 }
 
-/// A cheap test that `sql` cannot pin; `false` means "tokenize and look".
-fn surely_plain(sql: &str) -> bool {
-    let trimmed = sql.trim_start();
-    if trimmed.starts_with("--") || trimmed.starts_with("/*") || sql.contains(';') {
-        return false;
+/// Whether `sql` mentions `advisory_lock`, `set_config` or `temp`, in one pass over the bytes.
+fn mentions_fragment(sql: &[u8]) -> bool {
+    (0..sql.len()).any(|i| {
+        let rest = &sql[i..];
+        // `| 0x20` folds ASCII upper case onto lower case; the comparison settles the rest.
+        match sql[i] | 0x20 {
+            b'a' => starts_with_ci(rest, b"advisory_lock"),
+            b's' => starts_with_ci(rest, b"set_config"),
+            b't' => starts_with_ci(rest, b"temp"),
+            _ => false,
+        }
+    })
+}
+
+/// A cheap test that `sql` cannot pin; `false` means "tokenize and look". It runs on every
+/// query, so it works on bytes (no UTF-8 check) and in two passes at most.
+///
+/// Splitting on every `;`, even one inside a literal or a comment, finds every real statement
+/// start and some that are not: a spurious one can only send the query to the tokenizer, never
+/// let a pinning statement through. A statement that starts with a comment is tokenized.
+fn surely_plain(sql: &[u8]) -> bool {
+    let statement_may_pin = |stmt: &[u8]| {
+        let start = stmt
+            .iter()
+            .position(|c| !c.is_ascii_whitespace())
+            .unwrap_or(stmt.len());
+        let stmt = &stmt[start..];
+        if stmt.starts_with(b"--") || stmt.starts_with(b"/*") {
+            return true;
+        }
+        let end = stmt
+            .iter()
+            .position(|c| !c.is_ascii_alphabetic())
+            .unwrap_or(stmt.len());
+        let first = &stmt[..end];
+        FIRST_WORDS.iter().any(|w| w.eq_ignore_ascii_case(first))
+    };
+    !sql.split(|c| *c == b';').any(statement_may_pin) && !mentions_fragment(sql)
+}
+
+/// Why the statement text `sql` (as it arrived, not necessarily valid UTF-8) pins the session.
+pub fn classify_bytes(sql: &[u8], filters: Filters) -> Option<PinReason> {
+    if sql.len() > SIZE_LIMIT {
+        return Some(PinReason::StatementSize);
     }
-    let first = trimmed
-        .split(|c: char| !c.is_ascii_alphabetic())
-        .next()
-        .unwrap_or("");
-    !FIRST_WORDS.iter().any(|w| w.eq_ignore_ascii_case(first))
-        && !FRAGMENTS.iter().any(|f| contains_ci(sql.as_bytes(), f))
+    if surely_plain(sql) {
+        return None;
+    }
+    classify(&String::from_utf8_lossy(sql), filters)
 }
 
 /// Why `sql` pins the session, or `None` if it does not.
@@ -214,7 +249,7 @@ pub fn classify(sql: &str, filters: Filters) -> Option<PinReason> {
     if sql.len() > SIZE_LIMIT {
         return Some(PinReason::StatementSize);
     }
-    if surely_plain(sql) {
+    if surely_plain(sql.as_bytes()) {
         return None;
     }
     let toks = tokens(sql);
@@ -296,6 +331,42 @@ fn classify_statement(t: &[Token<'_>], filters: Filters) -> Option<PinReason> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_fast_path_takes_ordinary_queries_and_never_a_pinning_one() {
+        for sql in [
+            "SELECT abalance FROM pgbench_accounts WHERE aid = 42;",
+            "select 1;  ",
+            "UPDATE t SET x = 1",
+            "BEGIN; UPDATE t SET x = 1; COMMIT;",
+            "insert into audit values ($1, 'settings')",
+        ] {
+            assert!(surely_plain(sql.as_bytes()), "{sql}");
+        }
+        for sql in [
+            "select 1; set x = 1",
+            "select 1;\n  LISTEN x",
+            "/* c */ set x = 1",
+            "select 1; -- c\nset x = 1",
+            "select pg_advisory_lock(1)",
+            "select SET_CONFIG('a', 'b', false)",
+            "create TEMP table t(x int)",
+            "Discard all",
+        ] {
+            assert!(!surely_plain(sql.as_bytes()), "{sql}");
+            assert_eq!(
+                classify_bytes(sql.as_bytes(), Filters::default()),
+                pin(sql),
+                "{sql}"
+            );
+        }
+        // Not UTF-8: classified all the same.
+        assert_eq!(
+            classify_bytes(b"SET application_name = '\xff'", Filters::default()),
+            Some(PinReason::Set)
+        );
+        assert_eq!(classify_bytes(b"select '\xff';", Filters::default()), None);
+    }
 
     fn pin(sql: &str) -> Option<PinReason> {
         classify(sql, Filters::default())

@@ -10,11 +10,12 @@
 //! deadlock the other by filling its buffers.
 
 use std::collections::VecDeque;
+use std::future::Future;
 use std::io;
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::{BufMut, BytesMut};
+use bytes::{Buf, BufMut, BytesMut};
 use spillway_stack::model::PoolMode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -95,6 +96,9 @@ pub struct Session {
     server_streaming: usize,
     query_started: Option<Instant>,
     in_transaction: bool,
+    /// When the client last sent something (or a borrow it waited for ended): the idle
+    /// timeout's reference, and the time a query read then started. One clock read per read.
+    last_read: Instant,
 }
 
 enum Event {
@@ -142,6 +146,7 @@ pub async fn run(
         server_streaming: 0,
         query_started: None,
         in_transaction: false,
+        last_read: Instant::now(),
     };
     codec::backend_key_data(&mut s.to_client, s.cancel.pid, s.cancel.secret);
     codec::ready_for_query(&mut s.to_client, b'I');
@@ -178,14 +183,25 @@ fn flush(stream: &impl TryWrite, buf: &mut BytesMut) -> io::Result<()> {
     while !buf.is_empty() {
         match stream.try_write(buf) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => {
-                let _ = buf.split_to(n);
-            }
+            Ok(n) => buf.advance(n),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
             Err(e) => return Err(e),
         }
     }
     Ok(())
+}
+
+/// Reads from a socket that reported readiness, without waiting: `None` if the readiness was
+/// spurious. The read goes through `AsyncRead` because tokio clears a socket's readiness there
+/// when a read comes back short; `try_read_buf` does not, and the session's next read of the
+/// client would be a wasted `recvfrom` returning EAGAIN (one per transaction, seen in strace).
+async fn read_ready(sock: &mut Socket, buf: &mut BytesMut) -> Option<io::Result<usize>> {
+    let mut read = std::pin::pin!(sock.read_buf(buf));
+    std::future::poll_fn(|cx| match read.as_mut().poll(cx) {
+        std::task::Poll::Ready(r) => std::task::Poll::Ready(Some(r)),
+        std::task::Poll::Pending => std::task::Poll::Ready(None),
+    })
+    .await
 }
 
 impl Session {
@@ -206,7 +222,6 @@ impl Session {
         // One timer for the idle timeout, armed once and re-armed only when it fires early:
         // registering a timer on every loop turn would cost more than the rest of a query's path.
         let idle_timeout = self.settings.idle_client_timeout;
-        let mut last_activity = Instant::now();
         let idle = tokio::time::sleep(idle_timeout);
         tokio::pin!(idle);
         // Likewise one shutdown future for the whole session.
@@ -249,20 +264,24 @@ impl Session {
                 let ev = tokio::select! {
                     biased;
                     r = self.client.readable() => match r {
-                        Ok(()) => {
-                            self.cbuf.reserve(CLIENT_IDLE_CHUNK);
-                            match self.client.try_read_buf(&mut self.cbuf) {
-                                // Spurious readiness (now cleared): wait again.
-                                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                                r => Event::ClientRead(r),
-                            }
-                        }
-                        Err(e) => Event::ClientRead(Err(e)),
+                        Ok(()) => None,
+                        Err(e) => Some(Event::ClientRead(Err(e))),
                     },
-                    _ = &mut idle => Event::IdleTimeout,
-                    _ = &mut stop => Event::Shutdown,
+                    _ = &mut idle => Some(Event::IdleTimeout),
+                    _ = &mut stop => Some(Event::Shutdown),
                 };
-                if self.on_event(ev, &mut last_activity, idle_timeout, idle.as_mut())? {
+                let ev = match ev {
+                    Some(ev) => ev,
+                    None => {
+                        self.cbuf.reserve(CLIENT_IDLE_CHUNK);
+                        match read_ready(&mut self.client, &mut self.cbuf).await {
+                            // Spurious readiness (now cleared): wait again.
+                            None => continue,
+                            Some(r) => Event::ClientRead(r),
+                        }
+                    }
+                };
+                if self.on_event(ev, idle_timeout, idle.as_mut())? {
                     return Ok(());
                 }
                 continue;
@@ -332,7 +351,7 @@ impl Session {
                     _ = &mut stop => Event::Shutdown,
                 }
             };
-            if self.on_event(ev, &mut last_activity, idle_timeout, idle.as_mut())? {
+            if self.on_event(ev, idle_timeout, idle.as_mut())? {
                 return Ok(());
             }
         }
@@ -342,13 +361,12 @@ impl Session {
     fn on_event(
         &mut self,
         ev: Event,
-        last_activity: &mut Instant,
         idle_timeout: std::time::Duration,
         idle: std::pin::Pin<&mut tokio::time::Sleep>,
     ) -> Result<bool, SessionError> {
         match ev {
             Event::ClientRead(r) => {
-                *last_activity = Instant::now();
+                self.last_read = Instant::now();
                 if r.map_err(SessionError::Client)? == 0 {
                     return Ok(true); // client went away
                 }
@@ -368,7 +386,7 @@ impl Session {
                 r.map_err(SessionError::Client)?;
             }
             Event::IdleTimeout => {
-                let deadline = *last_activity + idle_timeout;
+                let deadline = self.last_read + idle_timeout;
                 let busy = self.server.is_some() && self.outstanding > 0;
                 if busy || deadline > Instant::now() {
                     let next = if busy {
@@ -425,14 +443,20 @@ impl Session {
         let _ = flush(&self.client, &mut self.to_client);
         let target = Arc::clone(&self.proxy.target);
         let result = tokio::select! {
-            r = target.borrow(self.pool) => r,
+            r = target.borrow_at(self.pool, self.last_read) => r,
             _ = stop => {
                 self.fatal("57P01", "terminating connection due to administrator command");
                 return false;
             }
         };
         let mut guard = match result {
-            Ok(g) => g,
+            Ok(g) => {
+                if g.waited {
+                    // The query starts now, not when it was read: the wait is borrow latency.
+                    self.last_read = Instant::now();
+                }
+                g
+            }
             Err(BorrowError::Timeout(t)) => {
                 tracing::warn!(user = %self.key.user, "no database connection within {t:?}");
                 self.fatal("53300", &format!("timed out after {}s waiting for a database connection (connection_borrow_timeout)", t.as_secs()));
@@ -513,16 +537,15 @@ impl Session {
     }
 
     fn check_pin(&mut self, sql: &[u8]) {
-        let sql = String::from_utf8_lossy(sql);
         let filters = if self.mode() == PoolMode::Session {
             Filters::default()
         } else {
             self.settings.filters
         };
-        if let Some(reason) = pinning::classify(&sql, filters) {
+        if let Some(reason) = pinning::classify_bytes(sql, filters) {
             self.pin(reason);
         } else if self.settings.filters.exclude_variable_sets
-            && pinning::classify(&sql, Filters::default()).is_some()
+            && pinning::classify_bytes(sql, Filters::default()).is_some()
         {
             // Filtered out of pinning, but the session still changed: reset before reuse.
             self.dirty = true;
@@ -549,21 +572,30 @@ impl Session {
     }
 
     fn process_client(&mut self) -> Result<Step, SessionError> {
+        // Messages are read in place and the buffer advanced past them: splitting each off as
+        // its own BytesMut would turn the buffer into a shared one (an allocation) every time.
+        let mut cbuf = std::mem::take(&mut self.cbuf);
+        let step = self.process_client_buf(&mut cbuf);
+        self.cbuf = cbuf;
+        step
+    }
+
+    fn process_client_buf(&mut self, cbuf: &mut BytesMut) -> Result<Step, SessionError> {
         loop {
             if self.client_streaming > 0 {
-                let n = self.client_streaming.min(self.cbuf.len());
+                let n = self.client_streaming.min(cbuf.len());
                 if n == 0 {
                     return Ok(Step::Idle);
                 }
-                let chunk = self.cbuf.split_to(n);
-                self.to_server.extend_from_slice(&chunk);
+                self.to_server.extend_from_slice(&cbuf[..n]);
+                cbuf.advance(n);
                 self.client_streaming -= n;
                 continue;
             }
             if self.to_server.len() >= HIGH_WATER {
                 return Ok(Step::Idle);
             }
-            let (tag, len) = match peek(&self.cbuf, MAX_MESSAGE) {
+            let (tag, len) = match peek(cbuf, MAX_MESSAGE) {
                 Ok(Some(h)) => h,
                 Ok(None) => return Ok(Step::Idle),
                 Err(e) => {
@@ -586,18 +618,18 @@ impl Session {
             if self.server.is_none() {
                 return Ok(Step::NeedServer);
             }
-            if self.cbuf.len() < len {
+            if cbuf.len() < len {
                 if tag == b'd' {
                     // COPY data streams through.
-                    let have = self.cbuf.len();
-                    let chunk = self.cbuf.split();
-                    self.to_server.extend_from_slice(&chunk);
+                    let have = cbuf.len();
+                    self.to_server.extend_from_slice(cbuf);
+                    cbuf.clear();
                     self.client_streaming = len - have;
                 }
                 return Ok(Step::Idle);
             }
-            let msg = self.cbuf.split_to(len);
-            self.handle_client_message(tag, msg)?;
+            self.handle_client_message(tag, &cbuf[..len])?;
+            cbuf.advance(len);
         }
     }
 
@@ -615,7 +647,7 @@ impl Session {
         }
     }
 
-    fn handle_client_message(&mut self, tag: u8, msg: BytesMut) -> Result<(), SessionError> {
+    fn handle_client_message(&mut self, tag: u8, msg: &[u8]) -> Result<(), SessionError> {
         match tag {
             b'P' | b'B' | b'D' | b'E' | b'C' | b'H' => self.unsynced = true,
             b'S' => self.unsynced = false,
@@ -630,14 +662,14 @@ impl Session {
                 self.debug_log(sql);
                 self.check_pin(sql);
                 self.start_batch();
-                self.to_server.extend_from_slice(&msg);
+                self.to_server.extend_from_slice(msg);
             }
             b'P' => {
                 let p = Parse::decode(body).map_err(malformed)?;
                 self.debug_log(p.query);
                 self.check_pin(p.query);
                 if p.name.is_empty() {
-                    self.to_server.extend_from_slice(&msg);
+                    self.to_server.extend_from_slice(msg);
                 } else {
                     let st = self.statements.parse(&p);
                     let batch = self.batches_sent;
@@ -660,7 +692,7 @@ impl Session {
                         self.ensure_prepared(&st);
                         b.encode(&mut self.to_server, &server_name(st.hash));
                     }
-                    _ => self.to_server.extend_from_slice(&msg),
+                    _ => self.to_server.extend_from_slice(msg),
                 }
             }
             b'D' => {
@@ -670,7 +702,7 @@ impl Session {
                         self.ensure_prepared(&st);
                         d.encode(&mut self.to_server, b'D', &server_name(st.hash));
                     }
-                    _ => self.to_server.extend_from_slice(&msg),
+                    _ => self.to_server.extend_from_slice(msg),
                 }
             }
             b'C' => {
@@ -679,17 +711,17 @@ impl Session {
                     // The client's own name never exists on the server: it answers CloseComplete.
                     self.statements.close(c.name);
                 }
-                self.to_server.extend_from_slice(&msg);
+                self.to_server.extend_from_slice(msg);
             }
             b'E' => {
                 self.metrics.query_requests.inc();
-                self.to_server.extend_from_slice(&msg);
+                self.to_server.extend_from_slice(msg);
             }
             b'S' | b'F' => {
                 self.start_batch();
-                self.to_server.extend_from_slice(&msg);
+                self.to_server.extend_from_slice(msg);
             }
-            _ => self.to_server.extend_from_slice(&msg),
+            _ => self.to_server.extend_from_slice(msg),
         }
         Ok(())
     }
@@ -698,7 +730,7 @@ impl Session {
         self.outstanding += 1;
         self.batches_sent += 1;
         if self.query_started.is_none() {
-            self.query_started = Some(Instant::now());
+            self.query_started = Some(self.last_read);
         }
     }
 
@@ -718,8 +750,8 @@ impl Session {
                 if n == 0 {
                     return Ok(());
                 }
-                let chunk = conn.buf.split_to(n);
-                self.to_client.extend_from_slice(&chunk);
+                self.to_client.extend_from_slice(&conn.buf[..n]);
+                conn.buf.advance(n);
                 self.server_streaming -= n;
                 continue;
             }
@@ -736,18 +768,19 @@ impl Session {
             if conn.buf.len() < len {
                 if len > STREAM_THRESHOLD && !matches!(tag, b'Z' | b'E' | b'1' | b'3' | b'S') {
                     let have = conn.buf.len();
-                    let chunk = conn.buf.split();
-                    self.to_client.extend_from_slice(&chunk);
+                    self.to_client.extend_from_slice(&conn.buf);
+                    conn.buf.clear();
                     self.server_streaming = len - have;
                 }
                 return Ok(());
             }
-            let msg = conn.buf.split_to(len);
+            let msg = &conn.buf[..len];
             if let Some(&(batch, t)) = self.swallow.front()
                 && batch == self.batches_done
                 && t == tag
             {
                 self.swallow.pop_front();
+                conn.buf.advance(len);
                 continue;
             }
             match tag {
@@ -789,7 +822,8 @@ impl Session {
                 }
                 _ => {}
             }
-            self.to_client.extend_from_slice(&msg);
+            self.to_client.extend_from_slice(msg);
+            conn.buf.advance(len);
         }
     }
 
