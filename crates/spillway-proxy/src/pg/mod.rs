@@ -10,5 +10,6 @@ pub mod prepared;
 pub mod proxy;
 pub mod scram;
 pub mod session;
+mod spare;
 pub mod startup;
 pub mod topology;

@@ -195,15 +195,17 @@ fn starts_with_ci(hay: &[u8], needle: &[u8]) -> bool {
 
 /// Whether `sql` mentions `advisory_lock`, `set_config` or `temp`, in one pass over the bytes.
 fn mentions_fragment(sql: &[u8]) -> bool {
-    (0..sql.len()).any(|i| {
-        let rest = &sql[i..];
-        // `| 0x20` folds ASCII upper case onto lower case; the comparison settles the rest.
-        match sql[i] | 0x20 {
-            b'a' => starts_with_ci(rest, b"advisory_lock"),
-            b's' => starts_with_ci(rest, b"set_config"),
-            b't' => starts_with_ci(rest, b"temp"),
-            _ => false,
-        }
+    // Runs over every query's text: look at byte pairs first ("ad", "se", "te", any case) and
+    // compare whole fragments only there. `| 0x20` folds ASCII upper case onto lower case (and
+    // maps a few other bytes onto letters, which the full comparison then rejects).
+    sql.windows(2).enumerate().any(|(i, pair)| {
+        let fragment: &[u8] = match (pair[0] | 0x20, pair[1] | 0x20) {
+            (b'a', b'd') => b"advisory_lock",
+            (b's', b'e') => b"set_config",
+            (b't', b'e') => b"temp",
+            _ => return false,
+        };
+        starts_with_ci(&sql[i..], fragment)
     })
 }
 

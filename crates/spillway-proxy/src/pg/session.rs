@@ -28,6 +28,7 @@ use super::messages::{Bind, Parse, Target as NameTarget, query_text};
 use super::pinning::{self, Filters, PinReason};
 use super::prepared::{ClientStatements, Statement, server_name};
 use super::proxy::{PgProxy, Settings};
+use super::spare;
 use crate::cancel::CancelSlot;
 use crate::metrics::EndpointMetrics;
 use crate::pool::{BorrowError, Guard, PoolId, PoolKey};
@@ -244,8 +245,10 @@ impl Session {
                 self.server_lost(&e.to_string());
                 return Ok(());
             }
-            flush(&self.client, &mut self.to_client).map_err(SessionError::Client)?;
+            // The server goes back before the answer goes out: a client waiting for it can be
+            // scheduled while this one's write is in the kernel.
             self.maybe_release();
+            flush(&self.client, &mut self.to_client).map_err(SessionError::Client)?;
 
             let between_transactions = self.server.is_none()
                 && self.cbuf.is_empty()
@@ -258,7 +261,7 @@ impl Session {
                 // readiness, so this wait costs no extra system call.
                 for b in [&mut self.cbuf, &mut self.to_client, &mut self.to_server] {
                     if b.capacity() > 0 {
-                        *b = BytesMut::new();
+                        spare::give(std::mem::take(b));
                     }
                 }
                 let ev = tokio::select! {
@@ -273,6 +276,12 @@ impl Session {
                 let ev = match ev {
                     Some(ev) => ev,
                     None => {
+                        // The transaction's buffers come from this thread's spares, not malloc.
+                        for b in [&mut self.cbuf, &mut self.to_client, &mut self.to_server] {
+                            if b.capacity() == 0 {
+                                *b = spare::take();
+                            }
+                        }
                         self.cbuf.reserve(CLIENT_IDLE_CHUNK);
                         match read_ready(&mut self.client, &mut self.cbuf).await {
                             // Spurious readiness (now cleared): wait again.
@@ -470,13 +479,15 @@ impl Session {
         };
         // Keep the client's startup parameters in step on this connection.
         for (k, v) in &self.tracked {
-            let current = guard
+            // Runs on every borrow: an exact comparison, no copies. Tracked names are spelled
+            // as the server spells them in ParameterStatus ("DateStyle"), so a difference in
+            // case can only cost a needless SET, never a missed one.
+            let in_step = guard
                 .conn()
                 .params
                 .iter()
-                .find(|(pk, _)| pk.eq_ignore_ascii_case(k.as_bytes()))
-                .map(|(_, pv)| pv.clone());
-            if current.as_deref() != Some(v.as_bytes()) {
+                .any(|(pk, pv)| pk.as_slice() == k.as_bytes() && pv.as_slice() == v.as_bytes());
+            if !in_step {
                 let sql = format!("SET {k} = '{}'", v.replace('\'', "''"));
                 // Boxed, like every rarely-taken await here: kept inline, its state would be
                 // part of every idle client's task.
