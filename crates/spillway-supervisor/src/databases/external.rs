@@ -22,7 +22,7 @@ pub struct DbUrl {
 
 /// The host and port of a `postgres://` or `mysql://` URL (a replica's URL needs no user).
 pub fn parse_server(engine: Engine, raw: &str) -> Result<(String, u16), String> {
-    let u = url::Url::parse(raw).map_err(|e| format!("not a URL ({e})"))?;
+    let u = parse(raw)?;
     let default_port = match engine {
         Engine::Postgres => 5432,
         Engine::Mysql => 3306,
@@ -42,13 +42,46 @@ pub fn parse_server(engine: Engine, raw: &str) -> Result<(String, u16), String> 
         None => {
             let raw_host = u
                 .host_str()
-                .filter(|h| !h.is_empty())
-                .ok_or("the URL has no host")?
+                .filter(|h| !h.is_empty() && *h != NO_HOST)
+                .ok_or("the URL has no host (a Unix socket directory is named with ?host=/dir)")?
                 .trim_matches(['[', ']']);
             percent_decode(raw_host)
         }
     };
-    Ok((host, u.port().unwrap_or(default_port)))
+    // libpq also takes the port as a parameter (`?port=5433`); it wins, as there.
+    let query_port = match u.query_pairs().find(|(k, _)| k == "port") {
+        Some((_, v)) => Some(
+            v.parse::<u16>()
+                .map_err(|_| format!("the URL's port parameter {v:?} is not a port"))?,
+        ),
+        None => None,
+    };
+    Ok((host, query_port.or(u.port()).unwrap_or(default_port)))
+}
+
+/// Stands in for the empty host of `postgres://user:pw@/db?host=/dir`: libpq accepts it, the
+/// URL standard (and so the `url` crate) refuses credentials without a host. Not a valid host
+/// name, so it can never be mistaken for one.
+const NO_HOST: &str = "spillway-no-host.invalid";
+
+fn parse(raw: &str) -> Result<url::Url, String> {
+    let patched;
+    let mut text = raw;
+    if let Some((scheme, rest)) = raw.split_once("://") {
+        // The authority ends at the first '/', '?' or '#'; the host starts after its last '@'.
+        let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        let host_start = rest[..authority_end].rfind('@').map_or(0, |at| at + 1);
+        let host_and_port = &rest[host_start..authority_end];
+        if host_and_port.is_empty() || host_and_port.starts_with(':') {
+            patched = format!(
+                "{scheme}://{}{NO_HOST}{}",
+                &rest[..host_start],
+                &rest[host_start..]
+            );
+            text = &patched;
+        }
+    }
+    url::Url::parse(text).map_err(|e| format!("not a URL ({e})"))
 }
 
 fn percent_decode(s: &str) -> String {
@@ -66,7 +99,7 @@ pub fn is_socket_dir(host: &str) -> bool {
 /// Parses `postgres://user:pass@host:port/db` or `mysql://...`, percent-decoding user and password.
 pub fn parse_url(engine: Engine, raw: &str) -> Result<DbUrl, String> {
     let (host, port) = parse_server(engine, raw)?;
-    let u = url::Url::parse(raw).map_err(|e| format!("not a URL ({e})"))?;
+    let u = parse(raw)?;
     let decode = |s: &str| percent_decode(s);
     let user = decode(u.username());
     if user.is_empty() {
@@ -293,6 +326,8 @@ mod tests {
         for raw in [
             "postgres://app:pw@%2Fvar%2Frun%2Fpostgresql:5433/main",
             "postgres://app:pw@localhost:5433/main?host=/var/run/postgresql",
+            "postgres://app:pw@:5433/main?host=/var/run/postgresql",
+            "postgres://app:pw@/main?host=/var/run/postgresql&port=5433",
         ] {
             let u = parse_url(Engine::Postgres, raw).unwrap_or_else(|e| panic!("{e}"));
             assert_eq!(
@@ -303,6 +338,8 @@ mod tests {
             assert!(is_socket_dir(&u.host));
             assert_eq!(u.dbname, "main");
         }
+        // An empty host needs the directory named: there is no default socket to assume.
+        assert!(parse_url(Engine::Postgres, "postgres://app:pw@/main").is_err());
         let u = parse_url(Engine::Postgres, "postgres://app@db:5432/main")
             .unwrap_or_else(|e| panic!("{e}"));
         assert!(!is_socket_dir(&u.host));
