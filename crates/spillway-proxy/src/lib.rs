@@ -9,5 +9,6 @@ pub mod listener;
 pub mod metrics;
 pub mod pg;
 pub mod pool;
+pub mod runtime;
 pub mod socket;
 pub mod tls;

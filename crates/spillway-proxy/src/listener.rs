@@ -6,12 +6,34 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 use crate::metrics::EndpointMetrics;
 use crate::pg::proxy::PgProxy;
 use crate::pg::{handshake, session};
 
-/// Serves PostgreSQL clients on `listener` until `shutdown` turns true.
+/// Serves PostgreSQL clients on `listener` until `shutdown` turns true, on the proxy's own
+/// thread (see [`crate::runtime`]). The listener moves there, so its readiness, like that of
+/// every client and server socket the proxy opens, is handled by that thread's runtime.
+pub fn spawn(
+    listener: TcpListener,
+    proxy: Arc<PgProxy>,
+    metrics: Arc<EndpointMetrics>,
+    shutdown: watch::Receiver<bool>,
+) -> std::io::Result<JoinHandle<()>> {
+    let listener = listener.into_std()?;
+    crate::runtime::spawn(async move {
+        match TcpListener::from_std(listener) {
+            Ok(listener) => serve(listener, proxy, metrics, shutdown).await,
+            Err(e) => {
+                tracing::error!(proxy = %metrics.proxy, "cannot listen on the proxy's thread: {e}")
+            }
+        }
+    })
+}
+
+/// Serves PostgreSQL clients on `listener` until `shutdown` turns true, on the runtime it is
+/// called from.
 pub async fn serve(
     listener: TcpListener,
     proxy: Arc<PgProxy>,

@@ -423,13 +423,15 @@ impl RunningProxy {
         if let Some(iam) = &self.iam {
             iam.add_listener(bound);
         }
-        self.tasks
-            .push(tokio::spawn(spillway_proxy::listener::serve(
+        self.tasks.push(
+            spillway_proxy::listener::spawn(
                 listener,
                 Arc::clone(proxy),
                 registry.endpoint(&self.name, endpoint),
                 shutdown.clone(),
-            )));
+            )
+            .map_err(SupervisorError::io(addr.to_string()))?,
+        );
         Ok(bound)
     }
 

@@ -159,12 +159,15 @@ pub async fn start(options: Options) -> Result<Standalone, SupervisorError> {
         .local_addr()
         .map_err(SupervisorError::io("--listen"))?;
     let (shutdown, rx) = watch::channel(false);
-    let mut tasks = vec![tokio::spawn(spillway_proxy::listener::serve(
-        listener,
-        Arc::clone(&proxy),
-        registry.endpoint("proxy", "default"),
-        rx.clone(),
-    ))];
+    let mut tasks = vec![
+        spillway_proxy::listener::spawn(
+            listener,
+            Arc::clone(&proxy),
+            registry.endpoint("proxy", "default"),
+            rx.clone(),
+        )
+        .map_err(SupervisorError::io("--listen"))?,
+    ];
     let mut metrics_addr = None;
     if let Some(m) = options.metrics {
         let l = bind(m, "--metrics").await?;
