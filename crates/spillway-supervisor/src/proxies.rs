@@ -108,7 +108,7 @@ fn server_tls(
     let raw = url
         .resolve(&mut |r| crate::stack::lookup_value(values, stack, r))
         .map_err(|e| fail(e.to_string()))?;
-    let parsed = url::Url::parse(&raw).map_err(|e| fail(e.to_string()))?;
+    let parsed = crate::databases::external::parse_libpq_url(&raw).map_err(fail)?;
     let param = |k: &str| {
         parsed
             .query_pairs()

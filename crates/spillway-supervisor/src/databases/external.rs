@@ -22,7 +22,7 @@ pub struct DbUrl {
 
 /// The host and port of a `postgres://` or `mysql://` URL (a replica's URL needs no user).
 pub fn parse_server(engine: Engine, raw: &str) -> Result<(String, u16), String> {
-    let u = parse(raw)?;
+    let u = parse_libpq_url(raw)?;
     let default_port = match engine {
         Engine::Postgres => 5432,
         Engine::Mysql => 3306,
@@ -64,7 +64,8 @@ pub fn parse_server(engine: Engine, raw: &str) -> Result<(String, u16), String> 
 /// name, so it can never be mistaken for one.
 const NO_HOST: &str = "spillway-no-host.invalid";
 
-fn parse(raw: &str) -> Result<url::Url, String> {
+/// Parses a database URL as libpq reads it (an empty host is allowed, see [`NO_HOST`]).
+pub fn parse_libpq_url(raw: &str) -> Result<url::Url, String> {
     let patched;
     let mut text = raw;
     if let Some((scheme, rest)) = raw.split_once("://") {
@@ -99,7 +100,7 @@ pub fn is_socket_dir(host: &str) -> bool {
 /// Parses `postgres://user:pass@host:port/db` or `mysql://...`, percent-decoding user and password.
 pub fn parse_url(engine: Engine, raw: &str) -> Result<DbUrl, String> {
     let (host, port) = parse_server(engine, raw)?;
-    let u = parse(raw)?;
+    let u = parse_libpq_url(raw)?;
     let decode = |s: &str| percent_decode(s);
     let user = decode(u.username());
     if user.is_empty() {

@@ -81,6 +81,11 @@ impl DatabaseEndpoint {
                     socket.display()
                 )
             }
+            // An external server named by its socket directory, written as libpq reads it.
+            _ if external::is_socket_dir(&self.host) => format!(
+                "{scheme}://{}@localhost:{}/{}?host={}",
+                self.admin_user, self.port, self.dbname, self.host
+            ),
             _ => format!(
                 "{scheme}://{}@{}:{}/{}",
                 self.admin_user, self.host, self.port, self.dbname
