@@ -83,7 +83,15 @@ sp_port=$(grep "^proxies.bench" "$work/spillway.out" | grep -oE '127\.0\.0\.1:[0
 
 # --- PgBouncer ---------------------------------------------------------------------------------
 pgb_port=$(free_port)
-printf '"bench" "bench-password"\n' > "$work/users.txt"
+# PgBouncer at its best: the user's SCRAM verifier from pg_authid in its auth file (as
+# auth_query would fetch it), so a login costs it two HMACs like spillway, not 4,096 PBKDF2
+# rounds, and it logs in to the server by SCRAM pass-through. spillway derives its verifier from
+# the secret's password once.
+verifier=$(PGPASSWORD=$(cat "$work/.spillway/databases/bench/admin-password") psql -X -At \
+  -h "$work/.spillway/databases/bench/run" -p "$db_port" -U spillway -d bench \
+  -c "SELECT rolpassword FROM pg_authid WHERE rolname = 'bench'")
+case "$verifier" in SCRAM-SHA-256\$*) ;; *) die "no SCRAM verifier for the bench user: $verifier" ;; esac
+printf '"bench" "%s"\n' "$verifier" > "$work/users.txt"
 cat > "$work/pgbouncer.ini" <<EOF
 [databases]
 bench = host=$work/.spillway/databases/bench/run port=$db_port dbname=bench
