@@ -72,7 +72,9 @@ pub async fn serve(
             tracing::warn!(peer = %peer, proxy = %metrics.proxy, "refused a connection from outside allow_from");
             continue;
         }
-        let _ = stream.set_nodelay(true);
+        if let Err(e) = crate::socket::tune_tcp(&stream) {
+            tracing::debug!(peer = %peer, "cannot set TCP options on a client connection: {e}");
+        }
         let (proxy, metrics, shutdown) =
             (Arc::clone(&proxy), Arc::clone(&metrics), shutdown.clone());
         let fut = async move {

@@ -46,12 +46,12 @@ impl ServerAddr {
         }
     }
 
-    /// Opens a stream to the server (Nagle off for TCP: every message is latency-bound).
+    /// Opens a stream to the server (for TCP: Nagle off, keepalive on; see `socket.rs`).
     pub async fn connect(&self) -> std::io::Result<Socket> {
         match self {
             ServerAddr::Tcp { host, port } => {
                 let s = TcpStream::connect((host.as_str(), *port)).await?;
-                s.set_nodelay(true)?;
+                crate::socket::tune_tcp(&s)?;
                 Ok(Socket::Tcp(s))
             }
             ServerAddr::Unix(path) => Ok(Socket::Unix(UnixStream::connect(path).await?)),
