@@ -32,9 +32,8 @@ pub fn spawn(
     })
 }
 
-/// Serves PostgreSQL clients on `listener` until `shutdown` turns true, on the runtime it is
-/// called from.
-pub async fn serve(
+/// The accept loop, run by [`spawn`] on the proxy's thread.
+async fn serve(
     listener: TcpListener,
     proxy: Arc<PgProxy>,
     metrics: Arc<EndpointMetrics>,

@@ -5,8 +5,8 @@
 //! on a multi-threaded runtime a good share of its cost was the runtime itself — waking the
 //! other worker, stealing tasks, contended atomics — plus a server socket's readiness arriving on
 //! one worker for a session running on another. Measured on the 2-core benchmark machine at 50
-//! pgbench clients, the same code used 27–31 µs of CPU per transaction here against 33–38 µs on
-//! two workers, with the same throughput (see docs/BENCHMARKS.md). Everything the proxy owns
+//! pgbench clients, the same code used 25–28 µs of CPU per transaction here against 33–39 µs on
+//! two workers, with the same or better throughput (see docs/BENCHMARKS.md). Everything the proxy owns
 //! (sockets, timers) registers with this runtime, so no readiness event crosses threads. The
 //! rest of spillway (gateway, functions, queues) stays on the multi-threaded runtime, and a busy
 //! gateway cannot delay a database transaction. The cost is a ceiling of one core for the
