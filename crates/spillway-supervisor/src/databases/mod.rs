@@ -78,13 +78,16 @@ impl DatabaseEndpoint {
                     "{scheme}://{}@localhost/{}?{key}={}",
                     self.admin_user,
                     self.dbname,
-                    socket.display()
+                    query_value(&socket.to_string_lossy())
                 )
             }
             // An external server named by its socket directory, written as libpq reads it.
             _ if external::is_socket_dir(&self.host) => format!(
                 "{scheme}://{}@localhost:{}/{}?host={}",
-                self.admin_user, self.port, self.dbname, self.host
+                self.admin_user,
+                self.port,
+                self.dbname,
+                query_value(&self.host)
             ),
             _ => format!(
                 "{scheme}://{}@{}:{}/{}",
@@ -100,6 +103,21 @@ impl DatabaseEndpoint {
             _ => format!("{}:{}", self.host, self.port),
         }
     }
+}
+
+/// `s` as a URL query value: a path stays readable ('/' and the other characters libpq and the
+/// MySQL clients take as they are), while '&', '#', '%', '+', spaces and anything non-ASCII are
+/// percent-encoded, so a socket directory named with them survives the round trip.
+fn query_value(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"/-._~:@,".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 /// A database the stack is using.
@@ -220,5 +238,49 @@ impl ManagedSpec {
     /// TCP is opt-in: `tcp = true`, or a `port` (which makes no sense without it).
     pub fn listens_on_tcp(&self) -> bool {
         self.tcp || self.port.is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn endpoint(host: &str, socket: Option<&str>, tcp: bool) -> DatabaseEndpoint {
+        DatabaseEndpoint {
+            resource: "db".into(),
+            engine: Engine::Postgres,
+            host: host.into(),
+            port: 5433,
+            tcp,
+            socket: socket.map(PathBuf::from),
+            dbname: "main".into(),
+            admin_user: "spillway".into(),
+            admin_password_file: None,
+            server_version: "15".into(),
+            log: None,
+        }
+    }
+
+    #[test]
+    fn socket_directories_survive_the_url() {
+        // An external server named by an odd directory, and a managed one without TCP.
+        let odd = "/tmp/a dir&x=1#frag%+ü";
+        let url = endpoint(odd, None, true).url();
+        assert_eq!(
+            external::parse_server(Engine::Postgres, &url),
+            Ok((odd.to_owned(), 5433)),
+            "{url}"
+        );
+        let url = endpoint("/unused", Some(odd), false).url();
+        assert_eq!(
+            external::parse_server(Engine::Postgres, &url).map(|(h, _)| h),
+            Ok(odd.to_owned()),
+            "{url}"
+        );
+        // Ordinary paths stay readable.
+        assert_eq!(
+            endpoint("/var/run/postgresql", None, true).url(),
+            "postgres://spillway@localhost:5433/main?host=/var/run/postgresql"
+        );
     }
 }
