@@ -15,7 +15,10 @@
 #   select-50-prepared  pgbench -S -c 50   -M prepared   (PgBouncer 1.18 has no prepared support)
 #   select-1000-simple  pgbench -S -c 1000 -M simple     (direct fails: max_connections 100)
 #   connect-20          pgbench -S -C -c 20              (a new SCRAM login per transaction)
-# and the memory each pooler holds for 10,000 idle logged-in clients.
+# and the memory each pooler holds for 10,000 idle logged-in clients. For each run,
+# pgbench_window.py also measures the CPU per transaction of the whole machine, of pgbench and of
+# the proxy over the run's steady middle: since all three share the cores, that bounds the TPS
+# any proxy could reach here (a second table).
 # Results: a markdown table on stdout and in bench/results/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -123,35 +126,34 @@ export PGPASSWORD=bench-password
 say "pgbench -i -s 10"
 pgbench -h 127.0.0.1 -p "$db_port" -U bench -i -s 10 -q bench > "$work/init.log" 2>&1
 
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 
-# run NAME PORT PID SCENARIO ARGS... -> appends "scenario name tps p50_us p99_us cpu_us_per_tx" to results
+# run NAME PORT PID SCENARIO ARGS... -> appends "scenario name tps p50_us p99_us proxy_us_per_tx
+# machine_us_per_tx idle_pct pgbench_us_per_tx" to results. CPU figures come from
+# pgbench_window.py: the steady middle of the run, per transaction (pgbench's logins at 1,000
+# clients would otherwise count as transaction cost).
 results="$work/results.txt"
+window="$PWD/bench/pgbench_window.py"
 run() {
   local name=$1 port=$2 pid=$3 scenario=$4; shift 4
   local logdir="$work/log-$name-$scenario-$RANDOM"; mkdir -p "$logdir"
-  local before; before=$(cpu_ticks "$pid")
   local out
-  if ! out=$(cd "$logdir" && timeout $((DURATION * 4 + 120)) pgbench -h 127.0.0.1 -p "$port" -U bench -j 2 -T "$DURATION" -l --sampling-rate=0.1 "$@" bench 2>&1); then
-    echo "$scenario $name fails - - -" >> "$results"
+  if ! out=$(cd "$logdir" && timeout $((DURATION * 4 + 120)) python3 "$window" "$pid" -- -h 127.0.0.1 -p "$port" -U bench -j 2 -T "$DURATION" -l --sampling-rate=0.1 "$@" bench 2>&1); then
+    echo "$scenario $name fails - - - - - -" >> "$results"
     return
   fi
-  local after; after=$(cpu_ticks "$pid")
   echo "$out" > "$work/last-$name-$scenario.out"
   local tps; tps=$(grep -oE 'tps = [0-9.]+' <<< "$out" | head -1 | cut -d' ' -f3 || true)
-  local tx; tx=$(grep -oE 'actually processed: [0-9]+' <<< "$out" | grep -oE '[0-9]+$' || true)
   local failed; failed=$(grep -oE 'failed transactions: [0-9]+' <<< "$out" | grep -oE '[0-9]+$' || echo 0)
-  if [ -z "$tps" ] || [ "${failed:-0}" != 0 ]; then
-    echo "$scenario $name fails - - -" >> "$results"
+  local cpu; cpu=$(grep -oE '^window: .*' <<< "$out" | cut -d' ' -f3- || true)
+  if [ -z "$tps" ] || [ "${failed:-0}" != 0 ] || [ -z "$cpu" ]; then
+    echo "$scenario $name fails - - - - - -" >> "$results"
     return
   fi
   local pct; pct=$(cat "$logdir"/pgbench_log.* 2>/dev/null | awk '{print $3}' | sort -n | awk '{a[NR]=$1} END {if (NR==0) {print "- -"} else {print a[int(NR*0.5)+1], a[int(NR*0.99)+1]}}')
-  local cpu="-"
-  if [ "$pid" != 0 ] && [ "${tx:-0}" -gt 0 ]; then
-    cpu=$(python3 -c "print(round(($after-$before)*1e6/$(getconf CLK_TCK)/$tx, 2))")
-  fi
-  echo "$scenario $name $tps $pct $cpu" >> "$results"
+  # window: machine idle pgbench proxy -> results: proxy machine idle pgbench
+  read -r machine idle pgb proxy <<< "$cpu"
+  echo "$scenario $name $tps $pct $proxy $machine $idle $pgb" >> "$results"
   rm -rf "$logdir"
 }
 
@@ -195,10 +197,10 @@ idle_rss spillway "$sp_port" "$spillway_pid"
 
 mkdir -p bench/results
 report="bench/results/proxy-pg-$(date -u +%Y%m%dT%H%MZ).md"
-python3 - "$results" "$DURATION" "$ROUNDS" "$IDLE_CLIENTS" > "$report" <<'PY'
+python3 - "$results" "$DURATION" "$ROUNDS" "$IDLE_CLIENTS" "$(nproc)" > "$report" <<'PY'
 import statistics, sys
 from collections import defaultdict
-path, duration, rounds, idle_n = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+path, duration, rounds, idle_n, cores = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
 runs = defaultdict(list)
 idle = {}
 for line in open(path):
@@ -212,25 +214,45 @@ def med(vals):
     return statistics.median(nums) if nums else None
 def fmt(v, unit=""):
     return "fails" if v is None else (f"{v:,.0f}{unit}" if v >= 100 else f"{v:.2f}{unit}")
-print(f"# Proxy benchmark ({rounds} interleaved rounds of {duration}s, medians)\n")
+def ratio(a, b):
+    return "-" if a is None or b is None else f"{a / b:.2f}x"
+FIELDS = ["tps", "p50", "p99", "proxy", "machine", "idle", "pgbench"]
+SCENARIOS = ["select-1-simple", "select-50-simple", "select-50-prepared", "select-1000-simple", "connect-20"]
+rows = {}
+for scenario in SCENARIOS:
+    row = rows[scenario] = {}
+    for t in ["direct", "pgbouncer", "spillway"]:
+        ok = [r for r in runs.get((scenario, t), []) if r[0] != "fails"]
+        row[t] = {k: (med([r[i] for r in ok]) if ok else None) for i, k in enumerate(FIELDS)}
+print(f"# Proxy benchmark ({rounds} interleaved rounds of {duration}s, medians, {cores} cores)\n")
 print("| scenario | direct TPS | PgBouncer TPS | spillway TPS | spillway / PgBouncer | spillway / direct | p50 µs (direct / PgBouncer / spillway) | p99 µs (same) | proxy CPU µs per tx (PgBouncer / spillway) |")
 print("|---|---|---|---|---|---|---|---|---|")
-for scenario in ["select-1-simple", "select-50-simple", "select-50-prepared", "select-1000-simple", "connect-20"]:
-    row = {}
-    for t in ["direct", "pgbouncer", "spillway"]:
-        rs = runs.get((scenario, t), [])
-        ok = [r for r in rs if r[0] != "fails"]
-        row[t] = {
-            "tps": med([r[0] for r in ok]) if ok else None,
-            "p50": med([r[1] for r in ok]) if ok else None,
-            "p99": med([r[2] for r in ok]) if ok else None,
-            "cpu": med([r[3] for r in ok]) if ok else None,
-        }
-    def ratio(a, b):
-        return "-" if a is None or b is None else f"{a / b:.2f}x"
+for scenario in SCENARIOS:
+    row = rows[scenario]
     s, p, d = row["spillway"], row["pgbouncer"], row["direct"]
     print(f"| {scenario} | {fmt(d['tps'])} | {fmt(p['tps'])} | {fmt(s['tps'])} | {ratio(s['tps'], p['tps'])} | {ratio(s['tps'], d['tps'])} "
-          f"| {fmt(d['p50'])} / {fmt(p['p50'])} / {fmt(s['p50'])} | {fmt(d['p99'])} / {fmt(p['p99'])} / {fmt(s['p99'])} | {fmt(p['cpu'])} / {fmt(s['cpu'])} |")
+          f"| {fmt(d['p50'])} / {fmt(p['p50'])} / {fmt(s['p50'])} | {fmt(d['p99'])} / {fmt(p['p99'])} / {fmt(s['p99'])} | {fmt(p['proxy'])} / {fmt(s['proxy'])} |")
+print()
+# Where a transaction's CPU goes. pgbench, PostgreSQL and the proxy share the same cores, so
+# with the machine busy, a proxy that cost nothing would leave (machine - proxy) per transaction:
+# the ceiling below is PgBouncer's TPS scaled by machine / (machine - PgBouncer's proxy CPU),
+# shown where the machine was at least 90% busy.
+print("| scenario | target | machine CPU µs per tx | pgbench | proxy | rest (PostgreSQL, kernel) | machine idle | ceiling for a proxy costing nothing: / PgBouncer, / direct |")
+print("|---|---|---|---|---|---|---|---|")
+for scenario in SCENARIOS:
+    row = rows[scenario]
+    for t in ["direct", "pgbouncer", "spillway"]:
+        r = row[t]
+        if r["machine"] is None:
+            continue
+        rest = r["machine"] - (r["pgbench"] or 0) - (r["proxy"] or 0)
+        ceiling = "-"
+        p, d = row["pgbouncer"], row["direct"]
+        # Only where the machine was busy: with cores idle (one client) latency decides, not CPU.
+        if t == "pgbouncer" and p["proxy"] and p["machine"] > p["proxy"] and p["idle"] <= 10:
+            bound_tps = p["tps"] * p["machine"] / (p["machine"] - p["proxy"])
+            ceiling = f"{ratio(bound_tps, p['tps'])}, {ratio(bound_tps, d['tps'])}"
+        print(f"| {scenario} | {t} | {fmt(r['machine'])} | {fmt(r['pgbench'])} | {fmt(r['proxy']) if r['proxy'] is not None else '-'} | {fmt(rest)} | {r['idle']:.1f}% | {ceiling} |")
 print()
 print(f"| idle clients | held | RSS before | RSS holding them | per client |")
 print("|---|---|---|---|---|")
