@@ -2,7 +2,7 @@
 //! invoke path (acquire an instance or throttle, deliver the event through the Runtime API,
 //! wait for the answer, a crash or the timeout, log START/END/REPORT).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError, oneshot, watch};
 
-use crate::cgroup::Cgroups;
+use crate::cgroup::{Cgroup, Cgroups};
 use crate::error::{FunctionsError, InvokeError};
 use crate::events::EventJournal;
 use crate::instance::{Exit, Instance, SpawnContext};
@@ -21,16 +21,18 @@ use crate::invoke::{
 use crate::logs::{InstanceLog, LogSink};
 use crate::package::{self, Launch};
 use crate::runtime_api::{Delivery, Phase, Reply, error_document};
+use crate::sandbox::Isolation;
 use crate::spec::{FunctionSpec, HostConfig};
 
-/// Every process the host started and has not seen exit, so shutdown can leave none behind.
+/// Every instance the host started and has not seen exit (its pid and its cgroup), so shutdown
+/// can leave no process behind.
 #[derive(Default)]
-pub(crate) struct LivePids(Mutex<HashSet<u32>>);
+pub(crate) struct LivePids(Mutex<HashMap<u32, Option<Arc<Cgroup>>>>);
 
 impl LivePids {
-    pub fn add(&self, pid: u32) {
+    pub fn add(&self, pid: u32, cgroup: Option<Arc<Cgroup>>) {
         if let Ok(mut s) = self.0.lock() {
-            s.insert(pid);
+            s.insert(pid, cgroup);
         }
     }
     pub fn remove(&self, pid: u32) {
@@ -39,16 +41,19 @@ impl LivePids {
         }
     }
     fn kill_all(&self) {
-        let pids: Vec<u32> = self
+        let live: Vec<(u32, Option<Arc<Cgroup>>)> = self
             .0
             .lock()
-            .map(|s| s.iter().copied().collect())
+            .map(|s| s.iter().map(|(p, g)| (*p, g.clone())).collect())
             .unwrap_or_default();
-        for pid in pids {
+        for (pid, group) in live {
             let _ = nix::sys::signal::killpg(
                 nix::unistd::Pid::from_raw(pid as i32),
                 nix::sys::signal::Signal::SIGKILL,
             );
+            if let Some(g) = group {
+                g.kill();
+            }
         }
     }
     fn count(&self) -> usize {
@@ -58,10 +63,19 @@ impl LivePids {
 
 pub(crate) struct HostShared {
     pub config: HostConfig,
-    cgroups: Option<Cgroups>,
+    cgroups: Cgroups,
+    isolation: Isolation,
     pub live: Arc<LivePids>,
     runtimes: PathBuf,
     closing: AtomicBool,
+}
+
+impl HostShared {
+    /// What runs `spec`, built if it is a Cargo package, with the sandbox its instances get.
+    async fn prepare(&self, spec: &FunctionSpec) -> Result<Launch, FunctionsError> {
+        let launch = package::prepare(spec, &self.runtimes, self.config.release_builds).await?;
+        package::sandboxed(launch, spec, &self.isolation, &self.config.state_dir)
+    }
 }
 
 /// Counters named after Lambda's CloudWatch metrics.
@@ -325,7 +339,7 @@ impl Function {
             .credentials
             .as_ref()
             .and_then(|c| c.issue(&self.spec.role, &self.spec.name));
-        let cgroup = self.shared.cgroups.as_ref().and_then(|g| {
+        let cgroup = Some(&self.shared.cgroups).and_then(|g| {
             g.make(
                 &format!("{}-{:x}", self.spec.name, rand::random::<u64>()),
                 self.spec.memory_mb,
@@ -533,11 +547,9 @@ impl Function {
                     "{} {request_id} Task timed out after {secs:.2} seconds",
                     crate::logs::timestamp()
                 ));
-                // Kill now, so the instance cannot answer late or keep working.
-                let _ = nix::sys::signal::killpg(
-                    nix::unistd::Pid::from_raw(instance.pid as i32),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
+                // Kill now, every process of it, so the instance cannot answer late or keep
+                // working (a child it started with `setsid` included).
+                instance.kill();
                 let message = format!(
                     "RequestId: {request_id} Error: Task timed out after {secs:.2} seconds"
                 );
@@ -554,6 +566,8 @@ impl Function {
                 )
             }
         };
+        // What the function printed before it answered belongs to this invocation.
+        instance.drain_output().await;
         instance
             .log
             .platform(&format!("END RequestId: {request_id}"));
@@ -632,12 +646,7 @@ impl Function {
 
     /// Builds the code again (under `--watch`) and retires instances of the old build.
     pub async fn rebuild(&self) -> Result<(), FunctionsError> {
-        let launch = package::prepare(
-            &self.spec,
-            &self.shared.runtimes,
-            self.shared.config.release_builds,
-        )
-        .await?;
+        let launch = self.shared.prepare(&self.spec).await?;
         if let Ok(mut l) = self.launch.write() {
             *l = Arc::new(launch);
         }
@@ -669,23 +678,32 @@ impl FunctionHost {
     ) -> Result<Arc<Self>, FunctionsError> {
         let runtimes = package::install_runtimes(&config.state_dir)?;
         let cgroups = Cgroups::detect();
-        if cgroups.is_none() && !specs.is_empty() {
-            tracing::info!(
-                "no cgroup for function memory limits here: memory is measured, not enforced"
-            );
+        let isolation = Isolation::detect();
+        if !specs.is_empty() {
+            if !cgroups.limits_memory() {
+                tracing::info!(
+                    "no cgroup for function memory limits here: memory is measured, not enforced"
+                );
+            }
+            if !cgroups.limits_tasks() {
+                tracing::info!(
+                    "no pids cgroup here: a function's processes are not limited to 1,024, and a child that leaves its process group may outlive it"
+                );
+            }
+            tracing::info!("{}", isolation.describe());
         }
         let journal = Arc::new(EventJournal::open(&config.state_dir)?);
         let shared = Arc::new(HostShared {
             config,
             cgroups,
+            isolation,
             live: Arc::new(LivePids::default()),
             runtimes,
             closing: AtomicBool::new(false),
         });
         let mut functions = BTreeMap::new();
         for spec in specs {
-            let launch =
-                package::prepare(&spec, &shared.runtimes, shared.config.release_builds).await?;
+            let launch = shared.prepare(&spec).await?;
             functions.insert(
                 spec.name.clone(),
                 Arc::new(Function::new(spec, launch, Arc::clone(&shared))),

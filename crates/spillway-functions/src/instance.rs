@@ -2,6 +2,7 @@
 //! its output captured line by line, its memory in a cgroup where one can be made. Dropping an
 //! instance kills its whole process group.
 
+use std::ffi::CString;
 use std::net::SocketAddr;
 use std::process::Stdio;
 use std::sync::Arc;
@@ -9,12 +10,12 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
-use tokio::io::{AsyncRead, AsyncReadExt};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::cgroup::{self, Cgroup};
 use crate::logs::{InstanceLog, MAX_LINE};
 use crate::package::Launch;
+use crate::peer::Owner;
 use crate::runtime_api::{Delivery, RuntimeApi};
 use crate::spec::{Credentials, FunctionSpec};
 
@@ -42,6 +43,8 @@ pub(crate) struct Instance {
     pub log: Arc<InstanceLog>,
     /// The build it runs (a rebuild under `--watch` retires older instances).
     pub generation: u64,
+    /// Asks the readers of its stdout and stderr to log everything written so far.
+    output: Vec<mpsc::UnboundedSender<oneshot::Sender<()>>>,
 }
 
 /// What a new instance needs besides its function's spec.
@@ -61,9 +64,11 @@ impl Instance {
         launch: &Launch,
         cx: SpawnContext<'_>,
     ) -> Result<Self, String> {
-        let (api, addr, deliveries, server) = RuntimeApi::start(&spec.arn, Arc::clone(&cx.log))
-            .await
-            .map_err(|e| format!("cannot listen for the Runtime API: {e}"))?;
+        let (owner_tx, owner) = watch::channel(None);
+        let (api, addr, deliveries, server) =
+            RuntimeApi::start(&spec.arn, Arc::clone(&cx.log), owner)
+                .await
+                .map_err(|e| format!("cannot listen for the Runtime API: {e}"))?;
         let mut cmd = tokio::process::Command::new(&launch.program);
         cmd.args(&launch.args)
             .current_dir(&launch.task_root)
@@ -74,19 +79,22 @@ impl Instance {
             .stderr(Stdio::piped())
             .process_group(0)
             .kill_on_drop(true);
-        let procs = cx.cgroup.as_ref().map(|c| c.procs.clone());
+        let procs: Vec<CString> = cx
+            .cgroup
+            .as_ref()
+            .map(|c| c.procs.clone())
+            .unwrap_or_default();
+        let mut sandbox = launch.sandbox.as_ref().map(|p| p.for_child());
         let parent = nix::unistd::getpid();
         #[allow(unsafe_code)]
         // SAFETY: the closure runs between fork and exec and makes only async-signal-safe
-        // system calls (prctl, getppid, open, write, close, _exit) on memory prepared before the
-        // fork; it allocates nothing.
+        // system calls (open, write, close, the sandbox's, prctl, getppid, _exit) on memory
+        // prepared before the fork; it allocates nothing.
         unsafe {
             cmd.pre_exec(move || {
-                nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)?;
-                if nix::unistd::getppid() != parent {
-                    nix::libc::_exit(1);
-                }
-                if let Some(procs) = &procs {
+                // Into the instance's groups first: the files are root's, and the sandbox may
+                // give up root.
+                for procs in &procs {
                     // "0" moves the writing process: the child joins its group before it runs
                     // a single instruction of the function.
                     let fd = nix::libc::open(procs.as_ptr(), nix::libc::O_WRONLY);
@@ -94,6 +102,14 @@ impl Instance {
                         nix::libc::write(fd, b"0".as_ptr().cast(), 1);
                         nix::libc::close(fd);
                     }
+                }
+                if let Some(plan) = sandbox.as_mut() {
+                    plan.apply()?;
+                }
+                // After the credential change, which clears it.
+                nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)?;
+                if nix::unistd::getppid() != parent {
+                    nix::libc::_exit(1);
                 }
                 Ok(())
             });
@@ -104,15 +120,28 @@ impl Instance {
             format!("fork/exec {}: {e}", launch.program.display())
         })?;
         let pid = child.id().unwrap_or(0);
-        cx.live.add(pid);
-        if let Some(out) = child.stdout.take() {
-            tokio::spawn(pump(out, Arc::clone(&cx.log)));
-        }
-        if let Some(err) = child.stderr.take() {
-            tokio::spawn(pump(err, Arc::clone(&cx.log)));
+        let cgroup = cx.cgroup.map(Arc::new);
+        cx.live.add(pid, cgroup.clone());
+        owner_tx.send_replace(Some(Owner {
+            pid,
+            procs: cgroup.as_ref().and_then(|c| c.procs_file()),
+        }));
+        let mut output = Vec::new();
+        let pipes = [
+            child.stdout.take().and_then(|o| o.into_owned_fd().ok()),
+            child.stderr.take().and_then(|e| e.into_owned_fd().ok()),
+        ];
+        for fd in pipes.into_iter().flatten() {
+            match tokio::net::unix::pipe::Receiver::from_owned_fd(fd) {
+                Ok(pipe) => {
+                    let (tx, rx) = mpsc::unbounded_channel();
+                    tokio::spawn(pump(pipe, rx, Arc::clone(&cx.log)));
+                    output.push(tx);
+                }
+                Err(e) => tracing::warn!(function = %spec.name, "cannot read its output: {e}"),
+            }
         }
         let (exit_tx, exit) = watch::channel(None);
-        let cgroup = cx.cgroup.map(Arc::new);
         let group = cgroup.clone();
         let live = Arc::clone(&cx.live);
         tokio::spawn(async move {
@@ -145,14 +174,15 @@ impl Instance {
                 },
             };
             let _ = exit_tx.send(Some(exit));
-            if let Some(g) = group {
-                // The group can go once its last process has; a grandchild may linger briefly.
-                let _ = tokio::task::spawn_blocking(move || {
-                    let _ = killpg(Pid::from_raw(pid as i32), Signal::SIGKILL);
+            // The function's main process is gone: whatever it left running (a `setsid` child,
+            // a daemon) goes with it, as when Lambda tears down an execution environment.
+            let _ = tokio::task::spawn_blocking(move || {
+                let _ = killpg(Pid::from_raw(pid as i32), Signal::SIGKILL);
+                if let Some(g) = group {
                     g.remove();
-                })
-                .await;
-            }
+                }
+            })
+            .await;
         });
         Ok(Self {
             api,
@@ -168,6 +198,7 @@ impl Instance {
             cgroup,
             log: cx.log,
             generation: cx.generation,
+            output,
         })
     }
 
@@ -199,11 +230,43 @@ fn signal_name(s: Signal) -> String {
     }
 }
 
+impl Instance {
+    /// Waits until everything the function wrote to stdout and stderr so far is in the log
+    /// (so its last lines come before END and are in `LogType=Tail`). Bounded: a reader that
+    /// does not answer within 250 ms is not waited for.
+    pub async fn drain_output(&self) {
+        let mut acks = Vec::with_capacity(self.output.len());
+        for tx in &self.output {
+            let (done, ack) = oneshot::channel();
+            if tx.send(done).is_ok() {
+                acks.push(ack);
+            }
+        }
+        let _ = tokio::time::timeout(Duration::from_millis(250), async {
+            for ack in acks {
+                let _ = ack.await;
+            }
+        })
+        .await;
+    }
+
+    /// Kills every process of the instance: its cgroup (children that left the process group
+    /// included), else its process group.
+    pub fn kill(&self) {
+        if self.pid != 0 {
+            let _ = killpg(Pid::from_raw(self.pid as i32), Signal::SIGKILL);
+        }
+        if let Some(g) = &self.cgroup {
+            g.kill();
+        }
+    }
+}
+
 impl Drop for Instance {
     fn drop(&mut self) {
         self.server.abort();
         if self.pid != 0 && !self.exited() {
-            let _ = killpg(Pid::from_raw(self.pid as i32), Signal::SIGKILL);
+            self.kill();
         }
     }
 }
@@ -273,29 +336,80 @@ fn environment(
     env
 }
 
-/// Reads a stream line by line into the log. Bytes that are not UTF-8 are replaced, and a
-/// "line" that never ends is cut every [`MAX_LINE`] bytes, so neither garbage nor a flood
-/// can stall the host or grow its memory.
-async fn pump(mut from: impl AsyncRead + Unpin, log: Arc<InstanceLog>) {
+/// Reads a pipe line by line into the log. Bytes that are not UTF-8 are replaced, and a "line"
+/// that never ends is cut every [`MAX_LINE`] bytes, so neither garbage nor a flood can stall the
+/// host or grow its memory. A drain request logs everything in the pipe at that moment — the
+/// output a function wrote before it answered — partial last line included, then acknowledges.
+async fn pump(
+    pipe: tokio::net::unix::pipe::Receiver,
+    mut drains: mpsc::UnboundedReceiver<oneshot::Sender<()>>,
+    log: Arc<InstanceLog>,
+) {
     let mut buf: Vec<u8> = Vec::with_capacity(1024);
-    let mut chunk = [0u8; 8192];
+    let mut chunk = vec![0u8; 8192];
     loop {
-        let n = match from.read(&mut chunk).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
-        };
-        buf.extend_from_slice(&chunk[..n]);
-        while let Some(end) = buf.iter().position(|&b| b == b'\n') {
-            let line: Vec<u8> = buf.drain(..=end).collect();
-            emit(&log, &line[..line.len() - 1]);
-        }
-        while buf.len() >= MAX_LINE {
-            let piece: Vec<u8> = buf.drain(..MAX_LINE).collect();
-            emit(&log, &piece);
+        tokio::select! {
+            biased;
+            Some(done) = drains.recv() => {
+                // Exactly what is in the pipe now: a function printing without pause cannot
+                // keep the invocation from ending.
+                let mut pending = pending_bytes(&pipe);
+                while pending > 0 {
+                    match pipe.try_read(&mut chunk[..pending.min(8192)]) {
+                        Ok(0) => break,
+                        Ok(n) => {
+                            pending -= n.min(pending);
+                            take_lines(&mut buf, &chunk[..n], &log);
+                        }
+                        Err(_) => break,
+                    }
+                }
+                if !buf.is_empty() {
+                    emit(&log, &std::mem::take(&mut buf));
+                }
+                let _ = done.send(());
+            }
+            ready = pipe.readable() => {
+                if ready.is_err() {
+                    break;
+                }
+                match pipe.try_read(&mut chunk) {
+                    Ok(0) => break,
+                    Ok(n) => take_lines(&mut buf, &chunk[..n], &log),
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                    Err(_) => break,
+                }
+            }
         }
     }
     if !buf.is_empty() {
         emit(&log, &buf);
+    }
+}
+
+fn take_lines(buf: &mut Vec<u8>, data: &[u8], log: &InstanceLog) {
+    buf.extend_from_slice(data);
+    while let Some(end) = buf.iter().position(|&b| b == b'\n') {
+        let line: Vec<u8> = buf.drain(..=end).collect();
+        emit(log, &line[..line.len() - 1]);
+    }
+    while buf.len() >= MAX_LINE {
+        let piece: Vec<u8> = buf.drain(..MAX_LINE).collect();
+        emit(log, &piece);
+    }
+}
+
+/// How many bytes wait in a pipe (FIONREAD).
+fn pending_bytes(pipe: &tokio::net::unix::pipe::Receiver) -> usize {
+    use std::os::fd::AsRawFd;
+    let mut n: nix::libc::c_int = 0;
+    #[allow(unsafe_code)]
+    // SAFETY: FIONREAD writes one c_int through the pointer, which points at `n`.
+    let r = unsafe { nix::libc::ioctl(pipe.as_raw_fd(), nix::libc::FIONREAD, &mut n) };
+    if r < 0 {
+        0
+    } else {
+        usize::try_from(n).unwrap_or(0)
     }
 }
 

@@ -16,7 +16,9 @@ mod instance;
 pub mod invoke;
 pub mod logs;
 mod package;
+mod peer;
 mod runtime_api;
+mod sandbox;
 pub mod spec;
 mod watch;
 

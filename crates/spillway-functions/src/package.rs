@@ -4,10 +4,12 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Arc;
 
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 use crate::error::FunctionsError;
+use crate::sandbox::{self, Isolation, Plan};
 use crate::spec::{FunctionSpec, Runtime};
 
 const NODE_BOOTSTRAP: &str = include_str!("../runtimes/nodejs/bootstrap.mjs");
@@ -22,6 +24,8 @@ pub(crate) struct Launch {
     pub task_root: PathBuf,
     /// Extra environment for this runtime.
     pub env: Vec<(&'static str, String)>,
+    /// The sandbox every instance is started in.
+    pub sandbox: Option<Arc<Plan>>,
 }
 
 fn prepare_error(spec: &FunctionSpec, detail: impl Into<String>) -> FunctionsError {
@@ -49,6 +53,44 @@ pub(crate) fn install_runtimes(state_dir: &Path) -> Result<PathBuf, FunctionsErr
     Ok(dir)
 }
 
+/// Gives `launch` its sandbox: the program by its absolute path, and what its instances may
+/// read besides the system's directories — the code, the program (a built binary), the
+/// language runtime's installation and spillway's bootstrap for it.
+pub(crate) fn sandboxed(
+    mut launch: Launch,
+    spec: &FunctionSpec,
+    isolation: &Isolation,
+    state_dir: &Path,
+) -> Result<Launch, FunctionsError> {
+    launch.program = sandbox::resolve_program(&launch.program);
+    let mut readable = vec![launch.task_root.clone(), launch.program.clone()];
+    if spec.runtime != Runtime::Provided {
+        readable.extend(sandbox::runtime_prefix(&launch.program));
+        readable.extend(
+            launch
+                .args
+                .iter()
+                .filter_map(|a| a.parent().map(Path::to_path_buf)),
+        );
+    }
+    if let (Ok(root), Ok(state)) = (
+        std::fs::canonicalize(&launch.task_root),
+        std::fs::canonicalize(state_dir),
+    ) && state.starts_with(&root)
+    {
+        tracing::warn!(
+            function = %spec.name,
+            "its code directory {} contains spillway's state directory; the function can read it — give it a directory of its own",
+            root.display()
+        );
+    }
+    let plan = isolation
+        .plan(&spec.name, &readable, &launch.task_root, state_dir)
+        .map_err(|e| prepare_error(spec, e))?;
+    launch.sandbox = Some(Arc::new(plan));
+    Ok(launch)
+}
+
 /// Whether `code` is a Cargo package spillway builds.
 pub fn is_cargo_package(code: &Path) -> bool {
     code.join("Cargo.toml").is_file()
@@ -69,6 +111,7 @@ pub(crate) async fn prepare(
                     args: Vec::new(),
                     task_root: spec.code.clone(),
                     env: Vec::new(),
+                    sandbox: None,
                 });
             }
             let (program, task_root) = if spec.code.is_dir() {
@@ -94,6 +137,7 @@ pub(crate) async fn prepare(
                 args: Vec::new(),
                 task_root,
                 env: Vec::new(),
+                sandbox: None,
             })
         }
         Runtime::Nodejs => {
@@ -109,6 +153,7 @@ pub(crate) async fn prepare(
                         spec.code.join("node_modules").display().to_string(),
                     ),
                 ],
+                sandbox: None,
             })
         }
         Runtime::Python => Ok(Launch {
@@ -120,6 +165,7 @@ pub(crate) async fn prepare(
                 ("PYTHONUNBUFFERED", "1".into()),
                 ("PYTHONDONTWRITEBYTECODE", "1".into()),
             ],
+            sandbox: None,
         }),
     }
 }

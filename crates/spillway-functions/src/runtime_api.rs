@@ -21,6 +21,8 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, watch};
 
+use crate::peer::Owner;
+
 /// Lambda's limit on a buffered response (6 MB).
 pub const MAX_RESPONSE: usize = 6 * 1024 * 1024;
 /// Lambda's limit on a streamed response (20 MB).
@@ -118,6 +120,7 @@ impl RuntimeApi {
     pub async fn start(
         function_arn: &str,
         log: Arc<crate::logs::InstanceLog>,
+        owner: watch::Receiver<Option<Owner>>,
     ) -> std::io::Result<(
         Arc<Self>,
         SocketAddr,
@@ -137,13 +140,32 @@ impl RuntimeApi {
         let served = Arc::clone(&api);
         let task = tokio::spawn(async move {
             loop {
-                let Ok((stream, _)) = listener.accept().await else {
+                let Ok((stream, peer)) = listener.accept().await else {
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 };
                 let _ = stream.set_nodelay(true);
                 let api = Arc::clone(&served);
+                let mut owner = owner.clone();
                 tokio::spawn(async move {
+                    // The instance connects as soon as it runs, possibly before its spawner has
+                    // recorded who it is: wait for that (briefly).
+                    let known: Option<Owner> = tokio::time::timeout(
+                        Duration::from_secs(10),
+                        owner.wait_for(Option::is_some),
+                    )
+                    .await
+                    .ok()
+                    .and_then(|r| r.ok().and_then(|o| o.clone()));
+                    let allowed = known.is_some_and(|o| crate::peer::belongs(addr, peer, &o));
+                    if !allowed {
+                        tracing::warn!(
+                            function = %api.function_arn,
+                            %peer,
+                            "refused a Runtime API connection from a process outside the instance"
+                        );
+                        return;
+                    }
                     let svc = service_fn(move |req| {
                         let api = Arc::clone(&api);
                         async move { Ok::<_, Infallible>(api.route(req).await) }
