@@ -301,9 +301,12 @@ impl Lambda {
                     )
                     .await
                     .map_err(|e| invoke_error(e, &function.spec.arn))?;
+                // The invocation's own id (START/END/REPORT's and the context's), as Lambda
+                // answers it, not the endpoint's.
                 let mut headers = vec![
                     ("content-type", "application/json".to_owned()),
                     ("x-amz-executed-version", "$LATEST".to_owned()),
+                    ("x-amzn-requestid", outcome.request_id.clone()),
                 ];
                 if let Some(e) = outcome.error {
                     headers.push(("x-amz-function-error", e.as_str().to_owned()));

@@ -437,7 +437,8 @@ import base64, boto3, json, sys
 l = boto3.client('lambda', endpoint_url=sys.argv[1])
 r = l.invoke(FunctionName='py', Payload=json.dumps({'name': 'boto3'}),
              ClientContext=base64.b64encode(json.dumps({'custom': {'k': 'v'}}).encode()).decode())
-print(json.dumps({'status': r['StatusCode'], 'payload': json.loads(r['Payload'].read())}))
+print(json.dumps({'status': r['StatusCode'], 'payload': json.loads(r['Payload'].read()),
+                  'request_id': r['ResponseMetadata']['RequestId']}))
 r = l.invoke(FunctionName='esm', Payload=json.dumps({'fail': 'boto3'}))
 print(json.dumps({'error': r.get('FunctionError'), 'payload': json.loads(r['Payload'].read())}))
 try:
@@ -461,6 +462,12 @@ except l.exceptions.ResourceNotFoundException as e:
         .collect();
     assert_eq!(lines[0]["status"], 200);
     assert_eq!(lines[0]["payload"]["style"], "python");
+    // The response's request id is the invocation's (the one its context and log lines carry).
+    assert_eq!(
+        lines[0]["request_id"], lines[0]["payload"]["request_id"],
+        "{}",
+        lines[0]
+    );
     assert_eq!(
         lines[0]["payload"]["client_context"],
         serde_json::json!({"custom": {"k": "v"}})
