@@ -5,6 +5,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -43,11 +44,23 @@ pub fn timestamp() -> String {
 impl LogSink {
     pub fn open(state_dir: &Path, function: &str) -> Arc<Self> {
         let path = log_path(state_dir, function);
+        // A function's output may hold anything it printed (tokens, personal data): only
+        // spillway's user may read it (directories 0700, files 0600, also when they existed).
         let file = path
             .parent()
-            .map(std::fs::create_dir_all)
+            .map(private_dirs)
             .transpose()
-            .and_then(|_| OpenOptions::new().create(true).append(true).open(&path));
+            .and_then(|_| {
+                OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .mode(0o600)
+                    .open(&path)
+            })
+            .and_then(|f| {
+                f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+                Ok(f)
+            });
         let file = match file {
             Ok(f) => Some(f),
             Err(e) => {
@@ -81,6 +94,15 @@ impl LogSink {
             let _ = f.write_all(line.as_bytes());
         }
     }
+}
+
+/// `logs/functions` and `logs`, made if missing, 0700.
+fn private_dirs(functions: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(functions)?;
+    for d in [Some(functions), functions.parent()].into_iter().flatten() {
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
 }
 
 /// The log of one instance: its stream name and the invocation it is running.
@@ -160,6 +182,22 @@ fn floor_char_boundary(s: &str, mut i: usize) -> usize {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn function_logs_are_readable_by_spillway_s_user_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let sink = LogSink::open(dir.path(), "f");
+        sink.write("stream", "a secret it printed", false);
+        let mode = |p: &Path| {
+            std::fs::metadata(p)
+                .map(|m| m.permissions().mode() & 0o777)
+                .unwrap_or(0)
+        };
+        assert_eq!(mode(sink.path()), 0o600);
+        assert_eq!(mode(&dir.path().join("logs")), 0o700);
+        assert_eq!(mode(&dir.path().join("logs/functions")), 0o700);
+    }
+
     use super::*;
 
     #[test]

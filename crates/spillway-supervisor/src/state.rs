@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
 use std::net::{SocketAddr, TcpListener};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use nix::fcntl::{Flock, FlockArg};
@@ -25,13 +25,24 @@ pub struct StateLock {
 impl StateLock {
     pub fn acquire(dir: &Path) -> Result<Self, SupervisorError> {
         std::fs::create_dir_all(dir).map_err(SupervisorError::io(dir))?;
+        // Nobody else may list or read spillway's state (secrets, keys, logs). Under root the
+        // managed databases' service accounts must still pass through to the directories they
+        // own (`databases/NAME`), so others keep the right to traverse (0711), never to list;
+        // everything inside is 0600/0700 or the service account's own.
+        let mode = if nix::unistd::geteuid().is_root() {
+            0o711
+        } else {
+            0o700
+        };
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode))
+            .map_err(SupervisorError::io(dir))?;
         let path = dir.join("lock");
         let mut file = OpenOptions::new()
             .create(true)
             .truncate(false)
             .read(true)
             .write(true)
-            .mode(0o644)
+            .mode(0o600)
             .open(&path)
             .map_err(SupervisorError::io(&path))?;
         let mut holder = String::new();
@@ -242,6 +253,29 @@ mod tests {
             let q = random_password(&spec(8, true, ""));
             assert!(q.chars().all(|c| c.is_ascii_alphanumeric()), "{q}");
         }
+    }
+
+    #[test]
+    fn the_state_directory_is_closed_to_others() {
+        let parent = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let dir = parent.path().join(".spillway");
+        std::fs::create_dir(&dir).unwrap_or_else(|e| panic!("{e}"));
+        // As an earlier spillway left it.
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let _lock = StateLock::acquire(&dir).unwrap_or_else(|e| panic!("{e}"));
+        let mode = |p: &Path| {
+            std::fs::metadata(p)
+                .map(|m| m.permissions().mode() & 0o777)
+                .unwrap_or(0)
+        };
+        let expected = if nix::unistd::geteuid().is_root() {
+            0o711
+        } else {
+            0o700
+        };
+        assert_eq!(mode(&dir), expected);
+        assert_eq!(mode(&dir.join("lock")), 0o600);
     }
 
     #[test]
