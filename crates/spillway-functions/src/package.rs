@@ -73,6 +73,13 @@ pub(crate) fn sandboxed(
                 .filter_map(|a| a.parent().map(Path::to_path_buf)),
         );
     }
+    // Module directories the stack points the function at (Lambda's layers stand in this
+    // place): what its `NODE_PATH` or `PYTHONPATH` names is the function's to read.
+    for (k, v) in &spec.environment {
+        if k == "NODE_PATH" || k == "PYTHONPATH" {
+            readable.extend(std::env::split_paths(v).filter(|p| p.is_absolute()));
+        }
+    }
     if let (Ok(root), Ok(state)) = (
         std::fs::canonicalize(&launch.task_root),
         std::fs::canonicalize(state_dir),
@@ -83,6 +90,12 @@ pub(crate) fn sandboxed(
             "its code directory {} contains spillway's state directory; the function can read it — give it a directory of its own",
             root.display()
         );
+    }
+    if isolation.namespaces {
+        // The function's own user has no passwd entry, and runtimes ask for a home directory
+        // (Node's `os.homedir()` throws without one; the AWS SDKs look for `~/.aws`). Its /tmp
+        // is private, so nothing another process planted can be found there.
+        launch.env.push(("HOME", "/tmp".into()));
     }
     let plan = isolation
         .plan(&spec.name, &readable, &launch.task_root, state_dir)

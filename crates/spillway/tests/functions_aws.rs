@@ -158,7 +158,7 @@ async fn the_aws_cli_invokes_every_runtime_and_sees_lambdas_errors() {
     let (_, out) = aws.invoke("cjs", r#"{"name":"cjs"}"#, &[]);
     assert_eq!(json(&out)["style"], "cjs-callback");
     let (_, out) = aws.invoke("py", r#"{"name":"py"}"#, &[]);
-    assert_eq!(json(&out)["style"], "python");
+    assert_eq!(json(&out)["style"], "python", "{out}");
 
     // A function error: 200, FunctionError, the error document as the payload.
     let (meta, out) = aws.invoke("py", r#"{"fail":"action"}"#, &[]);
@@ -461,7 +461,7 @@ except l.exceptions.ResourceNotFoundException as e:
         .map(json)
         .collect();
     assert_eq!(lines[0]["status"], 200);
-    assert_eq!(lines[0]["payload"]["style"], "python");
+    assert_eq!(lines[0]["payload"]["style"], "python", "{}", lines[0]);
     // The response's request id is the invocation's (the one its context and log lines carry).
     assert_eq!(
         lines[0]["request_id"], lines[0]["payload"]["request_id"],
