@@ -2,7 +2,7 @@
 //! with a session token and an expiry, narrowed by an optional session policy). Issued keys go
 //! into the shared key ring, so they sign AWS calls and RDS IAM tokens alike.
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use base64::Engine as _;
 use sha2::Digest;
@@ -23,7 +23,7 @@ pub struct RoleDef {
     pub name: String,
     pub arn: String,
     pub policies: Vec<Policy>,
-    /// Users and roles (by name) that may assume it.
+    /// IAM ARNs of the users and roles that may assume it (a trusted role's sessions may).
     pub trusted: Vec<String>,
     /// MaxSessionDuration, seconds.
     pub max_session: i64,
@@ -31,7 +31,8 @@ pub struct RoleDef {
 
 pub struct Sts {
     pub account: String,
-    pub roles: Vec<RoleDef>,
+    /// Replaced whole on reload; readers take a snapshot.
+    roles: RwLock<Arc<Vec<RoleDef>>>,
     pub keys: Arc<KeyRing>,
 }
 
@@ -58,14 +59,26 @@ fn account_of(arn: &str) -> &str {
     arn.split(':').nth(4).unwrap_or_default()
 }
 
-/// `user/NAME` → NAME; `assumed-role/ROLE/SESSION` → ROLE.
-fn principal_name(arn: &str) -> Option<&str> {
+/// The IAM ARN a trust policy names the caller by: a user's own ARN, and for an assumed-role
+/// session (`arn:aws:sts::A:assumed-role/ROLE/SESSION`) its role's (`arn:aws:iam::A:role/ROLE`).
+fn trust_arn(arn: &str) -> Option<String> {
     let resource = arn.split(':').nth(5)?;
     let mut parts = resource.split('/');
+    let account = account_of(arn);
     match parts.next()? {
-        "user" | "assumed-role" | "role" => parts.next(),
+        "user" if arn.starts_with("arn:aws:iam::") => Some(arn.to_owned()),
+        "assumed-role" => Some(format!("arn:aws:iam::{account}:role/{}", parts.next()?)),
         _ => None,
     }
+}
+
+/// The role an assumed-role session belongs to.
+fn session_role(arn: &str) -> Option<&str> {
+    arn.strip_prefix("arn:aws:sts::")?
+        .split_once(":assumed-role/")?
+        .1
+        .split('/')
+        .next()
 }
 
 fn validation(message: impl Into<String>) -> AwsError {
@@ -80,6 +93,37 @@ fn param<'a>(op: &'a Operation, k: &str) -> Option<&'a str> {
 }
 
 impl Sts {
+    pub fn new(account: &str, roles: Vec<RoleDef>, keys: Arc<KeyRing>) -> Self {
+        Self {
+            account: account.to_owned(),
+            roles: RwLock::new(Arc::new(roles)),
+            keys,
+        }
+    }
+
+    fn roles(&self) -> Arc<Vec<RoleDef>> {
+        Arc::clone(&self.roles.read().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// A reloaded stack's roles: trust applies to the next AssumeRole, and sessions already
+    /// issued take their role's new policies at once (their session policies stay); sessions of
+    /// a role that is gone are revoked.
+    pub fn replace_roles(&self, roles: Vec<RoleDef>) {
+        let roles = Arc::new(roles);
+        *self.roles.write().unwrap_or_else(|p| p.into_inner()) = Arc::clone(&roles);
+        self.keys.update_temporary(|p| {
+            let Some(name) = session_role(&p.arn) else {
+                return Some(Arc::clone(p));
+            };
+            let role = roles.iter().find(|r| r.name == name)?;
+            Some(Arc::new(Principal {
+                arn: p.arn.clone(),
+                policies: role.policies.clone(),
+                session_policy: p.session_policy.clone(),
+            }))
+        });
+    }
+
     /// The XML body of a successful call.
     pub fn handle(
         &self,
@@ -147,14 +191,13 @@ impl Sts {
             )
         };
         // An unknown role looks like a refused one, as in AWS.
-        let role = self
-            .roles
+        let roles = self.roles();
+        let role = roles
             .iter()
             .find(|r| r.arn == role_arn)
             .ok_or_else(denied)?;
         let trusted = caller.principal.arn.ends_with(":root")
-            || principal_name(&caller.principal.arn)
-                .is_some_and(|n| role.trusted.iter().any(|t| t == n));
+            || trust_arn(&caller.principal.arn).is_some_and(|a| role.trusted.contains(&a));
         let request = Request::new(
             "sts:AssumeRole",
             role_arn,
@@ -228,7 +271,8 @@ impl Sts {
     /// environment): an assumed-role session named after the function, for the role's
     /// MaxSessionDuration. `None` if the stack has no such role.
     pub fn credentials_for_function(&self, role: &str, function: &str) -> Option<Credentials> {
-        let role = self.roles.iter().find(|r| r.name == role)?;
+        let roles = self.roles();
+        let role = roles.iter().find(|r| r.name == role)?;
         let session: String = function
             .chars()
             .map(|c| {
@@ -309,17 +353,17 @@ mod tests {
     #[test]
     fn functions_get_session_credentials_for_their_role() {
         let keys = KeyRing::new(Default::default());
-        let sts = Sts {
-            account: "123456789012".into(),
-            roles: vec![RoleDef {
+        let sts = Sts::new(
+            "123456789012",
+            vec![RoleDef {
                 name: "fn-role".into(),
                 arn: "arn:aws:iam::123456789012:role/fn-role".into(),
                 policies: vec![],
                 trusted: vec![],
                 max_session: 3600,
             }],
-            keys: Arc::clone(&keys),
-        };
+            Arc::clone(&keys),
+        );
         assert!(sts.credentials_for_function("nope", "f").is_none());
         let c = sts
             .credentials_for_function("fn-role", "users api")

@@ -109,6 +109,33 @@ impl KeyRing {
         *guard = Arc::new(keys);
     }
 
+    /// Gives every temporary key the principal `f` makes of its current one, or revokes the
+    /// key when `f` returns `None`: how a role's changed policies reach its sessions already
+    /// issued (IAM evaluates a session against the role's current policies).
+    pub fn update_temporary(&self, f: impl Fn(&Arc<Principal>) -> Option<Arc<Principal>>) {
+        let mut guard = self.keys.write().unwrap_or_else(|p| p.into_inner());
+        let mut keys = Keys::default();
+        for (id, k) in &guard.by_id {
+            if k.session_token.is_none() {
+                keys.by_id.insert(id.clone(), Arc::clone(k));
+                continue;
+            }
+            if let Some(principal) = f(&k.principal) {
+                keys.by_id.insert(
+                    id.clone(),
+                    Arc::new(AccessKey {
+                        id: k.id.clone(),
+                        secret: k.secret.clone(),
+                        session_token: k.session_token.clone(),
+                        expires: k.expires,
+                        principal,
+                    }),
+                );
+            }
+        }
+        *guard = Arc::new(keys);
+    }
+
     /// Replaces the long-term keys (a reloaded stack), keeping unexpired temporary ones.
     pub fn replace_long_term(&self, long_term: Keys, now: i64) {
         let mut guard = self.keys.write().unwrap_or_else(|p| p.into_inner());

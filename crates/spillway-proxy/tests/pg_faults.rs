@@ -332,3 +332,100 @@ async fn a_server_connection_stays_with_a_batch_until_its_sync() {
     assert_eq!(b_rows.as_deref(), Some("B-result"));
     stack.stop().await;
 }
+
+/// Text of the first ErrorResponse's message field.
+fn error_text(answer: &[u8]) -> Option<String> {
+    let start = answer.iter().position(|b| *b == b'E')?;
+    let body = answer.get(start + 5..)?;
+    body.split(|b| *b == 0)
+        .find(|f| f.first() == Some(&b'M'))
+        .map(|f| String::from_utf8_lossy(&f[1..]).into_owned())
+}
+
+/// A logged-in client announces a message far above what the proxy holds (a 1 GB Query, a
+/// Sync of 20 kB): it is refused on the header, with PostgreSQL's words, and closed, instead of
+/// the proxy waiting to buffer it. A large but reasonable statement and COPY still work.
+#[tokio::test(flavor = "multi_thread")]
+async fn oversized_client_messages_are_refused_on_their_header() {
+    let stack = ProxyStack::start("").await;
+    let port = stack.port();
+    for (name, header) in [
+        ("a 1 GB Query", b"Q\x3f\xff\xff\xff".to_vec()),
+        ("a 100 MB Bind", {
+            let mut h = vec![b'B'];
+            h.extend_from_slice(&(100_000_000i32).to_be_bytes());
+            h
+        }),
+        ("a 20 kB Sync", {
+            let mut h = vec![b'S'];
+            h.extend_from_slice(&(20_000i32).to_be_bytes());
+            h
+        }),
+    ] {
+        let mut s = login(port).await;
+        // The header and the first bytes of a body that would never end.
+        s.write_all(&header).await.unwrap_or_else(|e| panic!("{e}"));
+        s.write_all(&[b'x'; 4096])
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let mut out = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut out)).await;
+        assert!(read.is_ok(), "{name}: the proxy waited for the body");
+        assert_eq!(sqlstate(&out).as_deref(), Some("08P01"), "{name}: {out:?}");
+        assert_eq!(
+            error_text(&out).as_deref(),
+            Some("invalid message length"),
+            "{name}"
+        );
+    }
+    // A 1 MB statement is fine, and so is COPY data above the limit for other messages.
+    let (client, conn) = tokio_postgres::connect(&stack.conn_str(), NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    tokio::spawn(conn);
+    let big = "x".repeat(1 << 20);
+    let n: i32 = client
+        .query_one(&format!("SELECT length('{big}')"), &[])
+        .await
+        .map(|r| r.get(0))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(n, 1 << 20);
+    // COPY data streams through whole: one 70 MiB CopyData message on a raw socket.
+    let mut s = login(port).await;
+    s.write_all(&message(b'Q', b"CREATE TABLE blob (t text)\0"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    rows_until_ready(&mut s).await;
+    s.write_all(&message(b'Q', b"COPY blob FROM STDIN\0"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut head = [0u8; 5];
+    s.read_exact(&mut head)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(head[0], b'G', "no CopyInResponse");
+    let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize - 4;
+    let mut rest = vec![0u8; len];
+    s.read_exact(&mut rest)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut row = vec![b'y'; 70 << 20];
+    row.push(b'\n');
+    s.write_all(&message(b'd', &row))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    s.write_all(&message(b'c', b""))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    rows_until_ready(&mut s).await;
+    let n: i64 = client
+        .query_one(
+            "SELECT count(*) FROM blob WHERE length(t) = 70 * 1024 * 1024",
+            &[],
+        )
+        .await
+        .map(|r| r.get(0))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(n, 1);
+    stack.stop().await;
+}

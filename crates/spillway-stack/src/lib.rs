@@ -21,4 +21,4 @@ pub use load::{LoadedStack, STACK_FILE, load, load_str, stack_file};
 pub use model::Stack;
 pub use resource::{Kind, ResourceId};
 pub use template::Template;
-pub use validate::{check_route, parse_cidr};
+pub use validate::{TrustedPrincipal, check_route, parse_cidr, trusted_principal};

@@ -971,8 +971,10 @@ pub struct User {
 #[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Role {
-    /// Users and roles that may assume this role with STS (empty: only spillway itself, for
-    /// functions).
+    /// Users and roles that may assume this role with STS, each as `users.NAME`, `roles.NAME`
+    /// or an IAM ARN (`arn:aws:iam::ACCOUNT:user/NAME`); a bare name is refused as ambiguous.
+    /// A trusted role's sessions may assume it (role chaining). Empty: only spillway itself,
+    /// for functions.
     #[serde(default)]
     pub trusted: Vec<String>,
     /// Longest session AssumeRole may grant (15m-12h, default 1h).

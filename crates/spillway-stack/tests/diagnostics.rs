@@ -364,3 +364,25 @@ parameters = { MessageBody = "$request.body" }
     assert!(pos("queues.data-sqs-queue") < pos("apis.ingest"));
     assert_eq!(loaded.name(), "ingest");
 }
+
+#[test]
+fn a_roles_trusted_entry_must_say_user_or_role() {
+    let base =
+        "[stack]\naccount = \"123456789012\"\n\n[users.ops]\n\n[roles.ops]\n\n[roles.admin]\n";
+    assert_error(
+        &format!("{base}trusted = [\"users.ops\", \"ops\"]\n"),
+        "spillway.toml:9:25: roles.admin.trusted[1]: \"ops\" does not say whether it is a user or a role: write \"users.ops\" or \"roles.ops\" (or an IAM ARN)",
+    );
+    assert_error(
+        &format!("{base}trusted = [\"roles.nobody\"]\n"),
+        "spillway.toml:9:12: roles.admin.trusted[0]: no role named \"nobody\"",
+    );
+    assert_error(
+        &format!("{base}trusted = [\"arn:aws:iam::999999999999:user/ops\"]\n"),
+        "spillway.toml:9:12: roles.admin.trusted[0]: \"arn:aws:iam::999999999999:user/ops\" is in account 999999999999; only this stack's account (123456789012) has principals",
+    );
+    let ok = format!(
+        "{base}trusted = [\"users.ops\", \"roles.ops\", \"arn:aws:iam::123456789012:user/ops\", \"arn:aws:iam::123456789012:role/ops\"]\n"
+    );
+    assert_eq!(errors(&ok), Vec::<String>::new());
+}

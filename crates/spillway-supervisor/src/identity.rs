@@ -390,7 +390,22 @@ pub fn roles(
                 name: name.clone(),
                 arn: attrs::derived(stack, "roles", name, "arn").unwrap_or_default(),
                 policies: policies(loaded, &format!("roles.{name}"), &r.policies, values)?,
-                trusted: r.trusted.clone(),
+                // Validation refused anything else; ARNs compare exactly, so a user and a
+                // role of one name stay apart.
+                trusted: r
+                    .trusted
+                    .iter()
+                    .filter_map(
+                        |t| match spillway_stack::trusted_principal(stack, t).ok()? {
+                            spillway_stack::TrustedPrincipal::User(u) => {
+                                attrs::derived(stack, "users", &u, "arn")
+                            }
+                            spillway_stack::TrustedPrincipal::Role(r) => {
+                                attrs::derived(stack, "roles", &r, "arn")
+                            }
+                        },
+                    )
+                    .collect(),
                 max_session: r.max_session_duration.get().as_secs() as i64,
             })
         })

@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use spillway_proxy::metrics::Registry;
@@ -48,8 +48,9 @@ pub struct RunningProxy {
     proxies: Vec<(EndpointRole, Arc<PgProxy>)>,
     db: DatabaseEndpoint,
     replicas: Vec<ServerAddr>,
-    /// The secrets its users log in with.
-    auth_secrets: Vec<String>,
+    /// The secrets its users log in with, each with the user it named when the stack was
+    /// (re)loaded. A rotation may change that user's password, never which user it is.
+    auth_secrets: Arc<RwLock<HashMap<String, String>>>,
     /// RDS IAM token verification, when any of the proxy's users allows it.
     iam: Option<Arc<crate::identity::ProxyTokens>>,
     /// The server's max_connections as read at start (the base of the percentages).
@@ -200,6 +201,17 @@ pub fn pool_settings(p: &Proxy, server_max: u32) -> PoolSettings {
     }
 }
 
+/// Each of the proxy's secrets with the user it names in the stack's values.
+fn bindings(p: &Proxy, values: &Values) -> HashMap<String, String> {
+    p.auth
+        .iter()
+        .filter_map(|a| {
+            let user = values.get(&(Kind::Secret, a.secret.clone(), "username".to_owned()))?;
+            Some((a.secret.clone(), user.clone()))
+        })
+        .collect()
+}
+
 /// A proxy's runtime settings from the stack and the secrets' current values.
 fn settings(
     loaded: &LoadedStack,
@@ -342,7 +354,7 @@ pub async fn start(
         proxies: vec![(EndpointRole::ReadWrite, Arc::clone(&rw))],
         db: db.clone(),
         replicas,
-        auth_secrets: p.auth.iter().map(|a| a.secret.clone()).collect(),
+        auth_secrets: Arc::new(RwLock::new(bindings(p, values))),
         iam,
         server_max,
     };
@@ -381,12 +393,17 @@ impl RunningProxy {
     /// Proxy picks up a rotated secret); connections already open are left alone.
     pub fn rotation_hook(&self) -> spillway_aws::secrets::Watcher {
         let proxies: Vec<Arc<PgProxy>> = self.proxies.iter().map(|(_, p)| Arc::clone(p)).collect();
-        let secrets = self.auth_secrets.clone();
+        let secrets = Arc::clone(&self.auth_secrets);
         let name = self.name.clone();
         Box::new(move |secret, value| {
-            if !secrets.iter().any(|s| s == secret) {
+            let Some(bound) = secrets
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(secret)
+                .cloned()
+            else {
                 return;
-            }
+            };
             let parsed: Option<(String, String)> = serde_json::from_str::<serde_json::Value>(value)
                 .ok()
                 .and_then(|v| {
@@ -399,6 +416,12 @@ impl RunningProxy {
                 tracing::warn!(proxy = %name, secret, "the secret's new value has no username and password; the proxy keeps the old ones");
                 return;
             };
+            // Whoever may write this secret may change its user's password, not take over
+            // another user of the proxy (RDS Proxy ties a secret to one user as well).
+            if user != bound {
+                tracing::warn!(proxy = %name, secret, user = %bound, named = %user, "the secret's new value names another user; the proxy ignores it (a secret's user changes only in the stack file)");
+                return;
+            }
             for p in &proxies {
                 p.rotate_password(&user, &password);
             }
@@ -508,6 +531,8 @@ impl RunningProxy {
         for (_, proxy) in &self.proxies {
             proxy.reload(settings(loaded, &self.name, &self.db, values)?);
         }
+        // The stack file, not a secret's value, says which user a secret stands for.
+        *self.auth_secrets.write().unwrap_or_else(|p| p.into_inner()) = bindings(p, values);
         // Keys and policies reach the token check through the shared key ring.
         match &self.iam {
             Some(_) => {}

@@ -48,6 +48,8 @@ pub struct Running {
     stack: spillway_stack::Stack,
     pub registry: Arc<Registry>,
     key_ring: Arc<KeyRing>,
+    /// STS, whose roles (trust and policies) a reload replaces.
+    sts: Option<Arc<spillway_aws::sts::Sts>>,
 }
 
 impl Running {
@@ -122,6 +124,10 @@ impl Running {
             crate::identity::keys(loaded, &values)?,
             spillway_identity::time::now(),
         );
+        // Roles after keys: sessions already issued take their role's current policies.
+        if let Some(sts) = &self.sts {
+            sts.replace_roles(crate::identity::roles(loaded, &values)?);
+        }
         let mut notes = Vec::new();
         for p in &self.proxies {
             notes.extend(p.reload(loaded, &values)?);
@@ -383,6 +389,7 @@ pub async fn start(
     // spillway's own endpoint, once something is worth observing or an AWS API is served.
     let mut function_host = None;
     let mut apis = Vec::new();
+    let mut sts_handle = None;
     let http = if running.proxies.is_empty()
         && stack.users.is_empty()
         && stack.secrets.is_empty()
@@ -402,11 +409,12 @@ pub async fn start(
         let addr = listener
             .local_addr()
             .map_err(SupervisorError::io("stack.endpoint"))?;
-        let sts = Arc::new(spillway_aws::sts::Sts {
-            account: stack.stack.account.clone(),
-            roles: crate::identity::roles(loaded, &values)?,
-            keys: Arc::clone(&key_ring),
-        });
+        let sts = Arc::new(spillway_aws::sts::Sts::new(
+            &stack.stack.account,
+            crate::identity::roles(loaded, &values)?,
+            Arc::clone(&key_ring),
+        ));
+        sts_handle = Some(Arc::clone(&sts));
         let lambda = if stack.functions.is_empty() {
             None
         } else {
@@ -568,6 +576,7 @@ pub async fn start(
         stack: stack.clone(),
         registry,
         key_ring,
+        sts: sts_handle,
     })
 }
 

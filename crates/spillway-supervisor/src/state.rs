@@ -10,7 +10,6 @@ use std::path::{Path, PathBuf};
 
 use nix::fcntl::{Flock, FlockArg};
 use rand::Rng;
-use rand::seq::SliceRandom;
 use spillway_stack::model::GeneratePassword;
 
 use crate::error::SupervisorError;
@@ -88,40 +87,24 @@ pub fn write_private(path: &Path, contents: &str) -> Result<(), SupervisorError>
     std::fs::rename(&tmp, path).map_err(SupervisorError::io(path))
 }
 
-/// Secrets Manager's punctuation set for generated passwords.
-const PUNCTUATION: &str = "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~";
-
-/// A password with Secrets Manager's GetRandomPassword semantics: at least one character of each
-/// included type (lowercase, uppercase, digits and, unless excluded, punctuation).
+/// A password with Secrets Manager's GetRandomPassword semantics (its generator): at least one
+/// character of each included type (lowercase, uppercase, digits and, unless excluded,
+/// punctuation) when the length allows; validation keeps the length within AWS's range.
 pub fn random_password(spec: &GeneratePassword) -> String {
-    let mut classes: Vec<Vec<char>> = vec![
-        ('a'..='z').collect(),
-        ('A'..='Z').collect(),
-        ('0'..='9').collect(),
-    ];
-    if !spec.exclude_punctuation {
-        classes.push(PUNCTUATION.chars().collect());
-    }
-    for class in &mut classes {
-        class.retain(|c| !spec.exclude_characters.contains(*c));
-    }
-    classes.retain(|c| !c.is_empty());
-    let all: Vec<char> = classes.iter().flatten().copied().collect();
-    let len = spec.length.max(1) as usize;
-    let mut rng = rand::thread_rng();
-    let mut out: Vec<char> = classes
-        .iter()
-        .take(len)
-        .filter_map(|c| c.choose(&mut rng).copied())
-        .collect();
-    while out.len() < len {
-        match all.choose(&mut rng) {
-            Some(c) => out.push(*c),
-            None => break,
-        }
-    }
-    out.shuffle(&mut rng);
-    out.into_iter().collect()
+    use spillway_aws::secrets::password::{PasswordSpec, generate};
+    let mut aws = PasswordSpec {
+        length: spec.length.max(1) as usize,
+        exclude_characters: spec.exclude_characters.clone(),
+        exclude_punctuation: spec.exclude_punctuation,
+        ..PasswordSpec::default()
+    };
+    generate(&aws)
+        .or_else(|_| {
+            // Shorter than the number of types: as many types as fit, as before.
+            aws.require_each_included_type = false;
+            generate(&aws)
+        })
+        .unwrap_or_default()
 }
 
 /// A password for spillway's own administrative logins: long, URL-safe.

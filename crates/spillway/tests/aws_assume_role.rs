@@ -36,7 +36,7 @@ secret_access_key = "bWFsbG9yeS1zZWNyZXQta2V5LTAxMjM0NTY3ODlh"
 policies = [{ allow = ["sts:AssumeRole"], resources = ["*"] }]
 
 [roles.tenant-access]
-trusted = ["alice"]
+trusted = ["users.alice"]
 max_session_duration = "1h"
 policies = [{ allow = ["rds-db:connect"], resources = ["${proxies.main.dbuser_arn}/*"] }]
 

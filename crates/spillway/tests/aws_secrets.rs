@@ -218,3 +218,135 @@ async fn the_secret_lifecycle_with_real_clients() {
     assert_eq!(out.trim(), "v2");
     running.shutdown().await;
 }
+
+/// The calls beyond the lifecycle, as botocore's model documents them: a forced delete of a
+/// missing secret succeeds, UpdateSecret, GetRandomPassword, and ListSecrets with paging,
+/// filters and sorting (driven by boto3 and its paginator, and the aws CLI).
+#[tokio::test(flavor = "multi_thread")]
+async fn update_random_password_and_list_paging_as_documented() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(dir.path().join("spillway.toml"), STACK).unwrap_or_else(|e| panic!("{e}"));
+    let running = up_in_process(dir.path()).await;
+    let endpoint = format!(
+        "http://{}",
+        running.http_addr().unwrap_or_else(|| panic!("no endpoint"))
+    );
+    let out = boto3(
+        &endpoint,
+        ADMIN,
+        "import string\n\
+         r = sm.delete_secret(SecretId='never-made', ForceDeleteWithoutRecovery=True)\n\
+         print('delete-missing', r['Name'], 'DeletionDate' in r)\n\
+         print('delete-missing-unforced', code(sm.delete_secret, SecretId='never-made'))\n\
+         sm.create_secret(Name='gone', SecretString='g')\n\
+         sm.delete_secret(SecretId='gone', ForceDeleteWithoutRecovery=True)\n\
+         print('delete-again', code(sm.delete_secret, SecretId='gone', ForceDeleteWithoutRecovery=True))\n\
+         c = sm.create_secret(Name='app/one', SecretString='v1', Description='First app')\n\
+         u = sm.update_secret(SecretId='app/one', SecretString='v2', Description='Changed')\n\
+         print('update', u['Name'], u['VersionId'] != c['VersionId'])\n\
+         print('values', sm.get_secret_value(SecretId='app/one')['SecretString'], sm.get_secret_value(SecretId='app/one', VersionStage='AWSPREVIOUS')['SecretString'])\n\
+         print('description', sm.describe_secret(SecretId='app/one')['Description'])\n\
+         u2 = sm.update_secret(SecretId='app/one', Description='Only the description')\n\
+         print('metadata-only', 'VersionId' in u2, sm.get_secret_value(SecretId='app/one')['SecretString'])\n\
+         print('same-token', code(sm.update_secret, SecretId='app/one', SecretString='v3', ClientRequestToken=u['VersionId']))\n\
+         print('update-missing', code(sm.update_secret, SecretId='nope', SecretString='x'))\n\
+         p = sm.get_random_password()['RandomPassword']\n\
+         print('random', len(p), all(any(ch in cls for ch in p) for cls in (string.ascii_lowercase, string.ascii_uppercase, string.digits, string.punctuation)))\n\
+         p = sm.get_random_password(PasswordLength=64, ExcludePunctuation=True, ExcludeCharacters='abcXYZ')['RandomPassword']\n\
+         print('random-alnum', len(p), p.isalnum(), not set('abcXYZ') & set(p))\n\
+         p = sm.get_random_password(PasswordLength=40, ExcludeNumbers=True, ExcludeUppercase=True, ExcludePunctuation=True, IncludeSpace=True)['RandomPassword']\n\
+         print('random-lower', len(p), set(p) <= set(string.ascii_lowercase + ' '))\n\
+         print('random-errors', code(sm.get_random_password, PasswordLength=4097), code(sm.get_random_password, PasswordLength=3), code(sm.get_random_password, ExcludeLowercase=True, ExcludeUppercase=True, ExcludeNumbers=True, ExcludePunctuation=True))\n\
+         p = sm.get_random_password(PasswordLength=3, RequireEachIncludedType=False)['RandomPassword']\n\
+         print('random-short', len(p))\n\
+         for i in range(5):\n\
+         \x20   sm.create_secret(Name=f'page/{i}', SecretString='x', Description=f'Paged secret {i}')\n\
+         names, tok, pages = [], None, 0\n\
+         while True:\n\
+         \x20   kw = {'MaxResults': 2, 'Filters': [{'Key': 'name', 'Values': ['page/']}]}\n\
+         \x20   if tok:\n\
+         \x20       kw['NextToken'] = tok\n\
+         \x20   r = sm.list_secrets(**kw)\n\
+         \x20   pages += 1\n\
+         \x20   names += [s['Name'] for s in r['SecretList']]\n\
+         \x20   tok = r.get('NextToken')\n\
+         \x20   if not tok:\n\
+         \x20       break\n\
+         print('pages', pages, names)\n\
+         print('paginator', sum(len(p['SecretList']) for p in sm.get_paginator('list_secrets').paginate(PaginationConfig={'PageSize': 2})))\n\
+         print('bad-token', code(sm.list_secrets, NextToken='garbage'), code(sm.list_secrets, MaxResults=101))\n\
+         f = lambda *fs, **kw: [s['Name'] for s in sm.list_secrets(Filters=list(fs), **kw)['SecretList']]\n\
+         print('name-case', f({'Key': 'name', 'Values': ['Page/']}))\n\
+         print('description', sorted(f({'Key': 'description', 'Values': ['paged secret 1', 'ONLY THE']})))\n\
+         print('negated', f({'Key': 'name', 'Values': ['page/', '!page/3']}))\n\
+         print('and', f({'Key': 'name', 'Values': ['page/']}, {'Key': 'description', 'Values': ['!paged secret 2']}))\n\
+         print('all', sorted(f({'Key': 'all', 'Values': ['APP']})))\n\
+         print('tags', f({'Key': 'tag-key', 'Values': ['env']}), len(f({'Key': 'tag-key', 'Values': ['!env']})))\n\
+         print('bad-filter', code(sm.list_secrets, Filters=[{'Key': 'name', 'Values': ['bad*value']}]))\n\
+         print('desc', f({'Key': 'name', 'Values': ['page/']}, SortOrder='desc'))\n\
+         print('by-name', f({'Key': 'name', 'Values': ['page/', 'app/']}, SortBy='name'))\n\
+         e = sm.list_secrets(Filters=[{'Key': 'name', 'Values': ['app/one']}])['SecretList'][0]\n\
+         print('entry', 'SecretVersionsToStages' in e, 'VersionIdsToStages' in e)",
+    );
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        [
+            "delete-missing never-made True",
+            "delete-missing-unforced ResourceNotFoundException",
+            "delete-again ok",
+            "update app/one True",
+            "values v2 v1",
+            "description Changed",
+            "metadata-only False v2",
+            "same-token ResourceExistsException",
+            "update-missing ResourceNotFoundException",
+            "random 32 True",
+            "random-alnum 64 True True",
+            "random-lower 40 True",
+            "random-errors InvalidParameterException InvalidParameterException InvalidParameterException",
+            "random-short 3",
+            "pages 3 ['page/0', 'page/1', 'page/2', 'page/3', 'page/4']",
+            "paginator 7",
+            "bad-token InvalidNextTokenException InvalidParameterException",
+            "name-case []",
+            "description ['app/one', 'page/1']",
+            "negated ['page/0', 'page/1', 'page/2', 'page/4']",
+            "and ['page/0', 'page/1', 'page/3', 'page/4']",
+            "all ['app/one', 'db-app']",
+            "tags [] 7",
+            "bad-filter InvalidParameterException",
+            "desc ['page/4', 'page/3', 'page/2', 'page/1', 'page/0']",
+            "by-name ['app/one', 'page/0', 'page/1', 'page/2', 'page/3', 'page/4']",
+            "entry True False",
+        ],
+        "{out}"
+    );
+
+    // The aws CLI pages on its own (--page-size) and still returns every secret.
+    let cli = env(
+        Command::new(require_tool("aws", "awscli")).args([
+            "--endpoint-url",
+            &endpoint,
+            "secretsmanager",
+            "list-secrets",
+            "--page-size",
+            "3",
+            "--query",
+            "SecretList[].Name",
+            "--output",
+            "json",
+        ]),
+        ADMIN,
+    )
+    .output()
+    .unwrap_or_else(|e| panic!("aws: {e}"));
+    let names: Vec<String> = serde_json::from_slice(&cli.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{e}: {}{}",
+            String::from_utf8_lossy(&cli.stdout),
+            String::from_utf8_lossy(&cli.stderr)
+        )
+    });
+    assert_eq!(names.len(), 7, "{names:?}");
+    running.shutdown().await;
+}

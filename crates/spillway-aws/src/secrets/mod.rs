@@ -1,10 +1,14 @@
 //! Secrets Manager (JSON 1.1, `X-Amz-Target: secretsmanager.*`): CreateSecret,
-//! GetSecretValue, PutSecretValue, DescribeSecret, ListSecrets, DeleteSecret (recovery window or
-//! ForceDeleteWithoutRecovery), RestoreSecret, with AWSCURRENT/AWSPREVIOUS staging. Every call
-//! is authorized against the caller's policies as `secretsmanager:Operation` on the secret's ARN.
+//! GetSecretValue, PutSecretValue, UpdateSecret, DescribeSecret, ListSecrets (`list.rs`),
+//! DeleteSecret (recovery window or ForceDeleteWithoutRecovery), RestoreSecret,
+//! GetRandomPassword (`password.rs`), with AWSCURRENT/AWSPREVIOUS staging. Every call is
+//! authorized against the caller's policies as `secretsmanager:Operation` on the secret's ARN.
 //! Values never appear in logs or error messages.
 
+mod list;
+pub mod password;
 pub mod store;
+mod update;
 
 use std::sync::Mutex;
 
@@ -293,18 +297,22 @@ impl SecretsManager {
         })
     }
 
-    /// A secret that does not exist: AccessDenied for a caller who could not read it anyway
-    /// (as AWS authorizes before looking up, so existence does not leak), else not found.
-    fn missing(&self, caller: &Caller, op: &str, id: &str) -> AwsError {
-        let arn = if id.starts_with("arn:") {
+    /// The ARN a missing secret's id stands for (for authorizing and for answers).
+    fn arn_for(&self, id: &str) -> String {
+        if id.starts_with("arn:") {
             id.to_owned()
         } else {
             format!(
                 "arn:aws:secretsmanager:{}:{}:secret:{id}",
                 self.region, self.account
             )
-        };
-        match self.authorize(caller, op, &arn) {
+        }
+    }
+
+    /// A secret that does not exist: AccessDenied for a caller who could not read it anyway
+    /// (as AWS authorizes before looking up, so existence does not leak), else not found.
+    fn missing(&self, caller: &Caller, op: &str, id: &str) -> AwsError {
+        match self.authorize(caller, op, &self.arn_for(id)) {
             Ok(()) => not_found(),
             Err(denied) => denied,
         }
@@ -469,14 +477,16 @@ impl SecretsManager {
             }
             "ListSecrets" => {
                 self.authorize(caller, op, "*")?;
-                let include_deleted = input.bool("IncludePlannedDeletion")?;
-                let list: Vec<Value> = store
-                    .secrets
-                    .values()
-                    .filter(|s| include_deleted || s.deletion.is_none())
-                    .map(describe)
-                    .collect();
-                json!({"SecretList": list})
+                list::list(&input.0, store.secrets.values(), list_entry)?
+            }
+            "GetRandomPassword" => {
+                self.authorize(caller, op, "*")?;
+                drop(store);
+                return random_password(&input);
+            }
+            "UpdateSecret" => {
+                drop(store);
+                return self.update(&input, caller, t);
             }
             "DeleteSecret" => {
                 let id = input.need("SecretId")?;
@@ -495,6 +505,14 @@ impl SecretsManager {
                 }
                 let secret = match Self::find(&mut store, id) {
                     Some(s) => s,
+                    // Documented: "If you forcibly delete an already deleted or nonexistent
+                    // secret, the operation does not return ResourceNotFoundException."
+                    None if force => {
+                        let arn = self.arn_for(id);
+                        self.authorize(caller, op, &arn)?;
+                        let name = arn.rsplit_once(":secret:").map_or(id, |(_, n)| n);
+                        return Ok(json!({"ARN": arn, "Name": name, "DeletionDate": t}).to_string());
+                    }
                     None => return Err(self.missing(caller, op, id)),
                 };
                 self.authorize(caller, op, &secret.arn)?;
@@ -536,7 +554,46 @@ impl SecretsManager {
     }
 }
 
+/// GetRandomPassword's answer for `input`.
+fn random_password(input: &Input) -> Result<String, AwsError> {
+    let length = match input.int("PasswordLength")? {
+        None => 32,
+        Some(n) => usize::try_from(n).unwrap_or(0),
+    };
+    let spec = password::PasswordSpec {
+        length,
+        exclude_characters: input.str("ExcludeCharacters")?.unwrap_or("").to_owned(),
+        exclude_numbers: input.bool("ExcludeNumbers")?,
+        exclude_punctuation: input.bool("ExcludePunctuation")?,
+        exclude_uppercase: input.bool("ExcludeUppercase")?,
+        exclude_lowercase: input.bool("ExcludeLowercase")?,
+        include_space: input.bool("IncludeSpace")?,
+        // Absent means true: "If you don't include this switch, the password contains at
+        // least one of every character type."
+        require_each_included_type: match input.0.get("RequireEachIncludedType") {
+            None | Some(Value::Null) => true,
+            Some(_) => input.bool("RequireEachIncludedType")?,
+        },
+    };
+    if spec.exclude_characters.len() > password::MAX_LENGTH {
+        return Err(invalid_param(
+            "ExcludeCharacters must be at most 4096 characters.",
+        ));
+    }
+    let p = password::generate(&spec).map_err(|e| invalid_param(e.to_string()))?;
+    Ok(json!({ "RandomPassword": p }).to_string())
+}
+
 fn describe(s: &Secret) -> Value {
+    entry(s, "VersionIdsToStages")
+}
+
+/// ListSecrets' `SecretListEntry` names the stages map differently from DescribeSecret.
+fn list_entry(s: &Secret) -> Value {
+    entry(s, "SecretVersionsToStages")
+}
+
+fn entry(s: &Secret, stages_key: &str) -> Value {
     let stages: Map<String, Value> = s
         .versions
         .iter()
@@ -545,8 +602,8 @@ fn describe(s: &Secret) -> Value {
         .collect();
     let mut out = json!({
         "ARN": s.arn, "Name": s.name, "CreatedDate": s.created, "LastChangedDate": s.changed,
-        "VersionIdsToStages": stages,
     });
+    out[stages_key] = Value::Object(stages);
     if let Some(d) = &s.description {
         out["Description"] = json!(d);
     }

@@ -13,6 +13,26 @@ pub const MAX_MESSAGE: usize = 1 << 30;
 /// startup packet; a SASL message is a few hundred bytes).
 pub const MAX_PREAUTH_MESSAGE: usize = 10_000;
 
+/// PostgreSQL's PQ_SMALL_MESSAGE_LIMIT: what the server reads for Sync, Flush, Execute,
+/// Describe, Close and Terminate.
+pub const MAX_SMALL_MESSAGE: usize = 10_000;
+/// The largest Query, Parse, Bind, FunctionCall, CopyDone or CopyFail the proxy takes from a
+/// logged-in client. PostgreSQL allows 1 GB, but the proxy must hold such a message whole (to
+/// read its text, rename its statement, keep it for re-preparing); at 1 GB a few clients could
+/// make the proxy's one thread hold gigabytes. 64 MiB is far above any statement or parameter
+/// set an application sends (Lambda's own payloads stop at 6 MB). COPY data is not limited
+/// beyond PostgreSQL's 1 GB: it streams through without being held.
+pub const MAX_CLIENT_MESSAGE: usize = 64 << 20;
+
+/// The most a logged-in client may send in one message with `tag` (tag and length included).
+pub fn client_message_limit(tag: u8) -> usize {
+    match tag {
+        b'S' | b'H' | b'E' | b'D' | b'C' | b'X' => MAX_SMALL_MESSAGE,
+        b'd' => MAX_MESSAGE,
+        _ => MAX_CLIENT_MESSAGE,
+    }
+}
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum FrameError {
     #[error("invalid message length {0}")]

@@ -615,6 +615,19 @@ impl Session {
                     )));
                 }
             };
+            // Refused on its header, before any of it is buffered or a server borrowed, with
+            // the words PostgreSQL logs for the same offence (it hangs up without a word; the
+            // proxy also sends them as a FATAL 08P01 so the client learns why).
+            if len > codec::client_message_limit(tag) {
+                tracing::info!(
+                    user = %self.key.user,
+                    tag = %char::from(tag),
+                    len,
+                    limit = codec::client_message_limit(tag),
+                    "a client message is above the proxy's limit"
+                );
+                return Err(SessionError::Protocol("invalid message length".into()));
+            }
             if tag == b'X' {
                 return Ok(Step::Terminate);
             }

@@ -31,11 +31,8 @@ pub(super) fn check_identities(c: &mut Checker<'_>, stack: &Stack) {
     for (name, r) in &stack.roles {
         let at = |k: &str| FieldPath::of(&["roles", name, k]);
         for (i, t) in r.trusted.iter().enumerate() {
-            if !stack.users.contains_key(t) && !stack.roles.contains_key(t) {
-                c.err(
-                    at("trusted").index(i),
-                    format!("no user or role named {t:?}"),
-                );
+            if let Err(why) = trusted_principal(stack, t) {
+                c.err(at("trusted").index(i), why);
             }
         }
         c.duration(
@@ -46,6 +43,69 @@ pub(super) fn check_identities(c: &mut Checker<'_>, stack: &Stack) {
         );
         check_policies(c, &at("policies"), &r.policies);
     }
+}
+
+/// What a role's `trusted` entry names: `users.NAME`, `roles.NAME`, or the IAM ARN of one of
+/// the stack's users or roles. A bare name is refused: a user and a role may share it, and a
+/// trust policy that cannot say which it means is the kind of mistake that grants too much.
+pub fn trusted_principal(stack: &Stack, t: &str) -> Result<TrustedPrincipal, String> {
+    let account = &stack.stack.account;
+    let (kind, name) = if let Some(rest) = t.strip_prefix("arn:") {
+        let mut parts = rest.splitn(5, ':');
+        let (partition, service, region, acct, resource) = (
+            parts.next().unwrap_or_default(),
+            parts.next().unwrap_or_default(),
+            parts.next().unwrap_or_default(),
+            parts.next().unwrap_or_default(),
+            parts.next().unwrap_or_default(),
+        );
+        if partition != "aws" || service != "iam" || !region.is_empty() {
+            return Err(format!(
+                "expected an IAM user or role ARN like \"arn:aws:iam::{account}:user/NAME\", found {t:?}"
+            ));
+        }
+        if acct != account {
+            return Err(format!(
+                "{t:?} is in account {acct}; only this stack's account ({account}) has principals"
+            ));
+        }
+        match resource.split_once('/') {
+            Some(("user", n)) => ("users", n),
+            Some(("role", n)) => ("roles", n),
+            _ => {
+                return Err(format!(
+                    "expected an IAM user or role ARN like \"arn:aws:iam::{account}:user/NAME\", found {t:?}"
+                ));
+            }
+        }
+    } else {
+        match t.split_once('.') {
+            Some((kind @ ("users" | "roles"), n)) => (kind, n),
+            _ => {
+                return Err(format!(
+                    "{t:?} does not say whether it is a user or a role: write \"users.{t}\" or \"roles.{t}\" (or an IAM ARN)"
+                ));
+            }
+        }
+    };
+    let exists = match kind {
+        "users" => stack.users.contains_key(name),
+        _ => stack.roles.contains_key(name),
+    };
+    if !exists {
+        return Err(format!("no {} named {name:?}", &kind[..kind.len() - 1]));
+    }
+    Ok(match kind {
+        "users" => TrustedPrincipal::User(name.to_owned()),
+        _ => TrustedPrincipal::Role(name.to_owned()),
+    })
+}
+
+/// A principal a role trusts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TrustedPrincipal {
+    User(String),
+    Role(String),
 }
 
 /// Condition operators IAM knows (each may also take an `IfExists` suffix and a

@@ -24,6 +24,7 @@ pub use data::parse_cidr;
 use data::{check_databases, check_proxies, check_secrets, check_tables};
 use events::{check_functions, check_queues};
 use iam::check_identities;
+pub use iam::{TrustedPrincipal, trusted_principal};
 use references::{check_listeners, check_references};
 
 pub(super) struct Checker<'a> {
