@@ -19,7 +19,28 @@ pub struct RawRequest<'a> {
     pub query: &'a str,
     /// Lower-case name → value (repeated headers joined with `,`).
     pub header: &'a dyn Fn(&str) -> Option<String>,
+    /// The names of the headers present, lower case (each `x-amz-*` one must be signed).
+    pub header_names: &'a [String],
     pub body: &'a [u8],
+}
+
+/// How far a request's date may be from spillway's clock, either way, per signing name: STS
+/// accepts 15 minutes, Lambda, Secrets Manager and API Gateway's `AWS_IAM` routes 5, as AWS
+/// does; a service not listed gets the stricter 5.
+pub fn signature_window(service: &str) -> i64 {
+    match service {
+        "sts" => sigv4::MAX_CLOCK_SKEW,
+        _ => 5 * 60,
+    }
+}
+
+/// Headers the signature must cover besides every `x-amz-*` one: the JSON protocols' body
+/// format, since `Content-Type` picks JSON 1.0 or 1.1 and AWS requires it signed there.
+fn required_signed(protocol: Protocol) -> &'static [&'static str] {
+    match protocol {
+        Protocol::Json { .. } => &["content-type"],
+        Protocol::Query | Protocol::RestJson => &[],
+    }
 }
 
 #[derive(Clone)]
@@ -157,7 +178,13 @@ impl Authenticator {
             }
         };
         signed
-            .check_scope(service, &self.region, now)
+            .check_signed_headers(
+                req.header_names.iter().map(String::as_str),
+                required_signed(protocol),
+            )
+            .map_err(fail)?;
+        signed
+            .check_scope(service, &self.region, now, signature_window(service))
             .map_err(fail)?;
         let keys = self.keys.snapshot();
         let key = match keys.lookup(&signed.access_key_id, now) {
