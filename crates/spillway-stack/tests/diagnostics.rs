@@ -364,3 +364,51 @@ parameters = { MessageBody = "$request.body" }
     assert!(pos("queues.data-sqs-queue") < pos("apis.ingest"));
     assert_eq!(loaded.name(), "ingest");
 }
+
+// Dev mode lets unsigned requests in as the account root: every listener of the stack must be
+// on loopback, not only the endpoint, or an unsigned AssumeRole mints credentials that a proxy
+// or an API on another address then accepts (issue 15, item 10).
+#[test]
+fn dev_mode_needs_every_listener_on_loopback() {
+    let stack = |proxy: &str, api: &str| {
+        format!(
+            "[stack]\nendpoint = \"127.0.0.1:4566\"\n\n[stack.identity]\nenforce = false\n\n\
+             [databases.main]\nengine = \"postgres\"\nusers = [\"app\"]\n\n\
+             [secrets.app]\nusername = \"app\"\npassword = \"pw\"\n\n\
+             [proxies.main]\ndatabase = \"main\"\nauth = [{{ secret = \"app\" }}]\n{proxy}\n\
+             [proxies.main.endpoints.ro]\nlisten = \"127.0.0.1:6440\"\nrole = \"read-write\"\n\n\
+             [apis.web]\n{api}\n[[apis.web.routes]]\nroute = \"GET /\"\nmock = {{ status = 200 }}\n"
+        )
+    };
+    assert_eq!(errors(&stack("", "")), Vec::<String>::new());
+    assert_eq!(
+        errors(&stack(
+            "listen = \"[::1]:6432\"",
+            "listen = \"127.0.0.2:3000\""
+        )),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        errors(&stack("listen = \"0.0.0.0:6432\"", "")),
+        vec![
+            "spillway.toml:5:11: stack.identity.enforce: identity enforcement may be turned off only while every listener is on a loopback address; proxies.main.listen is 0.0.0.0:6432"
+                .to_owned()
+        ]
+    );
+    let errs = errors(&stack("", "listen = \"192.0.2.1:8080\""));
+    assert_eq!(
+        errs,
+        vec![
+            "spillway.toml:5:11: stack.identity.enforce: identity enforcement may be turned off only while every listener is on a loopback address; apis.web.listen is 192.0.2.1:8080"
+                .to_owned()
+        ]
+    );
+    let endpoint = stack("", "").replace("127.0.0.1:4566", "0.0.0.0:4566");
+    assert_eq!(
+        errors(&endpoint),
+        vec![
+            "spillway.toml:5:11: stack.identity.enforce: identity enforcement may be turned off only while every listener is on a loopback address; stack.endpoint is 0.0.0.0:4566"
+                .to_owned()
+        ]
+    );
+}

@@ -163,6 +163,7 @@ pub fn check(loaded: &mut LoadedStack, map: &SourceMap<'_>, refs: &[FoundRef]) -
     };
     let stack = &loaded.stack;
     check_settings(&mut c, &stack.stack);
+    check_dev_mode(&mut c, stack);
     for kind in Kind::ALL {
         for name in names(stack, kind) {
             if let Err(e) = kind.check_name(&name) {
@@ -216,11 +217,24 @@ fn check_settings(c: &mut Checker<'_>, s: &StackSettings) {
             format!("expected a 12-digit account id, found {:?}", s.account),
         );
     }
-    if !s.identity.enforce && !s.endpoint.ip().is_loopback() {
-        c.err(
-            FieldPath::of(&["stack", "identity", "enforce"]),
-            "identity enforcement may be turned off only while the endpoint listens on a loopback address",
-        );
+}
+
+/// Dev mode lets unsigned requests in as the account root, so credentials it mints (an unsigned
+/// AssumeRole) are good on every listener: all of them, not only the endpoint, must be out of
+/// other machines' reach.
+fn check_dev_mode(c: &mut Checker<'_>, stack: &Stack) {
+    if stack.stack.identity.enforce {
+        return;
+    }
+    for (addr, path) in crate::listeners::all(stack) {
+        if !addr.ip().is_loopback() {
+            c.err(
+                FieldPath::of(&["stack", "identity", "enforce"]),
+                format!(
+                    "identity enforcement may be turned off only while every listener is on a loopback address; {path} is {addr}"
+                ),
+            );
+        }
     }
 }
 
