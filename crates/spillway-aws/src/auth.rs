@@ -22,6 +22,8 @@ pub struct RawRequest<'a> {
     /// The names of the headers present, lower case (each `x-amz-*` one must be signed).
     pub header_names: &'a [String],
     pub body: &'a [u8],
+    /// Whether it came over TLS (the policy key `aws:SecureTransport`).
+    pub secure_transport: bool,
 }
 
 /// How far a request's date may be from spillway's clock, either way, per signing name: STS
@@ -49,19 +51,39 @@ pub struct Caller {
     pub access_key_id: Option<String>,
     /// Let in by dev mode without a verified signature.
     pub dev: bool,
+    /// The request came over TLS.
+    pub secure_transport: bool,
 }
 
 impl Caller {
-    /// Whether the caller's policies allow `action` on `resource`; if not, AWS's
-    /// AccessDeniedException (services disagree on its status: Secrets Manager answers 400,
-    /// Lambda 403).
-    pub fn authorize(&self, action: &str, resource: &str, status: u16) -> Result<(), AwsError> {
-        let request = spillway_identity::policy::Request::new(
+    /// A policy request for `action` on `resource` with the global condition keys AWS sets on
+    /// every request, `aws:SecureTransport` among them (so "Deny unless TLS" applies).
+    pub fn policy_request<'a>(
+        &self,
+        action: &'a str,
+        resource: &'a str,
+    ) -> spillway_identity::policy::Request<'a> {
+        spillway_identity::policy::Request::new(
             action,
             resource,
             &self.principal.arn,
             spillway_identity::time::now(),
-        );
+        )
+        .with(
+            "aws:SecureTransport",
+            if self.secure_transport {
+                "true"
+            } else {
+                "false"
+            },
+        )
+    }
+
+    /// Whether the caller's policies allow `action` on `resource`; if not, AWS's
+    /// AccessDeniedException (services disagree on its status: Secrets Manager answers 400,
+    /// Lambda 403).
+    pub fn authorize(&self, action: &str, resource: &str, status: u16) -> Result<(), AwsError> {
+        let request = self.policy_request(action, resource);
         if self.principal.authorize(&request).allowed() {
             Ok(())
         } else {
@@ -129,7 +151,7 @@ impl Authenticator {
         }
     }
 
-    fn dev(&self, why: &str) -> Caller {
+    fn dev(&self, why: &str, secure_transport: bool) -> Caller {
         if !self.dev_logged.swap(true, Ordering::Relaxed) {
             tracing::warn!(
                 "identity.enforce = false: letting in {why} as the account root (dev mode; logged once)"
@@ -139,6 +161,7 @@ impl Authenticator {
             principal: Arc::clone(&self.root),
             access_key_id: None,
             dev: true,
+            secure_transport,
         }
     }
 
@@ -162,7 +185,9 @@ impl Authenticator {
             None if query.iter().any(|(k, _)| k == "X-Amz-Signature") => {
                 sigv4::parse_presigned(&query).map_err(fail)?
             }
-            None if !self.enforce => return Ok(self.dev("an unsigned request")),
+            None if !self.enforce => {
+                return Ok(self.dev("an unsigned request", req.secure_transport));
+            }
             None => {
                 let code = match protocol {
                     Protocol::Query => "MissingAuthenticationToken",
@@ -190,7 +215,7 @@ impl Authenticator {
         let key = match keys.lookup(&signed.access_key_id, now) {
             Ok(k) => k,
             Err(SigError::UnknownKey(_)) if !self.enforce => {
-                return Ok(self.dev("a request signed with an unknown key"));
+                return Ok(self.dev("a request signed with an unknown key", req.secure_transport));
             }
             Err(e) => return Err(fail(e)),
         };
@@ -225,6 +250,7 @@ impl Authenticator {
             principal: Arc::clone(&key.principal),
             access_key_id: Some(key.id.clone()),
             dev: false,
+            secure_transport: req.secure_transport,
         })
     }
 }

@@ -43,6 +43,8 @@ pub fn request_id() -> String {
 struct Headers<'a, 'f> {
     get: &'a (dyn Fn(&str) -> Option<String> + Sync + 'f),
     names: &'a [String],
+    /// Not a header: whether the connection is TLS, which travels with them.
+    secure_transport: bool,
 }
 
 fn response(
@@ -65,7 +67,12 @@ fn response(
 }
 
 impl Endpoint {
-    pub async fn handle(&self, req: Request<hyper::body::Incoming>) -> Response<Full<Bytes>> {
+    /// One request; `secure_transport` says whether its connection is TLS.
+    pub async fn handle(
+        &self,
+        req: Request<hyper::body::Incoming>,
+        secure_transport: bool,
+    ) -> Response<Full<Bytes>> {
         let id = request_id();
         let guessed = guess_protocol_from(&|n: &str| {
             req.headers()
@@ -126,6 +133,7 @@ impl Endpoint {
         let headers = Headers {
             get: &header,
             names: &names,
+            secure_transport,
         };
         if let Some(lambda) = &self.lambda
             && parts.uri.path().starts_with(crate::lambda::PREFIX)
@@ -163,6 +171,7 @@ impl Endpoint {
                 header,
                 header_names: headers.names,
                 body: &body,
+                secure_transport: headers.secure_transport,
             },
             "lambda",
             Protocol::RestJson,
@@ -231,6 +240,7 @@ impl Endpoint {
                     header,
                     header_names: headers.names,
                     body,
+                    secure_transport: headers.secure_transport,
                 },
                 op.service,
                 op.protocol,

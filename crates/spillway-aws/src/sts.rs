@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use base64::Engine as _;
 use sha2::Digest;
-use spillway_identity::policy::{self, Policy, Request};
+use spillway_identity::policy::{self, Policy};
 use spillway_identity::principals::{AccessKey, KeyRing, Principal};
 
 use crate::auth::Caller;
@@ -155,12 +155,7 @@ impl Sts {
         let trusted = caller.principal.arn.ends_with(":root")
             || principal_name(&caller.principal.arn)
                 .is_some_and(|n| role.trusted.iter().any(|t| t == n));
-        let request = Request::new(
-            "sts:AssumeRole",
-            role_arn,
-            &caller.principal.arn,
-            spillway_identity::time::now(),
-        );
+        let request = caller.policy_request("sts:AssumeRole", role_arn);
         let explicitly_denied = matches!(
             caller.principal.authorize(&request),
             policy::Decision::ExplicitDeny { .. }

@@ -37,6 +37,9 @@ pub fn authorize(
         header: &header,
         header_names: &names,
         body: &req.body,
+        // An API with custom domains serves only TLS on its listener (server.rs), one without
+        // them only plain HTTP.
+        secure_transport: !api.domains.is_empty(),
     };
     let caller = iam
         .authenticate(

@@ -412,3 +412,26 @@ fn dev_mode_needs_every_listener_on_loopback() {
         ]
     );
 }
+
+#[test]
+fn endpoint_tls_names_both_files_or_asks_for_a_generated_pair() {
+    assert_eq!(
+        errors("[stack]\nendpoint_tls = { self_signed = true }\n"),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        errors("[stack]\nendpoint_tls = { cert = \"c.pem\" }\n"),
+        vec![
+            "spillway.toml:2:16: stack.endpoint_tls: endpoint_tls needs both cert and key (PEM files), or self_signed = true"
+                .to_owned()
+        ]
+    );
+    let errs =
+        errors("[stack]\nendpoint_tls = { cert = \"missing.pem\", key = \"missing.key\" }\n");
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("stack.endpoint_tls.cert: certificate")
+                && e.contains("does not exist")),
+        "{errs:#?}"
+    );
+}

@@ -179,7 +179,7 @@ pub async fn start(options: Options) -> Result<Standalone, SupervisorError> {
             targets: vec![("proxy".into(), Arc::clone(&target))],
             aws: None,
         });
-        tasks.push(tokio::spawn(crate::http::serve(l, observed, rx)));
+        tasks.push(tokio::spawn(crate::http::serve(l, observed, None, rx)));
     }
     Ok(Standalone {
         addr,

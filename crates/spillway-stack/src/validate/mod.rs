@@ -164,6 +164,7 @@ pub fn check(loaded: &mut LoadedStack, map: &SourceMap<'_>, refs: &[FoundRef]) -
     let stack = &loaded.stack;
     check_settings(&mut c, &stack.stack);
     check_dev_mode(&mut c, stack);
+    check_endpoint_tls(&mut c, &stack.stack);
     for kind in Kind::ALL {
         for name in names(stack, kind) {
             if let Err(e) = kind.check_name(&name) {
@@ -216,6 +217,29 @@ fn check_settings(c: &mut Checker<'_>, s: &StackSettings) {
             FieldPath::of(&["stack", "account"]),
             format!("expected a 12-digit account id, found {:?}", s.account),
         );
+    }
+}
+
+/// `endpoint_tls` names its files or asks for a generated pair, never both or neither.
+fn check_endpoint_tls(c: &mut Checker<'_>, s: &StackSettings) {
+    let Some(tls) = &s.endpoint_tls else {
+        return;
+    };
+    let at = |k: &str| FieldPath::of(&["stack", "endpoint_tls", k]);
+    match (&tls.cert, &tls.key, tls.self_signed) {
+        (Some(cert), Some(key), false) => {
+            c.file_exists(at("cert"), cert, "certificate");
+            c.file_exists(at("key"), key, "key");
+        }
+        (None, None, true) => {}
+        (Some(_), Some(_), true) => c.err(
+            at("self_signed"),
+            "self_signed = true generates a certificate; it cannot be combined with cert and key",
+        ),
+        _ => c.err(
+            FieldPath::of(&["stack", "endpoint_tls"]),
+            "endpoint_tls needs both cert and key (PEM files), or self_signed = true",
+        ),
     }
 }
 
