@@ -165,6 +165,47 @@ impl Authenticator {
         }
     }
 
+    /// A request to spillway's own surface (`/_spillway/*`), which belongs to no AWS service:
+    /// any valid signature of a known key, whatever service its scope names, lets the caller
+    /// in. Dev mode lets no one in here without a verified signature.
+    pub fn authenticate_any_service(
+        &self,
+        req: &RawRequest<'_>,
+        now: i64,
+    ) -> Result<Caller, AwsError> {
+        let credential = match (req.header)("authorization") {
+            Some(h) => h
+                .split(|c: char| c == ',' || c.is_whitespace())
+                .find_map(|f| f.strip_prefix("Credential="))
+                .map(str::to_owned),
+            None => sigv4::parse_query(req.query).ok().and_then(|q| {
+                q.into_iter()
+                    .find(|(k, _)| k == "X-Amz-Credential")
+                    .map(|(_, v)| v)
+            }),
+        };
+        let scope = credential
+            .as_deref()
+            .and_then(|c| sigv4::parse_credential(c).ok())
+            .map(|(_, scope)| scope)
+            .ok_or_else(|| {
+                AwsError::new(
+                    403,
+                    "MissingAuthenticationToken",
+                    "Request is missing Authentication Token",
+                )
+            })?;
+        let caller = self.authenticate(req, &scope.service, Protocol::RestJson, now)?;
+        if caller.dev {
+            return Err(AwsError::new(
+                403,
+                "InvalidClientTokenId",
+                "the request is not signed by a known key",
+            ));
+        }
+        Ok(caller)
+    }
+
     pub fn authenticate(
         &self,
         req: &RawRequest<'_>,

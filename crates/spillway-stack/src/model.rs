@@ -71,6 +71,12 @@ pub struct StackSettings {
     /// loopback.
     #[serde(default)]
     pub endpoint_tls: Option<EndpointTls>,
+    /// A bearer token (`Authorization: Bearer TOKEN`, as Prometheus sends it) that opens
+    /// `/_spillway/metrics` and `/_spillway/pools` when the endpoint is not on loopback; a SigV4
+    /// signature of any stack principal opens them too. Write it as `${env:NAME}` to keep it
+    /// out of the file.
+    #[serde(default)]
+    pub metrics_token: Option<String>,
     /// Where spillway keeps its state (data directories, logs, generated secrets), relative to
     /// the stack file's directory.
     #[serde(default = "default_state_dir")]
@@ -88,6 +94,7 @@ impl Default for StackSettings {
             account: default_account(),
             endpoint: default_endpoint(),
             endpoint_tls: None,
+            metrics_token: None,
             state_dir: default_state_dir(),
             identity: IdentitySettings::default(),
         }

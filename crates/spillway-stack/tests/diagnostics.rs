@@ -435,3 +435,26 @@ fn endpoint_tls_names_both_files_or_asks_for_a_generated_pair() {
         "{errs:#?}"
     );
 }
+
+#[test]
+fn a_metrics_token_is_long_enough_to_resist_guessing() {
+    assert_eq!(
+        errors("[stack]\nmetrics_token = \"short\"\n"),
+        vec![
+            "spillway.toml:2:17: stack.metrics_token: metrics_token must be at least 16 characters"
+                .to_owned()
+        ]
+    );
+    assert_eq!(
+        errors("[stack]\nmetrics_token = \"${env:TOKEN}\"\n").len(),
+        1,
+        "an unset variable is reported"
+    );
+    assert_eq!(
+        errors_with_env(
+            "[stack]\nmetrics_token = \"${env:TOKEN}\"\n",
+            &[("TOKEN", "0123456789abcdef0123")]
+        ),
+        Vec::<String>::new()
+    );
+}

@@ -33,6 +33,8 @@ pub struct Observed {
     pub apis: Vec<Arc<spillway_gateway::Gateway>>,
     /// The AWS-compatible APIs (none in one-line proxy mode).
     pub aws: Option<Arc<spillway_aws::Endpoint>>,
+    /// Who may read metrics and pools, when not everyone may (the endpoint is off loopback).
+    pub guard: Option<crate::observe_auth::ObserverGuard>,
 }
 
 fn respond(status: StatusCode, content_type: &str, body: String) -> Response<Full<Bytes>> {
@@ -83,7 +85,26 @@ async fn handle(
     {
         return Ok(aws.handle(req, secure).await);
     }
-    let r = match (req.method(), req.uri().path()) {
+    let path = req.uri().path();
+    if matches!(path, "/_spillway/metrics" | "/_spillway/pools")
+        && let Some(guard) = &o.guard
+    {
+        let (parts, _) = req.into_parts();
+        if !guard.allows(&parts, o.aws.as_ref().map(|a| &a.auth), secure) {
+            return Ok(respond(
+                StatusCode::FORBIDDEN,
+                "application/json",
+                crate::observe_auth::REFUSED.into(),
+            ));
+        }
+        return Ok(observe(&parts.method, parts.uri.path(), &o));
+    }
+    Ok(observe(req.method(), path, &o))
+}
+
+/// The answers of spillway's own paths.
+fn observe(method: &Method, path: &str, o: &Observed) -> Response<Full<Bytes>> {
+    match (method, path) {
         (&Method::GET, "/_spillway/health") => respond(StatusCode::OK, "text/plain", "ok\n".into()),
         (&Method::GET, "/_spillway/metrics") => {
             let mut text = o.registry.render();
@@ -96,15 +117,14 @@ async fn handle(
             respond(StatusCode::OK, "text/plain; version=0.0.4", text)
         }
         (&Method::GET, "/_spillway/pools") => {
-            respond(StatusCode::OK, "application/json", pools_json(&o))
+            respond(StatusCode::OK, "application/json", pools_json(o))
         }
         _ => respond(
             StatusCode::NOT_FOUND,
             "application/json",
             "{\"message\":\"Not Found\"}".into(),
         ),
-    };
-    Ok(r)
+    }
 }
 
 /// How long a client gets to send its headers (slowloris), and to finish a TLS handshake.

@@ -9,6 +9,7 @@ pub mod error;
 pub mod functions;
 pub(crate) mod http;
 pub mod identity;
+mod observe_auth;
 pub mod process;
 mod proxies;
 mod stack;

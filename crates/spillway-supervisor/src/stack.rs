@@ -518,6 +518,9 @@ pub async fn start(
             }
         }
         let observed = Arc::new(http::Observed {
+            guard: (!addr.ip().is_loopback()).then(|| crate::observe_auth::ObserverGuard {
+                token: stack.stack.metrics_token.clone(),
+            }),
             apis: apis.iter().map(|a| Arc::clone(&a.gateway)).collect(),
             functions: function_host.clone(),
             registry: Arc::clone(&registry),

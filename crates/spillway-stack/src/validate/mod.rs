@@ -165,6 +165,7 @@ pub fn check(loaded: &mut LoadedStack, map: &SourceMap<'_>, refs: &[FoundRef]) -
     check_settings(&mut c, &stack.stack);
     check_dev_mode(&mut c, stack);
     check_endpoint_tls(&mut c, &stack.stack);
+    check_metrics_token(&mut c, &stack.stack);
     for kind in Kind::ALL {
         for name in names(stack, kind) {
             if let Err(e) = kind.check_name(&name) {
@@ -216,6 +217,16 @@ fn check_settings(c: &mut Checker<'_>, s: &StackSettings) {
         c.err(
             FieldPath::of(&["stack", "account"]),
             format!("expected a 12-digit account id, found {:?}", s.account),
+        );
+    }
+}
+
+/// A metrics token is a password: one too short to resist guessing is refused.
+fn check_metrics_token(c: &mut Checker<'_>, s: &StackSettings) {
+    if s.metrics_token.as_ref().is_some_and(|t| t.len() < 16) {
+        c.err(
+            FieldPath::of(&["stack", "metrics_token"]),
+            "metrics_token must be at least 16 characters",
         );
     }
 }
