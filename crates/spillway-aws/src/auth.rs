@@ -1,5 +1,7 @@
 //! Who is calling: the request's SigV4 signature (Authorization header or presigned query) is
-//! checked against the stack's access keys, and the caller's principal returned. In dev mode
+//! checked against the stack's access keys, and the caller's principal returned. The signature
+//! must cover every `x-amz-*` header present (and `Content-Type` for the JSON protocols), and
+//! be dated within its service's window ([`signature_window`]), as AWS requires. In dev mode
 //! (`identity.enforce = false`, loopback only) unsigned requests and unknown keys are let in as
 //! the account's root, logged once; a known key must still sign correctly.
 
