@@ -1,5 +1,7 @@
 //! Who is calling: the request's SigV4 signature (Authorization header or presigned query) is
-//! checked against the stack's access keys, and the caller's principal returned. In dev mode
+//! checked against the stack's access keys, and the caller's principal returned. The signature
+//! must cover every `x-amz-*` header present (and `Content-Type` for the JSON protocols), and
+//! be dated within its service's window ([`signature_window`]), as AWS requires. In dev mode
 //! (`identity.enforce = false`, loopback only) unsigned requests and unknown keys are let in as
 //! the account's root, logged once; a known key must still sign correctly.
 
@@ -19,7 +21,30 @@ pub struct RawRequest<'a> {
     pub query: &'a str,
     /// Lower-case name → value (repeated headers joined with `,`).
     pub header: &'a dyn Fn(&str) -> Option<String>,
+    /// The names of the headers present, lower case (each `x-amz-*` one must be signed).
+    pub header_names: &'a [String],
     pub body: &'a [u8],
+    /// Whether it came over TLS (the policy key `aws:SecureTransport`).
+    pub secure_transport: bool,
+}
+
+/// How far a request's date may be from spillway's clock, either way, per signing name: STS
+/// accepts 15 minutes, Lambda, Secrets Manager and API Gateway's `AWS_IAM` routes 5, as AWS
+/// does; a service not listed gets the stricter 5.
+pub fn signature_window(service: &str) -> i64 {
+    match service {
+        "sts" => sigv4::MAX_CLOCK_SKEW,
+        _ => 5 * 60,
+    }
+}
+
+/// Headers the signature must cover besides every `x-amz-*` one: the JSON protocols' body
+/// format, since `Content-Type` picks JSON 1.0 or 1.1 and AWS requires it signed there.
+fn required_signed(protocol: Protocol) -> &'static [&'static str] {
+    match protocol {
+        Protocol::Json { .. } => &["content-type"],
+        Protocol::Query | Protocol::RestJson => &[],
+    }
 }
 
 #[derive(Clone)]
@@ -28,19 +53,39 @@ pub struct Caller {
     pub access_key_id: Option<String>,
     /// Let in by dev mode without a verified signature.
     pub dev: bool,
+    /// The request came over TLS.
+    pub secure_transport: bool,
 }
 
 impl Caller {
-    /// Whether the caller's policies allow `action` on `resource`; if not, AWS's
-    /// AccessDeniedException (services disagree on its status: Secrets Manager answers 400,
-    /// Lambda 403).
-    pub fn authorize(&self, action: &str, resource: &str, status: u16) -> Result<(), AwsError> {
-        let request = spillway_identity::policy::Request::new(
+    /// A policy request for `action` on `resource` with the global condition keys AWS sets on
+    /// every request, `aws:SecureTransport` among them (so "Deny unless TLS" applies).
+    pub fn policy_request<'a>(
+        &self,
+        action: &'a str,
+        resource: &'a str,
+    ) -> spillway_identity::policy::Request<'a> {
+        spillway_identity::policy::Request::new(
             action,
             resource,
             &self.principal.arn,
             spillway_identity::time::now(),
-        );
+        )
+        .with(
+            "aws:SecureTransport",
+            if self.secure_transport {
+                "true"
+            } else {
+                "false"
+            },
+        )
+    }
+
+    /// Whether the caller's policies allow `action` on `resource`; if not, AWS's
+    /// AccessDeniedException (services disagree on its status: Secrets Manager answers 400,
+    /// Lambda 403).
+    pub fn authorize(&self, action: &str, resource: &str, status: u16) -> Result<(), AwsError> {
+        let request = self.policy_request(action, resource);
         if self.principal.authorize(&request).allowed() {
             Ok(())
         } else {
@@ -108,7 +153,7 @@ impl Authenticator {
         }
     }
 
-    fn dev(&self, why: &str) -> Caller {
+    fn dev(&self, why: &str, secure_transport: bool) -> Caller {
         if !self.dev_logged.swap(true, Ordering::Relaxed) {
             tracing::warn!(
                 "identity.enforce = false: letting in {why} as the account root (dev mode; logged once)"
@@ -118,7 +163,49 @@ impl Authenticator {
             principal: Arc::clone(&self.root),
             access_key_id: None,
             dev: true,
+            secure_transport,
         }
+    }
+
+    /// A request to spillway's own surface (`/_spillway/*`), which belongs to no AWS service:
+    /// any valid signature of a known key, whatever service its scope names, lets the caller
+    /// in. Dev mode lets no one in here without a verified signature.
+    pub fn authenticate_any_service(
+        &self,
+        req: &RawRequest<'_>,
+        now: i64,
+    ) -> Result<Caller, AwsError> {
+        let credential = match (req.header)("authorization") {
+            Some(h) => h
+                .split(|c: char| c == ',' || c.is_whitespace())
+                .find_map(|f| f.strip_prefix("Credential="))
+                .map(str::to_owned),
+            None => sigv4::parse_query(req.query).ok().and_then(|q| {
+                q.into_iter()
+                    .find(|(k, _)| k == "X-Amz-Credential")
+                    .map(|(_, v)| v)
+            }),
+        };
+        let scope = credential
+            .as_deref()
+            .and_then(|c| sigv4::parse_credential(c).ok())
+            .map(|(_, scope)| scope)
+            .ok_or_else(|| {
+                AwsError::new(
+                    403,
+                    "MissingAuthenticationToken",
+                    "Request is missing Authentication Token",
+                )
+            })?;
+        let caller = self.authenticate(req, &scope.service, Protocol::RestJson, now)?;
+        if caller.dev {
+            return Err(AwsError::new(
+                403,
+                "InvalidClientTokenId",
+                "the request is not signed by a known key",
+            ));
+        }
+        Ok(caller)
     }
 
     pub fn authenticate(
@@ -141,7 +228,9 @@ impl Authenticator {
             None if query.iter().any(|(k, _)| k == "X-Amz-Signature") => {
                 sigv4::parse_presigned(&query).map_err(fail)?
             }
-            None if !self.enforce => return Ok(self.dev("an unsigned request")),
+            None if !self.enforce => {
+                return Ok(self.dev("an unsigned request", req.secure_transport));
+            }
             None => {
                 let code = match protocol {
                     Protocol::Query => "MissingAuthenticationToken",
@@ -157,13 +246,19 @@ impl Authenticator {
             }
         };
         signed
-            .check_scope(service, &self.region, now)
+            .check_signed_headers(
+                req.header_names.iter().map(String::as_str),
+                required_signed(protocol),
+            )
+            .map_err(fail)?;
+        signed
+            .check_scope(service, &self.region, now, signature_window(service))
             .map_err(fail)?;
         let keys = self.keys.snapshot();
         let key = match keys.lookup(&signed.access_key_id, now) {
             Ok(k) => k,
             Err(SigError::UnknownKey(_)) if !self.enforce => {
-                return Ok(self.dev("a request signed with an unknown key"));
+                return Ok(self.dev("a request signed with an unknown key", req.secure_transport));
             }
             Err(e) => return Err(fail(e)),
         };
@@ -198,6 +293,7 @@ impl Authenticator {
             principal: Arc::clone(&key.principal),
             access_key_id: Some(key.id.clone()),
             dev: false,
+            secure_transport: req.secure_transport,
         })
     }
 }

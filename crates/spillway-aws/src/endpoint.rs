@@ -39,6 +39,14 @@ pub fn request_id() -> String {
     )
 }
 
+/// A request's headers: by name (repeated ones joined) and the names present.
+struct Headers<'a, 'f> {
+    get: &'a (dyn Fn(&str) -> Option<String> + Sync + 'f),
+    names: &'a [String],
+    /// Not a header: whether the connection is TLS, which travels with them.
+    secure_transport: bool,
+}
+
 fn response(
     status: u16,
     content_type: &str,
@@ -59,7 +67,12 @@ fn response(
 }
 
 impl Endpoint {
-    pub async fn handle(&self, req: Request<hyper::body::Incoming>) -> Response<Full<Bytes>> {
+    /// One request; `secure_transport` says whether its connection is TLS.
+    pub async fn handle(
+        &self,
+        req: Request<hyper::body::Incoming>,
+        secure_transport: bool,
+    ) -> Response<Full<Bytes>> {
         let id = request_id();
         let guessed = guess_protocol_from(&|n: &str| {
             req.headers()
@@ -112,12 +125,22 @@ impl Endpoint {
                 .collect();
             (!values.is_empty()).then(|| values.join(","))
         };
+        let names: Vec<String> = parts
+            .headers
+            .keys()
+            .map(|k| k.as_str().to_owned())
+            .collect();
+        let headers = Headers {
+            get: &header,
+            names: &names,
+            secure_transport,
+        };
         if let Some(lambda) = &self.lambda
             && parts.uri.path().starts_with(crate::lambda::PREFIX)
         {
-            return self.lambda(lambda, &parts, &header, body, &id).await;
+            return self.lambda(lambda, &parts, &headers, body, &id).await;
         }
-        let result = self.dispatch(&parts, &header, &body, &id);
+        let result = self.dispatch(&parts, &headers, &body, &id);
         match result {
             Ok((ct, text)) => response(200, ct, text, &id),
             Err((err, protocol)) => {
@@ -134,18 +157,21 @@ impl Endpoint {
         &self,
         lambda: &crate::lambda::Lambda,
         parts: &hyper::http::request::Parts,
-        header: &(dyn Fn(&str) -> Option<String> + Sync),
+        headers: &Headers<'_, '_>,
         body: Bytes,
         id: &str,
     ) -> Response<Full<Bytes>> {
         let query = parts.uri.query().unwrap_or("");
+        let header = headers.get;
         let caller = self.auth.authenticate(
             &RawRequest {
                 method: parts.method.as_str(),
                 path: parts.uri.path(),
                 query,
                 header,
+                header_names: headers.names,
                 body: &body,
+                secure_transport: headers.secure_transport,
             },
             "lambda",
             Protocol::RestJson,
@@ -191,11 +217,12 @@ impl Endpoint {
     fn dispatch(
         &self,
         parts: &hyper::http::request::Parts,
-        header: &dyn Fn(&str) -> Option<String>,
+        headers: &Headers<'_, '_>,
         body: &[u8],
         id: &str,
     ) -> Result<(&'static str, String), (AwsError, Protocol)> {
         let query = parts.uri.query().unwrap_or("");
+        let header = headers.get;
         let op = protocol::recognise(
             header("x-amz-target").as_deref(),
             header("content-type").as_deref(),
@@ -211,7 +238,9 @@ impl Endpoint {
                     path: parts.uri.path(),
                     query,
                     header,
+                    header_names: headers.names,
                     body,
+                    secure_transport: headers.secure_transport,
                 },
                 op.service,
                 op.protocol,

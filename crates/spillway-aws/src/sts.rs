@@ -6,7 +6,7 @@ use std::sync::{Arc, RwLock};
 
 use base64::Engine as _;
 use sha2::Digest;
-use spillway_identity::policy::{self, Policy, Request};
+use spillway_identity::policy::{self, Policy};
 use spillway_identity::principals::{AccessKey, KeyRing, Principal};
 
 use crate::auth::Caller;
@@ -198,12 +198,7 @@ impl Sts {
             .ok_or_else(denied)?;
         let trusted = caller.principal.arn.ends_with(":root")
             || trust_arn(&caller.principal.arn).is_some_and(|a| role.trusted.contains(&a));
-        let request = Request::new(
-            "sts:AssumeRole",
-            role_arn,
-            &caller.principal.arn,
-            spillway_identity::time::now(),
-        );
+        let request = caller.policy_request("sts:AssumeRole", role_arn);
         let explicitly_denied = matches!(
             caller.principal.authorize(&request),
             policy::Decision::ExplicitDeny { .. }

@@ -29,12 +29,17 @@ pub fn authorize(
     stage_path: &str,
 ) -> Result<Authorized, GatewayError> {
     let header = |name: &str| req.header_joined(name);
+    let names: Vec<String> = req.headers.iter().map(|(k, _)| k.clone()).collect();
     let raw = RawRequest {
         method: &req.method,
         path: &req.raw_path,
         query: &req.raw_query,
         header: &header,
+        header_names: &names,
         body: &req.body,
+        // An API with custom domains serves only TLS on its listener (server.rs), one without
+        // them only plain HTTP.
+        secure_transport: !api.domains.is_empty(),
     };
     let caller = iam
         .authenticate(

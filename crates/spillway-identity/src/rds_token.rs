@@ -159,7 +159,7 @@ impl TokenVerifier {
         if signed.expires.is_some_and(|e| e > MAX_EXPIRES) {
             return Err(TokenError::TooLong);
         }
-        signed.check_scope(SERVICE, &self.proxy.region, now)?;
+        signed.check_scope(SERVICE, &self.proxy.region, now, sigv4::MAX_CLOCK_SKEW)?;
         let key = self.keys.snapshot().lookup(&signed.access_key_id, now)?;
         key.check_session_token(signed.security_token.as_deref())?;
         let header = |name: &str| (name == "host").then(|| authority.to_owned());

@@ -1,7 +1,9 @@
 //! AWS Signature Version 4: the canonical request, the string to sign, the signing key, and the
 //! verification of presigned query strings (RDS IAM tokens, presigned URLs) and of the
-//! `Authorization` header. Signatures are compared in constant time; a request signed more than
-//! [`MAX_CLOCK_SKEW`] in the future, or used after its expiry, is refused.
+//! `Authorization` header. Signatures are compared in constant time; a request dated outside its
+//! service's window (AWS: 15 minutes for STS, 5 for most others; the caller passes it), or used
+//! after its presigned expiry, is refused, and so is one carrying an `x-amz-*` header (or a
+//! header the protocol requires signed) that the signature does not cover.
 
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
@@ -9,7 +11,8 @@ use sha2::{Digest, Sha256};
 pub const ALGORITHM: &str = "AWS4-HMAC-SHA256";
 /// SHA-256 of the empty string: the payload hash of a GET (and of RDS IAM tokens).
 pub const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
-/// How far a request's date may be ahead of spillway's clock (AWS allows 15 minutes).
+/// The widest window AWS allows between a request's date and its clock (STS, RDS tokens: 15
+/// minutes either way).
 pub const MAX_CLOCK_SKEW: i64 = 15 * 60;
 /// The longest validity a presigned request may claim (7 days, as AWS).
 pub const MAX_EXPIRES: i64 = 7 * 24 * 3600;
@@ -30,10 +33,31 @@ pub enum SigError {
     Region { got: String, expected: String },
     #[error("the credential scope's date does not match the request date")]
     ScopeDate,
-    #[error("the signature expired")]
+    /// A presigned request used after `X-Amz-Date + X-Amz-Expires`.
+    #[error("the presigned request expired")]
     Expired,
-    #[error("the request is dated more than 15 minutes in the future")]
-    NotYetValid,
+    /// AWS's own text (clients and people search for it), e.g. `Signature expired:
+    /// 20150830T122059Z is now earlier than 20150830T122100Z (20150830T123600Z - 5 min.)`.
+    #[error("Signature expired: {signed} is now earlier than {earliest} ({now} - {minutes} min.)")]
+    TooOld {
+        signed: String,
+        earliest: String,
+        now: String,
+        minutes: i64,
+    },
+    #[error(
+        "Signature not yet current: {signed} is still later than {latest} ({now} + {minutes} min.)"
+    )]
+    NotYetValid {
+        signed: String,
+        latest: String,
+        now: String,
+        minutes: i64,
+    },
+    /// A header that must be covered by the signature is present but not in SignedHeaders
+    /// (AWS's text; the name as AWS spells it in this message).
+    #[error("'{0}' must be a 'SignedHeader' in the AWS Authorization.")]
+    UnsignedHeader(String),
     #[error("unknown access key {0}")]
     UnknownKey(String),
     #[error("the security token is missing, unknown or does not belong to the access key")]
@@ -53,7 +77,10 @@ impl SigError {
             }
             SigError::Algorithm(_) => "IncompleteSignature",
             SigError::Service { .. } | SigError::Region { .. } => "SignatureDoesNotMatch",
-            SigError::Expired | SigError::NotYetValid => "SignatureDoesNotMatch",
+            SigError::Expired | SigError::TooOld { .. } | SigError::NotYetValid { .. } => {
+                "SignatureDoesNotMatch"
+            }
+            SigError::UnsignedHeader(_) => "SignatureDoesNotMatch",
             SigError::UnknownKey(_) => "InvalidClientTokenId",
             SigError::BadSecurityToken => "InvalidClientTokenId",
             SigError::ExpiredToken => "ExpiredToken",
@@ -390,8 +417,37 @@ pub fn parse_authorization(
 }
 
 impl Signed {
-    /// Checks the scope (service, region, date) and the time window.
-    pub fn check_scope(&self, service: &str, region: &str, now: i64) -> Result<(), SigError> {
+    /// Checks that the signature covers every `x-amz-*` header the request carries and each of
+    /// `required` that it carries (`content-type` for the JSON protocols): a header outside the
+    /// signature could otherwise change what a captured request does (`X-Amz-Target` names the
+    /// operation). `present` is the request's header names, lower case.
+    pub fn check_signed_headers<'h>(
+        &self,
+        present: impl IntoIterator<Item = &'h str>,
+        required: &[&str],
+    ) -> Result<(), SigError> {
+        let mut unsigned: Vec<&str> = present
+            .into_iter()
+            .filter(|n| n.starts_with("x-amz-") || required.contains(n))
+            .filter(|n| !self.signed_headers.iter().any(|s| s == n))
+            .collect();
+        unsigned.sort_unstable();
+        match unsigned.first() {
+            None => Ok(()),
+            Some(&"content-type") => Err(SigError::UnsignedHeader("Content-Type".into())),
+            Some(n) => Err(SigError::UnsignedHeader((*n).to_owned())),
+        }
+    }
+
+    /// Checks the scope (service, region, date) and the time window: a request signed more than
+    /// `window` seconds before or after `now` is refused, a presigned one also after its expiry.
+    pub fn check_scope(
+        &self,
+        service: &str,
+        region: &str,
+        now: i64,
+        window: i64,
+    ) -> Result<(), SigError> {
         if self.scope.service != service {
             return Err(SigError::Service {
                 got: self.scope.service.clone(),
@@ -407,14 +463,25 @@ impl Signed {
         if !self.amz_date.starts_with(&self.scope.date) {
             return Err(SigError::ScopeDate);
         }
-        if self.signed_at - now > MAX_CLOCK_SKEW {
-            return Err(SigError::NotYetValid);
+        let date = crate::time::format_amz_date;
+        if self.signed_at - now > window {
+            return Err(SigError::NotYetValid {
+                signed: self.amz_date.clone(),
+                latest: date(now + window),
+                now: date(now),
+                minutes: window / 60,
+            });
         }
-        let valid_until = self.signed_at + self.expires.unwrap_or(MAX_CLOCK_SKEW);
-        if now > valid_until {
-            return Err(SigError::Expired);
+        match self.expires {
+            Some(expires) if now > self.signed_at + expires => Err(SigError::Expired),
+            None if now - self.signed_at > window => Err(SigError::TooOld {
+                signed: self.amz_date.clone(),
+                earliest: date(now - window),
+                now: date(now),
+                minutes: window / 60,
+            }),
+            _ => Ok(()),
         }
-        Ok(())
     }
 
     /// Checks the signature with the key's secret (the scope is checked separately).
@@ -454,19 +521,94 @@ mod tests {
         assert_eq!(signed.verify(&parts, secret), Ok(()));
         assert_eq!(signed.verify(&parts, "another"), Err(SigError::Mismatch));
         let t = signed.signed_at;
-        assert_eq!(signed.check_scope("service", "us-east-1", t), Ok(()));
+        let w = MAX_CLOCK_SKEW;
+        assert_eq!(signed.check_scope("service", "us-east-1", t, w), Ok(()));
         assert_eq!(
-            signed.check_scope("service", "us-east-1", t + 16 * 60),
-            Err(SigError::Expired)
-        );
-        assert_eq!(
-            signed.check_scope("service", "us-east-1", t - 16 * 60),
-            Err(SigError::NotYetValid)
+            signed.check_scope("service", "us-east-1", t + 15 * 60, w),
+            Ok(())
         );
         assert!(matches!(
-            signed.check_scope("sts", "us-east-1", t),
+            signed.check_scope("service", "us-east-1", t + 16 * 60, w),
+            Err(SigError::TooOld { .. })
+        ));
+        assert!(matches!(
+            signed.check_scope("service", "us-east-1", t - 16 * 60, w),
+            Err(SigError::NotYetValid { .. })
+        ));
+        assert!(matches!(
+            signed.check_scope("sts", "us-east-1", t, w),
             Err(SigError::Service { .. })
         ));
+    }
+
+    // AWS's messages, word for word: clients and people search for them.
+    #[test]
+    fn signature_age_is_refused_with_aws_text_per_window() {
+        let header = "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/lambda/aws4_request, SignedHeaders=host;x-amz-date, Signature=00";
+        let signed = parse_authorization(header, Some("20150830T123600Z"), None, &[])
+            .unwrap_or_else(|e| panic!("{e}"));
+        let t = signed.signed_at;
+        let five = 5 * 60;
+        assert_eq!(
+            signed.check_scope("lambda", "us-east-1", t + five, five),
+            Ok(())
+        );
+        let old = signed
+            .check_scope("lambda", "us-east-1", t + five + 1, five)
+            .err()
+            .map(|e| e.to_string());
+        assert_eq!(
+            old.as_deref(),
+            Some(
+                "Signature expired: 20150830T123600Z is now earlier than 20150830T123601Z (20150830T124101Z - 5 min.)"
+            )
+        );
+        let new = signed
+            .check_scope("lambda", "us-east-1", t - five - 1, five)
+            .err()
+            .map(|e| e.to_string());
+        assert_eq!(
+            new.as_deref(),
+            Some(
+                "Signature not yet current: 20150830T123600Z is still later than 20150830T123559Z (20150830T123059Z + 5 min.)"
+            )
+        );
+        assert_eq!(
+            SigError::TooOld {
+                signed: String::new(),
+                earliest: String::new(),
+                now: String::new(),
+                minutes: 5
+            }
+            .aws_code(),
+            "SignatureDoesNotMatch"
+        );
+    }
+
+    #[test]
+    fn every_amz_header_present_must_be_signed() {
+        let header = "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/secretsmanager/aws4_request, SignedHeaders=host;x-amz-date, Signature=00";
+        let signed = parse_authorization(header, Some("20150830T123600Z"), None, &[])
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            signed.check_signed_headers(["host", "x-amz-date", "user-agent"], &["content-type"]),
+            Ok(())
+        );
+        assert_eq!(
+            signed.check_signed_headers(["host", "x-amz-date", "x-amz-target"], &[]),
+            Err(SigError::UnsignedHeader("x-amz-target".into()))
+        );
+        assert_eq!(
+            signed
+                .check_signed_headers(["x-amz-date", "content-type"], &["content-type"])
+                .map_err(|e| e.to_string()),
+            Err("'Content-Type' must be a 'SignedHeader' in the AWS Authorization.".into())
+        );
+        // Content-Type only where the protocol asks for it (rest-json, the query protocol).
+        assert_eq!(
+            signed.check_signed_headers(["x-amz-date", "content-type"], &[]),
+            Ok(())
+        );
     }
 
     // The worked example of AWS's SigV4 documentation: IAM ListUsers over GET with a query.

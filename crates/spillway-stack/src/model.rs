@@ -66,6 +66,17 @@ pub struct StackSettings {
     /// Where the AWS-compatible endpoint (SQS, Secrets Manager, STS, DynamoDB, Lambda) listens.
     #[serde(default = "default_endpoint")]
     pub endpoint: SocketAddr,
+    /// Serve the endpoint over https: `{ cert, key }` (PEM files) or `{ self_signed = true }`.
+    /// Without it the endpoint speaks plain HTTP, which is logged as a warning when it is not on
+    /// loopback.
+    #[serde(default)]
+    pub endpoint_tls: Option<EndpointTls>,
+    /// A bearer token (`Authorization: Bearer TOKEN`, as Prometheus sends it) that opens
+    /// `/_spillway/metrics` and `/_spillway/pools` when the endpoint is not on loopback; a SigV4
+    /// signature of any stack principal opens them too. Write it as `${env:NAME}` to keep it
+    /// out of the file.
+    #[serde(default)]
+    pub metrics_token: Option<String>,
     /// Where spillway keeps its state (data directories, logs, generated secrets), relative to
     /// the stack file's directory.
     #[serde(default = "default_state_dir")]
@@ -82,6 +93,8 @@ impl Default for StackSettings {
             region: default_region(),
             account: default_account(),
             endpoint: default_endpoint(),
+            endpoint_tls: None,
+            metrics_token: None,
             state_dir: default_state_dir(),
             identity: IdentitySettings::default(),
         }
@@ -102,6 +115,24 @@ fn default_state_dir() -> PathBuf {
 }
 fn default_true() -> bool {
     true
+}
+
+/// `[stack] endpoint_tls`: https on the AWS endpoint. Either a certificate and key (PEM,
+/// relative to the stack file) or `self_signed = true`, which generates a pair for
+/// `localhost`, `127.0.0.1`, `::1` and the endpoint's address into the state directory
+/// (`endpoint-tls/cert.pem`, `key.pem`, mode 0600) on first start and keeps it.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointTls {
+    /// PEM certificate chain.
+    #[serde(default)]
+    pub cert: Option<PathBuf>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    #[serde(default)]
+    pub key: Option<PathBuf>,
+    /// Generate (once) and use a self-signed certificate.
+    #[serde(default)]
+    pub self_signed: bool,
 }
 
 /// `[stack.identity]`

@@ -386,3 +386,97 @@ fn a_roles_trusted_entry_must_say_user_or_role() {
     );
     assert_eq!(errors(&ok), Vec::<String>::new());
 }
+
+// Dev mode lets unsigned requests in as the account root: every listener of the stack must be
+// on loopback, not only the endpoint, or an unsigned AssumeRole mints credentials that a proxy
+// or an API on another address then accepts (issue 15, item 10).
+#[test]
+fn dev_mode_needs_every_listener_on_loopback() {
+    let stack = |proxy: &str, api: &str| {
+        format!(
+            "[stack]\nendpoint = \"127.0.0.1:4566\"\n\n[stack.identity]\nenforce = false\n\n\
+             [databases.main]\nengine = \"postgres\"\nusers = [\"app\"]\n\n\
+             [secrets.app]\nusername = \"app\"\npassword = \"pw\"\n\n\
+             [proxies.main]\ndatabase = \"main\"\nauth = [{{ secret = \"app\" }}]\n{proxy}\n\
+             [proxies.main.endpoints.ro]\nlisten = \"127.0.0.1:6440\"\nrole = \"read-write\"\n\n\
+             [apis.web]\n{api}\n[[apis.web.routes]]\nroute = \"GET /\"\nmock = {{ status = 200 }}\n"
+        )
+    };
+    assert_eq!(errors(&stack("", "")), Vec::<String>::new());
+    assert_eq!(
+        errors(&stack(
+            "listen = \"[::1]:6432\"",
+            "listen = \"127.0.0.2:3000\""
+        )),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        errors(&stack("listen = \"0.0.0.0:6432\"", "")),
+        vec![
+            "spillway.toml:5:11: stack.identity.enforce: identity enforcement may be turned off only while every listener is on a loopback address; proxies.main.listen is 0.0.0.0:6432"
+                .to_owned()
+        ]
+    );
+    let errs = errors(&stack("", "listen = \"192.0.2.1:8080\""));
+    assert_eq!(
+        errs,
+        vec![
+            "spillway.toml:5:11: stack.identity.enforce: identity enforcement may be turned off only while every listener is on a loopback address; apis.web.listen is 192.0.2.1:8080"
+                .to_owned()
+        ]
+    );
+    let endpoint = stack("", "").replace("127.0.0.1:4566", "0.0.0.0:4566");
+    assert_eq!(
+        errors(&endpoint),
+        vec![
+            "spillway.toml:5:11: stack.identity.enforce: identity enforcement may be turned off only while every listener is on a loopback address; stack.endpoint is 0.0.0.0:4566"
+                .to_owned()
+        ]
+    );
+}
+
+#[test]
+fn endpoint_tls_names_both_files_or_asks_for_a_generated_pair() {
+    assert_eq!(
+        errors("[stack]\nendpoint_tls = { self_signed = true }\n"),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        errors("[stack]\nendpoint_tls = { cert = \"c.pem\" }\n"),
+        vec![
+            "spillway.toml:2:16: stack.endpoint_tls: endpoint_tls needs both cert and key (PEM files), or self_signed = true"
+                .to_owned()
+        ]
+    );
+    let errs =
+        errors("[stack]\nendpoint_tls = { cert = \"missing.pem\", key = \"missing.key\" }\n");
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("stack.endpoint_tls.cert: certificate")
+                && e.contains("does not exist")),
+        "{errs:#?}"
+    );
+}
+
+#[test]
+fn a_metrics_token_is_long_enough_to_resist_guessing() {
+    assert_eq!(
+        errors("[stack]\nmetrics_token = \"short\"\n"),
+        vec![
+            "spillway.toml:2:17: stack.metrics_token: metrics_token must be at least 16 characters"
+                .to_owned()
+        ]
+    );
+    assert_eq!(
+        errors("[stack]\nmetrics_token = \"${env:TOKEN}\"\n").len(),
+        1,
+        "an unset variable is reported"
+    );
+    assert_eq!(
+        errors_with_env(
+            "[stack]\nmetrics_token = \"${env:TOKEN}\"\n",
+            &[("TOKEN", "0123456789abcdef0123")]
+        ),
+        Vec::<String>::new()
+    );
+}

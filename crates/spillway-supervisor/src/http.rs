@@ -1,9 +1,14 @@
 //! spillway's own HTTP surface on the stack's endpoint: `/_spillway/health`,
 //! `/_spillway/metrics` (Prometheus) and `/_spillway/pools` (a JSON view of every pool, like
 //! PgBouncer's SHOW POOLS). Everything else goes to the AWS-compatible endpoint.
+//!
+//! With `[stack] endpoint_tls` every connection from another machine must be TLS; plain HTTP
+//! is still served to loopback peers (functions call the endpoint at `http://127.0.0.1`), and
+//! the AWS services see which of the two a request came over (`aws:SecureTransport`).
 
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -16,6 +21,7 @@ use spillway_proxy::metrics::Registry;
 use spillway_proxy::pool::Target;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
 
 /// What the endpoint reports on.
 pub struct Observed {
@@ -27,6 +33,8 @@ pub struct Observed {
     pub apis: Vec<Arc<spillway_gateway::Gateway>>,
     /// The AWS-compatible APIs (none in one-line proxy mode).
     pub aws: Option<Arc<spillway_aws::Endpoint>>,
+    /// Who may read metrics and pools, when not everyone may (the endpoint is off loopback).
+    pub guard: Option<crate::observe_auth::ObserverGuard>,
 }
 
 fn respond(status: StatusCode, content_type: &str, body: String) -> Response<Full<Bytes>> {
@@ -70,13 +78,33 @@ fn pools_json(o: &Observed) -> String {
 async fn handle(
     req: Request<Incoming>,
     o: Arc<Observed>,
+    secure: bool,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     if let Some(aws) = &o.aws
         && !req.uri().path().starts_with("/_spillway/")
     {
-        return Ok(aws.handle(req).await);
+        return Ok(aws.handle(req, secure).await);
     }
-    let r = match (req.method(), req.uri().path()) {
+    let path = req.uri().path();
+    if matches!(path, "/_spillway/metrics" | "/_spillway/pools")
+        && let Some(guard) = &o.guard
+    {
+        let (parts, _) = req.into_parts();
+        if !guard.allows(&parts, o.aws.as_ref().map(|a| &a.auth), secure) {
+            return Ok(respond(
+                StatusCode::FORBIDDEN,
+                "application/json",
+                crate::observe_auth::REFUSED.into(),
+            ));
+        }
+        return Ok(observe(&parts.method, parts.uri.path(), &o));
+    }
+    Ok(observe(req.method(), path, &o))
+}
+
+/// The answers of spillway's own paths.
+fn observe(method: &Method, path: &str, o: &Observed) -> Response<Full<Bytes>> {
+    match (method, path) {
         (&Method::GET, "/_spillway/health") => respond(StatusCode::OK, "text/plain", "ok\n".into()),
         (&Method::GET, "/_spillway/metrics") => {
             let mut text = o.registry.render();
@@ -89,45 +117,93 @@ async fn handle(
             respond(StatusCode::OK, "text/plain; version=0.0.4", text)
         }
         (&Method::GET, "/_spillway/pools") => {
-            respond(StatusCode::OK, "application/json", pools_json(&o))
+            respond(StatusCode::OK, "application/json", pools_json(o))
         }
         _ => respond(
             StatusCode::NOT_FOUND,
             "application/json",
             "{\"message\":\"Not Found\"}".into(),
         ),
-    };
-    Ok(r)
+    }
 }
 
-/// Serves until `shutdown` turns true.
+/// How long a client gets to send its headers (slowloris), and to finish a TLS handshake.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The first byte of a TLS record carrying a handshake (a ClientHello).
+const TLS_HANDSHAKE: u8 = 0x16;
+
+/// Serves until `shutdown` turns true; with `tls`, as described in the module's comment.
 pub async fn serve(
     listener: TcpListener,
     observed: Arc<Observed>,
+    tls: Option<TlsAcceptor>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     loop {
-        let (stream, _) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             r = listener.accept() => match r {
                 Ok(a) => a,
                 Err(e) => {
                     // Out of file descriptors and the like: back off instead of spinning.
                     tracing::warn!("accept failed on the stack endpoint: {e}");
-                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 }
             },
             _ = shutdown.changed() => break,
         };
         let o = Arc::clone(&observed);
+        let tls = tls.clone();
         tokio::spawn(async move {
-            let svc = service_fn(move |req| handle(req, Arc::clone(&o)));
-            // A client gets 10 s to send its headers (slowloris); the endpoint bounds the body.
-            let _ = http1::Builder::new()
-                .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(std::time::Duration::from_secs(10))
-                .serve_connection(TokioIo::new(stream), svc)
-                .await;
+            let Some(acceptor) = tls else {
+                return connection(TokioIo::new(stream), o, false).await;
+            };
+            let mut first = [0u8; 1];
+            let is_tls = match tokio::time::timeout(HEADER_TIMEOUT, stream.peek(&mut first)).await {
+                Ok(Ok(1)) => first[0] == TLS_HANDSHAKE,
+                _ => return,
+            };
+            if is_tls {
+                match tokio::time::timeout(HEADER_TIMEOUT, acceptor.accept(stream)).await {
+                    Ok(Ok(s)) => connection(TokioIo::new(s), o, true).await,
+                    Ok(Err(e)) => {
+                        tracing::info!(%peer, "TLS handshake failed on the stack endpoint: {e}")
+                    }
+                    Err(_) => {}
+                }
+            } else if peer.ip().to_canonical().is_loopback() {
+                connection(TokioIo::new(stream), o, false).await;
+            } else {
+                refuse_plaintext(stream).await;
+            }
         });
     }
+}
+
+/// One HTTP/1.1 connection, plain or decrypted.
+async fn connection<I>(io: I, o: Arc<Observed>, secure: bool)
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let svc = service_fn(move |req| handle(req, Arc::clone(&o), secure));
+    // The endpoint bounds the body; the headers are bounded here.
+    let _ = http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT)
+        .serve_connection(io, svc)
+        .await;
+}
+
+/// Plain HTTP from another machine to an https endpoint: one answer saying so, then close
+/// (nothing of the request is read, so nothing secret is answered in clear).
+async fn refuse_plaintext(mut stream: tokio::net::TcpStream) {
+    use tokio::io::AsyncWriteExt;
+    let body = "{\"message\":\"this endpoint requires https\"}";
+    let answer = format!(
+        "HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = tokio::time::timeout(HEADER_TIMEOUT, stream.write_all(answer.as_bytes())).await;
+    let _ = stream.shutdown().await;
 }

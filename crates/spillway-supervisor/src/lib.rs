@@ -4,10 +4,12 @@
 
 pub mod apis;
 pub mod databases;
+mod endpoint_tls;
 pub mod error;
 pub mod functions;
 pub(crate) mod http;
 pub mod identity;
+mod observe_auth;
 pub mod process;
 mod proxies;
 mod stack;

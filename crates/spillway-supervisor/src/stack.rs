@@ -409,6 +409,19 @@ pub async fn start(
         let addr = listener
             .local_addr()
             .map_err(SupervisorError::io("stack.endpoint"))?;
+        let endpoint_tls = match crate::endpoint_tls::acceptor(loaded, addr) {
+            Ok(t) => t,
+            Err(e) => {
+                let _ = shutdown.send(true);
+                stop_databases(running.databases).await;
+                return Err(e);
+            }
+        };
+        let endpoint_scheme = if endpoint_tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
         let sts = Arc::new(spillway_aws::sts::Sts::new(
             &stack.stack.account,
             crate::identity::roles(loaded, &values)?,
@@ -513,6 +526,9 @@ pub async fn start(
             }
         }
         let observed = Arc::new(http::Observed {
+            guard: (!addr.ip().is_loopback()).then(|| crate::observe_auth::ObserverGuard {
+                token: stack.stack.metrics_token.clone(),
+            }),
             apis: apis.iter().map(|a| Arc::clone(&a.gateway)).collect(),
             functions: function_host.clone(),
             registry: Arc::clone(&registry),
@@ -548,17 +564,22 @@ pub async fn start(
         });
         rows.push(Row {
             resource: "aws endpoint".into(),
-            endpoint: format!("http://{addr}"),
+            endpoint: format!("{endpoint_scheme}://{addr}"),
             credentials: "users' access keys".into(),
         });
         rows.push(Row {
             resource: "metrics".into(),
-            endpoint: format!("http://{addr}/_spillway/metrics"),
+            endpoint: format!("{endpoint_scheme}://{addr}/_spillway/metrics"),
             credentials: "-".into(),
         });
         Some((
             addr,
-            tokio::spawn(http::serve(listener, observed, shutdown_rx.clone())),
+            tokio::spawn(http::serve(
+                listener,
+                observed,
+                endpoint_tls,
+                shutdown_rx.clone(),
+            )),
         ))
     };
 

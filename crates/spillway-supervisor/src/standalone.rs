@@ -178,8 +178,11 @@ pub async fn start(options: Options) -> Result<Standalone, SupervisorError> {
             registry,
             targets: vec![("proxy".into(), Arc::clone(&target))],
             aws: None,
+            // The one-line proxy's --metrics address is the operator's explicit choice and has
+            // no stack principals to check against.
+            guard: None,
         });
-        tasks.push(tokio::spawn(crate::http::serve(l, observed, rx)));
+        tasks.push(tokio::spawn(crate::http::serve(l, observed, None, rx)));
     }
     Ok(Standalone {
         addr,

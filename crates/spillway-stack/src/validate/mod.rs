@@ -164,6 +164,9 @@ pub fn check(loaded: &mut LoadedStack, map: &SourceMap<'_>, refs: &[FoundRef]) -
     };
     let stack = &loaded.stack;
     check_settings(&mut c, &stack.stack);
+    check_dev_mode(&mut c, stack);
+    check_endpoint_tls(&mut c, &stack.stack);
+    check_metrics_token(&mut c, &stack.stack);
     for kind in Kind::ALL {
         for name in names(stack, kind) {
             if let Err(e) = kind.check_name(&name) {
@@ -217,11 +220,57 @@ fn check_settings(c: &mut Checker<'_>, s: &StackSettings) {
             format!("expected a 12-digit account id, found {:?}", s.account),
         );
     }
-    if !s.identity.enforce && !s.endpoint.ip().is_loopback() {
+}
+
+/// A metrics token is a password: one too short to resist guessing is refused.
+fn check_metrics_token(c: &mut Checker<'_>, s: &StackSettings) {
+    if s.metrics_token.as_ref().is_some_and(|t| t.len() < 16) {
         c.err(
-            FieldPath::of(&["stack", "identity", "enforce"]),
-            "identity enforcement may be turned off only while the endpoint listens on a loopback address",
+            FieldPath::of(&["stack", "metrics_token"]),
+            "metrics_token must be at least 16 characters",
         );
+    }
+}
+
+/// `endpoint_tls` names its files or asks for a generated pair, never both or neither.
+fn check_endpoint_tls(c: &mut Checker<'_>, s: &StackSettings) {
+    let Some(tls) = &s.endpoint_tls else {
+        return;
+    };
+    let at = |k: &str| FieldPath::of(&["stack", "endpoint_tls", k]);
+    match (&tls.cert, &tls.key, tls.self_signed) {
+        (Some(cert), Some(key), false) => {
+            c.file_exists(at("cert"), cert, "certificate");
+            c.file_exists(at("key"), key, "key");
+        }
+        (None, None, true) => {}
+        (Some(_), Some(_), true) => c.err(
+            at("self_signed"),
+            "self_signed = true generates a certificate; it cannot be combined with cert and key",
+        ),
+        _ => c.err(
+            FieldPath::of(&["stack", "endpoint_tls"]),
+            "endpoint_tls needs both cert and key (PEM files), or self_signed = true",
+        ),
+    }
+}
+
+/// Dev mode lets unsigned requests in as the account root, so credentials it mints (an unsigned
+/// AssumeRole) are good on every listener: all of them, not only the endpoint, must be out of
+/// other machines' reach.
+fn check_dev_mode(c: &mut Checker<'_>, stack: &Stack) {
+    if stack.stack.identity.enforce {
+        return;
+    }
+    for (addr, path) in crate::listeners::all(stack) {
+        if !addr.ip().is_loopback() {
+            c.err(
+                FieldPath::of(&["stack", "identity", "enforce"]),
+                format!(
+                    "identity enforcement may be turned off only while every listener is on a loopback address; {path} is {addr}"
+                ),
+            );
+        }
     }
 }
 
