@@ -4,6 +4,7 @@
 
 pub mod apis;
 pub mod databases;
+mod descriptors;
 pub mod error;
 pub mod functions;
 pub(crate) mod http;
