@@ -12,6 +12,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
+use spillway_gateway::limits::{ConnectionLimit, HEADER_TIMEOUT};
 use spillway_proxy::metrics::Registry;
 use spillway_proxy::pool::Target;
 use tokio::net::TcpListener;
@@ -100,13 +101,20 @@ async fn handle(
     Ok(r)
 }
 
-/// Serves until `shutdown` turns true.
+/// Serves until `shutdown` turns true, holding at most `max_connections` connections at once
+/// (its share of the process's descriptors; beyond it, new ones wait to be accepted).
 pub async fn serve(
     listener: TcpListener,
     observed: Arc<Observed>,
+    max_connections: usize,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let cap = ConnectionLimit::new("the AWS endpoint", max_connections);
     loop {
+        let permit = tokio::select! {
+            p = cap.acquire() => p,
+            _ = shutdown.changed() => break,
+        };
         let (stream, _) = tokio::select! {
             r = listener.accept() => match r {
                 Ok(a) => a,
@@ -121,11 +129,15 @@ pub async fn serve(
         };
         let o = Arc::clone(&observed);
         tokio::spawn(async move {
+            let _permit = permit;
             let svc = service_fn(move |req| handle(req, Arc::clone(&o)));
-            // A client gets 10 s to send its headers (slowloris); the endpoint bounds the body.
+            // A client gets HEADER_TIMEOUT to send its headers (slowloris). hyper's HTTP/1
+            // server starts that clock when the connection starts, so it also closes a client
+            // that sends nothing at all, and an idle keep-alive connection. The endpoint bounds
+            // the body.
             let _ = http1::Builder::new()
                 .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(std::time::Duration::from_secs(10))
+                .header_read_timeout(HEADER_TIMEOUT)
                 .serve_connection(TokioIo::new(stream), svc)
                 .await;
         });

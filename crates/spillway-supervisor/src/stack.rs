@@ -567,7 +567,7 @@ pub async fn start(
         });
         Some((
             addr,
-            tokio::spawn(http::serve(listener, observed, shutdown_rx.clone())),
+            tokio::spawn(http::serve(listener, observed, share, shutdown_rx.clone())),
         ))
     };
 

@@ -159,6 +159,7 @@ pub async fn start(options: Options) -> Result<Standalone, SupervisorError> {
         .local_addr()
         .map_err(SupervisorError::io("--listen"))?;
     let (shutdown, rx) = watch::channel(false);
+    let share = crate::descriptors::budget(1 + usize::from(options.metrics.is_some()));
     let mut tasks = vec![
         spillway_proxy::listener::spawn(
             listener,
@@ -179,7 +180,7 @@ pub async fn start(options: Options) -> Result<Standalone, SupervisorError> {
             targets: vec![("proxy".into(), Arc::clone(&target))],
             aws: None,
         });
-        tasks.push(tokio::spawn(crate::http::serve(l, observed, rx)));
+        tasks.push(tokio::spawn(crate::http::serve(l, observed, share, rx)));
     }
     Ok(Standalone {
         addr,
