@@ -18,6 +18,7 @@ pub mod event;
 pub mod gateway;
 pub mod iam;
 pub mod integrations;
+pub mod limits;
 pub mod metrics;
 pub mod reply;
 pub mod request;

@@ -114,7 +114,11 @@ async fn a_queue_route_maps_the_request_to_send_message_and_returns_sqss_answer(
     let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let server = tokio::spawn(spillway_gateway::server::serve(
-        gateway, listener, None, stopped,
+        gateway,
+        listener,
+        None,
+        spillway_gateway::limits::ListenerLimits::new(64),
+        stopped,
     ));
     let url = format!("http://{addr}/submit?delay=5");
     let run = |args: Vec<String>| tokio::task::spawn_blocking(move || curl(args));

@@ -276,12 +276,13 @@ pub async fn spec(
     })
 }
 
-/// Starts one API on its listener.
+/// Starts one API on its listener, holding at most `max_connections` connections at once.
 pub async fn start(
     loaded: &LoadedStack,
     name: &str,
     values: &Values,
     services: Services,
+    max_connections: usize,
     shutdown: watch::Receiver<bool>,
 ) -> Result<RunningApi, SupervisorError> {
     let api = &loaded.stack.apis[name];
@@ -319,6 +320,7 @@ pub async fn start(
         Arc::clone(&gateway),
         listener,
         tls,
+        spillway_gateway::limits::ListenerLimits::new(max_connections),
         shutdown,
     ));
     tracing::info!(api = name, %addr, "API listening");

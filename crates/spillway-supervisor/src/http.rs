@@ -17,6 +17,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
+use spillway_gateway::limits::{ConnectionLimit, HEADER_TIMEOUT};
 use spillway_proxy::metrics::Registry;
 use spillway_proxy::pool::Target;
 use tokio::net::TcpListener;
@@ -127,20 +128,25 @@ fn observe(method: &Method, path: &str, o: &Observed) -> Response<Full<Bytes>> {
     }
 }
 
-/// How long a client gets to send its headers (slowloris), and to finish a TLS handshake.
-const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// The first byte of a TLS record carrying a handshake (a ClientHello).
 const TLS_HANDSHAKE: u8 = 0x16;
 
-/// Serves until `shutdown` turns true; with `tls`, as described in the module's comment.
+/// Serves until `shutdown` turns true, with `tls` as described in the module's comment, holding
+/// at most `max_connections` connections at once (its share of the process's descriptors;
+/// beyond it, new ones wait to be accepted).
 pub async fn serve(
     listener: TcpListener,
     observed: Arc<Observed>,
     tls: Option<TlsAcceptor>,
+    max_connections: usize,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let cap = ConnectionLimit::new("the AWS endpoint", max_connections);
     loop {
+        let permit = tokio::select! {
+            p = cap.acquire() => p,
+            _ = shutdown.changed() => break,
+        };
         let (stream, peer) = tokio::select! {
             r = listener.accept() => match r {
                 Ok(a) => a,
@@ -156,6 +162,7 @@ pub async fn serve(
         let o = Arc::clone(&observed);
         let tls = tls.clone();
         tokio::spawn(async move {
+            let _permit = permit;
             let Some(acceptor) = tls else {
                 return connection(TokioIo::new(stream), o, false).await;
             };

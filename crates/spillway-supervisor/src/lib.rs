@@ -4,6 +4,7 @@
 
 pub mod apis;
 pub mod databases;
+mod descriptors;
 mod endpoint_tls;
 pub mod error;
 pub mod functions;

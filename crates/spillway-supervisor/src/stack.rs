@@ -9,7 +9,7 @@ use std::time::Duration;
 use spillway_proxy::metrics::Registry;
 use spillway_stack::model::{EndpointRole, SecretPassword};
 use spillway_stack::template::Reference;
-use spillway_stack::{Kind, LoadedStack, attrs};
+use spillway_stack::{Kind, LoadedStack, attrs, listeners};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -258,6 +258,8 @@ pub async fn start(
     let mut rows = Vec::new();
     let (shutdown, shutdown_rx) = watch::channel(false);
     let registry = Arc::new(Registry::default());
+    // Each client-facing listener's share of the process's descriptors.
+    let share = crate::descriptors::budget(listeners::all(stack).len());
 
     // Secrets first: database users are made from them, and their values depend on nothing
     // that runs.
@@ -480,8 +482,15 @@ pub async fn start(
                     ));
                 }
             }
-            match crate::apis::start(loaded, name, &values, services.clone(), shutdown_rx.clone())
-                .await
+            match crate::apis::start(
+                loaded,
+                name,
+                &values,
+                services.clone(),
+                share,
+                shutdown_rx.clone(),
+            )
+            .await
             {
                 Ok(api) => {
                     let scheme = if api.https { "https" } else { "http" };
@@ -578,6 +587,7 @@ pub async fn start(
                 listener,
                 observed,
                 endpoint_tls,
+                share,
                 shutdown_rx.clone(),
             )),
         ))

@@ -159,6 +159,7 @@ pub async fn start(options: Options) -> Result<Standalone, SupervisorError> {
         .local_addr()
         .map_err(SupervisorError::io("--listen"))?;
     let (shutdown, rx) = watch::channel(false);
+    let share = crate::descriptors::budget(1 + usize::from(options.metrics.is_some()));
     let mut tasks = vec![
         spillway_proxy::listener::spawn(
             listener,
@@ -182,7 +183,9 @@ pub async fn start(options: Options) -> Result<Standalone, SupervisorError> {
             // no stack principals to check against.
             guard: None,
         });
-        tasks.push(tokio::spawn(crate::http::serve(l, observed, None, rx)));
+        tasks.push(tokio::spawn(crate::http::serve(
+            l, observed, None, share, rx,
+        )));
     }
     Ok(Standalone {
         addr,
