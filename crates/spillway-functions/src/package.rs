@@ -65,7 +65,7 @@ pub(crate) fn sandboxed(
     launch.program = sandbox::resolve_program(&launch.program);
     let mut readable = vec![launch.task_root.clone(), launch.program.clone()];
     if spec.runtime != Runtime::Provided {
-        readable.extend(sandbox::runtime_prefix(&launch.program));
+        readable.extend(sandbox::runtime_prefixes(&launch.program));
         readable.extend(
             launch
                 .args

@@ -198,6 +198,15 @@ impl Isolation {
         .iter()
         .map(PathBuf::from)
         .collect();
+        // Files in /etc that a distribution makes links to elsewhere (systemd-resolved's
+        // /etc/resolv.conf points into /run): what they point at is readable too.
+        for link in ["/etc/resolv.conf", "/etc/hosts", "/etc/localtime"] {
+            if let Ok(target) = std::fs::canonicalize(link)
+                && !read.iter().any(|r| target.starts_with(r))
+            {
+                read.push(target);
+            }
+        }
         let own: Vec<PathBuf> = readable
             .iter()
             .filter_map(|p| std::fs::canonicalize(p).ok())
@@ -623,18 +632,48 @@ pub(crate) fn resolve_program(program: &Path) -> PathBuf {
         .unwrap_or_else(|| program.to_path_buf())
 }
 
-/// The installation a language runtime belongs to (`/opt/node/bin/node` → `/opt/node`), which
-/// its instances must be able to read (libraries, standard modules). Nothing when it is under a
-/// system directory every function may read anyway.
-pub(crate) fn runtime_prefix(program: &Path) -> Option<PathBuf> {
-    let real = std::fs::canonicalize(program).ok()?;
-    for system in ["/usr", "/bin", "/sbin", "/lib", "/lib64"] {
-        if real.starts_with(system) {
-            return None;
+/// The installations a language runtime belongs to (`/opt/node/bin/node` → `/opt/node`), which
+/// its instances must be able to read (libraries, standard modules): the one of the path `PATH`
+/// found and of every link on the way to the real binary, since a virtualenv's `bin/python3` is
+/// a link into another installation and is only a virtualenv by its own path. Nothing for what
+/// is under a system directory every function may read anyway.
+pub(crate) fn runtime_prefixes(program: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut hop = program.to_path_buf();
+    for _ in 0..16 {
+        if let Some(prefix) = prefix_of(&hop)
+            && !out.contains(&prefix)
+        {
+            out.push(prefix);
+        }
+        match std::fs::read_link(&hop) {
+            Ok(target) if target.is_absolute() => hop = target,
+            Ok(target) => match hop.parent() {
+                Some(dir) => hop = dir.join(target),
+                None => break,
+            },
+            Err(_) => break,
         }
     }
-    // `<prefix>/bin/<program>`; a shim (pyenv's `<root>/shims/python3`) has its root there too.
-    real.parent()?.parent().map(Path::to_path_buf)
+    if let Some(real) = std::fs::canonicalize(program)
+        .ok()
+        .and_then(|r| prefix_of(&r))
+        && !out.contains(&real)
+    {
+        out.push(real);
+    }
+    out
+}
+
+/// `<prefix>/bin/<program>` → `<prefix>` (a shim, pyenv's `<root>/shims/python3`, has its root
+/// there too), unless it is a system directory.
+fn prefix_of(program: &Path) -> Option<PathBuf> {
+    let prefix = program.parent()?.parent()?;
+    let system = ["/usr", "/bin", "/sbin", "/lib", "/lib64"];
+    if prefix == Path::new("/") || system.iter().any(|s| prefix.starts_with(s)) {
+        return None;
+    }
+    Some(prefix.to_path_buf())
 }
 
 #[cfg(test)]
@@ -680,5 +719,27 @@ mod tests {
         assert_eq!(plan.binds, own);
         assert!(plan.mkdirs.contains(&closed.join("a")));
         assert!(plan.touch.contains(&own[1]));
+    }
+
+    #[test]
+    fn a_virtualenv_s_interpreter_brings_both_installations() {
+        let dir =
+            tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).unwrap_or_else(|e| panic!("{e}"));
+        let real = dir.path().join("inst/bin/python3.11");
+        std::fs::create_dir_all(real.parent().unwrap_or_else(|| panic!("no parent")))
+            .unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(&real, "").unwrap_or_else(|e| panic!("{e}"));
+        let venv = dir.path().join("venv/bin");
+        std::fs::create_dir_all(&venv).unwrap_or_else(|e| panic!("{e}"));
+        std::os::unix::fs::symlink(&real, venv.join("python3")).unwrap_or_else(|e| panic!("{e}"));
+        let prefixes = runtime_prefixes(&venv.join("python3"));
+        assert!(prefixes.contains(&dir.path().join("venv")), "{prefixes:?}");
+        assert!(
+            prefixes.contains(
+                &std::fs::canonicalize(dir.path().join("inst")).unwrap_or_else(|e| panic!("{e}"))
+            ),
+            "{prefixes:?}"
+        );
+        assert!(runtime_prefixes(Path::new("/usr/bin/true")).is_empty());
     }
 }

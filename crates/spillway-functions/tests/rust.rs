@@ -111,7 +111,14 @@ async fn the_environment_is_lambdas_plus_the_stacks() {
             .ends_with("rust-probe")
     );
     // Nothing of the host's own environment leaks in but PATH.
-    assert!(v.get("HOME").is_none() && v.get("CARGO").is_none());
+    assert!(v.get("CARGO").is_none());
+    // Lambda sets no HOME; a function with a user of its own (spillway as root) has no passwd
+    // entry to find one in, so it gets its private /tmp (docs/functions.md, Isolation).
+    if nix::unistd::geteuid().is_root() {
+        assert_eq!(v["HOME"], "/tmp", "{v}");
+    } else {
+        assert!(v.get("HOME").is_none(), "{v}");
+    }
 }
 
 #[tokio::test]
