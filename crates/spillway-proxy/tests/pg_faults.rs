@@ -429,3 +429,109 @@ async fn oversized_client_messages_are_refused_on_their_header() {
     assert_eq!(n, 1);
     stack.stop().await;
 }
+
+/// Every message up to and including ReadyForQuery, as raw bytes.
+async fn answer_until_ready(s: &mut TcpStream) -> Vec<u8> {
+    let mut all = Vec::new();
+    loop {
+        let mut head = [0u8; 5];
+        s.read_exact(&mut head)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize - 4;
+        let mut body = vec![0u8; len];
+        s.read_exact(&mut body)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        all.extend_from_slice(&head);
+        all.extend_from_slice(&body);
+        if head[0] == b'Z' {
+            return all;
+        }
+    }
+}
+
+/// A timeout's handler that fails the test naming what did not answer.
+fn late<T>(what: &'static str) -> impl FnOnce(tokio::time::error::Elapsed) -> T {
+    move |_| panic!("{what}: no ReadyForQuery")
+}
+
+/// A client's unnamed statement lives across Syncs (PostgreSQL keeps it until the next
+/// Parse('') or simple query). Through a pool of one, another client's Parse('') in between
+/// replaced it on the shared server connection: the first client's Bind('') then ran the other
+/// client's statement and got its rows.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unnamed_statement_survives_a_sync_and_never_runs_another_clients() {
+    let stack = ProxyStack::start("max_connections = 1").await;
+    let port = stack.port();
+    let (mut a, mut b, mut c) = (login(port).await, login(port).await, login(port).await);
+    let parse = |sql: &str| {
+        let mut body = b"\0".to_vec();
+        body.extend_from_slice(sql.as_bytes());
+        body.extend_from_slice(b"\0\0\0");
+        let mut m = message(b'P', &body);
+        m.extend(message(b'S', b""));
+        m
+    };
+    let mut bind_execute = message(b'B', b"\0\0\0\0\0\0\0\0");
+    bind_execute.extend(message(b'E', b"\0\0\0\0\0"));
+    bind_execute.extend(message(b'S', b""));
+    let limit = Duration::from_secs(10);
+
+    a.write_all(&parse("SELECT 'A-statement'"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    tokio::time::timeout(limit, answer_until_ready(&mut a))
+        .await
+        .unwrap_or_else(late("A's Parse"));
+    b.write_all(&parse("SELECT 'B-statement'"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    tokio::time::timeout(limit, answer_until_ready(&mut b))
+        .await
+        .unwrap_or_else(late("B's Parse"));
+
+    a.write_all(&bind_execute)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let rows = tokio::time::timeout(limit, rows_until_ready(&mut a))
+        .await
+        .unwrap_or_else(late("A's Bind"));
+    assert_eq!(rows, ["A-statement"], "A ran another client's statement");
+    b.write_all(&bind_execute)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let rows = tokio::time::timeout(limit, rows_until_ready(&mut b))
+        .await
+        .unwrap_or_else(late("B's Bind"));
+    assert_eq!(rows, ["B-statement"]);
+
+    // A client that never parsed one gets PostgreSQL's error, not the statement the server
+    // connection holds.
+    c.write_all(&bind_execute)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let answer = tokio::time::timeout(limit, answer_until_ready(&mut c))
+        .await
+        .unwrap_or_else(late("C's Bind"));
+    assert_eq!(sqlstate(&answer).as_deref(), Some("26000"), "{answer:?}");
+    assert!(
+        !String::from_utf8_lossy(&answer).contains("-statement"),
+        "C got rows of another client's statement"
+    );
+    // A simple query ends the client's unnamed statement, as on PostgreSQL.
+    a.write_all(&message(b'Q', b"SELECT 1\0"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    tokio::time::timeout(limit, answer_until_ready(&mut a))
+        .await
+        .unwrap_or_else(late("A's Query"));
+    a.write_all(&bind_execute)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let answer = tokio::time::timeout(limit, answer_until_ready(&mut a))
+        .await
+        .unwrap_or_else(late("A's second Bind"));
+    assert_eq!(sqlstate(&answer).as_deref(), Some("26000"), "{answer:?}");
+    stack.stop().await;
+}

@@ -136,6 +136,9 @@ pub struct ServerConn {
     pub params: Vec<(Vec<u8>, Vec<u8>)>,
     /// Server-side names of the prepared statements this connection holds.
     pub prepared: HashSet<u64>,
+    /// Whose unnamed statement this connection holds: the number of the client Parse('') that
+    /// made it (see `Session::unnamed`), or none (a simple query destroys it).
+    pub unnamed: Option<u64>,
     pub created: Instant,
     pub last_used: Instant,
 }
@@ -236,6 +239,7 @@ impl ServerConn {
             }),
             params: Vec::new(),
             prepared: HashSet::new(),
+            unnamed: None,
             created: Instant::now(),
             last_used: Instant::now(),
         };
@@ -344,6 +348,9 @@ impl ServerConn {
         &mut self,
         sql: &str,
     ) -> Result<Vec<Vec<Option<String>>>, BackendError> {
+        // A simple query destroys the unnamed statement (protocol: "Query ... destroys the
+        // unnamed statement"), whoever made it.
+        self.unnamed = None;
         let mut out = BytesMut::new();
         message(&mut out, b'Q', |o| put_cstr(o, sql.as_bytes()));
         self.stream.write_all(&out).await?;

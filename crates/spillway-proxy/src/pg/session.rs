@@ -13,6 +13,7 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::io;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use bytes::{Buf, BufMut, BytesMut};
@@ -89,6 +90,11 @@ pub struct Session {
     /// Session state changed (for the reset decision in session mode).
     dirty: bool,
     statements: ClientStatements,
+    /// The client's unnamed statement: the number of its Parse('') (unique in the process, so
+    /// a server connection can say whose unnamed statement it holds) and the message itself,
+    /// to send again when the client binds it on a connection that holds another one. PostgreSQL
+    /// keeps an unnamed statement across Syncs, until the next Parse('') or simple Query.
+    unnamed: Option<(u64, BytesMut)>,
     /// Replies to messages the proxy injected, to drop: (batch, tag).
     swallow: VecDeque<(u64, u8)>,
     /// Statements whose Parse is in flight; forgotten on error (they may not exist).
@@ -111,6 +117,10 @@ enum Event {
 }
 
 /// Runs a client session to its end.
+/// Numbers clients' Parse('') messages, so that a server connection knows whose unnamed
+/// statement it holds.
+static UNNAMED_PARSES: AtomicU64 = AtomicU64::new(1);
+
 pub async fn run(
     login: LoggedIn,
     proxy: Arc<PgProxy>,
@@ -141,6 +151,7 @@ pub async fn run(
         pinned: None,
         dirty: false,
         statements: ClientStatements::default(),
+        unnamed: None,
         swallow: VecDeque::new(),
         parses_in_flight: Vec::new(),
         client_streaming: 0,
@@ -582,6 +593,35 @@ impl Session {
         }
     }
 
+    /// Before a Bind or Describe of the unnamed statement: makes the borrowed server hold the
+    /// client's own. If it holds another's (left by an earlier borrower, or destroyed by a
+    /// simple query), the client's Parse('') is sent again; a client that has none gets the
+    /// server's own error (a Close('') first, so nobody else's statement can answer).
+    fn ensure_unnamed(&mut self) {
+        let batch = self.batches_sent;
+        let Some(g) = self.server.as_mut() else {
+            return;
+        };
+        let conn = g.conn();
+        match &self.unnamed {
+            Some((seq, _)) if conn.unnamed == Some(*seq) => {}
+            Some((seq, parse)) => {
+                self.to_server.extend_from_slice(parse);
+                self.swallow.push_back((batch, b'1'));
+                conn.unnamed = Some(*seq);
+            }
+            None if conn.unnamed.is_none() => {}
+            None => {
+                codec::message(&mut self.to_server, b'C', |o| {
+                    o.put_u8(b'S');
+                    codec::put_cstr(o, b"");
+                });
+                self.swallow.push_back((batch, b'3'));
+                conn.unnamed = None;
+            }
+        }
+    }
+
     fn process_client(&mut self) -> Result<Step, SessionError> {
         // Messages are read in place and the buffer advanced past them: splitting each off as
         // its own BytesMut would turn the buffer into a shared one (an allocation) every time.
@@ -687,6 +727,11 @@ impl Session {
                 self.check_pin(sql);
                 self.start_batch();
                 self.to_server.extend_from_slice(msg);
+                // A simple query destroys the unnamed statement, the client's included.
+                self.unnamed = None;
+                if let Some(g) = self.server.as_mut() {
+                    g.conn().unnamed = None;
+                }
             }
             b'P' => {
                 let p = Parse::decode(body).map_err(malformed)?;
@@ -694,6 +739,11 @@ impl Session {
                 self.check_pin(p.query);
                 if p.name.is_empty() {
                     self.to_server.extend_from_slice(msg);
+                    let seq = UNNAMED_PARSES.fetch_add(1, Ordering::Relaxed);
+                    self.unnamed = Some((seq, BytesMut::from(msg)));
+                    if let Some(g) = self.server.as_mut() {
+                        g.conn().unnamed = Some(seq);
+                    }
                 } else {
                     let st = self.statements.parse(&p);
                     let batch = self.batches_sent;
@@ -716,6 +766,10 @@ impl Session {
                         self.ensure_prepared(&st);
                         b.encode(&mut self.to_server, &server_name(st.hash));
                     }
+                    _ if b.statement.is_empty() => {
+                        self.ensure_unnamed();
+                        self.to_server.extend_from_slice(msg);
+                    }
                     _ => self.to_server.extend_from_slice(msg),
                 }
             }
@@ -726,6 +780,10 @@ impl Session {
                         self.ensure_prepared(&st);
                         d.encode(&mut self.to_server, b'D', &server_name(st.hash));
                     }
+                    (b'S', _) if d.name.is_empty() => {
+                        self.ensure_unnamed();
+                        self.to_server.extend_from_slice(msg);
+                    }
                     _ => self.to_server.extend_from_slice(msg),
                 }
             }
@@ -734,6 +792,11 @@ impl Session {
                 if c.kind == b'S' && !c.name.is_empty() {
                     // The client's own name never exists on the server: it answers CloseComplete.
                     self.statements.close(c.name);
+                } else if c.kind == b'S' {
+                    self.unnamed = None;
+                    if let Some(g) = self.server.as_mut() {
+                        g.conn().unnamed = None;
+                    }
                 }
                 self.to_server.extend_from_slice(msg);
             }
