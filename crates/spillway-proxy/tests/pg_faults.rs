@@ -451,6 +451,21 @@ async fn answer_until_ready(s: &mut TcpStream) -> Vec<u8> {
     }
 }
 
+/// The SQLSTATE of the first ErrorResponse among whole messages (walking the frames, unlike
+/// `sqlstate`, which looks for the first 'E' byte anywhere).
+fn error_code(answer: &[u8]) -> Option<String> {
+    let mut rest = answer;
+    while rest.len() >= 5 {
+        let len = u32::from_be_bytes([rest[1], rest[2], rest[3], rest[4]]) as usize;
+        let (msg, next) = rest.split_at((len + 1).min(rest.len()));
+        if msg[0] == b'E' {
+            return sqlstate(msg);
+        }
+        rest = next;
+    }
+    None
+}
+
 /// A timeout's handler that fails the test naming what did not answer.
 fn late<T>(what: &'static str) -> impl FnOnce(tokio::time::error::Elapsed) -> T {
     move |_| panic!("{what}: no ReadyForQuery")
@@ -514,7 +529,7 @@ async fn an_unnamed_statement_survives_a_sync_and_never_runs_another_clients() {
     let answer = tokio::time::timeout(limit, answer_until_ready(&mut c))
         .await
         .unwrap_or_else(late("C's Bind"));
-    assert_eq!(sqlstate(&answer).as_deref(), Some("26000"), "{answer:?}");
+    assert_eq!(error_code(&answer).as_deref(), Some("26000"), "{answer:?}");
     assert!(
         !String::from_utf8_lossy(&answer).contains("-statement"),
         "C got rows of another client's statement"
@@ -532,6 +547,93 @@ async fn an_unnamed_statement_survives_a_sync_and_never_runs_another_clients() {
     let answer = tokio::time::timeout(limit, answer_until_ready(&mut a))
         .await
         .unwrap_or_else(late("A's second Bind"));
-    assert_eq!(sqlstate(&answer).as_deref(), Some("26000"), "{answer:?}");
+    assert_eq!(error_code(&answer).as_deref(), Some("26000"), "{answer:?}");
+    stack.stop().await;
+}
+
+/// A client's SQL DEALLOCATE drops only what that client prepared, by its own names: another
+/// client's statement shared on the same server connection keeps working, and a name prepared
+/// through the protocol (psycopg's eviction under libpq < 17) can be deallocated in SQL.
+#[tokio::test(flavor = "multi_thread")]
+async fn sql_deallocate_drops_only_the_clients_own_statements() {
+    let stack = ProxyStack::start("max_connections = 1").await;
+    let connect = || async {
+        let (client, conn) = tokio_postgres::connect(&stack.conn_str(), NoTls)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        tokio::spawn(conn);
+        client
+    };
+    let (a, b) = (connect().await, connect().await);
+    let code = |e: tokio_postgres::Error| e.code().map(|c| c.code().to_owned());
+    let plus_one = a
+        .prepare("SELECT $1::int + 1")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let one = |n: i32| {
+        let (a, st) = (&a, &plus_one);
+        async move { a.query_one(st, &[&n]).await.map(|r| r.get::<_, i32>(0)) }
+    };
+    assert_eq!(one(1).await.ok(), Some(2));
+
+    // B's DEALLOCATE ALL on the connection A's statement lives on.
+    b.simple_query("DEALLOCATE ALL")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        one(2).await.map_err(code),
+        Ok(3),
+        "B's DEALLOCATE ALL broke A"
+    );
+
+    // C deallocates, in SQL, a statement it prepared through the protocol, with the same text
+    // as A's: gone for C, as on PostgreSQL, and still there for A.
+    let mut c = login(stack.port()).await;
+    let mut prepare = message(b'P', b"mine\0SELECT $1::int + 1\0\0\0");
+    prepare.extend(message(b'S', b""));
+    c.write_all(&prepare)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let answer = answer_until_ready(&mut c).await;
+    assert_eq!(error_code(&answer), None, "{answer:?}");
+    c.write_all(&message(b'Q', b"DEALLOCATE mine\0"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let answer = answer_until_ready(&mut c).await;
+    assert_eq!(
+        error_code(&answer),
+        None,
+        "DEALLOCATE of a protocol-level name: {answer:?}"
+    );
+    assert!(
+        String::from_utf8_lossy(&answer).contains("DEALLOCATE"),
+        "{answer:?}"
+    );
+    let mut bind = b"\0mine\0\0\0\0\x01".to_vec();
+    bind.extend_from_slice(&1i32.to_be_bytes());
+    bind.extend_from_slice(b"1\0\0");
+    let mut run = message(b'B', &bind);
+    run.extend(message(b'E', b"\0\0\0\0\0"));
+    run.extend(message(b'S', b""));
+    c.write_all(&run).await.unwrap_or_else(|e| panic!("{e}"));
+    let answer = answer_until_ready(&mut c).await;
+    assert_eq!(error_code(&answer).as_deref(), Some("26000"), "{answer:?}");
+    assert_eq!(
+        one(3).await.map_err(code),
+        Ok(4),
+        "C's DEALLOCATE of its name broke A"
+    );
+
+    // DEALLOCATE ALL drops all of B's own names.
+    let other = b
+        .prepare("SELECT 5")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    b.simple_query("DEALLOCATE ALL")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let gone = b.query_one(&other, &[]).await.map(|r| r.get::<_, i32>(0));
+    assert_eq!(gone.map_err(code), Err(Some("26000".to_owned())));
+    assert_eq!(one(4).await.map_err(code), Ok(5));
     stack.stop().await;
 }

@@ -3,6 +3,7 @@
 
 pub mod backend;
 pub mod codec;
+pub mod deallocate;
 pub mod handshake;
 pub mod messages;
 pub mod pinning;

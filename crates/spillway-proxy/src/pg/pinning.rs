@@ -186,7 +186,16 @@ fn is(t: Option<&Token<'_>>, kw: &str) -> bool {
 /// Keywords that start a pinning statement, and fragments of the other things that pin. A
 /// statement containing none of them cannot pin, which most queries show without tokenizing.
 const FIRST_WORDS: &[&[u8]] = &[
-    b"set", b"reset", b"listen", b"prepare", b"load", b"discard", b"create", b"declare",
+    b"set",
+    b"reset",
+    b"listen",
+    b"prepare",
+    b"load",
+    b"discard",
+    b"create",
+    b"declare",
+    // Does not pin, but drops prepared statements: the session looks at it (`deallocate.rs`).
+    b"deallocate",
 ];
 
 fn starts_with_ci(hay: &[u8], needle: &[u8]) -> bool {
@@ -215,7 +224,7 @@ fn mentions_fragment(sql: &[u8]) -> bool {
 /// Splitting on every `;`, even one inside a literal or a comment, finds every real statement
 /// start and some that are not: a spurious one can only send the query to the tokenizer, never
 /// let a pinning statement through. A statement that starts with a comment is tokenized.
-fn surely_plain(sql: &[u8]) -> bool {
+pub fn surely_plain(sql: &[u8]) -> bool {
     let statement_may_pin = |stmt: &[u8]| {
         let start = stmt
             .iter()

@@ -67,6 +67,11 @@ impl ClientStatements {
         self.by_name.get(name)
     }
 
+    /// Forgets every name (the client deallocated all its statements).
+    pub fn clear(&mut self) {
+        self.by_name.clear();
+    }
+
     pub fn close(&mut self, name: &[u8]) {
         self.by_name.remove(name);
     }

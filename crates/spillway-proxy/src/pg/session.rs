@@ -24,6 +24,7 @@ use crate::socket::Socket;
 use tokio::sync::watch;
 
 use super::codec::{self, MAX_MESSAGE, Severity, peek};
+use super::deallocate::{self, Dropping};
 use super::handshake::LoggedIn;
 use super::messages::{Bind, Parse, Target as NameTarget, query_text};
 use super::pinning::{self, Filters, PinReason};
@@ -622,6 +623,41 @@ impl Session {
         }
     }
 
+    /// A client's SQL that drops prepared statements. Its own names are what it may drop: the
+    /// shared server statements another client relies on are re-made where they are missing,
+    /// and the records of what the connection holds follow what was sent.
+    fn deallocate(&mut self, dropping: Dropping, msg: &[u8]) {
+        let target = match &dropping {
+            Dropping::Name(name) => self.statements.get(name).cloned(),
+            Dropping::All | Dropping::Unknown => None,
+        };
+        if let (Dropping::Name(name), Some(st)) = (&dropping, target) {
+            // A statement the client prepared through the protocol, known to the server by its
+            // shared name: make sure this connection has it, then drop it by that name (the
+            // answer, CommandComplete "DEALLOCATE", is the client's).
+            self.ensure_prepared(&st);
+            self.start_batch();
+            let mut sql = b"DEALLOCATE ".to_vec();
+            sql.extend_from_slice(&server_name(st.hash));
+            codec::message(&mut self.to_server, b'Q', |o| codec::put_cstr(o, &sql));
+            self.statements.close(name);
+            if let Some(g) = self.server.as_mut() {
+                g.conn().prepared.remove(&st.hash);
+            }
+            return;
+        }
+        self.start_batch();
+        self.to_server.extend_from_slice(msg);
+        if dropping == Dropping::All {
+            self.statements.clear();
+        }
+        if matches!(dropping, Dropping::All | Dropping::Unknown)
+            && let Some(g) = self.server.as_mut()
+        {
+            g.conn().prepared.clear();
+        }
+    }
+
     fn process_client(&mut self) -> Result<Step, SessionError> {
         // Messages are read in place and the buffer advanced past them: splitting each off as
         // its own BytesMut would turn the buffer into a shared one (an allocation) every time.
@@ -725,8 +761,18 @@ impl Session {
                 let sql = query_text(body).map_err(malformed)?;
                 self.debug_log(sql);
                 self.check_pin(sql);
-                self.start_batch();
-                self.to_server.extend_from_slice(msg);
+                let dropping = if pinning::surely_plain(sql) {
+                    None
+                } else {
+                    deallocate::classify(sql)
+                };
+                match dropping {
+                    None => {
+                        self.start_batch();
+                        self.to_server.extend_from_slice(msg);
+                    }
+                    Some(d) => self.deallocate(d, msg),
+                }
                 // A simple query destroys the unnamed statement, the client's included.
                 self.unnamed = None;
                 if let Some(g) = self.server.as_mut() {
