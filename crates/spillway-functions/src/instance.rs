@@ -77,7 +77,8 @@ impl Instance {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            .process_group(0)
+            // No `process_group(0)`: the sandbox calls setsid(), which also makes the instance
+            // a process group of its own (and fails for a group leader).
             .kill_on_drop(true);
         let procs: Vec<CString> = cx
             .cgroup
@@ -96,15 +97,22 @@ impl Instance {
                 // give up root.
                 for procs in &procs {
                     // "0" moves the writing process: the child joins its group before it runs
-                    // a single instruction of the function.
+                    // a single instruction of the function. A child that cannot join does not
+                    // run: its limits, its kill and its Runtime API check all rest on it.
                     let fd = nix::libc::open(procs.as_ptr(), nix::libc::O_WRONLY);
-                    if fd >= 0 {
-                        nix::libc::write(fd, b"0".as_ptr().cast(), 1);
-                        nix::libc::close(fd);
+                    if fd < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    let written = nix::libc::write(fd, b"0".as_ptr().cast(), 1);
+                    nix::libc::close(fd);
+                    if written != 1 {
+                        return Err(std::io::Error::last_os_error());
                     }
                 }
                 if let Some(plan) = sandbox.as_mut() {
                     plan.apply()?;
+                } else if nix::libc::setsid() < 0 {
+                    return Err(std::io::Error::last_os_error());
                 }
                 // After the credential change, which clears it.
                 nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)?;

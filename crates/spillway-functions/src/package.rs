@@ -80,17 +80,30 @@ pub(crate) fn sandboxed(
             readable.extend(std::env::split_paths(v).filter(|p| p.is_absolute()));
         }
     }
-    if let (Ok(root), Ok(state)) = (
-        std::fs::canonicalize(&launch.task_root),
-        std::fs::canonicalize(state_dir),
-    ) && state.starts_with(&root)
-    {
-        tracing::warn!(
-            function = %spec.name,
-            "its code directory {} contains spillway's state directory; the function can read it — give it a directory of its own",
-            root.display()
-        );
+    // Nothing granted may hold spillway's own files. The code directory is the function's
+    // own: if it holds the state directory, the stack is laid out wrong and nothing would be
+    // private, so it is refused. Anything else is left out, with a warning.
+    if sandbox::exposes_spillway(&launch.task_root, state_dir) {
+        return Err(prepare_error(
+            spec,
+            format!(
+                "its code directory {} contains spillway's state directory {}: the function could read every secret; give it a directory of its own",
+                launch.task_root.display(),
+                state_dir.display()
+            ),
+        ));
     }
+    readable.retain(|p| {
+        let exposes = sandbox::exposes_spillway(p, state_dir);
+        if exposes {
+            tracing::warn!(
+                function = %spec.name,
+                "not letting it read {}: it holds spillway's own files",
+                p.display()
+            );
+        }
+        !exposes
+    });
     if isolation.namespaces {
         // The function's own user has no passwd entry, and runtimes ask for a home directory
         // (Node's `os.homedir()` throws without one; the AWS SDKs look for `~/.aws`). Its /tmp

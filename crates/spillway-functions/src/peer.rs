@@ -187,14 +187,19 @@ fn owner_pids(owner: &Owner) -> Vec<u32> {
     {
         return text.lines().filter_map(|l| l.trim().parse().ok()).collect();
     }
-    // No cgroup: the process group the instance started as.
+    if owner.procs.is_some() {
+        // The group is there but unreadable (being removed): nobody is the instance now.
+        return Vec::new();
+    }
+    // No cgroup: the session the instance started (it calls setsid() before it execs). A
+    // process can join another process group of its own session, but never another session.
     let mut pids = vec![owner.pid];
     if let Ok(entries) = std::fs::read_dir("/proc") {
         for e in entries.flatten() {
             let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
                 continue;
             };
-            if pid != owner.pid && process_group(pid) == Some(owner.pid) {
+            if pid != owner.pid && session(pid) == Some(owner.pid) {
                 pids.push(pid);
             }
         }
@@ -202,11 +207,11 @@ fn owner_pids(owner: &Owner) -> Vec<u32> {
     pids
 }
 
-fn process_group(pid: u32) -> Option<u32> {
+fn session(pid: u32) -> Option<u32> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // `pid (comm) state ppid pgrp ...`; comm may hold spaces and parentheses.
+    // `pid (comm) state ppid pgrp session ...`; comm may hold spaces and parentheses.
     let rest = &stat[stat.rfind(')')? + 1..];
-    rest.split_whitespace().nth(2)?.parse().ok()
+    rest.split_whitespace().nth(3)?.parse().ok()
 }
 
 fn holds(pid: u32, target: &str) -> bool {

@@ -27,6 +27,8 @@ use crate::peer::Owner;
 pub const MAX_RESPONSE: usize = 6 * 1024 * 1024;
 /// Lambda's limit on a streamed response (20 MB).
 pub const MAX_STREAMED_RESPONSE: usize = 20 * 1024 * 1024;
+/// Runtime API connections whose peer is being checked at once, per instance.
+const MAX_PEER_CHECKS: usize = 4;
 /// Error documents are small; a runtime that sends more is cut off here.
 const MAX_ERROR_BODY: usize = 1024 * 1024;
 
@@ -138,6 +140,7 @@ impl RuntimeApi {
             phase: watch::Sender::new(Phase::Starting),
         });
         let served = Arc::clone(&api);
+        let checks = Arc::new(tokio::sync::Semaphore::new(MAX_PEER_CHECKS));
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, peer)) = listener.accept().await else {
@@ -147,6 +150,15 @@ impl RuntimeApi {
                 let _ = stream.set_nodelay(true);
                 let api = Arc::clone(&served);
                 let mut owner = owner.clone();
+                // The check reads /proc and asks the kernel; it runs off the async workers, and
+                // only a few at a time per listener, so that connections from outside (anyone
+                // on the machine may connect) cannot tie up the host. Beyond that, a connection
+                // is closed at once: the instance's own runtime holds one connection and
+                // reconnects if it must.
+                let Ok(checking) = Arc::clone(&checks).try_acquire_owned() else {
+                    tracing::debug!(%peer, "too many Runtime API connections being checked; closed one");
+                    continue;
+                };
                 tokio::spawn(async move {
                     // The instance connects as soon as it runs, possibly before its spawner has
                     // recorded who it is: wait for that (briefly).
@@ -157,7 +169,15 @@ impl RuntimeApi {
                     .await
                     .ok()
                     .and_then(|r| r.ok().and_then(|o| o.clone()));
-                    let allowed = known.is_some_and(|o| crate::peer::belongs(addr, peer, &o));
+                    let allowed = match known {
+                        Some(o) => tokio::task::spawn_blocking(move || {
+                            crate::peer::belongs(addr, peer, &o)
+                        })
+                        .await
+                        .unwrap_or(false),
+                        None => false,
+                    };
+                    drop(checking);
                     if !allowed {
                         tracing::warn!(
                             function = %api.function_arn,

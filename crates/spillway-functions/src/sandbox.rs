@@ -33,6 +33,8 @@ use nix::libc;
 
 /// A private /tmp of Lambda's default ephemeral storage size, writable by the function's user.
 const TMP_OPTIONS: &std::ffi::CStr = c"size=512m,mode=1777";
+/// Lambda's limit on open files per execution environment.
+const MAX_FILES: libc::rlim_t = 1024;
 /// The first uid (and gid) functions run as under a root spillway.
 const UID_BASE: u32 = 1_900_000_000;
 const UID_SPAN: u32 = 90_000_000;
@@ -446,6 +448,16 @@ impl Plan {
             if let Some(m) = &self.mounts {
                 apply_mounts(m, &mut self.fds)?;
             }
+            // A session of its own: off spillway's terminal, and no process of another
+            // instance can join its process group (setpgid across sessions fails).
+            check(libc::setsid())?;
+            // Lambda's limit on file descriptors; it also bounds what a function can make the
+            // host's peer check look through.
+            let files = libc::rlimit {
+                rlim_cur: MAX_FILES,
+                rlim_max: MAX_FILES,
+            };
+            check(libc::setrlimit(libc::RLIMIT_NOFILE, &files))?;
             check(libc::chdir(self.chdir.as_ptr()))?;
             if let Some(id) = self.user {
                 check(libc::setgroups(0, std::ptr::null()))?;
@@ -527,6 +539,19 @@ fn check(r: libc::c_int) -> std::io::Result<()> {
     }
 }
 
+const MOUNT_ATTR_RDONLY: u64 = 0x1;
+const MOUNT_ATTR_NOSUID: u64 = 0x2;
+const MOUNT_ATTR_NODEV: u64 = 0x4;
+
+/// `struct mount_attr` (linux/mount.h), for mount_setattr.
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
 /// The mount namespace: private propagation, clones of the trees to bind back (taken before
 /// anything covers them), tmpfs over the hidden directories, the mount points, the binds made
 /// read-only, and a procfs that shows only processes the function may see.
@@ -556,6 +581,22 @@ unsafe fn apply_mounts(m: &CMounts, fds: &mut [libc::c_int]) -> std::io::Result<
                     | libc::O_CLOEXEC as libc::c_uint,
             ) as libc::c_int;
             check(fd)?;
+            // Read-only, nosuid, nodev for the whole cloned tree (mounts inside it included),
+            // before it is attached anywhere.
+            let attr = MountAttr {
+                attr_set: MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+                attr_clr: 0,
+                propagation: 0,
+                userns_fd: 0,
+            };
+            check(libc::syscall(
+                libc::SYS_mount_setattr,
+                fd,
+                empty.as_ptr(),
+                libc::AT_EMPTY_PATH | libc::AT_RECURSIVE,
+                &attr as *const MountAttr,
+                std::mem::size_of::<MountAttr>(),
+            ) as libc::c_int)?;
             if let Some(slot) = fds.get_mut(i) {
                 *slot = fd;
             }
@@ -601,13 +642,6 @@ unsafe fn apply_mounts(m: &CMounts, fds: &mut [libc::c_int]) -> std::io::Result<
                 MOVE_MOUNT_F_EMPTY_PATH,
             ) as libc::c_int)?;
             libc::close(fd);
-            check(libc::mount(
-                std::ptr::null(),
-                b.as_ptr(),
-                std::ptr::null(),
-                libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY | libc::MS_NOSUID,
-                std::ptr::null(),
-            ))?;
         }
         check(libc::mount(
             c"proc".as_ptr(),
@@ -673,7 +707,26 @@ fn prefix_of(program: &Path) -> Option<PathBuf> {
     if prefix == Path::new("/") || system.iter().any(|s| prefix.starts_with(s)) {
         return None;
     }
-    Some(prefix.to_path_buf())
+    // Only what looks like an installation: `~/bin/python3` linking to the system's does not
+    // make the home directory one (its `lib/` or a venv's `pyvenv.cfg`, pyenv's `versions/`).
+    let installation = prefix.join("lib").is_dir()
+        || prefix.join("pyvenv.cfg").is_file()
+        || prefix.join("versions").is_dir();
+    installation.then(|| prefix.to_path_buf())
+}
+
+/// Whether granting `path` to a function would give it spillway's own files: the state
+/// directory or anything containing it (the stack's directory, a home directory above it), or
+/// the home directory of spillway's user.
+pub(crate) fn exposes_spillway(path: &Path, state_dir: &Path) -> bool {
+    let Ok(path) = std::fs::canonicalize(path) else {
+        return false;
+    };
+    let state = std::fs::canonicalize(state_dir).unwrap_or_else(|_| state_dir.to_path_buf());
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .and_then(|h| std::fs::canonicalize(h).ok());
+    state.starts_with(&path) || home.is_some_and(|h| h == path)
 }
 
 #[cfg(test)]
@@ -729,9 +782,22 @@ mod tests {
         std::fs::create_dir_all(real.parent().unwrap_or_else(|| panic!("no parent")))
             .unwrap_or_else(|e| panic!("{e}"));
         std::fs::write(&real, "").unwrap_or_else(|e| panic!("{e}"));
+        std::fs::create_dir_all(dir.path().join("inst/lib/python3.11"))
+            .unwrap_or_else(|e| panic!("{e}"));
         let venv = dir.path().join("venv/bin");
         std::fs::create_dir_all(&venv).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(dir.path().join("venv/pyvenv.cfg"), "").unwrap_or_else(|e| panic!("{e}"));
         std::os::unix::fs::symlink(&real, venv.join("python3")).unwrap_or_else(|e| panic!("{e}"));
+        // `~/bin/python3` linking to an installation does not make the home directory one.
+        let home_bin = dir.path().join("home/bin");
+        std::fs::create_dir_all(&home_bin).unwrap_or_else(|e| panic!("{e}"));
+        std::os::unix::fs::symlink(&real, home_bin.join("python3"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let from_home = runtime_prefixes(&home_bin.join("python3"));
+        assert!(
+            !from_home.contains(&dir.path().join("home")),
+            "{from_home:?}"
+        );
         let prefixes = runtime_prefixes(&venv.join("python3"));
         assert!(prefixes.contains(&dir.path().join("venv")), "{prefixes:?}");
         assert!(

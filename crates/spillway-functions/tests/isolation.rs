@@ -114,6 +114,9 @@ async fn a_hostile_function_reaches_nothing_of_spillway_or_of_other_functions() 
         allowed.is_empty(),
         "the sandbox let through: {allowed:#?}\n{got:#}"
     );
+    // A session of its own, and Lambda's 1,024 open files.
+    assert_eq!(got["own session"], true, "{got:#}");
+    assert_eq!(got["open files limit"], json!([1024, 1024]), "{got:#}");
     // Its own /tmp works.
     assert!(
         got["tmp"]

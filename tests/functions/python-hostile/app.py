@@ -32,7 +32,14 @@ def signal_pid(pid):
 def handler(event, context):
     op = event.get("op", "attack")
     if op == "attack":
-        out = {"uid": os.getuid(), "gid": os.getgid()}
+        import resource
+        out = {
+            "uid": os.getuid(),
+            "gid": os.getgid(),
+            # A session of its own: no other instance's process can join its process group.
+            "own session": os.getsid(0) == os.getpid(),
+            "open files limit": list(resource.getrlimit(resource.RLIMIT_NOFILE)),
+        }
         for name, path in event.get("read", {}).items():
             out["read " + name] = attempt(lambda p=path: read(p))
         for name, path in event.get("write", {}).items():

@@ -223,6 +223,13 @@ pub(crate) fn prepare_layout(
     };
     let sockets = socket_dir(&spec.dir, longest_socket_name);
     std::fs::create_dir_all(&sockets).map_err(SupervisorError::io(&sockets))?;
+    // Only the server's account (and root) may enter it: a function running under a user of
+    // its own must not reach the database's socket, and MariaDB makes its socket 0777.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&sockets, std::fs::Permissions::from_mode(0o700))
+            .map_err(SupervisorError::io(&sockets))?;
+    }
     run_as.own(&spec.dir)?;
     run_as.own(&sockets)?;
     Ok(Layout {
