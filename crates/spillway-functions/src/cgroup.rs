@@ -240,6 +240,14 @@ impl Cgroup {
     }
 }
 
+/// The last holder of a group (the instance, its exit watcher, the host's list of live
+/// instances) removes it.
+impl Drop for Cgroup {
+    fn drop(&mut self) {
+        self.remove();
+    }
+}
+
 fn read_pids(procs: &Path) -> Vec<u32> {
     std::fs::read_to_string(procs)
         .unwrap_or_default()

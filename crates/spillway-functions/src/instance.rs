@@ -184,10 +184,12 @@ impl Instance {
             let _ = exit_tx.send(Some(exit));
             // The function's main process is gone: whatever it left running (a `setsid` child,
             // a daemon) goes with it, as when Lambda tears down an execution environment.
+            // The group itself stays until the instance is dropped: its memory counters say
+            // whether this was the OOM killer.
             let _ = tokio::task::spawn_blocking(move || {
                 let _ = killpg(Pid::from_raw(pid as i32), Signal::SIGKILL);
                 if let Some(g) = group {
-                    g.remove();
+                    g.kill();
                 }
             })
             .await;

@@ -637,3 +637,47 @@ async fn sql_deallocate_drops_only_the_clients_own_statements() {
     assert_eq!(one(4).await.map_err(code), Ok(5));
     stack.stop().await;
 }
+
+/// When the server ends a client's connection with its own FATAL (here an administrator's
+/// pg_terminate_backend), the client gets that one FATAL and then the end of the connection,
+/// as from PostgreSQL; not a second FATAL of the proxy's (node-postgres crashed on the second).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_servers_fatal_reaches_the_client_alone() {
+    let stack = ProxyStack::start("").await;
+    let mut a = login(stack.port()).await;
+    a.write_all(&message(b'Q', b"BEGIN\0"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    answer_until_ready(&mut a).await;
+    let (admin, conn) = tokio_postgres::connect(&stack.direct_admin_conn_str(), NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    tokio::spawn(conn);
+    let killed = admin
+        .query_one(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+             WHERE usename = 'app' AND state = 'idle in transaction'",
+            &[],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .get::<_, i64>(0);
+    assert_eq!(killed, 1);
+    let mut rest = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), a.read_to_end(&mut rest))
+        .await
+        .unwrap_or_else(|_| panic!("the connection was not closed"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut fatals = Vec::new();
+    let mut frames = rest.as_slice();
+    while frames.len() >= 5 {
+        let len = u32::from_be_bytes([frames[1], frames[2], frames[3], frames[4]]) as usize;
+        let (msg, next) = frames.split_at((len + 1).min(frames.len()));
+        if msg[0] == b'E' {
+            fatals.push(sqlstate(msg));
+        }
+        frames = next;
+    }
+    assert_eq!(fatals, [Some("57P01".to_owned())], "{rest:?}");
+    stack.stop().await;
+}

@@ -180,8 +180,63 @@ pub fn ready_for_query(out: &mut BytesMut, status: u8) {
     message(out, b'Z', |o| o.put_u8(status));
 }
 
+/// Whether `bytes` (whole backend messages, the last perhaps cut short) hold an ErrorResponse of
+/// severity FATAL or PANIC.
+pub fn holds_fatal(bytes: &[u8]) -> bool {
+    let mut rest = bytes;
+    while rest.len() >= 5 {
+        let len = u32::from_be_bytes([rest[1], rest[2], rest[3], rest[4]]) as usize;
+        let end = (len + 1).min(rest.len());
+        if rest[0] == b'E' && severity_is_fatal(&rest[5..end]) {
+            return true;
+        }
+        if len < 4 {
+            return false;
+        }
+        rest = &rest[end..];
+    }
+    false
+}
+
+/// An ErrorResponse body's fields: `S`/`V` severity among them.
+fn severity_is_fatal(mut body: &[u8]) -> bool {
+    while let Some((&field, after)) = body.split_first() {
+        if field == 0 {
+            return false;
+        }
+        let Some(nul) = after.iter().position(|b| *b == 0) else {
+            return false;
+        };
+        let value = &after[..nul];
+        if matches!(field, b'S' | b'V') && (value == b"FATAL" || value == b"PANIC") {
+            return true;
+        }
+        body = &after[nul + 1..];
+    }
+    false
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_fatal_is_found_among_whole_messages() {
+        let mut fatal = BytesMut::new();
+        error_response(
+            &mut fatal,
+            Severity::Fatal,
+            "57P01",
+            "terminating connection",
+        );
+        let mut error = BytesMut::new();
+        error_response(&mut error, Severity::Error, "42601", "syntax error");
+        let mut both = error.to_vec();
+        both.extend_from_slice(&fatal);
+        assert!(holds_fatal(&fatal));
+        assert!(!holds_fatal(&error));
+        assert!(holds_fatal(&both));
+        assert!(!holds_fatal(&fatal[..3]));
+    }
+
     use super::*;
 
     #[test]

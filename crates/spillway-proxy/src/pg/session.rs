@@ -91,6 +91,8 @@ pub struct Session {
     /// Session state changed (for the reset decision in session mode).
     dirty: bool,
     statements: ClientStatements,
+    /// The client was sent a FATAL (the server's, passed on, or the proxy's own).
+    told_fatal: bool,
     /// The client's unnamed statement: the number of its Parse('') (unique in the process, so
     /// a server connection can say whose unnamed statement it holds) and the message itself,
     /// to send again when the client binds it on a connection that holds another one. PostgreSQL
@@ -153,6 +155,7 @@ pub async fn run(
         dirty: false,
         statements: ClientStatements::default(),
         unnamed: None,
+        told_fatal: false,
         swallow: VecDeque::new(),
         parses_in_flight: Vec::new(),
         client_streaming: 0,
@@ -222,8 +225,14 @@ impl Session {
         self.settings.mode
     }
 
+    /// Ends the client's session with a FATAL, unless it has had one already (the server's own,
+    /// passed on): a client gets one FATAL, as from PostgreSQL (node-postgres treats a second
+    /// as another error event, and crashed on it).
     fn fatal(&mut self, code: &str, text: &str) {
-        codec::error_response(&mut self.to_client, Severity::Fatal, code, text);
+        if !self.told_fatal {
+            codec::error_response(&mut self.to_client, Severity::Fatal, code, text);
+            self.told_fatal = true;
+        }
         let _ = flush(&self.client, &mut self.to_client);
     }
 
@@ -456,6 +465,7 @@ impl Session {
         // Whatever the server said before closing (often a FATAL with the reason) is the client's.
         if let Some(g) = self.server.as_mut() {
             let rest = g.conn().buf.split();
+            self.told_fatal |= codec::holds_fatal(&rest);
             self.to_client.extend_from_slice(&rest);
         }
     }
@@ -935,6 +945,7 @@ impl Session {
                     }
                 }
                 b'E' => {
+                    self.told_fatal |= codec::holds_fatal(msg);
                     // The server skips to the next Sync: replies to injected messages of this
                     // batch will not come, and Parses in flight may not have happened.
                     let done = self.batches_done;
