@@ -569,7 +569,12 @@ impl Session {
         }
     }
 
-    fn check_pin(&mut self, sql: &[u8]) {
+    /// Pins the session if `sql` says so. Returns whether the text needed a closer look than
+    /// the per-query fast scan (only then can it be a DEALLOCATE).
+    fn check_pin(&mut self, sql: &[u8]) -> bool {
+        if sql.len() <= pinning::SIZE_LIMIT && pinning::surely_plain(sql) {
+            return false;
+        }
         let filters = if self.mode() == PoolMode::Session {
             Filters::default()
         } else {
@@ -583,6 +588,7 @@ impl Session {
             // Filtered out of pinning, but the session still changed: reset before reuse.
             self.dirty = true;
         }
+        true
     }
 
     /// Makes sure the borrowed server holds `st`, injecting Close + Parse whose replies are dropped.
@@ -770,11 +776,10 @@ impl Session {
                 self.metrics.query_requests.inc();
                 let sql = query_text(body).map_err(malformed)?;
                 self.debug_log(sql);
-                self.check_pin(sql);
-                let dropping = if pinning::surely_plain(sql) {
-                    None
-                } else {
+                let dropping = if self.check_pin(sql) {
                     deallocate::classify(sql)
+                } else {
+                    None
                 };
                 match dropping {
                     None => {
@@ -792,7 +797,7 @@ impl Session {
             b'P' => {
                 let p = Parse::decode(body).map_err(malformed)?;
                 self.debug_log(p.query);
-                self.check_pin(p.query);
+                let _ = self.check_pin(p.query);
                 if p.name.is_empty() {
                     self.to_server.extend_from_slice(msg);
                     let seq = UNNAMED_PARSES.fetch_add(1, Ordering::Relaxed);
