@@ -263,21 +263,27 @@ fn message(tag: u8, body: &[u8]) -> Vec<u8> {
 async fn rows_until_ready(s: &mut TcpStream) -> Vec<String> {
     let mut rows = Vec::new();
     loop {
-        let mut head = [0u8; 5];
-        s.read_exact(&mut head)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize - 4;
-        let mut body = vec![0u8; len];
-        s.read_exact(&mut body)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        match head[0] {
+        let (tag, body) = read_message(s).await;
+        match tag {
             b'D' if body.len() >= 6 => rows.push(String::from_utf8_lossy(&body[6..]).into_owned()),
             b'Z' => return rows,
             _ => {}
         }
     }
+}
+
+/// One backend message: its tag and body.
+async fn read_message(s: &mut TcpStream) -> (u8, Vec<u8>) {
+    let mut head = [0u8; 5];
+    s.read_exact(&mut head)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize - 4;
+    let mut body = vec![0u8; len];
+    s.read_exact(&mut body)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    (head[0], body)
 }
 
 /// A client's extended-protocol batch owns its server connection until the Sync: with one
@@ -434,36 +440,35 @@ async fn oversized_client_messages_are_refused_on_their_header() {
 async fn answer_until_ready(s: &mut TcpStream) -> Vec<u8> {
     let mut all = Vec::new();
     loop {
-        let mut head = [0u8; 5];
-        s.read_exact(&mut head)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize - 4;
-        let mut body = vec![0u8; len];
-        s.read_exact(&mut body)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        all.extend_from_slice(&head);
+        let (tag, body) = read_message(s).await;
+        all.push(tag);
+        all.extend_from_slice(&((body.len() + 4) as u32).to_be_bytes());
         all.extend_from_slice(&body);
-        if head[0] == b'Z' {
+        if tag == b'Z' {
             return all;
         }
     }
 }
 
-/// The SQLSTATE of the first ErrorResponse among whole messages (walking the frames, unlike
-/// `sqlstate`, which looks for the first 'E' byte anywhere).
-fn error_code(answer: &[u8]) -> Option<String> {
-    let mut rest = answer;
-    while rest.len() >= 5 {
-        let len = u32::from_be_bytes([rest[1], rest[2], rest[3], rest[4]]) as usize;
-        let (msg, next) = rest.split_at((len + 1).min(rest.len()));
-        if msg[0] == b'E' {
-            return sqlstate(msg);
-        }
-        rest = next;
+/// The whole messages in `bytes`, each with its tag and length.
+fn frames(mut bytes: &[u8]) -> Vec<&[u8]> {
+    let mut out = Vec::new();
+    while bytes.len() >= 5 {
+        let len = u32::from_be_bytes([bytes[1], bytes[2], bytes[3], bytes[4]]) as usize;
+        let (msg, next) = bytes.split_at((len + 1).min(bytes.len()));
+        out.push(msg);
+        bytes = next;
     }
-    None
+    out
+}
+
+/// The SQLSTATE of the first ErrorResponse among whole messages (unlike `sqlstate`, which
+/// looks for the first 'E' byte anywhere, a CommandComplete "DEALLOCATE" included).
+fn error_code(answer: &[u8]) -> Option<String> {
+    frames(answer)
+        .into_iter()
+        .find(|m| m[0] == b'E')
+        .and_then(sqlstate)
 }
 
 /// A timeout's handler that fails the test naming what did not answer.
@@ -668,16 +673,11 @@ async fn a_servers_fatal_reaches_the_client_alone() {
         .await
         .unwrap_or_else(|_| panic!("the connection was not closed"))
         .unwrap_or_else(|e| panic!("{e}"));
-    let mut fatals = Vec::new();
-    let mut frames = rest.as_slice();
-    while frames.len() >= 5 {
-        let len = u32::from_be_bytes([frames[1], frames[2], frames[3], frames[4]]) as usize;
-        let (msg, next) = frames.split_at((len + 1).min(frames.len()));
-        if msg[0] == b'E' {
-            fatals.push(sqlstate(msg));
-        }
-        frames = next;
-    }
+    let fatals: Vec<Option<String>> = frames(&rest)
+        .into_iter()
+        .filter(|m| m[0] == b'E')
+        .map(sqlstate)
+        .collect();
     assert_eq!(fatals, [Some("57P01".to_owned())], "{rest:?}");
     stack.stop().await;
 }

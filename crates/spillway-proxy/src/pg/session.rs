@@ -801,7 +801,15 @@ impl Session {
                 if p.name.is_empty() {
                     self.to_server.extend_from_slice(msg);
                     let seq = UNNAMED_PARSES.fetch_add(1, Ordering::Relaxed);
-                    self.unnamed = Some((seq, BytesMut::from(msg)));
+                    // Drivers send Parse('') for every parameterized query: keep the buffer.
+                    match &mut self.unnamed {
+                        Some((n, parse)) => {
+                            *n = seq;
+                            parse.clear();
+                            parse.extend_from_slice(msg);
+                        }
+                        None => self.unnamed = Some((seq, BytesMut::from(msg))),
+                    }
                     if let Some(g) = self.server.as_mut() {
                         g.conn().unnamed = Some(seq);
                     }
