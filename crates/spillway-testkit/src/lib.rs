@@ -8,6 +8,7 @@
 //! - [`Spillway`]: `spillway` run as a process, with its output captured line by line;
 //! - [`free_port`], [`unique`], [`require_tool`], [`processes_mentioning`].
 
+pub mod pgwire;
 mod private;
 mod process;
 mod replica;
