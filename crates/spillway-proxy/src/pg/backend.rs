@@ -133,7 +133,13 @@ pub struct ServerConn {
     pub server_index: usize,
     /// What a cancel for this connection needs, shared with the cancel registry while borrowed.
     pub cancel_key: std::sync::Arc<crate::cancel::ServerKey>,
+    /// The values of the parameters the server reports (ParameterStatus), kept current from
+    /// every reply that passes through the proxy, its own statements' included.
     pub params: Vec<(Vec<u8>, Vec<u8>)>,
+    /// Clients' startup parameters the proxy set on this connection (see `pg::params`).
+    pub applied: Vec<(String, String)>,
+    /// Whose sequence values (currval/lastval) the session may hold.
+    pub sequences: Sequences,
     /// Server-side names of the prepared statements this connection holds.
     pub prepared: HashSet<u64>,
     /// Whose unnamed statement this connection holds: the number of the client Parse('') that
@@ -143,9 +149,32 @@ pub struct ServerConn {
     pub last_used: Instant,
 }
 
+/// Which clients' `nextval` calls a server session may remember (PostgreSQL keeps the last value
+/// per sequence per session for `currval` and `lastval`, until `DISCARD SEQUENCES`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sequences {
+    /// No client has used the connection since it opened or was last discarded.
+    Clean,
+    /// Only this client (a session's number) has.
+    Only(u64),
+    /// Several have.
+    Mixed,
+}
+
 impl std::fmt::Debug for ServerConn {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "ServerConn(pid {} at {})", self.pid, self.addr)
+    }
+}
+
+/// Records a reported parameter's value.
+pub fn set_param(params: &mut Vec<(Vec<u8>, Vec<u8>)>, k: &[u8], v: &[u8]) {
+    match params.iter_mut().find(|(pk, _)| pk.as_slice() == k) {
+        Some(p) => {
+            p.1.clear();
+            p.1.extend_from_slice(v);
+        }
+        None => params.push((k.to_vec(), v.to_vec())),
     }
 }
 
@@ -238,6 +267,8 @@ impl ServerConn {
                 secret: 0,
             }),
             params: Vec::new(),
+            applied: Vec::new(),
+            sequences: Sequences::Clean,
             prepared: HashSet::new(),
             unnamed: None,
             created: Instant::now(),
@@ -377,6 +408,14 @@ impl ServerConn {
                     rows.push(row);
                 }
                 b'E' => error = Some(error_fields(&body)),
+                // What the proxy's own statements change (a ROLLBACK of SET LOCAL, DISCARD ALL,
+                // a client's parameters) is reported like a client's: the record follows.
+                b'S' => {
+                    let mut b = Body::new(&body);
+                    if let (Ok(k), Ok(v)) = (b.cstr("S"), b.cstr("S")) {
+                        set_param(&mut self.params, k, v);
+                    }
+                }
                 b'Z' => {
                     return match error {
                         Some(e) => Err(e),

@@ -180,6 +180,20 @@ pub fn ready_for_query(out: &mut BytesMut, status: u8) {
     message(out, b'Z', |o| o.put_u8(status));
 }
 
+/// A whole message with every occurrence of `from` in its body replaced by `to`, its length
+/// fixed (for error texts that name a server-side statement the client knows by another name).
+pub fn replace_in_message(msg: &[u8], from: &[u8], to: &[u8], out: &mut BytesMut) {
+    let (tag, mut body) = (msg[0], &msg[5.min(msg.len())..]);
+    message(out, tag, |o| {
+        while let Some(at) = body.windows(from.len()).position(|w| w == from) {
+            o.put_slice(&body[..at]);
+            o.put_slice(to);
+            body = &body[at + from.len()..];
+        }
+        o.put_slice(body);
+    });
+}
+
 /// Whether `bytes` (whole backend messages, the last perhaps cut short) hold an ErrorResponse of
 /// severity FATAL or PANIC.
 pub fn holds_fatal(bytes: &[u8]) -> bool {

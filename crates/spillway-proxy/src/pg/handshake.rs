@@ -17,18 +17,16 @@ use crate::socket::Socket;
 
 use super::backend::ServerTarget;
 use super::codec::{self, Body, MAX_PREAUTH_MESSAGE, Severity, peek};
+use super::params;
 use super::proxy::{ClientAuth, PgProxy, Settings, User};
 use super::scram::{self, Exchange, Verifier};
 use super::startup::{self, StartupPacket};
 use crate::metrics::EndpointMetrics;
-use crate::pool::{PoolId, PoolKey};
+use crate::pool::{Guard, PoolId, PoolKey};
 
 /// How long a client may take from connecting to finishing authentication (PostgreSQL's
 /// authentication_timeout defaults to 60s; a pooler facing serverless storms wants less).
 pub const AUTH_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Startup parameters the proxy keeps in step on whichever server connection a client borrows.
-pub const TRACKED_PARAMS: &[&str] = &["client_encoding", "DateStyle", "TimeZone", "IntervalStyle"];
 
 pub struct LoggedIn {
     pub stream: Socket,
@@ -37,7 +35,8 @@ pub struct LoggedIn {
     pub user: Arc<User>,
     pub key: PoolKey,
     pub pool: PoolId,
-    pub tracked: Vec<(String, String)>,
+    /// The client's startup parameters, as the server spells and normalizes them.
+    pub wanted: Vec<(String, String)>,
     pub settings: Arc<Settings>,
 }
 
@@ -70,7 +69,9 @@ async fn read_startup(
     let len = match startup::packet_len(buf) {
         Ok(Some(l)) => l,
         Ok(None) => return Err(HandshakeError::Closed),
-        Err(e) => return refuse(stream, "08P01", &e.to_string()).await,
+        // PostgreSQL logs a bad length and hangs up without a word (it cannot know the client
+        // speaks its protocol at all: an HTTP request lands here too); so does the proxy.
+        Err(e) => return Err(HandshakeError::Refused(format!("{e} (08P01)"))),
     };
     fill(stream, buf, len).await?;
     let packet = buf.split_to(len);
@@ -135,7 +136,7 @@ pub async fn handshake(
             user: a.user,
             key: a.key,
             pool: a.pool,
-            tracked: a.tracked,
+            wanted: a.wanted,
             settings: a.settings,
         })),
         Ok(Ok(None)) => Ok(None),
@@ -160,7 +161,7 @@ struct Admitted {
     user: Arc<User>,
     key: PoolKey,
     pool: PoolId,
-    tracked: Vec<(String, String)>,
+    wanted: Vec<(String, String)>,
     settings: Arc<Settings>,
 }
 
@@ -291,71 +292,52 @@ async fn run(
         init_query: settings.init_query.clone(),
         connect_timeout: settings.connect_timeout,
     };
+    let requested = match params::requested(&params) {
+        Ok(r) => r,
+        Err(e) => return refuse(stream, e.sqlstate(), &e.to_string()).await,
+    };
     // The server's parameters, learnt from one connection per pool (which also proves the
     // database exists and the secret's credentials work before the client sends a query).
     let pool = proxy.target.pool(&key, &server);
-    let cached = proxy
-        .server_params
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .get(&key)
-        .cloned();
+    let cached = proxy.pool_params(&key);
+    let mut borrowed = None;
     let server_params = match cached {
         Some(p) => p,
-        None => match proxy.target.borrow(pool).await {
-            Ok(mut g) => {
-                let p = g.conn().params.clone();
-                proxy
-                    .server_params
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(key.clone(), p.clone());
-                p
-            }
-            Err(crate::pool::BorrowError::Connect(e)) => {
-                tracing::warn!(user = %user.name, database = %key.database, "cannot open a server connection: {e}");
-                let text = match &e {
-                    super::backend::BackendError::Refused { message, .. } => message.clone(),
-                    _ => "the database is not reachable".to_owned(),
-                };
-                return refuse(stream, e.sqlstate(), &text).await;
-            }
-            Err(e) => return refuse(stream, "53300", &e.to_string()).await,
-        },
-    };
-    // Every tracked parameter gets an expected value: the client's (names are matched without
-    // regard to case, as PostgreSQL does) or else the server's default, so a connection another
-    // client changed is put back before this client uses it.
-    let tracked: Vec<(String, String)> = TRACKED_PARAMS
-        .iter()
-        .filter_map(|k| {
-            let from_client = params
-                .iter()
-                .find(|(key, _)| key.eq_ignore_ascii_case(k))
-                .map(|(_, v)| v.clone());
-            let default = || {
-                server_params
-                    .iter()
-                    .find(|(pk, _)| pk.eq_ignore_ascii_case(k.as_bytes()))
-                    .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+        None => {
+            let mut g = match borrow_for_login(stream, proxy, pool, &user.name, &key).await {
+                Ok(g) => g,
+                Err(e) => return Err(e),
             };
-            from_client.or_else(default).map(|v| ((*k).to_owned(), v))
-        })
-        .collect();
+            let p = g.conn().params.clone();
+            proxy.remember_server_params(&key, p.clone());
+            borrowed = Some(g);
+            p
+        }
+    };
+    let wanted = match settle_parameters(
+        stream,
+        proxy,
+        pool,
+        &user.name,
+        &key,
+        &server_params,
+        requested,
+        borrowed,
+    )
+    .await
+    {
+        Ok(w) => w,
+        Err(e) => return Err(e),
+    };
 
     let mut out = BytesMut::with_capacity(512);
     codec::auth_request(&mut out, 0, &[]);
     for (k, v) in &server_params {
-        let client_value = tracked
+        // What the client's session will show: its own value, normalized by the server.
+        let value = wanted
             .iter()
-            .find(|(tk, _)| tk.as_bytes().eq_ignore_ascii_case(k))
-            .map(|(_, v)| v.as_bytes());
-        let app = (k.as_slice() == b"application_name")
-            .then(|| get("application_name"))
-            .flatten();
-        let value = client_value
-            .or(app.as_deref().map(str::as_bytes))
-            .unwrap_or(v);
+            .find(|(wk, _)| wk.as_bytes() == k.as_slice())
+            .map_or(v.as_slice(), |(_, v)| v.as_bytes());
         codec::parameter_status(&mut out, k, value);
     }
     stream.write_all(&out).await?;
@@ -365,9 +347,123 @@ async fn run(
         user,
         key,
         pool,
-        tracked,
+        wanted,
         settings,
     }))
+}
+
+/// A server connection for the login's own use (learning the server's parameters, checking the
+/// client's); its failure is the client's login error.
+async fn borrow_for_login(
+    stream: &mut Socket,
+    proxy: &Arc<PgProxy>,
+    pool: PoolId,
+    user: &str,
+    key: &PoolKey,
+) -> Result<Guard, HandshakeError> {
+    match proxy.target.borrow(pool).await {
+        Ok(g) => Ok(g),
+        Err(crate::pool::BorrowError::Connect(e)) => {
+            tracing::warn!(user, database = %key.database, "cannot open a server connection: {e}");
+            let text = match &e {
+                super::backend::BackendError::Refused { message, .. } => message.clone(),
+                _ => "the database is not reachable".to_owned(),
+            };
+            refuse(stream, e.sqlstate(), &text).await
+        }
+        Err(e) => refuse(stream, "53300", &e.to_string()).await,
+    }
+}
+
+/// The client's startup parameters as its session will have them: the names as the server
+/// spells them, every [`params::ALWAYS`] one present (the server's default if the client gave
+/// none), and values as the server normalizes them (`utf8` is `UTF8`). A value the proxy has
+/// not seen the server accept is tried on a connection first: one the server refuses fails the
+/// login with the server's error (22023 for a bad TimeZone, 42704 for an unknown name), as a
+/// direct login would.
+#[allow(clippy::too_many_arguments)]
+async fn settle_parameters(
+    stream: &mut Socket,
+    proxy: &Arc<PgProxy>,
+    pool: PoolId,
+    user: &str,
+    key: &PoolKey,
+    server_params: &[(Vec<u8>, Vec<u8>)],
+    requested: Vec<(String, String)>,
+    borrowed: Option<Guard>,
+) -> Result<Vec<(String, String)>, HandshakeError> {
+    let spelled = |k: &str| {
+        server_params
+            .iter()
+            .find(|(pk, _)| pk.eq_ignore_ascii_case(k.as_bytes()))
+            .map(|(pk, v)| (String::from_utf8_lossy(pk).into_owned(), v))
+    };
+    let mut wanted: Vec<(String, String)> = requested
+        .into_iter()
+        .map(|(k, v)| match spelled(&k) {
+            Some((name, _)) => (name, v),
+            None => (k.to_ascii_lowercase(), v),
+        })
+        .collect();
+    for k in params::ALWAYS {
+        if !wanted.iter().any(|(w, _)| w.eq_ignore_ascii_case(k))
+            && let Some((name, v)) = spelled(k)
+        {
+            wanted.push((name, String::from_utf8_lossy(v).into_owned()));
+        }
+    }
+    let known = |w: &mut (String, String)| {
+        if server_params
+            .iter()
+            .any(|(k, v)| k.as_slice() == w.0.as_bytes() && v.as_slice() == w.1.as_bytes())
+        {
+            return true;
+        }
+        match proxy.accepted_value(key, &w.0, &w.1) {
+            Some(normal) => {
+                w.1 = normal;
+                true
+            }
+            None => false,
+        }
+    };
+    let mut unknown = false;
+    for w in &mut wanted {
+        unknown |= !known(w);
+    }
+    if !unknown {
+        return Ok(wanted);
+    }
+    let mut g = match borrowed {
+        Some(g) => g,
+        None => borrow_for_login(stream, proxy, pool, user, key).await?,
+    };
+    let conn = g.conn();
+    if let Some(sql) = params::catch_up(&wanted, &conn.params, &conn.applied) {
+        match conn.simple_query(&sql).await {
+            Ok(_) => conn.applied = params::applied_after(&wanted),
+            Err(super::backend::BackendError::Refused { code, message }) => {
+                tracing::info!(user, "login refused: a startup parameter: {message}");
+                return refuse(stream, &code, &message).await;
+            }
+            Err(e) => {
+                g.broken = true;
+                tracing::warn!(user, "cannot check a client's startup parameters: {e}");
+                return refuse(stream, "08006", "cannot check the startup parameters").await;
+            }
+        }
+    }
+    for w in &mut wanted {
+        let normal = conn
+            .params
+            .iter()
+            .find(|(k, _)| k.as_slice() == w.0.as_bytes())
+            .map(|(_, v)| String::from_utf8_lossy(v).into_owned());
+        let normal = normal.unwrap_or_else(|| w.1.clone());
+        proxy.accept_value(key, &w.0, &w.1, &normal);
+        w.1 = normal;
+    }
+    Ok(wanted)
 }
 
 /// Returns the user on success, `None` on any authentication failure.

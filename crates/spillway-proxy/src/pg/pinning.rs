@@ -25,6 +25,7 @@ pub enum PinReason {
     Discard,
     SetConfig,
     StatementSize,
+    DoBlock,
 }
 
 impl fmt::Display for PinReason {
@@ -40,6 +41,7 @@ impl fmt::Display for PinReason {
             PinReason::Discard => "DISCARD",
             PinReason::SetConfig => "set_config()",
             PinReason::StatementSize => "a statement above the size limit",
+            PinReason::DoBlock => "a DO block that may change session state",
         })
     }
 }
@@ -55,6 +57,10 @@ enum Token<'a> {
     Word(&'a str),
     /// An identifier immediately followed by `(`.
     Call(&'a str),
+    /// A quoted identifier (without its quotes; doubled quotes left as they are).
+    Quoted(&'a str),
+    /// A dollar-quoted string's contents (a DO block's or a function's body).
+    Dollar(&'a str),
     Semicolon,
     Other,
 }
@@ -108,6 +114,7 @@ fn tokens(sql: &str) -> Vec<Token<'_>> {
             }
             b'"' => {
                 i += 1;
+                let start = i;
                 while i < b.len() {
                     if b[i] == b'"' {
                         if b.get(i + 1) == Some(&b'"') {
@@ -118,8 +125,8 @@ fn tokens(sql: &str) -> Vec<Token<'_>> {
                     }
                     i += 1;
                 }
+                out.push(Token::Quoted(sql.get(start..i.min(b.len())).unwrap_or("")));
                 i += 1;
-                out.push(Token::Other);
             }
             b'$' => {
                 // $tag$ ... $tag$ (a positional parameter like $1 is not a quote).
@@ -131,11 +138,18 @@ fn tokens(sql: &str) -> Vec<Token<'_>> {
                 }
                 if !positional && j < b.len() && b[j] == b'$' {
                     let tag = &sql[start..=j];
-                    match sql[j + 1..].find(tag) {
-                        Some(end) => i = j + 1 + end + tag.len(),
-                        None => i = b.len(),
-                    }
-                    out.push(Token::Other);
+                    let body_start = j + 1;
+                    let body_end = match sql[body_start..].find(tag) {
+                        Some(end) => {
+                            i = body_start + end + tag.len();
+                            body_start + end
+                        }
+                        None => {
+                            i = b.len();
+                            b.len()
+                        }
+                    };
+                    out.push(Token::Dollar(&sql[body_start..body_end]));
                 } else {
                     i = j.max(i + 1);
                     out.push(Token::Other);
@@ -194,6 +208,8 @@ const FIRST_WORDS: &[&[u8]] = &[
     b"discard",
     b"create",
     b"declare",
+    // An anonymous code block: its body is looked at as code, not as a string.
+    b"do",
     // Does not pin, but drops prepared statements: the session looks at it (`deallocate.rs`).
     b"deallocate",
 ];
@@ -202,20 +218,30 @@ fn starts_with_ci(hay: &[u8], needle: &[u8]) -> bool {
     hay.len() >= needle.len() && hay[..needle.len()].eq_ignore_ascii_case(needle)
 }
 
-/// Whether `sql` mentions `advisory_lock`, `set_config` or `temp`, in one pass over the bytes.
+/// Whether `sql` mentions `advisory_lock`, `set_config`, `temp` (`pg_temp` too), `currval` or
+/// `lastval`, in one pass over the bytes.
 fn mentions_fragment(sql: &[u8]) -> bool {
-    // Runs over every query's text: look at byte pairs first ("ad", "se", "te", any case) and
-    // compare whole fragments only there. `| 0x20` folds ASCII upper case onto lower case (and
-    // maps a few other bytes onto letters, which the full comparison then rejects).
+    // Runs over every query's text: look at byte pairs first ("ad", "se", "te", ... any case)
+    // and compare whole fragments only there. `| 0x20` folds ASCII upper case onto lower case
+    // (and maps a few other bytes onto letters, which the full comparison then rejects).
     sql.windows(2).enumerate().any(|(i, pair)| {
         let fragment: &[u8] = match (pair[0] | 0x20, pair[1] | 0x20) {
             (b'a', b'd') => b"advisory_lock",
             (b's', b'e') => b"set_config",
             (b't', b'e') => b"temp",
+            (b'c', b'u') => b"currval",
+            (b'l', b'a') => b"lastval",
             _ => return false,
         };
         starts_with_ci(&sql[i..], fragment)
     })
+}
+
+/// Whether `sql` may read the session's sequence values (`currval`, `lastval`), which
+/// PostgreSQL keeps per session: another client's `nextval` must not show through.
+pub fn reads_sequence_state(sql: &[u8]) -> bool {
+    sql.windows(7)
+        .any(|w| w.eq_ignore_ascii_case(b"currval") || w.eq_ignore_ascii_case(b"lastval"))
 }
 
 /// A cheap test that `sql` cannot pin; `false` means "tokenize and look". It runs on every
@@ -272,7 +298,62 @@ pub fn classify(sql: &str, filters: Filters) -> Option<PinReason> {
     None
 }
 
+/// Whether a token names a temporary schema (`pg_temp`, `pg_temp_3`): objects created there are
+/// temporary whatever the statement's other words.
+fn temp_schema(t: &Token<'_>) -> bool {
+    match t {
+        Token::Word(w) | Token::Call(w) => w.len() >= 7 && w[..7].eq_ignore_ascii_case("pg_temp"),
+        Token::Quoted(w) => w.starts_with("pg_temp"),
+        _ => false,
+    }
+}
+
+/// Words in a DO block's body that can change session state, directly (`SET`, `set_config`,
+/// `LISTEN`, a temporary table, a session lock...) or out of sight (`EXECUTE` of dynamic SQL).
+const DO_BODY_WORDS: &[&str] = &[
+    "set",
+    "reset",
+    "set_config",
+    "listen",
+    "prepare",
+    "load",
+    "discard",
+    "execute",
+    "temp",
+    "temporary",
+    "hold",
+];
+
+/// Whether a DO block (the tokens after `DO`) may change session state. Its body is code: a
+/// body that is not dollar-quoted (an ordinary string literal) is not read, and pins.
+fn do_block_pins(t: &[Token<'_>]) -> bool {
+    let Some(body) = t.iter().find_map(|tok| match tok {
+        Token::Dollar(b) => Some(*b),
+        _ => None,
+    }) else {
+        return true;
+    };
+    tokens(body).iter().any(|tok| {
+        temp_schema(tok)
+            || match tok {
+                Token::Word(w) | Token::Call(w) => {
+                    DO_BODY_WORDS.iter().any(|k| w.eq_ignore_ascii_case(k))
+                        || (w.to_ascii_lowercase().contains("advisory_lock")
+                            && !w.to_ascii_lowercase().contains("xact"))
+                }
+                Token::Dollar(inner) => !inner.is_empty(),
+                _ => false,
+            }
+    })
+}
+
 fn classify_statement(t: &[Token<'_>], filters: Filters) -> Option<PinReason> {
+    if t.iter().any(temp_schema) {
+        return Some(PinReason::TemporaryObject);
+    }
+    if is(t.first(), "do") {
+        return do_block_pins(&t[1..]).then_some(PinReason::DoBlock);
+    }
     for tok in t {
         if let Token::Call(name) = tok {
             let n = name.to_ascii_lowercase();
@@ -428,6 +509,33 @@ mod tests {
             Some(PinReason::SetConfig)
         );
         assert_eq!(pin("select 1; set x = 1"), Some(PinReason::Set));
+        for sql in [
+            "CREATE TABLE pg_temp.t (x int)",
+            "create function PG_TEMP.f() returns int language sql as 'select 1'",
+            "CREATE VIEW \"pg_temp\".v AS SELECT 1",
+            "create table pg_temp_3.t (x int)",
+        ] {
+            assert_eq!(pin(sql), Some(PinReason::TemporaryObject), "{sql}");
+        }
+        for sql in [
+            "DO $$ BEGIN PERFORM set_config('search_path', 'x', false); END $$",
+            "do $body$ begin set search_path = x; end $body$",
+            "DO LANGUAGE plpgsql $$ BEGIN EXECUTE 'SE' || 'T x = 1'; END $$",
+            "DO $$ BEGIN CREATE TEMP TABLE t (x int); END $$",
+            "DO $$ BEGIN PERFORM pg_advisory_lock(1); END $$",
+            "DO 'BEGIN NULL; END'",
+        ] {
+            assert_eq!(pin(sql), Some(PinReason::DoBlock), "{sql}");
+        }
+        assert_eq!(pin("DO $$ BEGIN INSERT INTO t VALUES (1); END $$"), None);
+        assert_eq!(
+            pin("DO $$ BEGIN PERFORM pg_advisory_xact_lock(1); END $$"),
+            None
+        );
+        assert!(reads_sequence_state(b"SELECT CurrVal('s')"));
+        assert!(reads_sequence_state(b"select lastval()"));
+        assert!(!reads_sequence_state(b"select nextval('s')"));
+        assert!(!surely_plain(b"select currval('s')"));
         assert_eq!(
             pin(&format!("select '{}'", "x".repeat(SIZE_LIMIT))),
             Some(PinReason::StatementSize)

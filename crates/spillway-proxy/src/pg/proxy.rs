@@ -85,9 +85,21 @@ pub struct PgProxy {
     pub target: Arc<Target>,
     pub cancel: Arc<CancelRegistry>,
     pub iam: Option<Arc<dyn IamVerifier>>,
-    /// ParameterStatus values of each pool's server, replayed to clients at login.
-    pub server_params: Mutex<HashMap<PoolKey, ServerParams>>,
+    /// Per pool: the server's ParameterStatus values (replayed to clients at login) and the
+    /// startup parameter values the server has accepted.
+    pools: Mutex<HashMap<PoolKey, PoolParams>>,
 }
+
+#[derive(Default)]
+struct PoolParams {
+    server: Option<ServerParams>,
+    /// (name, value as a client gave it) → the value as the server reports it.
+    accepted: HashMap<(String, String), String>,
+}
+
+/// Accepted values remembered per pool; past this, logins with new values are checked each time
+/// (a client sending endless distinct values costs itself round trips, not the proxy memory).
+const ACCEPTED_VALUES: usize = 1024;
 
 impl PgProxy {
     pub fn new(
@@ -100,8 +112,37 @@ impl PgProxy {
             target,
             cancel: Arc::new(CancelRegistry::default()),
             iam,
-            server_params: Mutex::new(HashMap::new()),
+            pools: Mutex::new(HashMap::new()),
         })
+    }
+
+    fn pools(&self) -> std::sync::MutexGuard<'_, HashMap<PoolKey, PoolParams>> {
+        self.pools.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn pool_params(&self, key: &PoolKey) -> Option<ServerParams> {
+        self.pools().get(key).and_then(|p| p.server.clone())
+    }
+
+    pub fn remember_server_params(&self, key: &PoolKey, params: ServerParams) {
+        self.pools().entry(key.clone()).or_default().server = Some(params);
+    }
+
+    /// The normalized form of a startup parameter value the server accepted before.
+    pub fn accepted_value(&self, key: &PoolKey, name: &str, value: &str) -> Option<String> {
+        self.pools()
+            .get(key)?
+            .accepted
+            .get(&(name.to_owned(), value.to_owned()))
+            .cloned()
+    }
+
+    pub fn accept_value(&self, key: &PoolKey, name: &str, value: &str, normal: &str) {
+        let mut pools = self.pools();
+        let accepted = &mut pools.entry(key.clone()).or_default().accepted;
+        if accepted.len() < ACCEPTED_VALUES {
+            accepted.insert((name.to_owned(), value.to_owned()), normal.to_owned());
+        }
     }
 
     pub fn settings(&self) -> Arc<Settings> {

@@ -23,10 +23,12 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use crate::socket::Socket;
 use tokio::sync::watch;
 
+use super::backend::{BackendError, Sequences, set_param};
 use super::codec::{self, MAX_MESSAGE, Severity, peek};
 use super::deallocate::{self, Dropping};
 use super::handshake::LoggedIn;
 use super::messages::{Bind, Parse, Target as NameTarget, query_text};
+use super::params;
 use super::pinning::{self, Filters, PinReason};
 use super::prepared::{ClientStatements, Statement, server_name};
 use super::proxy::{PgProxy, Settings};
@@ -74,7 +76,13 @@ pub struct Session {
     settings: Arc<Settings>,
     key: PoolKey,
     pool: PoolId,
-    tracked: Vec<(String, String)>,
+    /// The client's startup parameters, kept in step on each borrowed connection (`params.rs`).
+    wanted: Vec<(String, String)>,
+    /// This session's number, unique in the process (to tell whose state a connection holds).
+    id: u64,
+    /// The client reads sequence state (currval/lastval): a connection other clients used has
+    /// its sequence values discarded before this client gets it.
+    reads_sequences: bool,
     proxy: Arc<PgProxy>,
     metrics: Arc<EndpointMetrics>,
     cancel: CancelSlot,
@@ -102,6 +110,9 @@ pub struct Session {
     swallow: VecDeque<(u64, u8)>,
     /// Statements whose Parse is in flight; forgotten on error (they may not exist).
     parses_in_flight: Vec<u64>,
+    /// Server-side statement names an error of the current batch may mention, and the client's
+    /// names for them (a second Parse of a client's name fails with the server's name in it).
+    renamed: Vec<(Vec<u8>, Vec<u8>)>,
     client_streaming: usize,
     server_streaming: usize,
     query_started: Option<Instant>,
@@ -123,6 +134,8 @@ enum Event {
 /// Numbers clients' Parse('') messages, so that a server connection knows whose unnamed
 /// statement it holds.
 static UNNAMED_PARSES: AtomicU64 = AtomicU64::new(1);
+/// Numbers sessions.
+static SESSIONS: AtomicU64 = AtomicU64::new(1);
 
 pub async fn run(
     login: LoggedIn,
@@ -142,7 +155,9 @@ pub async fn run(
         settings: login.settings,
         key: login.key,
         pool: login.pool,
-        tracked: login.tracked,
+        wanted: login.wanted,
+        id: SESSIONS.fetch_add(1, Ordering::Relaxed),
+        reads_sequences: false,
         proxy,
         metrics,
         cancel,
@@ -158,6 +173,7 @@ pub async fn run(
         told_fatal: false,
         swallow: VecDeque::new(),
         parses_in_flight: Vec::new(),
+        renamed: Vec::new(),
         client_streaming: 0,
         server_streaming: 0,
         query_started: None,
@@ -182,6 +198,21 @@ pub async fn run(
     }
     s.finish().await;
     s.metrics.client_connections.add(-1);
+}
+
+/// The statement text of the first message in `buf` (a Query or a Parse), or nothing.
+fn first_text(buf: &[u8]) -> &[u8] {
+    let Ok(Some((tag, len))) = peek(buf, MAX_MESSAGE) else {
+        return &[];
+    };
+    let Some(body) = buf.get(5..len) else {
+        return &[];
+    };
+    match tag {
+        b'Q' => query_text(body).unwrap_or_default(),
+        b'P' => Parse::decode(body).map(|p| p.query).unwrap_or_default(),
+        _ => &[],
+    }
 }
 
 /// Sockets that can be written without waiting (the client's and the server's).
@@ -499,35 +530,48 @@ impl Session {
                 return false;
             }
         };
-        // Keep the client's startup parameters in step on this connection.
-        for (k, v) in &self.tracked {
-            // Runs on every borrow: an exact comparison, no copies. Tracked names are spelled
-            // as the server spells them in ParameterStatus ("DateStyle"), so a difference in
-            // case can only cost a needless SET, never a missed one.
-            let in_step = guard
-                .conn()
-                .params
-                .iter()
-                .any(|(pk, pv)| pk.as_slice() == k.as_bytes() && pv.as_slice() == v.as_bytes());
-            if !in_step {
-                let sql = format!("SET {k} = '{}'", v.replace('\'', "''"));
-                // Boxed, like every rarely-taken await here: kept inline, its state would be
-                // part of every idle client's task.
-                match Box::pin(guard.conn().simple_query(&sql)).await {
-                    // Remember it, so the next borrow of this connection does not SET it again.
-                    Ok(_) => {
-                        let params = &mut guard.conn().params;
-                        match params
-                            .iter_mut()
-                            .find(|(pk, _)| pk.eq_ignore_ascii_case(k.as_bytes()))
-                        {
-                            Some((_, pv)) => *pv = v.as_bytes().to_vec(),
-                            None => params.push((k.as_bytes().to_vec(), v.as_bytes().to_vec())),
-                        }
-                    }
-                    Err(e) => {
-                        tracing::warn!(parameter = %k, "cannot apply a client's startup parameter: {e}")
-                    }
+        // Keep the client's startup parameters in step on this connection, and let it see no
+        // other client's sequence values.
+        if pinning::reads_sequence_state(first_text(&self.cbuf)) {
+            self.reads_sequences = true;
+        }
+        let conn = guard.conn();
+        let foreign_sequences = match conn.sequences {
+            Sequences::Clean => false,
+            Sequences::Only(id) => id != self.id,
+            Sequences::Mixed => true,
+        };
+        let discard = foreign_sequences && self.reads_sequences;
+        conn.sequences = if foreign_sequences && !discard {
+            Sequences::Mixed
+        } else {
+            Sequences::Only(self.id)
+        };
+        // Runs on every borrow: comparisons only, unless something differs.
+        let catch_up = params::catch_up(&self.wanted, &conn.params, &conn.applied);
+        if catch_up.is_some() || discard {
+            let mut sql = catch_up.unwrap_or_default();
+            if discard {
+                sql.push_str("DISCARD SEQUENCES;");
+            }
+            // Boxed, like every rarely-taken await here: kept inline, its state would be part
+            // of every idle client's task.
+            match Box::pin(guard.conn().simple_query(&sql)).await {
+                Ok(_) => guard.conn().applied = params::applied_after(&self.wanted),
+                Err(e) => {
+                    // Parameters the server accepted at login no longer apply (a changed role
+                    // or database setting): the client is told rather than run without them.
+                    tracing::warn!(user = %self.key.user, "cannot apply a client's startup parameters: {e}");
+                    guard.broken = true;
+                    let (code, text) = match &e {
+                        BackendError::Refused { code, message } => (code.clone(), message.clone()),
+                        _ => (
+                            "08006".to_owned(),
+                            "cannot prepare a database connection".to_owned(),
+                        ),
+                    };
+                    self.fatal(&code, &text);
+                    return false;
                 }
             }
         }
@@ -574,6 +618,9 @@ impl Session {
     fn check_pin(&mut self, sql: &[u8]) -> bool {
         if sql.len() <= pinning::SIZE_LIMIT && pinning::surely_plain(sql) {
             return false;
+        }
+        if !self.reads_sequences && pinning::reads_sequence_state(sql) {
+            self.reads_sequences = true;
         }
         let filters = if self.mode() == PoolMode::Session {
             Filters::default()
@@ -813,6 +860,14 @@ impl Session {
                     if let Some(g) = self.server.as_mut() {
                         g.conn().unnamed = Some(seq);
                     }
+                } else if let Some(existing) = self.statements.get(p.name).cloned() {
+                    // PostgreSQL refuses a Parse of a name that exists (42P05) and keeps the
+                    // statement. The server says so itself, in its place in the batch: the
+                    // existing statement is made present, then parsed again under its name.
+                    self.ensure_prepared(&existing);
+                    let name = server_name(existing.hash);
+                    p.encode(&mut self.to_server, &name);
+                    self.renamed.push((name, p.name.to_vec()));
                 } else {
                     let st = self.statements.parse(&p);
                     let batch = self.batches_sent;
@@ -947,6 +1002,7 @@ impl Session {
                     let done = self.batches_done;
                     self.swallow.retain(|(b, _)| *b >= done);
                     self.parses_in_flight.clear();
+                    self.renamed.clear();
                     let in_tx = self.status != b'I';
                     if in_tx != self.in_transaction {
                         self.in_transaction = in_tx;
@@ -966,15 +1022,20 @@ impl Session {
                     for h in self.parses_in_flight.drain(..) {
                         conn.prepared.remove(&h);
                     }
+                    if let Some((server, client)) = self
+                        .renamed
+                        .iter()
+                        .find(|(server, _)| msg.windows(server.len()).any(|w| w == server))
+                    {
+                        codec::replace_in_message(msg, server, client, &mut self.to_client);
+                        conn.buf.advance(len);
+                        continue;
+                    }
                 }
                 b'S' => {
                     let mut b = super::codec::Body::new(&msg[5..]);
                     if let (Ok(k), Ok(v)) = (b.cstr("S"), b.cstr("S")) {
-                        let (k, v) = (k.to_vec(), v.to_vec());
-                        match conn.params.iter_mut().find(|(pk, _)| *pk == k) {
-                            Some(p) => p.1 = v,
-                            None => conn.params.push((k, v)),
-                        }
+                        set_param(&mut conn.params, k, v);
                     }
                 }
                 _ => {}
@@ -1018,15 +1079,12 @@ impl Session {
                 g.conn().simple_query("ROLLBACK").await?;
             }
             if needs_reset {
+                // Its ParameterStatus replies bring the record of reported parameters up to date.
                 g.conn().simple_query("DISCARD ALL").await?;
-                g.conn().prepared.clear();
-                // DISCARD ALL resets parameters to their defaults; forget what was SET, so the
-                // next borrow sets its client's values again.
-                g.conn().params.retain(|(k, _)| {
-                    !super::handshake::TRACKED_PARAMS
-                        .iter()
-                        .any(|t| t.as_bytes().eq_ignore_ascii_case(k))
-                });
+                let conn = g.conn();
+                conn.prepared.clear();
+                conn.applied.clear();
+                conn.sequences = Sequences::Clean;
             }
             Ok::<(), super::backend::BackendError>(())
         };
