@@ -95,7 +95,12 @@ struct PoolParams {
     server: Option<ServerParams>,
     /// (name, value as a client gave it) → the value as the server reports it.
     accepted: HashMap<(String, String), String>,
+    /// Statements (by content hash, `prepared.rs`) the server has parsed without error.
+    parsed: std::collections::HashSet<u64>,
 }
+
+/// Parsed statements remembered per pool (an application has tens or hundreds).
+const PARSED_STATEMENTS: usize = 10_000;
 
 /// Accepted values remembered per pool; past this, logins with new values are checked each time
 /// (a client sending endless distinct values costs itself round trips, not the proxy memory).
@@ -143,6 +148,23 @@ impl PgProxy {
         if accepted.len() < ACCEPTED_VALUES {
             accepted.insert((name.to_owned(), value.to_owned()), normal.to_owned());
         }
+    }
+
+    /// Statements the pool's server parsed without error (see `Session::parse_without_server`).
+    pub fn remember_parsed(&self, key: &PoolKey, hashes: &[u64]) {
+        let mut pools = self.pools();
+        let parsed = &mut pools.entry(key.clone()).or_default().parsed;
+        for h in hashes {
+            if parsed.len() < PARSED_STATEMENTS {
+                parsed.insert(*h);
+            }
+        }
+    }
+
+    pub fn was_parsed(&self, key: &PoolKey, hash: u64) -> bool {
+        self.pools()
+            .get(key)
+            .is_some_and(|p| p.parsed.contains(&hash))
     }
 
     pub fn settings(&self) -> Arc<Settings> {

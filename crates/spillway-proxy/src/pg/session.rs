@@ -108,8 +108,9 @@ pub struct Session {
     unnamed: Option<(u64, BytesMut)>,
     /// Replies to messages the proxy injected, to drop: (batch, tag).
     swallow: VecDeque<(u64, u8)>,
-    /// Statements whose Parse is in flight; forgotten on error (they may not exist).
-    parses_in_flight: Vec<u64>,
+    /// Statements whose Parse is in flight, with their batch (see `swallow`): forgotten if
+    /// the batch fails (they may not exist), known to parse when it ends well.
+    parses_in_flight: Vec<(u64, u64)>,
     /// Server-side statement names an error of the current batch may mention, and the client's
     /// names for them (a second Parse of a client's name fails with the server's name in it).
     renamed: Vec<(Vec<u8>, Vec<u8>)>,
@@ -653,7 +654,7 @@ impl Session {
             self.to_server.extend_from_slice(&st.parse);
             self.swallow.push_back((batch, b'3'));
             self.swallow.push_back((batch, b'1'));
-            self.parses_in_flight.push(st.hash);
+            self.parses_in_flight.push((batch, st.hash));
         }
     }
 
@@ -779,6 +780,9 @@ impl Session {
                 )));
             }
             if self.server.is_none() {
+                if tag == b'P' && self.parse_without_server(cbuf, len) {
+                    continue;
+                }
                 return Ok(Step::NeedServer);
             }
             if cbuf.len() < len {
@@ -794,6 +798,48 @@ impl Session {
             self.handle_client_message(tag, &cbuf[..len])?;
             cbuf.advance(len);
         }
+    }
+
+    /// Answers a client's Parse of a named statement followed by Sync, outside a transaction,
+    /// without a server connection, when the pool's server has parsed the same statement
+    /// before: ParseComplete and ReadyForQuery, the statement recorded for the client's later
+    /// Binds (which make it present where they run, as always).
+    ///
+    /// This is what lets `pgbench -M prepared` run with more clients than server connections.
+    /// pgbench prepares synchronously (PQprepare), blocking its thread, whose other clients
+    /// may be inside transactions holding every server connection: waiting for a connection
+    /// there would wait forever. The first Parse of each statement still needs a connection;
+    /// the price is that a statement made invalid since (a dropped table) fails at its Bind
+    /// rather than at its Parse.
+    fn parse_without_server(&mut self, cbuf: &mut BytesMut, len: usize) -> bool {
+        let sync_at = len;
+        let whole = cbuf.len() >= sync_at + 5
+            && cbuf[sync_at] == b'S'
+            && cbuf[sync_at + 1..sync_at + 5] == 4u32.to_be_bytes();
+        if !whole || self.mode() != PoolMode::Transaction || self.status != b'I' {
+            return false;
+        }
+        let Ok(p) = Parse::decode(&cbuf[5..len]) else {
+            return false;
+        };
+        // Unnamed statements die with their connection; a name already in use is the server's
+        // 42P05 to give; a statement that may pin needs its connection.
+        if p.name.is_empty()
+            || self.statements.get(p.name).is_some()
+            || p.query.len() > pinning::SIZE_LIMIT
+            || !pinning::surely_plain(p.query)
+            || !self
+                .proxy
+                .was_parsed(&self.key, super::prepared::content_hash(&p))
+        {
+            return false;
+        }
+        self.debug_log(p.query);
+        self.statements.parse(&p);
+        codec::message(&mut self.to_client, b'1', |_| {});
+        codec::ready_for_query(&mut self.to_client, b'I');
+        cbuf.advance(sync_at + 5);
+        true
     }
 
     /// RDS Proxy's DebugLogging: every statement's text, at info level. Off by default because
@@ -877,7 +923,7 @@ impl Session {
                     });
                     self.swallow.push_back((batch, b'3'));
                     self.to_server.extend_from_slice(&st.parse);
-                    self.parses_in_flight.push(st.hash);
+                    self.parses_in_flight.push((batch, st.hash));
                     if let Some(g) = self.server.as_mut() {
                         g.conn().prepared.insert(st.hash);
                     }
@@ -998,10 +1044,21 @@ impl Session {
                 b'Z' => {
                     self.status = msg.get(5).copied().unwrap_or(b'I');
                     self.outstanding = self.outstanding.saturating_sub(1);
+                    // The batch's Parses still in flight at its end were parsed without error.
+                    let ended = self.batches_done;
+                    if self.parses_in_flight.iter().any(|(b, _)| *b <= ended) {
+                        let parsed: Vec<u64> = self
+                            .parses_in_flight
+                            .iter()
+                            .filter(|(b, _)| *b <= ended)
+                            .map(|(_, h)| *h)
+                            .collect();
+                        self.parses_in_flight.retain(|(b, _)| *b > ended);
+                        self.proxy.remember_parsed(&self.key, &parsed);
+                    }
                     self.batches_done += 1;
                     let done = self.batches_done;
                     self.swallow.retain(|(b, _)| *b >= done);
-                    self.parses_in_flight.clear();
                     self.renamed.clear();
                     let in_tx = self.status != b'I';
                     if in_tx != self.in_transaction {
@@ -1019,9 +1076,10 @@ impl Session {
                     // batch will not come, and Parses in flight may not have happened.
                     let done = self.batches_done;
                     self.swallow.retain(|(b, _)| *b != done);
-                    for h in self.parses_in_flight.drain(..) {
-                        conn.prepared.remove(&h);
+                    for (_, h) in self.parses_in_flight.iter().filter(|(b, _)| *b <= done) {
+                        conn.prepared.remove(h);
                     }
+                    self.parses_in_flight.retain(|(b, _)| *b > done);
                     if let Some((server, client)) = self
                         .renamed
                         .iter()
