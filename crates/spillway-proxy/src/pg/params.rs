@@ -145,18 +145,13 @@ pub fn catch_up(
     params: &[(Vec<u8>, Vec<u8>)],
     applied: &[(String, String)],
 ) -> Option<String> {
-    let reported = |k: &str| {
-        params
-            .iter()
-            .find(|(pk, _)| pk.eq_ignore_ascii_case(k.as_bytes()))
-    };
+    // Names were spelled as the server spells them at login, so exact comparisons do.
+    let reported = |k: &str| params.iter().find(|(pk, _)| pk.as_slice() == k.as_bytes());
     let mut sets: Vec<&(String, String)> = Vec::new();
     for w in wanted {
         let in_step = match reported(&w.0) {
             Some((_, v)) => v.as_slice() == w.1.as_bytes(),
-            None => applied
-                .iter()
-                .any(|(k, v)| k.eq_ignore_ascii_case(&w.0) && *v == w.1),
+            None => applied.iter().any(|(k, v)| *k == w.0 && *v == w.1),
         };
         if !in_step {
             sets.push(w);
@@ -164,7 +159,7 @@ pub fn catch_up(
     }
     let resets: Vec<&str> = applied
         .iter()
-        .filter(|(k, _)| !wanted.iter().any(|(w, _)| w.eq_ignore_ascii_case(k)))
+        .filter(|(k, _)| !wanted.iter().any(|(w, _)| w == k))
         .map(|(k, _)| k.as_str())
         .collect();
     if sets.is_empty() && resets.is_empty() {
@@ -270,7 +265,7 @@ mod tests {
     #[test]
     fn catch_up_sets_what_differs_and_resets_what_was_for_someone_else() {
         let params = vec![(b"TimeZone".to_vec(), b"UTC".to_vec())];
-        assert_eq!(catch_up(&kv(&[("timezone", "UTC")]), &params, &[]), None);
+        assert_eq!(catch_up(&kv(&[("TimeZone", "UTC")]), &params, &[]), None);
         assert_eq!(
             catch_up(&kv(&[("TimeZone", "Asia/Tokyo")]), &params, &[]).as_deref(),
             Some("SELECT pg_catalog.set_config('TimeZone', 'Asia/Tokyo', false);")

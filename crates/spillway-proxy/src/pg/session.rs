@@ -533,15 +533,20 @@ impl Session {
         };
         // Keep the client's startup parameters in step on this connection, and let it see no
         // other client's sequence values.
-        if pinning::reads_sequence_state(first_text(&self.cbuf)) {
-            self.reads_sequences = true;
-        }
         let conn = guard.conn();
         let foreign_sequences = match conn.sequences {
             Sequences::Clean => false,
             Sequences::Only(id) => id != self.id,
             Sequences::Mixed => true,
         };
+        // The first query is looked at here, before it is sent (the per-message scan comes
+        // too late for it), and only when the connection holds other clients' values.
+        if foreign_sequences
+            && !self.reads_sequences
+            && pinning::reads_sequence_state(first_text(&self.cbuf))
+        {
+            self.reads_sequences = true;
+        }
         let discard = foreign_sequences && self.reads_sequences;
         conn.sequences = if foreign_sequences && !discard {
             Sequences::Mixed
