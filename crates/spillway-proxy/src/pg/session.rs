@@ -51,6 +51,8 @@ const STREAM_THRESHOLD: usize = 64 * 1024;
 enum Step {
     /// Nothing more to do with what is buffered.
     Idle,
+    /// Messages wait in the client's buffer while the server's is above its high-water mark.
+    Full,
     /// The next message needs a server connection.
     NeedServer,
     /// The client sent Terminate.
@@ -282,7 +284,7 @@ impl Session {
         let stop = shutdown.changed();
         tokio::pin!(stop);
         loop {
-            match self.process_client()? {
+            let full = match self.process_client()? {
                 Step::Terminate => return Ok(()),
                 Step::NeedServer => {
                     if !self.borrow(stop.as_mut()).await {
@@ -290,13 +292,21 @@ impl Session {
                     }
                     continue;
                 }
-                Step::Idle => {}
-            }
+                Step::Idle => false,
+                Step::Full => true,
+            };
             if let Some(g) = self.server.as_ref().and_then(Guard::conn_ref)
                 && let Err(e) = flush(&g.stream, &mut self.to_server)
             {
                 self.server_lost(&e.to_string());
                 return Ok(());
+            }
+            if full && self.to_server.len() < HIGH_WATER {
+                // The flush made room for the client's messages still buffered: handle them
+                // now. Waiting instead would wait for nothing when the flush wrote everything
+                // (no write left to finish, the client waiting for answers, the server for the
+                // rest of the batch): seen after a 1 MiB Parse followed by Describe + Sync.
+                continue;
             }
             // The server goes back before the answer goes out: a client waiting for it can be
             // scheduled while this one's write is in the kernel.
@@ -749,7 +759,7 @@ impl Session {
                 continue;
             }
             if self.to_server.len() >= HIGH_WATER {
-                return Ok(Step::Idle);
+                return Ok(Step::Full);
             }
             let (tag, len) = match peek(cbuf, MAX_MESSAGE) {
                 Ok(Some(h)) => h,
