@@ -138,6 +138,10 @@ pub struct ServerConn {
     pub params: Vec<(Vec<u8>, Vec<u8>)>,
     /// Clients' startup parameters the proxy set on this connection (see `pg::params`).
     pub applied: Vec<(String, String)>,
+    /// The fingerprint of the startup parameters this connection was last found in step
+    /// with; cleared by any change of its parameters. Clients asking for the same parameters
+    /// (most of them) then borrow it without comparing them one by one.
+    pub in_step_with: Option<u64>,
     /// Whose sequence values (currval/lastval) the session may hold.
     pub sequences: Sequences,
     /// Server-side names of the prepared statements this connection holds.
@@ -268,6 +272,7 @@ impl ServerConn {
             }),
             params: Vec::new(),
             applied: Vec::new(),
+            in_step_with: None,
             sequences: Sequences::Clean,
             prepared: HashSet::new(),
             unnamed: None,
@@ -414,6 +419,7 @@ impl ServerConn {
                     let mut b = Body::new(&body);
                     if let (Ok(k), Ok(v)) = (b.cstr("S"), b.cstr("S")) {
                         set_param(&mut self.params, k, v);
+                        self.in_step_with = None;
                     }
                 }
                 b'Z' => {

@@ -441,7 +441,12 @@ async fn settle_parameters(
     let conn = g.conn();
     if let Some(sql) = params::catch_up(&wanted, &conn.params, &conn.applied) {
         match conn.simple_query(&sql).await {
-            Ok(_) => conn.applied = params::applied_after(&wanted),
+            Ok(_) => {
+                conn.applied = params::applied_after(&wanted);
+                // What it was in step with no longer holds (unreported parameters changed
+                // without a ParameterStatus to say so).
+                conn.in_step_with = None;
+            }
             Err(super::backend::BackendError::Refused { code, message }) => {
                 tracing::info!(user, "login refused: a startup parameter: {message}");
                 return refuse(stream, &code, &message).await;

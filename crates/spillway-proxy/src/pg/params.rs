@@ -199,6 +199,16 @@ pub fn applied_after(wanted: &[(String, String)]) -> Vec<(String, String)> {
         .collect()
 }
 
+/// A fingerprint of a client's wanted parameters: equal sets (in the same order, as every
+/// login builds them) give equal fingerprints. SipHash with the process's random keys: a
+/// collision, which would skip a needed catch-up, is a 2^-64 chance no client can steer.
+pub fn fingerprint(wanted: &[(String, String)]) -> u64 {
+    use std::hash::BuildHasher;
+    static KEYS: std::sync::OnceLock<std::collections::hash_map::RandomState> =
+        std::sync::OnceLock::new();
+    KEYS.get_or_init(Default::default).hash_one(wanted)
+}
+
 /// A standard-conforming SQL string literal.
 fn literal(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))

@@ -218,22 +218,42 @@ fn starts_with_ci(hay: &[u8], needle: &[u8]) -> bool {
     hay.len() >= needle.len() && hay[..needle.len()].eq_ignore_ascii_case(needle)
 }
 
+/// Fragments of the things that pin (or read session state) without a leading keyword.
+const FRAGMENTS: [&[u8]; 5] = [
+    b"advisory_lock",
+    b"set_config",
+    b"temp",
+    b"currval",
+    b"lastval",
+];
+
+/// For each byte, 1 + the index of the fragment it starts (either case), or 0.
+static FRAGMENT_BY_FIRST_BYTE: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut i = 0;
+    while i < FRAGMENTS.len() {
+        let c = FRAGMENTS[i][0];
+        table[c as usize] = i as u8 + 1;
+        table[c.to_ascii_uppercase() as usize] = i as u8 + 1;
+        i += 1;
+    }
+    table
+};
+
 /// Whether `sql` mentions `advisory_lock`, `set_config`, `temp` (`pg_temp` too), `currval` or
 /// `lastval`, in one pass over the bytes.
 fn mentions_fragment(sql: &[u8]) -> bool {
-    // Runs over every query's text: look at byte pairs first ("ad", "se", "te", ... any case)
-    // and compare whole fragments only there. `| 0x20` folds ASCII upper case onto lower case
-    // (and maps a few other bytes onto letters, which the full comparison then rejects).
-    sql.windows(2).enumerate().any(|(i, pair)| {
-        let fragment: &[u8] = match (pair[0] | 0x20, pair[1] | 0x20) {
-            (b'a', b'd') => b"advisory_lock",
-            (b's', b'e') => b"set_config",
-            (b't', b'e') => b"temp",
-            (b'c', b'u') => b"currval",
-            (b'l', b'a') => b"lastval",
-            _ => return false,
-        };
-        starts_with_ci(&sql[i..], fragment)
+    // Runs over every query's text: one table load per byte, then the second byte, and whole
+    // fragments compared only where both match.
+    sql.iter().enumerate().any(|(i, &b)| {
+        let f = FRAGMENT_BY_FIRST_BYTE[usize::from(b)];
+        if f == 0 {
+            return false;
+        }
+        let fragment = FRAGMENTS[usize::from(f - 1)];
+        sql.get(i + 1)
+            .is_some_and(|n| n.eq_ignore_ascii_case(&fragment[1]))
+            && starts_with_ci(&sql[i..], fragment)
     })
 }
 

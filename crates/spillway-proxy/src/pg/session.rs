@@ -80,6 +80,7 @@ pub struct Session {
     pool: PoolId,
     /// The client's startup parameters, kept in step on each borrowed connection (`params.rs`).
     wanted: Vec<(String, String)>,
+    wanted_fingerprint: u64,
     /// This session's number, unique in the process (to tell whose state a connection holds).
     id: u64,
     /// The client reads sequence state (currval/lastval): a connection other clients used has
@@ -158,6 +159,7 @@ pub async fn run(
         settings: login.settings,
         key: login.key,
         pool: login.pool,
+        wanted_fingerprint: params::fingerprint(&login.wanted),
         wanted: login.wanted,
         id: SESSIONS.fetch_add(1, Ordering::Relaxed),
         reads_sequences: false,
@@ -563,8 +565,17 @@ impl Session {
         } else {
             Sequences::Only(self.id)
         };
-        // Runs on every borrow: comparisons only, unless something differs.
-        let catch_up = params::catch_up(&self.wanted, &conn.params, &conn.applied);
+        // Runs on every borrow: one comparison when the connection was last in step with the
+        // same parameters, a comparison per parameter otherwise.
+        let catch_up = if conn.in_step_with == Some(self.wanted_fingerprint) {
+            None
+        } else {
+            let sql = params::catch_up(&self.wanted, &conn.params, &conn.applied);
+            if sql.is_none() {
+                conn.in_step_with = Some(self.wanted_fingerprint);
+            }
+            sql
+        };
         if catch_up.is_some() || discard {
             let mut sql = catch_up.unwrap_or_default();
             if discard {
@@ -573,7 +584,12 @@ impl Session {
             // Boxed, like every rarely-taken await here: kept inline, its state would be part
             // of every idle client's task.
             match Box::pin(guard.conn().simple_query(&sql)).await {
-                Ok(_) => guard.conn().applied = params::applied_after(&self.wanted),
+                Ok(_) => {
+                    let conn = guard.conn();
+                    conn.applied = params::applied_after(&self.wanted);
+                    // The replies' ParameterStatus cleared it; the connection is in step now.
+                    conn.in_step_with = Some(self.wanted_fingerprint);
+                }
                 Err(e) => {
                     // Parameters the server accepted at login no longer apply (a changed role
                     // or database setting): the client is told rather than run without them.
@@ -1109,6 +1125,7 @@ impl Session {
                     let mut b = super::codec::Body::new(&msg[5..]);
                     if let (Ok(k), Ok(v)) = (b.cstr("S"), b.cstr("S")) {
                         set_param(&mut conn.params, k, v);
+                        conn.in_step_with = None;
                     }
                 }
                 _ => {}
@@ -1157,6 +1174,7 @@ impl Session {
                 let conn = g.conn();
                 conn.prepared.clear();
                 conn.applied.clear();
+                conn.in_step_with = None;
                 conn.sequences = Sequences::Clean;
             }
             Ok::<(), super::backend::BackendError>(())
