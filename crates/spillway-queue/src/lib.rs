@@ -5,9 +5,10 @@
 //! [`QueueError`] with its code, query code, status and fault.
 //!
 //! Storage is the [`store::Store`] trait; the embedded default is redb
-//! ([`store::redb::RedbStore`]), chosen by measurement against SQLite (see
-//! `docs/BENCHMARKS.md`, "Queue storage", and the module docs of `store::redb`). A send is
-//! answered only after the commit holding it was fsync'd; concurrent calls share commits.
+//! ([`store::redb::RedbStore`]), a provisional choice: the comparison with SQLite is not
+//! measured yet (see `docs/BENCHMARKS.md`, "Queue storage", and the module docs of
+//! `store::redb`). A send is answered only after the commit holding it was fsync'd;
+//! concurrent calls share commits (group commit, `store::writer`).
 
 pub mod arn;
 mod clock;

@@ -286,7 +286,7 @@ mod tests {
         assert!(one("n", MessageAttributeValue::number("12.5")).is_ok());
         assert!(one("n", MessageAttributeValue::number("-1e10")).is_ok());
         assert!(one("n", MessageAttributeValue::number("abc")).is_err());
-        assert!(one("n", MessageAttributeValue::number(&"9".repeat(39))).is_err());
+        assert!(one("n", MessageAttributeValue::number("9".repeat(39))).is_err());
         assert!(one("b", MessageAttributeValue::binary(vec![0, 1])).is_ok());
         assert!(one("b", MessageAttributeValue::binary(Vec::new())).is_err());
         let custom = MessageAttributeValue {

@@ -38,7 +38,7 @@ fn not_available(handle: &str) -> QueueError {
 
 /// What a delete with a valid handle should do.
 enum DeleteAction {
-    Delete(Mutation),
+    Delete { seq: u64 },
     Nothing,
 }
 
@@ -69,10 +69,7 @@ impl QueueService {
             return Err(expired(handle));
         }
         Ok(if latest {
-            DeleteAction::Delete(Mutation::DeleteMessage {
-                queue: queue.id,
-                seq: receipt.seq,
-            })
+            DeleteAction::Delete { seq: receipt.seq }
         } else {
             DeleteAction::Nothing
         })
@@ -84,8 +81,14 @@ impl QueueService {
         receipt_handle: &str,
     ) -> Result<(), QueueError> {
         let queue = self.queue(queue_name)?;
-        if let DeleteAction::Delete(mutation) = self.plan_delete(&queue, receipt_handle).await? {
-            self.inner.writer.commit(vec![mutation]).await?;
+        if let DeleteAction::Delete { seq } = self.plan_delete(&queue, receipt_handle).await? {
+            self.inner
+                .writer
+                .commit(vec![Mutation::DeleteMessage {
+                    queue: queue.id,
+                    seq,
+                }])
+                .await?;
             if queue.fifo {
                 // The group is free again.
                 queue.arrivals.notify_waiters();
@@ -107,8 +110,11 @@ impl QueueService {
         for entry in entries {
             match self.plan_delete(&queue, &entry.receipt_handle).await {
                 Ok(action) => {
-                    if let DeleteAction::Delete(m) = action {
-                        mutations.push(m);
+                    if let DeleteAction::Delete { seq } = action {
+                        mutations.push(Mutation::DeleteMessage {
+                            queue: queue.id,
+                            seq,
+                        });
                     }
                     response.successful.push(BatchResultEntry { id: entry.id });
                 }

@@ -160,7 +160,7 @@ impl QueueService {
         let id = queue.id;
         let stored = record.clone();
         let ((), committed) = self.inner.writer.submit(move |seqs| {
-            let below_seq = seqs.next();
+            let below_seq = seqs.allocate();
             (
                 vec![
                     Mutation::PutQueue(stored),
@@ -279,12 +279,12 @@ impl QueueService {
                 "Dead-letter queue must be same type of queue as the source.",
             ));
         }
-        if let Some(allow) = target.config().redrive_allow_policy {
-            if !allow.allows(source_arn) {
-                return Err(reason(
-                    "The dead-letter queue's RedriveAllowPolicy does not allow this source queue.",
-                ));
-            }
+        if let Some(allow) = target.config().redrive_allow_policy
+            && !allow.allows(source_arn)
+        {
+            return Err(reason(
+                "The dead-letter queue's RedriveAllowPolicy does not allow this source queue.",
+            ));
         }
         Ok(())
     }

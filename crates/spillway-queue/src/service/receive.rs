@@ -174,10 +174,10 @@ fn pick(
             if claims.contains(&seq) {
                 continue;
             }
-            if let Some(message) = store.message(queue.id, seq)? {
-                if message.state.visible_at <= now {
-                    consider(message, &mut picked);
-                }
+            if let Some(message) = store.message(queue.id, seq)?
+                && message.state.visible_at <= now
+            {
+                consider(message, &mut picked);
             }
         }
     }
@@ -291,10 +291,8 @@ impl QueueService {
         {
             return Ok(Vec::new());
         }
-        let result = self
-            .commit_receive(queue, &config, picked, visibility, now, filters)
-            .await;
-        result
+        self.commit_receive(queue, &config, picked, visibility, now, filters)
+            .await
     }
 
     async fn commit_receive(
@@ -343,7 +341,7 @@ impl QueueService {
                     undeliverable.push(message.seq);
                     continue;
                 };
-                let seq = seqs.next();
+                let seq = seqs.allocate();
                 let mut record = message.record;
                 record.dead_letter_source_arn = Some(queue.arn.clone());
                 if target.fifo {
@@ -417,10 +415,11 @@ impl QueueService {
             .read(move |store| {
                 let mut out = Vec::new();
                 for (seq, nonce) in held {
-                    if let Some(m) = store.message(queue_id, seq)? {
-                        if m.state.receipt_nonce == nonce && m.state.in_flight(now) {
-                            out.push(m);
-                        }
+                    if let Some(m) = store.message(queue_id, seq)?
+                        && m.state.receipt_nonce == nonce
+                        && m.state.in_flight(now)
+                    {
+                        out.push(m);
                     }
                 }
                 Ok(out)

@@ -250,7 +250,7 @@ impl QueueService {
                     }));
                     continue;
                 }
-                let seq = seqs.next();
+                let seq = seqs.allocate();
                 let message_id = uuid::Uuid::new_v4().to_string();
                 let sequence_number = queue.fifo.then(|| fifo::sequence_number(seq));
                 if let (Some(key), Some(number)) = (&outgoing.dedup_key, &sequence_number) {

@@ -34,7 +34,7 @@ pub struct Sequences<'a> {
 }
 
 impl Sequences<'_> {
-    pub fn next(&mut self) -> u64 {
+    pub fn allocate(&mut self) -> u64 {
         let seq = *self.next;
         *self.next += 1;
         seq
