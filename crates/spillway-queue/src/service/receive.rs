@@ -115,13 +115,32 @@ impl Picked {
     }
 }
 
+/// The sequences a receive claimed, released when dropped: after the receive's commit, or
+/// when the call is abandoned (a client that hangs up drops the future; without this its
+/// claims would hide the messages until a restart). An abandoned call releases its claims
+/// before its commit lands, so a concurrent receive may deliver such a message once more,
+/// which at-least-once delivery allows.
+struct Claims {
+    queue: Arc<QueueHandle>,
+    seqs: Vec<u64>,
+}
+
+impl Drop for Claims {
+    fn drop(&mut self) {
+        let mut claims = lock(&self.queue.claims);
+        for seq in &self.seqs {
+            claims.remove(seq);
+        }
+    }
+}
+
 fn pick(
     store: &dyn Store,
-    queue: &QueueHandle,
+    queue: &Arc<QueueHandle>,
     config: &QueueConfig,
     max: usize,
     now: u64,
-) -> Result<Picked, StoreError> {
+) -> Result<(Picked, Claims), StoreError> {
     // The claims lock is held across the read so that a concurrent receive either sees this
     // receive's claims or reads after its commit (claims are released only after commits).
     let mut claims = lock(&queue.claims);
@@ -181,8 +200,15 @@ fn pick(
             }
         }
     }
-    claims.extend(picked.seqs());
-    Ok(picked)
+    let seqs: Vec<u64> = picked.seqs().collect();
+    claims.extend(seqs.iter().copied());
+    Ok((
+        picked,
+        Claims {
+            queue: queue.clone(),
+            seqs,
+        },
+    ))
 }
 
 impl QueueService {
@@ -279,7 +305,7 @@ impl QueueService {
     ) -> Result<Vec<Message>, QueueError> {
         let config = queue.config();
         let now = now_ms();
-        let picked = {
+        let (picked, claims) = {
             let queue = queue.clone();
             let config = config.clone();
             self.read(move |store| pick(store, &queue, &config, max, now))
@@ -291,7 +317,7 @@ impl QueueService {
         {
             return Ok(Vec::new());
         }
-        self.commit_receive(queue, &config, picked, visibility, now, filters)
+        self.commit_receive(queue, &config, (picked, claims), visibility, now, filters)
             .await
     }
 
@@ -299,12 +325,11 @@ impl QueueService {
         &self,
         queue: &Arc<QueueHandle>,
         config: &QueueConfig,
-        picked: Picked,
+        (picked, claims): (Picked, Claims),
         visibility: u32,
         now: u64,
         filters: &Filters,
     ) -> Result<Vec<Message>, QueueError> {
-        let claimed: Vec<u64> = picked.seqs().collect();
         let mut mutations = Vec::new();
         let mut delivered = Vec::new();
         for mut message in picked.deliver {
@@ -376,12 +401,7 @@ impl QueueService {
             (mutations, moved)
         });
         let outcome = committed.wait().await;
-        {
-            let mut claims = lock(&queue.claims);
-            for seq in &claimed {
-                claims.remove(seq);
-            }
-        }
+        drop(claims);
         outcome?;
         if moved {
             if let Some(target) = &dead_letter {
