@@ -1,0 +1,28 @@
+//! SQS semantics over durable storage, for spillway's AWS endpoint.
+//!
+//! [`QueueService`] owns queues and messages; the protocol layer (JSON 1.0 and query, in
+//! `spillway-aws`) maps requests to the typed structs of [`model`] and renders
+//! [`QueueError`] with its code, query code, status and fault.
+//!
+//! Storage is the [`store::Store`] trait; the embedded default is redb
+//! ([`store::redb::RedbStore`]), a provisional choice: the comparison with SQLite is not
+//! measured yet (see `docs/BENCHMARKS.md`, "Queue storage", and the module docs of
+//! `store::redb`). A send is answered only after the commit holding it was fsync'd;
+//! concurrent calls share commits (group commit, `store::writer`).
+
+pub mod arn;
+mod clock;
+pub mod error;
+pub mod fifo;
+pub mod md5;
+pub mod model;
+pub mod queue_attributes;
+pub mod receipt;
+pub mod redrive;
+mod service;
+pub mod store;
+pub mod validate;
+
+pub use error::{Fault, QueueError};
+pub use model::*;
+pub use service::QueueService;

@@ -1,0 +1,267 @@
+//! The queue service: SQS operations over a [`Store`], shared behind an `Arc`.
+//!
+//! Every queue has an in-memory handle ([`QueueHandle`]) with what must be shared between
+//! concurrent calls and is small: its record, a `Notify` that wakes long polls, the set of
+//! messages a receive is claiming, and FIFO's dedup and attempt tables. Messages themselves
+//! live only in the store.
+
+mod handles;
+mod queues;
+mod receive;
+mod send;
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::Path;
+use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+
+use crate::arn;
+use crate::clock::now_ms;
+use crate::error::QueueError;
+use crate::fifo::{Attempts, Dedup};
+use crate::queue_attributes::QueueConfig;
+use crate::receipt::ReceiptKey;
+use crate::store::redb::RedbStore;
+use crate::store::writer::Writer;
+use crate::store::{Mutation, Store, StoreError, StoredQueue};
+
+const RECEIPT_KEY_META: &str = "receipt-key";
+/// How often expired messages and dedup entries are removed.
+const SWEEP_EVERY: Duration = Duration::from_secs(10);
+/// Messages examined per queue per sweep.
+const SWEEP_BATCH: usize = 1000;
+
+/// The SQS service of one stack. Cheap to clone; all clones share one store.
+#[derive(Clone)]
+pub struct QueueService {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    region: String,
+    account: String,
+    store: Arc<dyn Store>,
+    writer: Writer,
+    receipts: ReceiptKey,
+    queues: RwLock<BTreeMap<String, Arc<QueueHandle>>>,
+    /// Serializes changes to the set of queues and their attributes (rare, and they check
+    /// other queues: a RedrivePolicy's target must exist).
+    admin: tokio::sync::Mutex<()>,
+}
+
+pub(crate) struct QueueHandle {
+    id: u64,
+    name: String,
+    arn: String,
+    fifo: bool,
+    record: Mutex<StoredQueue>,
+    /// Woken on anything that may make a message receivable.
+    arrivals: Notify,
+    /// Sequences a receive has picked but not yet committed, so concurrent receives skip them.
+    claims: Mutex<HashSet<u64>>,
+    dedup: Mutex<Dedup>,
+    attempts: Mutex<Attempts>,
+}
+
+/// Locks a std mutex; a poisoned one is taken as is (its data is plain and still consistent
+/// because every critical section here is a few assignments).
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl QueueHandle {
+    fn new(record: StoredQueue, arn: String, dedup: Dedup) -> Self {
+        QueueHandle {
+            id: record.id,
+            name: record.name.clone(),
+            arn,
+            fifo: record.fifo,
+            record: Mutex::new(record),
+            arrivals: Notify::new(),
+            claims: Mutex::new(HashSet::new()),
+            dedup: Mutex::new(dedup),
+            attempts: Mutex::new(Attempts::default()),
+        }
+    }
+
+    fn config(&self) -> QueueConfig {
+        QueueConfig::from_attributes(self.fifo, &lock(&self.record).attributes)
+    }
+
+    fn record(&self) -> StoredQueue {
+        lock(&self.record).clone()
+    }
+}
+
+impl QueueService {
+    /// Opens (creating if needed) the queue store in `dir` (the stack's `.spillway/queues/`)
+    /// with the embedded engine. Must be called inside a tokio runtime.
+    pub async fn open(dir: &Path, region: &str, account: &str) -> Result<Self, QueueError> {
+        let dir = dir.to_path_buf();
+        let store = tokio::task::spawn_blocking(move || RedbStore::open(&dir))
+            .await
+            .map_err(|e| QueueError::Internal(e.to_string()))??;
+        Self::open_with_store(Arc::new(store), region, account).await
+    }
+
+    /// Opens the service over any [`Store`].
+    pub async fn open_with_store(
+        store: Arc<dyn Store>,
+        region: &str,
+        account: &str,
+    ) -> Result<Self, QueueError> {
+        let loaded = {
+            let store = store.clone();
+            tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
+                let queues = store.queues()?;
+                let mut dedups = Vec::new();
+                for queue in &queues {
+                    dedups.push(if queue.fifo {
+                        store.dedup_entries(queue.id)?
+                    } else {
+                        Vec::new()
+                    });
+                }
+                Ok((
+                    queues,
+                    dedups,
+                    store.max_seq()?,
+                    store.meta(RECEIPT_KEY_META)?,
+                ))
+            })
+            .await
+            .map_err(|e| QueueError::Internal(e.to_string()))??
+        };
+        let (stored_queues, dedups, max_seq, key) = loaded;
+        let writer = Writer::start(store.clone(), max_seq)?;
+        let receipts = match key.as_deref().and_then(ReceiptKey::from_slice) {
+            Some(key) => key,
+            None => {
+                let key = ReceiptKey::new(rand::random());
+                writer
+                    .commit(vec![Mutation::PutMeta {
+                        key: RECEIPT_KEY_META.into(),
+                        value: key.bytes().to_vec(),
+                    }])
+                    .await?;
+                key
+            }
+        };
+        let now = now_ms();
+        let queues = stored_queues
+            .into_iter()
+            .zip(dedups)
+            .map(|(record, dedup)| {
+                let arn = arn::queue_arn(region, account, &record.name);
+                (
+                    record.name.clone(),
+                    Arc::new(QueueHandle::new(record, arn, Dedup::load(dedup, now))),
+                )
+            })
+            .collect();
+        let service = QueueService {
+            inner: Arc::new(Inner {
+                region: region.to_string(),
+                account: account.to_string(),
+                store,
+                writer,
+                receipts,
+                queues: RwLock::new(queues),
+                admin: tokio::sync::Mutex::new(()),
+            }),
+        };
+        tokio::spawn(sweep_forever(Arc::downgrade(&service.inner)));
+        Ok(service)
+    }
+
+    pub fn region(&self) -> &str {
+        &self.inner.region
+    }
+
+    pub fn account_id(&self) -> &str {
+        &self.inner.account
+    }
+
+    pub fn queue_arn(&self, name: &str) -> String {
+        arn::queue_arn(&self.inner.region, &self.inner.account, name)
+    }
+
+    fn queue(&self, name: &str) -> Result<Arc<QueueHandle>, QueueError> {
+        self.inner
+            .queues
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .cloned()
+            .ok_or(QueueError::QueueDoesNotExist)
+    }
+
+    fn queue_by_arn(&self, queue_arn: &str) -> Option<Arc<QueueHandle>> {
+        self.queue(arn::queue_name(queue_arn)?).ok()
+    }
+
+    fn all_queues(&self) -> Vec<Arc<QueueHandle>> {
+        self.inner
+            .queues
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// Runs a read off the async threads.
+    async fn read<T: Send + 'static>(
+        &self,
+        read: impl FnOnce(&dyn Store) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, QueueError> {
+        let store = self.inner.store.clone();
+        tokio::task::spawn_blocking(move || read(&*store))
+            .await
+            .map_err(|e| QueueError::Internal(e.to_string()))?
+            .map_err(QueueError::from)
+    }
+
+    /// Removes expired messages (MessageRetentionPeriod) and dedup entries. Runs every
+    /// [`SWEEP_EVERY`] by itself; public so tests and tools can run it at once.
+    pub async fn sweep(&self) -> Result<(), QueueError> {
+        let now = now_ms();
+        for queue in self.all_queues() {
+            let retention_ms = u64::from(queue.config().message_retention_period) * 1000;
+            let id = queue.id;
+            let states = self
+                .read(move |s| s.states_from(id, 0, SWEEP_BATCH))
+                .await?;
+            let mut mutations: Vec<Mutation> = states
+                .into_iter()
+                .filter(|(_, state)| state.enqueued_at + retention_ms <= now)
+                .map(|(seq, _)| Mutation::DeleteMessage { queue: id, seq })
+                .collect();
+            if queue.fifo {
+                let expired = lock(&queue.dedup).expire(now);
+                mutations.extend(
+                    expired
+                        .into_iter()
+                        .map(|key| Mutation::DeleteDedup { queue: id, key }),
+                );
+            }
+            if !mutations.is_empty() {
+                self.inner.writer.commit(mutations).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+async fn sweep_forever(inner: Weak<Inner>) {
+    loop {
+        tokio::time::sleep(SWEEP_EVERY).await;
+        let Some(inner) = inner.upgrade() else { return };
+        let service = QueueService { inner };
+        if let Err(error) = service.sweep().await {
+            tracing::warn!(%error, "queue retention sweep failed");
+        }
+    }
+}

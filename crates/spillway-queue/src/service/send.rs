@@ -1,0 +1,318 @@
+//! SendMessage and SendMessageBatch: validation, FIFO deduplication, and one durable commit
+//! for all the messages of a call.
+
+use super::{QueueHandle, QueueService, lock};
+use crate::clock::now_ms;
+use crate::error::QueueError;
+use crate::fifo;
+use crate::md5;
+use crate::model::{
+    BatchResultErrorEntry, MessageAttributes, SendMessageBatchRequest,
+    SendMessageBatchRequestEntry, SendMessageBatchResponse, SendMessageBatchResultEntry,
+    SendMessageRequest, SendMessageResponse,
+};
+use crate::queue_attributes::{MAX_DELAY_SECONDS, QueueConfig};
+use crate::store::{DedupEntry, DeliveryState, MessageRecord, Mutation};
+use crate::validate;
+
+/// A checked message, ready to be given a sequence.
+struct Outgoing {
+    body: String,
+    attributes: MessageAttributes,
+    system_attributes: MessageAttributes,
+    delay_seconds: u32,
+    group_id: Option<String>,
+    dedup_id: Option<String>,
+    dedup_key: Option<String>,
+}
+
+/// The answer for one sent message (before the entry id is attached).
+struct Sent {
+    message_id: String,
+    md5_of_message_body: String,
+    md5_of_message_attributes: Option<String>,
+    md5_of_message_system_attributes: Option<String>,
+    sequence_number: Option<String>,
+}
+
+/// MessageGroupId and MessageDeduplicationId: up to 128 alphanumeric or punctuation chars.
+fn check_fifo_id(name: &'static str, value: &str) -> Result<(), QueueError> {
+    let ok = !value.is_empty()
+        && value.len() <= 128
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b.is_ascii_punctuation());
+    if ok {
+        Ok(())
+    } else {
+        Err(QueueError::invalid_parameter(
+            name,
+            value,
+            &format!(
+                "{name} can only include alphanumeric and punctuation characters. 1 to 128 in length."
+            ),
+        ))
+    }
+}
+
+fn prepare(
+    config: &QueueConfig,
+    entry: SendMessageBatchRequestEntry,
+) -> Result<Outgoing, QueueError> {
+    validate::message_body(&entry.message_body)?;
+    validate::message_attributes(&entry.message_attributes, false)?;
+    validate::message_attributes(&entry.message_system_attributes, true)?;
+    let size = validate::message_size(&entry.message_body, &entry.message_attributes);
+    if size > config.maximum_message_size as usize {
+        return Err(QueueError::InvalidParameterValue(format!(
+            "One or more parameters are invalid. Reason: Message must be shorter than {} bytes.",
+            config.maximum_message_size
+        )));
+    }
+    if let Some(delay) = entry.delay_seconds {
+        if delay > MAX_DELAY_SECONDS {
+            return Err(QueueError::invalid_parameter(
+                "DelaySeconds",
+                delay,
+                "DelaySeconds must be >= 0 and <= 900.",
+            ));
+        }
+        if config.fifo {
+            return Err(QueueError::invalid_parameter(
+                "DelaySeconds",
+                delay,
+                "The request include parameter that is not valid for this queue type.",
+            ));
+        }
+    }
+    if let Some(group) = &entry.message_group_id {
+        check_fifo_id("MessageGroupId", group)?;
+    }
+    let (dedup_id, dedup_key) = if config.fifo {
+        let group = entry
+            .message_group_id
+            .as_deref()
+            .ok_or(QueueError::MissingParameter("MessageGroupId"))?;
+        let id = match entry.message_deduplication_id {
+            Some(id) => {
+                check_fifo_id("MessageDeduplicationId", &id)?;
+                id
+            }
+            None if config.content_based_deduplication => {
+                fifo::content_deduplication_id(&entry.message_body)
+            }
+            None => {
+                return Err(QueueError::InvalidParameterValue(
+                    "The queue should either have ContentBasedDeduplication enabled or MessageDeduplicationId provided explicitly".into(),
+                ));
+            }
+        };
+        let key = fifo::dedup_key(config.dedup_per_group, Some(group), &id);
+        (Some(id), Some(key))
+    } else {
+        if let Some(id) = &entry.message_deduplication_id {
+            return Err(QueueError::invalid_parameter(
+                "MessageDeduplicationId",
+                id,
+                "The request include parameter that is not valid for this queue type.",
+            ));
+        }
+        (None, None)
+    };
+    Ok(Outgoing {
+        delay_seconds: entry.delay_seconds.unwrap_or(config.delay_seconds),
+        body: entry.message_body,
+        attributes: entry.message_attributes,
+        system_attributes: entry.message_system_attributes,
+        group_id: entry.message_group_id,
+        dedup_id,
+        dedup_key,
+    })
+}
+
+impl QueueService {
+    pub async fn send_message(
+        &self,
+        request: SendMessageRequest,
+    ) -> Result<SendMessageResponse, QueueError> {
+        let queue = self.queue(&request.queue_name)?;
+        let entry = SendMessageBatchRequestEntry {
+            id: String::new(),
+            message_body: request.message_body,
+            delay_seconds: request.delay_seconds,
+            message_attributes: request.message_attributes,
+            message_system_attributes: request.message_system_attributes,
+            message_deduplication_id: request.message_deduplication_id,
+            message_group_id: request.message_group_id,
+        };
+        let outgoing = prepare(&queue.config(), entry)?;
+        let mut sent = self
+            .send_all(&queue, vec![Ok(outgoing)], &request.sender_id)
+            .await?;
+        let sent = sent
+            .pop()
+            .ok_or_else(|| QueueError::Internal("send answered nothing".into()))??;
+        Ok(SendMessageResponse {
+            message_id: sent.message_id,
+            md5_of_message_body: sent.md5_of_message_body,
+            md5_of_message_attributes: sent.md5_of_message_attributes,
+            md5_of_message_system_attributes: sent.md5_of_message_system_attributes,
+            sequence_number: sent.sequence_number,
+        })
+    }
+
+    /// SendMessageBatch: request-level errors (ids, count, total size) fail the call; each
+    /// entry's own problem fails only that entry. All accepted entries share one commit.
+    pub async fn send_message_batch(
+        &self,
+        request: SendMessageBatchRequest,
+    ) -> Result<SendMessageBatchResponse, QueueError> {
+        let queue = self.queue(&request.queue_name)?;
+        validate::batch_ids(request.entries.iter().map(|e| e.id.as_str()))?;
+        let total: usize = request
+            .entries
+            .iter()
+            .map(|e| validate::message_size(&e.message_body, &e.message_attributes))
+            .sum();
+        if total > validate::MAX_BATCH_BYTES {
+            return Err(QueueError::BatchRequestTooLong(
+                validate::MAX_BATCH_BYTES,
+                total,
+            ));
+        }
+        let config = queue.config();
+        let ids: Vec<String> = request.entries.iter().map(|e| e.id.clone()).collect();
+        let prepared = request
+            .entries
+            .into_iter()
+            .map(|e| prepare(&config, e))
+            .collect();
+        let results = self.send_all(&queue, prepared, &request.sender_id).await?;
+        let mut response = SendMessageBatchResponse::default();
+        for (id, result) in ids.into_iter().zip(results) {
+            match result {
+                Ok(sent) => response.successful.push(SendMessageBatchResultEntry {
+                    id,
+                    message_id: sent.message_id,
+                    md5_of_message_body: sent.md5_of_message_body,
+                    md5_of_message_attributes: sent.md5_of_message_attributes,
+                    md5_of_message_system_attributes: sent.md5_of_message_system_attributes,
+                    sequence_number: sent.sequence_number,
+                }),
+                Err(error) => response
+                    .failed
+                    .push(BatchResultErrorEntry::from_error(&id, &error)),
+            }
+        }
+        Ok(response)
+    }
+
+    /// Writes the accepted messages in one commit and answers after it is durable. A commit
+    /// failure fails the whole call (nothing of it was acknowledged).
+    async fn send_all(
+        &self,
+        queue: &QueueHandle,
+        prepared: Vec<Result<Outgoing, QueueError>>,
+        sender_id: &str,
+    ) -> Result<Vec<Result<Sent, QueueError>>, QueueError> {
+        let now = now_ms();
+        let queue_id = queue.id;
+        let (results, committed) = self.inner.writer.submit(|seqs| {
+            let mut mutations = Vec::new();
+            let mut results = Vec::with_capacity(prepared.len());
+            // Keys this call added to the dedup table, undone if the commit fails.
+            let mut added = Vec::new();
+            let mut dedup = lock(&queue.dedup);
+            for outgoing in prepared {
+                let outgoing = match outgoing {
+                    Ok(o) => o,
+                    Err(e) => {
+                        results.push(Err(e));
+                        continue;
+                    }
+                };
+                let md5_of_message_body = md5::md5_of_body(&outgoing.body);
+                let md5_of_message_attributes = md5::md5_of_attributes(&outgoing.attributes);
+                let md5_of_message_system_attributes =
+                    md5::md5_of_attributes(&outgoing.system_attributes);
+                if let Some(previous) = outgoing
+                    .dedup_key
+                    .as_deref()
+                    .and_then(|k| dedup.get(k, now))
+                {
+                    // A duplicate within five minutes: accepted, not enqueued, same answer.
+                    results.push(Ok(Sent {
+                        message_id: previous.message_id.clone(),
+                        md5_of_message_body,
+                        md5_of_message_attributes,
+                        md5_of_message_system_attributes,
+                        sequence_number: Some(previous.sequence_number.clone()),
+                    }));
+                    continue;
+                }
+                let seq = seqs.allocate();
+                let message_id = uuid::Uuid::new_v4().to_string();
+                let sequence_number = queue.fifo.then(|| fifo::sequence_number(seq));
+                if let (Some(key), Some(number)) = (&outgoing.dedup_key, &sequence_number) {
+                    let entry = DedupEntry {
+                        sent_at: now,
+                        message_id: message_id.clone(),
+                        sequence_number: number.clone(),
+                    };
+                    dedup.insert(key.clone(), entry.clone());
+                    added.push(key.clone());
+                    mutations.push(Mutation::PutDedup {
+                        queue: queue_id,
+                        key: key.clone(),
+                        entry,
+                    });
+                }
+                let state = DeliveryState {
+                    visible_at: now + u64::from(outgoing.delay_seconds) * 1000,
+                    receive_count: 0,
+                    first_receive_at: None,
+                    last_receive_at: None,
+                    receipt_nonce: 0,
+                    enqueued_at: now,
+                    group_id: outgoing.group_id.clone(),
+                };
+                let record = MessageRecord {
+                    message_id: message_id.clone(),
+                    body: outgoing.body,
+                    attributes: outgoing.attributes,
+                    system_attributes: outgoing.system_attributes,
+                    sent_at: now,
+                    sender_id: sender_id.to_string(),
+                    group_id: outgoing.group_id,
+                    deduplication_id: outgoing.dedup_id,
+                    sequence_number: sequence_number.clone(),
+                    dead_letter_source_arn: None,
+                };
+                mutations.push(Mutation::PutMessage {
+                    queue: queue_id,
+                    seq,
+                    record,
+                    state,
+                });
+                results.push(Ok(Sent {
+                    message_id,
+                    md5_of_message_body,
+                    md5_of_message_attributes,
+                    md5_of_message_system_attributes,
+                    sequence_number,
+                }));
+            }
+            (mutations, (results, added))
+        });
+        let (results, added) = results;
+        if let Err(error) = committed.wait().await {
+            let mut dedup = lock(&queue.dedup);
+            for key in &added {
+                dedup.remove(key);
+            }
+            return Err(error.into());
+        }
+        queue.arrivals.notify_waiters();
+        Ok(results)
+    }
+}
