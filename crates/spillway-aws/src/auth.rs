@@ -38,13 +38,16 @@ pub fn signature_window(service: &str) -> i64 {
     }
 }
 
-/// Headers the signature must cover besides every `x-amz-*` one: the JSON protocols' body
-/// format, since `Content-Type` picks JSON 1.0 or 1.1 and AWS requires it signed there.
-fn required_signed(protocol: Protocol) -> &'static [&'static str] {
-    match protocol {
-        Protocol::Json { .. } => &["content-type"],
-        Protocol::Query | Protocol::RestJson => &[],
-    }
+/// Headers the signature must cover besides every `x-amz-*` one. None, deliberately:
+/// AWS's SigV4 documentation asks for `Content-Type` to be signed when present, but AWS's own
+/// aws-sdk v2 for JavaScript never signs it (it is in that SDK's unsignable list) and AWS
+/// accepts its requests, so requiring it would break a client that must work unchanged. What
+/// an unsigned `Content-Type` can change here is harmless: the operation comes from the signed
+/// `X-Amz-Target` (or the signed `Action`), the body is covered by the payload hash, and the
+/// header only chooses between JSON 1.0 and 1.1 for the answer's shape, or makes a query
+/// request unreadable.
+fn required_signed(_protocol: Protocol) -> &'static [&'static str] {
+    &[]
 }
 
 #[derive(Clone)]

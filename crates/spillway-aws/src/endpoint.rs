@@ -23,6 +23,8 @@ pub struct Endpoint {
     pub secrets: crate::secrets::SecretsManager,
     /// The Lambda API, when the stack has functions.
     pub lambda: Option<crate::lambda::Lambda>,
+    /// Services of their own crates (SQS), answered asynchronously.
+    pub services: Vec<std::sync::Arc<dyn crate::service::AsyncService>>,
 }
 
 /// A request id as AWS writes them (a random UUID).
@@ -140,7 +142,29 @@ impl Endpoint {
         {
             return self.lambda(lambda, &parts, &headers, body, &id).await;
         }
-        let result = self.dispatch(&parts, &headers, &body, &id);
+        let recognised = self.recognise(&parts, &headers, &body);
+        if let Ok((op, caller)) = &recognised
+            && let Some(service) = self.services.iter().find(|s| s.service() == op.service)
+        {
+            let answer = service
+                .handle(crate::service::ServiceRequest {
+                    op,
+                    caller,
+                    body: &body,
+                    path: parts.uri.path(),
+                    host: header("host").as_deref(),
+                    request_id: &id,
+                })
+                .await;
+            let mut r = response(answer.status, answer.content_type, answer.body, &id);
+            for (k, v) in answer.headers {
+                if let Ok(v) = hyper::header::HeaderValue::from_str(&v) {
+                    r.headers_mut().insert(k, v);
+                }
+            }
+            return r;
+        }
+        let result = recognised.and_then(|(op, caller)| self.dispatch(&op, &caller, &body, &id));
         match result {
             Ok((ct, text)) => response(200, ct, text, &id),
             Err((err, protocol)) => {
@@ -214,20 +238,27 @@ impl Endpoint {
         }
     }
 
-    fn dispatch(
+    /// The operation a request asks for, and who asks (its signature checked).
+    fn recognise(
         &self,
         parts: &hyper::http::request::Parts,
         headers: &Headers<'_, '_>,
         body: &[u8],
-        id: &str,
-    ) -> Result<(&'static str, String), (AwsError, Protocol)> {
+    ) -> Result<(protocol::Operation, crate::auth::Caller), (AwsError, Protocol)> {
         let query = parts.uri.query().unwrap_or("");
         let header = headers.get;
+        let services = |action: &str| {
+            self.services
+                .iter()
+                .find(|s| s.has_action(action))
+                .map(|s| s.service())
+        };
         let op = protocol::recognise(
             header("x-amz-target").as_deref(),
             header("content-type").as_deref(),
             query,
             body,
+            &services,
         )
         .map_err(|e| (e, guess_protocol_from(header)))?;
         let caller = self
@@ -247,9 +278,19 @@ impl Endpoint {
                 spillway_identity::time::now(),
             )
             .map_err(|e| (e, op.protocol))?;
+        Ok((op, caller))
+    }
+
+    fn dispatch(
+        &self,
+        op: &protocol::Operation,
+        caller: &crate::auth::Caller,
+        body: &[u8],
+        id: &str,
+    ) -> Result<(&'static str, String), (AwsError, Protocol)> {
         let text = match op.service {
-            "sts" => self.sts.handle(&op, &caller, id),
-            "secretsmanager" => self.secrets.handle(&op.name, body, &caller),
+            "sts" => self.sts.handle(op, caller, id),
+            "secretsmanager" => self.secrets.handle(&op.name, body, caller),
             other => Err(AwsError::new(
                 400,
                 "UnknownOperationException",

@@ -48,12 +48,14 @@ fn missing_action() -> AwsError {
     )
 }
 
-/// Recognises the operation from the headers, URL query and body.
+/// Recognises the operation from the headers, URL query and body. `other_actions` says which
+/// service, if any, claims a query-protocol action that is not STS's.
 pub fn recognise(
     target: Option<&str>,
     content_type: Option<&str>,
     url_query: &str,
     body: &[u8],
+    other_actions: &dyn Fn(&str) -> Option<&'static str>,
 ) -> Result<Operation, AwsError> {
     if let Some(target) = target {
         let (prefix, name) = target.split_once('.').ok_or_else(|| {
@@ -112,14 +114,15 @@ pub fn recognise(
         .map(|(_, v)| v.clone())
         .ok_or_else(missing_action)?;
     let service = match action.as_str() {
-        "GetCallerIdentity" | "AssumeRole" | "GetSessionToken" => "sts",
-        _ => {
-            return Err(AwsError::new(
-                400,
-                "InvalidAction",
-                format!("the action {action} is not valid for this endpoint"),
-            ));
-        }
+        "GetCallerIdentity" | "AssumeRole" | "GetSessionToken" => Some("sts"),
+        other => other_actions(other),
+    };
+    let Some(service) = service else {
+        return Err(AwsError::new(
+            400,
+            "InvalidAction",
+            format!("the action {action} is not valid for this endpoint"),
+        ));
     };
     Ok(Operation {
         service,
@@ -135,18 +138,30 @@ mod tests {
 
     #[test]
     fn protocols_are_recognised() {
+        let none = |_: &str| None;
+        let sqs = |a: &str| (a == "SendMessage").then_some("sqs");
+        let op = recognise(
+            None,
+            Some("application/x-www-form-urlencoded"),
+            "",
+            b"Action=SendMessage&QueueUrl=x",
+            &sqs,
+        )
+        .unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!((op.service, op.name.as_str()), ("sqs", "SendMessage"));
         let op = recognise(
             None,
             Some("application/x-www-form-urlencoded; charset=utf-8"),
             "",
             b"Action=GetCallerIdentity&Version=2011-06-15",
+            &none,
         )
         .unwrap_or_else(|e| panic!("{e:?}"));
         assert_eq!(
             (op.service, op.name.as_str(), op.protocol),
             ("sts", "GetCallerIdentity", Protocol::Query)
         );
-        let op = recognise(None, None, "Action=GetCallerIdentity", b"")
+        let op = recognise(None, None, "Action=GetCallerIdentity", b"", &none)
             .unwrap_or_else(|e| panic!("{e:?}"));
         assert_eq!(op.service, "sts");
         let op = recognise(
@@ -154,6 +169,7 @@ mod tests {
             Some("application/x-amz-json-1.1"),
             "",
             b"{}",
+            &none,
         )
         .unwrap_or_else(|e| panic!("{e:?}"));
         assert_eq!(
@@ -161,7 +177,7 @@ mod tests {
             ("secretsmanager", "GetSecretValue")
         );
         assert_eq!(
-            recognise(None, None, "", b"").map_err(|e| e.code),
+            recognise(None, None, "", b"", &none).map_err(|e| e.code),
             Err("MissingAction".into())
         );
         assert_eq!(
@@ -169,13 +185,14 @@ mod tests {
                 None,
                 Some("application/x-www-form-urlencoded"),
                 "Action=A",
-                b"Action=B"
+                b"Action=B",
+                &none
             )
             .map_err(|e| e.code),
             Err("MalformedQueryString".into())
         );
         assert_eq!(
-            recognise(Some("Nope.X"), None, "", b"").map_err(|e| e.code),
+            recognise(Some("Nope.X"), None, "", b"", &none).map_err(|e| e.code),
             Err("UnknownOperationException".into())
         );
         assert_eq!(
@@ -183,7 +200,8 @@ mod tests {
                 None,
                 Some("application/x-www-form-urlencoded"),
                 "",
-                b"Action=Launch"
+                b"Action=Launch",
+                &none
             )
             .map_err(|e| e.code),
             Err("InvalidAction".into())

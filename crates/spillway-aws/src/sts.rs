@@ -49,6 +49,19 @@ fn unique_id(prefix: &str, arn: &str) -> String {
     format!("{prefix}{tail}")
 }
 
+/// The caller's unique id, as GetCallerIdentity's `UserId` (and SQS's `SenderId`) give it:
+/// the account for root, `AIDA...` for a user, `AROA...:SESSION` for an assumed role.
+pub fn user_id(arn: &str) -> String {
+    if arn.ends_with(":root") {
+        account_of(arn).to_owned()
+    } else if let Some(rest) = arn.split(":assumed-role/").nth(1) {
+        let (role, session) = rest.split_once('/').unwrap_or((rest, ""));
+        format!("{}:{session}", unique_id("AROA", role))
+    } else {
+        unique_id("AIDA", arn)
+    }
+}
+
 fn random(chars: &[u8], n: usize) -> String {
     (0..n)
         .map(|_| chars[usize::from(rand::random::<u8>()) % chars.len()] as char)
@@ -136,14 +149,7 @@ impl Sts {
             "GetCallerIdentity" => {
                 let arn = &caller.principal.arn;
                 let account = account_of(arn);
-                let user_id = if arn.ends_with(":root") {
-                    account.to_owned()
-                } else if let Some(rest) = arn.split(":assumed-role/").nth(1) {
-                    let (role, session) = rest.split_once('/').unwrap_or((rest, ""));
-                    format!("{}:{session}", unique_id("AROA", role))
-                } else {
-                    unique_id("AIDA", arn)
-                };
+                let user_id = user_id(arn);
                 format!(
                     "<GetCallerIdentityResult>{}{}{}</GetCallerIdentityResult>",
                     xml::element("Arn", arn),

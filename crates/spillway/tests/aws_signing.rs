@@ -265,17 +265,14 @@ async fn every_amz_header_must_be_signed_on_every_service() {
     let (status, _, body) = send(ep, &secrets(target, DESCRIBE, &all, now).render(ep)).await;
     assert_eq!(status, 200, "the secret was deleted: {body}");
 
-    // The JSON protocols also need Content-Type signed (it picks JSON 1.0 or 1.1).
+    // Content-Type may stay unsigned, as aws-sdk v2 for JavaScript sends it and AWS accepts:
+    // it only picks JSON 1.0 or 1.1 (see `auth::required_signed`).
     let (status, _, body) = send(
         ep,
         &secrets(target, DESCRIBE, &["x-amz-target"], now).render(ep),
     )
     .await;
-    assert_eq!(status, 403, "{body}");
-    assert_eq!(
-        message(&body),
-        "'Content-Type' must be a 'SignedHeader' in the AWS Authorization."
-    );
+    assert_eq!(status, 200, "{body}");
 
     // STS (query protocol): AWS's SignatureDoesNotMatch in XML.
     let (status, _, body) = send(ep, &sts(vec![], &[], now).render(ep)).await;
