@@ -1,7 +1,7 @@
 //! SQS semantics over durable storage, for spillway's AWS endpoint.
 //!
 //! [`QueueService`] owns queues and messages; the protocol layer (JSON 1.0 and query, in
-//! `spillway-aws`) maps requests to the typed structs of [`model`] and renders
+//! [`api`], served on `spillway-aws`'s endpoint) maps requests to the typed structs of [`model`] and renders
 //! [`QueueError`] with its code, query code, status and fault.
 //!
 //! Storage is the [`store::Store`] trait; the embedded default is redb
@@ -10,6 +10,7 @@
 //! `store::redb`). A send is answered only after the commit holding it was fsync'd;
 //! concurrent calls share commits (group commit, `store::writer`).
 
+pub mod api;
 pub mod arn;
 mod clock;
 pub mod error;

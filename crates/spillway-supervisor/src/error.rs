@@ -49,6 +49,9 @@ pub enum SupervisorError {
     },
     #[error("databases.{name}: {detail}")]
     External { name: String, detail: String },
+    /// The queue service could not open its store, or a `[queues.*]` section was refused.
+    #[error("{what}: {detail}")]
+    Queues { what: String, detail: String },
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,

@@ -13,6 +13,7 @@ pub mod identity;
 mod observe_auth;
 pub mod process;
 mod proxies;
+pub mod queues;
 mod stack;
 pub mod standalone;
 pub mod state;

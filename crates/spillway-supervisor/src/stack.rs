@@ -397,6 +397,7 @@ pub async fn start(
         && stack.secrets.is_empty()
         && stack.functions.is_empty()
         && stack.apis.is_empty()
+        && stack.queues.is_empty()
     {
         None
     } else {
@@ -468,20 +469,32 @@ pub async fn start(
                 account: stack.stack.account.clone(),
             })
         };
+        let queues = match crate::queues::start(loaded).await {
+            Ok(q) => q,
+            Err(e) => {
+                if let Some(f) = &function_host {
+                    f.shutdown().await;
+                }
+                let _ = shutdown.send(true);
+                stop_databases(running.databases).await;
+                return Err(e);
+            }
+        };
+        for name in stack.queues.keys() {
+            rows.push(Row {
+                resource: format!("queues.{name}"),
+                endpoint: format!("{endpoint_scheme}://{addr}/{}/{name}", stack.stack.account),
+                credentials: "users' access keys".into(),
+            });
+        }
         let services = spillway_gateway::Services {
             functions: function_host.clone(),
             keys: Some(Arc::clone(&key_ring)),
-            // The queue service is not built yet; its routes are listed as not served.
-            queues: None,
+            queues: Some(Arc::new(crate::queues::GatewaySink {
+                service: Arc::clone(&queues),
+            })),
         };
         for name in stack.apis.keys() {
-            for (i, r) in stack.apis[name].routes.iter().enumerate() {
-                if r.queue.is_some() {
-                    not_served.push(format!(
-                        "apis.{name}.routes[{i}] (queue integrations: the queue service is not built yet)"
-                    ));
-                }
-            }
             match crate::apis::start(
                 loaded,
                 name,
@@ -563,6 +576,9 @@ pub async fn start(
                 },
                 sts,
                 lambda,
+                services: vec![Arc::new(spillway_queue::api::SqsApi {
+                    service: Arc::clone(&queues),
+                })],
                 auth: spillway_aws::auth::Authenticator::new(
                     Arc::clone(&key_ring),
                     &stack.stack.region,

@@ -1,0 +1,150 @@
+//! The stack's queues: the queue service opened on `.spillway/queues/`, the `[queues.*]` of
+//! the stack declared in it (dead-letter queues first, since a redrive policy must name an
+//! existing queue), and the glue that lets an HTTP API's `SQS-SendMessage` routes send into it.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use spillway_gateway::integrations::queue::{
+    QueueSendError, QueueSink, SendFuture, SendMessage, SentMessage,
+};
+use spillway_queue::{CreateQueueRequest, QueueError, QueueService, SendMessageRequest};
+use spillway_stack::LoadedStack;
+use spillway_stack::model::Queue;
+
+use crate::error::SupervisorError;
+
+/// The SQS attributes a `[queues.NAME]` section stands for.
+fn attributes(service: &QueueService, spec: &Queue) -> BTreeMap<String, String> {
+    let mut a = BTreeMap::new();
+    let secs = |d: spillway_stack::Duration| d.0.as_secs().to_string();
+    a.insert("VisibilityTimeout".into(), secs(spec.visibility_timeout));
+    a.insert(
+        "MessageRetentionPeriod".into(),
+        secs(spec.message_retention),
+    );
+    a.insert("DelaySeconds".into(), secs(spec.delay));
+    a.insert(
+        "ReceiveMessageWaitTimeSeconds".into(),
+        secs(spec.receive_wait_time),
+    );
+    a.insert(
+        "MaximumMessageSize".into(),
+        spec.maximum_message_size.to_string(),
+    );
+    if spec.fifo {
+        a.insert("FifoQueue".into(), "true".into());
+        a.insert(
+            "ContentBasedDeduplication".into(),
+            spec.content_based_deduplication.to_string(),
+        );
+    }
+    if let Some(dl) = &spec.dead_letter {
+        a.insert(
+            "RedrivePolicy".into(),
+            serde_json::json!({
+                "deadLetterTargetArn": service.queue_arn(&dl.queue),
+                "maxReceiveCount": dl.max_receive_count,
+            })
+            .to_string(),
+        );
+    }
+    a
+}
+
+/// Opens the queue service and makes the stack's queues exist with the stack's attributes
+/// (a queue kept from an earlier run whose section changed is updated, its messages kept).
+pub async fn start(loaded: &LoadedStack) -> Result<Arc<QueueService>, SupervisorError> {
+    let stack = &loaded.stack;
+    let dir = loaded.state_dir().join("queues");
+    std::fs::create_dir_all(&dir).map_err(SupervisorError::io("queues"))?;
+    let service = QueueService::open(&dir, &stack.stack.region, &stack.stack.account)
+        .await
+        .map_err(|e| SupervisorError::Queues {
+            what: format!("the queues in {}", dir.display()),
+            detail: e.to_string(),
+        })?;
+    let mut order: Vec<(&String, &Queue)> = stack.queues.iter().collect();
+    // Dead-letter queues (named by others, or without one of their own) first.
+    order.sort_by_key(|(_, q)| q.dead_letter.is_some());
+    for (name, spec) in order {
+        let attrs = attributes(&service, spec);
+        let created = service
+            .create_queue(CreateQueueRequest {
+                queue_name: name.clone(),
+                attributes: attrs.clone(),
+                tags: BTreeMap::new(),
+            })
+            .await;
+        let result = match created {
+            Err(QueueError::QueueAlreadyExists(_)) => {
+                tracing::info!(queue = %name, "the stack changed this queue's attributes: updating it");
+                let mut changeable = attrs;
+                // Set once at creation by SQS's rules.
+                changeable.remove("FifoQueue");
+                service.set_queue_attributes(name, changeable).await
+            }
+            other => other.map(|_| ()),
+        };
+        result.map_err(|e| SupervisorError::Queues {
+            what: format!("queues.{name}"),
+            detail: e.client_message(),
+        })?;
+    }
+    Ok(Arc::new(service))
+}
+
+/// The gateway's `SQS-SendMessage` integration, sending into the stack's queue service.
+pub struct GatewaySink {
+    pub service: Arc<QueueService>,
+}
+
+impl QueueSink for GatewaySink {
+    fn send(&self, m: SendMessage) -> SendFuture<'_> {
+        Box::pin(async move {
+            let refuse = |e: QueueError| QueueSendError {
+                status: e.http_status(),
+                code: e.code().to_owned(),
+                message: e.client_message(),
+            };
+            let queue_name = match &m.queue_url {
+                Some(url) => spillway_queue::api::url::queue_name(url, self.service.account_id())
+                    .map_err(refuse)?
+                    .to_owned(),
+                None => m.queue.clone(),
+            };
+            let message_attributes = match &m.attributes {
+                Some(text) => {
+                    let v: serde_json::Value = serde_json::from_str(text).map_err(|_| {
+                        refuse(QueueError::InvalidParameterValue(
+                            "MessageAttributes is not a JSON map".into(),
+                        ))
+                    })?;
+                    spillway_queue::api::message_attributes(&v).map_err(refuse)?
+                }
+                None => Default::default(),
+            };
+            let sent = self
+                .service
+                .send_message(SendMessageRequest {
+                    queue_name,
+                    message_body: m.body,
+                    delay_seconds: m.delay_seconds,
+                    message_attributes,
+                    message_system_attributes: Default::default(),
+                    message_deduplication_id: m.deduplication_id,
+                    message_group_id: m.group_id,
+                    // API Gateway sends as the account (its integration role's id is not
+                    // modelled in the stack).
+                    sender_id: self.service.account_id().to_owned(),
+                })
+                .await
+                .map_err(refuse)?;
+            Ok(SentMessage {
+                message_id: sent.message_id,
+                md5_of_body: sent.md5_of_message_body,
+                sequence_number: sent.sequence_number,
+            })
+        })
+    }
+}
