@@ -373,9 +373,11 @@ pub async fn start(
                     }
                 }
             }
-            // Functions start once the endpoint they call exists, and APIs after the functions
-            // they call (below).
-            Kind::Secret | Kind::Function | Kind::User | Kind::Role | Kind::Api => continue,
+            // Functions start once the endpoint they call exists, queues with that endpoint,
+            // and APIs after the functions and queues they call (below).
+            Kind::Secret | Kind::Function | Kind::User | Kind::Role | Kind::Api | Kind::Queue => {
+                continue;
+            }
             _ => {
                 not_served.push(id.to_string());
                 continue;
@@ -480,6 +482,13 @@ pub async fn start(
                 return Err(e);
             }
         };
+        for (name, f) in &stack.functions {
+            if !f.events.is_empty() {
+                not_served.push(format!(
+                    "functions.{name}.events (event source mappings are not built yet)"
+                ));
+            }
+        }
         for name in stack.queues.keys() {
             rows.push(Row {
                 resource: format!("queues.{name}"),

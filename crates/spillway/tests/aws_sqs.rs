@@ -226,3 +226,62 @@ async fn both_javascript_sdks_speak_to_the_queue() {
     );
     running.shutdown().await;
 }
+
+/// Report 001's spike: 1,000 POSTs at once to an HTTP API route with the SQS-SendMessage
+/// integration are all answered 200 at once and all wait in the queue, body intact.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_burst_of_posts_through_the_gateway_lands_whole_in_the_queue() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let api_port = spillway_testkit::free_port();
+    let stack = format!(
+        "{STACK}\n[apis.ingest]\nprotocol = \"http\"\nlisten = \"127.0.0.1:{api_port}\"\n\
+         [[apis.ingest.routes]]\nroute = \"POST /submit\"\nqueue = \"jobs\"\n\
+         parameters = {{ MessageBody = \"$request.body\" }}\n"
+    );
+    std::fs::write(dir.path().join("spillway.toml"), stack).unwrap_or_else(|e| panic!("{e}"));
+    let running = up_in_process(dir.path()).await;
+    let endpoint = format!(
+        "http://{}",
+        running.http_addr().unwrap_or_else(|| panic!("no endpoint"))
+    );
+    let script = format!(
+        "import json, urllib.request, concurrent.futures\n\
+         def post(i):\n\
+         \x20   req = urllib.request.Request('http://127.0.0.1:{api_port}/submit', data=json.dumps({{'n': i}}).encode(), method='POST')\n\
+         \x20   with urllib.request.urlopen(req, timeout=30) as r:\n\
+         \x20       return r.status, json.loads(r.read())\n\
+         with concurrent.futures.ThreadPoolExecutor(50) as ex:\n\
+         \x20   results = list(ex.map(post, range(1000)))\n\
+         print(sorted(set(s for s, _ in results)), len(set(b['MessageId'] for _, b in results)))\n"
+    );
+    let out = Command::new("python3")
+        .args(["-c", &script])
+        .output()
+        .unwrap_or_else(|e| panic!("python3: {e}"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "[200] 1000\n");
+    let out = boto3(
+        &endpoint,
+        ADMIN,
+        r#"
+url = sqs.get_queue_url(QueueName='jobs')['QueueUrl']
+print(sqs.get_queue_attributes(QueueUrl=url, AttributeNames=['ApproximateNumberOfMessages'])['Attributes']['ApproximateNumberOfMessages'])
+seen = set()
+for _ in range(200):
+    r = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
+    ms = r.get('Messages', [])
+    if not ms:
+        break
+    for m in ms:
+        seen.add(json.loads(m['Body'])['n'])
+    sqs.delete_message_batch(QueueUrl=url, Entries=[{'Id': str(i), 'ReceiptHandle': m['ReceiptHandle']} for i, m in enumerate(ms)])
+print(len(seen), min(seen), max(seen))
+"#,
+    );
+    assert_eq!(out, "1000\n1000 0 999\n");
+    running.shutdown().await;
+}
