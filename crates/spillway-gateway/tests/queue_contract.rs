@@ -1,7 +1,8 @@
 //! The contract between the gateway and the queue service for HTTP API `SQS-SendMessage`
 //! routes: what SendMessage call a request makes under a route's parameter mapping, and what
-//! the client gets back for SQS's answer or error. The queue service is not built yet; this
-//! test's sink records calls the way it will receive them. curl is the client.
+//! the client gets back for SQS's answer or error. This test's sink records the calls the queue
+//! service receives (the service itself is tested end to end in `spillway`'s `aws_sqs.rs`).
+//! curl is the client.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};

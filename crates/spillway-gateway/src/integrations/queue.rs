@@ -1,7 +1,8 @@
 //! HTTP API `SQS-SendMessage` integration: request parameters (`MessageBody =
 //! "$request.body"`, ...) are mapped to a SendMessage call, and SQS's answer goes back to the
-//! client as API Gateway returns it. The queue service implements [`QueueSink`]; until a stack
-//! has one, such routes answer 500 and say why in the log.
+//! client as API Gateway returns it. The queue service implements [`QueueSink`] (the
+//! supervisor's `queues.rs`); a gateway built without one answers such routes 500 and says why
+//! in the log.
 
 use std::collections::BTreeMap;
 use std::future::Future;
