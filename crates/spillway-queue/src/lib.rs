@@ -14,6 +14,7 @@ pub mod api;
 pub mod arn;
 mod clock;
 pub mod error;
+pub mod event_source;
 pub mod fifo;
 pub mod md5;
 pub mod model;

@@ -148,3 +148,69 @@ impl QueueSink for GatewaySink {
         })
     }
 }
+
+/// Event source mappings invoke functions through the function host.
+pub struct HostInvoker {
+    pub host: Arc<spillway_functions::FunctionHost>,
+}
+
+impl spillway_queue::event_source::Invoker for HostInvoker {
+    fn invoke<'a>(
+        &'a self,
+        function: &'a str,
+        payload: Vec<u8>,
+    ) -> spillway_queue::event_source::InvokeFuture<'a> {
+        use spillway_functions::InvokeError;
+        use spillway_queue::event_source::Invocation;
+        Box::pin(async move {
+            let req = spillway_functions::InvokeRequest::new(payload);
+            match self.host.invoke(function, req).await {
+                Ok(out) if out.is_error() => {
+                    Invocation::Failed(out.error_type.unwrap_or_else(|| "function error".into()))
+                }
+                Ok(out) => Invocation::Returned(out.payload.to_vec()),
+                Err(InvokeError::Throttled { .. }) => Invocation::Throttled,
+                Err(e) => Invocation::Failed(e.to_string()),
+            }
+        })
+    }
+}
+
+/// Starts the stack's event source mappings. Concurrency: a mapping's `maximum_concurrency`,
+/// else 5 (Lambda's pollers start with five concurrent batches), never above the function's
+/// reserved concurrency.
+pub fn start_mappings(
+    stack: &spillway_stack::model::Stack,
+    service: &Arc<QueueService>,
+    host: &Arc<spillway_functions::FunctionHost>,
+    shutdown: &tokio::sync::watch::Receiver<bool>,
+) {
+    let invoker: Arc<dyn spillway_queue::event_source::Invoker> = Arc::new(HostInvoker {
+        host: Arc::clone(host),
+    });
+    for (function, f) in &stack.functions {
+        for e in f.events.iter().filter(|e| e.enabled) {
+            let mut max = e.maximum_concurrency.unwrap_or(5);
+            if let Some(reserved) = f.reserved_concurrency {
+                max = max.min(reserved);
+            }
+            if max == 0 {
+                tracing::warn!(function = %function, queue = %e.queue, "the function reserves no concurrency: its event source mapping does not poll");
+                continue;
+            }
+            spillway_queue::event_source::spawn(
+                Arc::clone(service),
+                Arc::clone(&invoker),
+                spillway_queue::event_source::Mapping {
+                    function: function.clone(),
+                    queue: e.queue.clone(),
+                    batch_size: e.batch_size,
+                    maximum_batching_window: e.maximum_batching_window.0,
+                    report_batch_item_failures: e.report_batch_item_failures,
+                    max_concurrency: max,
+                },
+                shutdown.clone(),
+            );
+        }
+    }
+}

@@ -482,12 +482,8 @@ pub async fn start(
                 return Err(e);
             }
         };
-        for (name, f) in &stack.functions {
-            if !f.events.is_empty() {
-                not_served.push(format!(
-                    "functions.{name}.events (event source mappings are not built yet)"
-                ));
-            }
+        if let Some(host) = &function_host {
+            crate::queues::start_mappings(stack, &queues, host, &shutdown_rx);
         }
         for name in stack.queues.keys() {
             rows.push(Row {
