@@ -210,10 +210,8 @@ async fn startup_parameters_and_options_apply_per_client() {
         one(&b, "SHOW search_path").await.as_deref(),
         Ok("\"$user\", public")
     );
-    assert_ne!(
-        one(&b, "SHOW application_name").await.as_deref(),
-        Ok("reporting")
-    );
+    // PostgreSQL's default, not the proxy's name or A's (node-postgres' appname test).
+    assert_eq!(one(&b, "SHOW application_name").await.as_deref(), Ok(""));
     assert_eq!(
         one(&a, "SHOW statement_timeout").await.as_deref(),
         Ok("300ms")
@@ -311,5 +309,40 @@ async fn a_second_parse_of_a_name_is_refused_as_postgresql_does() {
     run.extend(message(b'S', b""));
     c.write_all(&run).await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(rows_until_ready(&mut c).await, ["first"]);
+    stack.stop().await;
+}
+
+/// A named Parse the server refuses makes no statement: the client may parse the name again
+/// (node-postgres' "named statement parse error cleans up and allows re-preparation"). The
+/// proxy had kept the name, so the corrected Parse got 42P05 and a Bind re-sent the bad one.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_parse_leaves_its_name_free() {
+    let stack = ProxyStack::start("max_connections = 1").await;
+    let mut c = login(stack.port()).await;
+    let parse = |sql: &str| {
+        let mut body = b"again\0".to_vec();
+        body.extend_from_slice(sql.as_bytes());
+        body.extend_from_slice(b"\0\0\0");
+        let mut m = message(b'P', &body);
+        m.extend(message(b'S', b""));
+        m
+    };
+    c.write_all(&parse("SELECT 1::nonexistent_type_xyz"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        error_code(&answer_until_ready(&mut c).await).as_deref(),
+        Some("42704")
+    );
+    c.write_all(&parse("SELECT 'fixed'"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let answer = answer_until_ready(&mut c).await;
+    assert_eq!(error_code(&answer), None, "{answer:?}");
+    let mut run = message(b'B', b"\0again\0\0\0\0\0\0\0");
+    run.extend(message(b'E', b"\0\0\0\0\0"));
+    run.extend(message(b'S', b""));
+    c.write_all(&run).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(rows_until_ready(&mut c).await, ["fixed"]);
     stack.stop().await;
 }

@@ -297,11 +297,10 @@ impl ServerConn {
         let mut out = BytesMut::new();
         out.put_i32(0);
         out.put_i32(PROTOCOL_3_0);
-        for (k, v) in [
-            ("user", t.user.as_str()),
-            ("database", t.database.as_str()),
-            ("application_name", "spillway"),
-        ] {
+        // No application_name of the proxy's own: the server's default is what a client
+        // without one must see (node-postgres' tests expect ''), and each client's own is set
+        // per borrow (`pg::params`).
+        for (k, v) in [("user", t.user.as_str()), ("database", t.database.as_str())] {
             put_cstr(&mut out, k.as_bytes());
             put_cstr(&mut out, v.as_bytes());
         }

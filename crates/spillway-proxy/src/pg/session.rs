@@ -117,6 +117,11 @@ pub struct Session {
     /// Server-side statement names an error of the current batch may mention, and the client's
     /// names for them (a second Parse of a client's name fails with the server's name in it).
     renamed: Vec<(Vec<u8>, Vec<u8>)>,
+    /// The client's own Parses whose ParseComplete has not come back, in order, with their
+    /// batch and, for a new named statement, its name: a Parse the server refused made no
+    /// statement, so the name is forgotten (else a corrected Parse of it would be refused
+    /// with 42P05, and a Bind would re-send the bad one).
+    client_parses: VecDeque<(u64, Option<Vec<u8>>)>,
     client_streaming: usize,
     server_streaming: usize,
     query_started: Option<Instant>,
@@ -179,6 +184,7 @@ pub async fn run(
         swallow: VecDeque::new(),
         parses_in_flight: Vec::new(),
         renamed: Vec::new(),
+        client_parses: VecDeque::new(),
         client_streaming: 0,
         server_streaming: 0,
         query_started: None,
@@ -924,6 +930,7 @@ impl Session {
                 let _ = self.check_pin(p.query);
                 if p.name.is_empty() {
                     self.to_server.extend_from_slice(msg);
+                    self.client_parses.push_back((self.batches_sent, None));
                     let seq = UNNAMED_PARSES.fetch_add(1, Ordering::Relaxed);
                     // Drivers send Parse('') for every parameterized query: keep the buffer.
                     match &mut self.unnamed {
@@ -944,10 +951,12 @@ impl Session {
                     self.ensure_prepared(&existing);
                     let name = server_name(existing.hash);
                     p.encode(&mut self.to_server, &name);
+                    self.client_parses.push_back((self.batches_sent, None));
                     self.renamed.push((name, p.name.to_vec()));
                 } else {
                     let st = self.statements.parse(&p);
                     let batch = self.batches_sent;
+                    self.client_parses.push_back((batch, Some(p.name.to_vec())));
                     codec::message(&mut self.to_server, b'C', |o| {
                         o.put_u8(b'S');
                         codec::put_cstr(o, &server_name(st.hash));
@@ -1072,11 +1081,17 @@ impl Session {
                 continue;
             }
             match tag {
+                b'1' => {
+                    self.client_parses.pop_front();
+                }
                 b'Z' => {
+                    let ended = self.batches_done;
+                    while self.client_parses.front().is_some_and(|(b, _)| *b <= ended) {
+                        self.client_parses.pop_front();
+                    }
                     self.status = msg.get(5).copied().unwrap_or(b'I');
                     self.outstanding = self.outstanding.saturating_sub(1);
                     // The batch's Parses still in flight at its end were parsed without error.
-                    let ended = self.batches_done;
                     if self.parses_in_flight.iter().any(|(b, _)| *b <= ended) {
                         let parsed: Vec<u64> = self
                             .parses_in_flight
@@ -1111,6 +1126,15 @@ impl Session {
                         conn.prepared.remove(h);
                     }
                     self.parses_in_flight.retain(|(b, _)| *b > done);
+                    // The batch's Parses not yet answered never happened.
+                    while let Some((b, name)) = self.client_parses.front()
+                        && *b <= done
+                    {
+                        if let Some(name) = name {
+                            self.statements.close(name);
+                        }
+                        self.client_parses.pop_front();
+                    }
                     if let Some((server, client)) = self
                         .renamed
                         .iter()
