@@ -33,6 +33,11 @@ pub struct Operation {
     pub params: Vec<(String, String)>,
 }
 
+/// Most parameters a query-protocol request may carry. The largest real request (SQS's
+/// SendMessageBatch: 10 entries, each with 10 attributes of 4 fields and a few more) needs
+/// about 500.
+pub const MAX_QUERY_PARAMETERS: usize = 5_000;
+
 /// JSON target prefixes and the services they belong to.
 const JSON_TARGETS: &[(&str, &str)] = &[
     ("secretsmanager", "secretsmanager"),
@@ -96,10 +101,20 @@ pub fn recognise(
     let url_params = spillway_identity::sigv4::parse_query(url_query)
         .map_err(|e| AwsError::new(400, "MalformedQueryString", e.to_string()))?;
     let mut params: Vec<(String, String)> = Vec::new();
+    // Names seen, in a set: this runs before the signature is checked, so its cost must stay
+    // linear in what anyone can send (a list scan per parameter was quadratic).
+    let mut seen = std::collections::HashSet::new();
     for (k, v) in url_params.into_iter().chain(
         url::form_urlencoded::parse(body.as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned())),
     ) {
-        if params.iter().any(|(pk, _)| *pk == k) {
+        if params.len() >= MAX_QUERY_PARAMETERS {
+            return Err(AwsError::new(
+                400,
+                "MalformedQueryString",
+                format!("a request may carry at most {MAX_QUERY_PARAMETERS} parameters"),
+            ));
+        }
+        if !seen.insert(k.clone()) {
             return Err(AwsError::new(
                 400,
                 "MalformedQueryString",
@@ -149,6 +164,22 @@ mod tests {
         )
         .unwrap_or_else(|e| panic!("{e:?}"));
         assert_eq!((op.service, op.name.as_str()), ("sqs", "SendMessage"));
+        // Many parameters cost linear time and stop at the cap.
+        let mut body = String::from("Action=SendMessage");
+        for i in 0..MAX_QUERY_PARAMETERS {
+            body.push_str(&format!("&p{i}="));
+        }
+        assert_eq!(
+            recognise(
+                None,
+                Some("application/x-www-form-urlencoded"),
+                "",
+                body.as_bytes(),
+                &sqs
+            )
+            .map_err(|e| e.code),
+            Err("MalformedQueryString".into())
+        );
         let op = recognise(
             None,
             Some("application/x-www-form-urlencoded; charset=utf-8"),

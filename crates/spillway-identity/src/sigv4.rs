@@ -165,10 +165,12 @@ pub fn percent_decode(s: &str) -> Result<String, SigError> {
 /// signature over one value must not authorize another).
 pub fn parse_query(raw: &str) -> Result<Vec<(String, String)>, SigError> {
     let mut params: Vec<(String, String)> = Vec::new();
+    // A set, not a scan of the list: this runs on unauthenticated input.
+    let mut seen = std::collections::HashSet::new();
     for pair in raw.split('&').filter(|p| !p.is_empty()) {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
         let (k, v) = (percent_decode(k)?, percent_decode(v)?);
-        if params.iter().any(|(pk, _)| *pk == k) {
+        if !seen.insert(k.clone()) {
             return Err(SigError::Duplicate(k));
         }
         params.push((k, v));
