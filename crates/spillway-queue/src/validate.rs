@@ -80,9 +80,21 @@ pub fn message_attributes(attributes: &MessageAttributes, system: bool) -> Resul
             attribute_name(name)?;
         }
         attribute_value(name, value, kind)?;
+        // AWS does not count system attributes against the message size; uncapped, one would
+        // carry megabytes past every limit. spillway's own cap, far above any X-Ray header.
+        let len = value.string_value.as_ref().map_or(0, String::len)
+            + value.binary_value.as_ref().map_or(0, Vec::len);
+        if system && len > MAX_TRACE_HEADER {
+            return Err(QueueError::InvalidParameterValue(format!(
+                "Message system attribute '{name}' is longer than {MAX_TRACE_HEADER} bytes."
+            )));
+        }
     }
     Ok(())
 }
+
+/// The longest `AWSTraceHeader` accepted (spillway's limit; X-Ray headers are under 300 bytes).
+pub const MAX_TRACE_HEADER: usize = 16 * 1024;
 
 fn attribute_name(name: &str) -> Result<(), QueueError> {
     let lower = name.to_ascii_lowercase();

@@ -593,6 +593,84 @@ async fn redrive_policies_are_checked() {
             .await
             .is_err()
     );
+    // A queue cannot be its own dead-letter queue (its messages would never be delivered).
+    let itself =
+        r#"{"deadLetterTargetArn":"arn:aws:sqs:us-east-1:000000000000:q","maxReceiveCount":1}"#;
+    let err = service
+        .set_queue_attributes("q", attrs(&[("RedrivePolicy", itself)]))
+        .await;
+    assert!(
+        matches!(err, Err(QueueError::InvalidParameterValue(ref m)) if m.contains("its own")),
+        "{err:?}"
+    );
+}
+
+/// A dead-letter queue deleted after its source named it: messages past maxReceiveCount are
+/// delivered as without a redrive policy, not left in front of the queue where every receive
+/// found them again (found by review: a long poll then spun and returned nothing).
+#[tokio::test]
+async fn a_deleted_dead_letter_queue_takes_nothing_and_blocks_nothing() {
+    let (_dir, service) = service().await;
+    create(&service, "d1", &[]).await;
+    let policy =
+        r#"{"deadLetterTargetArn":"arn:aws:sqs:us-east-1:000000000000:d1","maxReceiveCount":1}"#;
+    create(&service, "src", &[("RedrivePolicy", policy)]).await;
+    service
+        .send_message(send("src", "poison"))
+        .await
+        .expect("send");
+    let mut first = receive("src", 1);
+    first.visibility_timeout = Some(0);
+    assert_eq!(
+        service
+            .receive_message(first)
+            .await
+            .expect("receive")
+            .messages
+            .len(),
+        1
+    );
+    service.delete_queue("d1").await.expect("delete dlq");
+    for i in 0..3 {
+        service
+            .send_message(send("src", &format!("good{i}")))
+            .await
+            .expect("send");
+    }
+    let mut r = receive("src", 10);
+    r.wait_time_seconds = Some(2);
+    let bodies: Vec<String> = service
+        .receive_message(r)
+        .await
+        .expect("receive")
+        .messages
+        .into_iter()
+        .map(|m| m.body)
+        .collect();
+    let mut sorted = bodies.clone();
+    sorted.sort();
+    assert_eq!(sorted, ["good0", "good1", "good2", "poison"], "{bodies:?}");
+}
+
+#[tokio::test]
+async fn repeated_attribute_names_are_answered_once_and_trace_headers_are_bounded() {
+    let (_dir, service) = service().await;
+    create(&service, "q", &[]).await;
+    let many = vec!["All".to_owned(); 10_000];
+    let a = service
+        .get_queue_attributes("q", &many)
+        .await
+        .expect("attributes");
+    assert!(a.contains_key("QueueArn"));
+    let mut big = send("q", "x");
+    big.message_system_attributes.insert(
+        "AWSTraceHeader".into(),
+        MessageAttributeValue::string("R".repeat(1 << 20)),
+    );
+    assert!(matches!(
+        service.send_message(big).await,
+        Err(QueueError::InvalidParameterValue(_))
+    ));
 }
 
 #[tokio::test]

@@ -86,6 +86,24 @@ pub async fn start(loaded: &LoadedStack) -> Result<Arc<QueueService>, Supervisor
             }
             other => other.map(|_| ()),
         };
+        // A dead_letter removed from the section: CreateQueue compares only the attributes it
+        // is given, so an existing redrive policy would stay. An empty one removes it.
+        let result = match result {
+            Ok(()) if spec.dead_letter.is_none() => {
+                let current = service
+                    .get_queue_attributes(name, &["RedrivePolicy".to_owned()])
+                    .await;
+                match current {
+                    Ok(a) if a.contains_key("RedrivePolicy") => {
+                        let clear = BTreeMap::from([("RedrivePolicy".to_owned(), String::new())]);
+                        service.set_queue_attributes(name, clear).await
+                    }
+                    Ok(_) => Ok(()),
+                    Err(e) => Err(e),
+                }
+            }
+            other => other,
+        };
         result.map_err(|e| SupervisorError::Queues {
             what: format!("queues.{name}"),
             detail: e.client_message(),
@@ -107,12 +125,24 @@ impl QueueSink for GatewaySink {
                 code: e.code().to_owned(),
                 message: e.client_message(),
             };
-            let queue_name = match &m.queue_url {
-                Some(url) => spillway_queue::api::url::queue_name(url, self.service.account_id())
-                    .map_err(refuse)?
-                    .to_owned(),
-                None => m.queue.clone(),
-            };
+            // The route's queue only: a mapped QueueUrl (which may come from the request) must
+            // name it. In AWS the integration's role bounds where it can send; the stack models
+            // no such role, so the route's `queue` is that bound.
+            if let Some(url) = &m.queue_url {
+                let named = spillway_queue::api::url::queue_name(url, self.service.account_id())
+                    .map_err(refuse)?;
+                if named != m.queue {
+                    return Err(QueueSendError {
+                        status: 403,
+                        code: "AccessDenied".into(),
+                        message: format!(
+                            "this route may send to queue {} only, not {named}",
+                            m.queue
+                        ),
+                    });
+                }
+            }
+            let queue_name = m.queue.clone();
             let message_attributes = match &m.attributes {
                 Some(text) => {
                     let v: serde_json::Value = serde_json::from_str(text).map_err(|_| {
@@ -184,7 +214,8 @@ pub fn start_mappings(
     service: &Arc<QueueService>,
     host: &Arc<spillway_functions::FunctionHost>,
     shutdown: &tokio::sync::watch::Receiver<bool>,
-) {
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let mut pollers = Vec::new();
     let invoker: Arc<dyn spillway_queue::event_source::Invoker> = Arc::new(HostInvoker {
         host: Arc::clone(host),
     });
@@ -198,7 +229,7 @@ pub fn start_mappings(
                 tracing::warn!(function = %function, queue = %e.queue, "the function reserves no concurrency: its event source mapping does not poll");
                 continue;
             }
-            spillway_queue::event_source::spawn(
+            pollers.push(spillway_queue::event_source::spawn(
                 Arc::clone(service),
                 Arc::clone(&invoker),
                 spillway_queue::event_source::Mapping {
@@ -210,7 +241,8 @@ pub fn start_mappings(
                     max_concurrency: max,
                 },
                 shutdown.clone(),
-            );
+            ));
         }
     }
+    pollers
 }

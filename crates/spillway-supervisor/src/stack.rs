@@ -50,6 +50,10 @@ pub struct Running {
     key_ring: Arc<KeyRing>,
     /// STS, whose roles (trust and policies) a reload replaces.
     sts: Option<Arc<spillway_aws::sts::Sts>>,
+    /// The queue service, closed last (its store's files are released then).
+    queues: Option<Arc<spillway_queue::QueueService>>,
+    /// The event source mappings' pollers.
+    pollers: Vec<JoinHandle<()>>,
 }
 
 impl Running {
@@ -177,8 +181,14 @@ impl Running {
         for api in self.apis {
             let _ = tokio::time::timeout(Duration::from_secs(10), api.task).await;
         }
+        for task in self.pollers {
+            let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+        }
         if let Some((_, task)) = self.http {
             let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+        }
+        if let Some(q) = &self.queues {
+            q.close();
         }
         stop_databases(self.databases).await;
     }
@@ -394,6 +404,8 @@ pub async fn start(
     let mut function_host = None;
     let mut apis = Vec::new();
     let mut sts_handle = None;
+    let mut queue_service = None;
+    let mut pollers = Vec::new();
     let http = if running.proxies.is_empty()
         && stack.users.is_empty()
         && stack.secrets.is_empty()
@@ -483,8 +495,9 @@ pub async fn start(
             }
         };
         if let Some(host) = &function_host {
-            crate::queues::start_mappings(stack, &queues, host, &shutdown_rx);
+            pollers = crate::queues::start_mappings(stack, &queues, host, &shutdown_rx);
         }
+        queue_service = Some(Arc::clone(&queues));
         for name in stack.queues.keys() {
             rows.push(Row {
                 resource: format!("queues.{name}"),
@@ -629,6 +642,8 @@ pub async fn start(
         registry,
         key_ring,
         sts: sts_handle,
+        queues: queue_service,
+        pollers,
     })
 }
 

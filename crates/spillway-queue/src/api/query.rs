@@ -221,6 +221,11 @@ fn escape(s: &str) -> String {
             '\'' => out.push_str("&apos;"),
             // Bodies may hold CR, which XML parsers would turn into LF: keep it exact.
             '\r' => out.push_str("&#xD;"),
+            // Characters XML 1.0 cannot carry even as references (controls in a tag or an
+            // echoed attribute name): replaced, so the document stays well-formed.
+            c if (c < ' ' && !matches!(c, '\t' | '\n')) || matches!(c, '\u{FFFE}' | '\u{FFFF}') => {
+                out.push('\u{FFFD}')
+            }
             c => out.push(c),
         }
     }

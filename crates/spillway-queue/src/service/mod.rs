@@ -176,6 +176,12 @@ impl QueueService {
         Ok(service)
     }
 
+    /// Closes the store (the stack stops): its files are released at once, whoever still
+    /// holds the service; later calls fail with an internal error.
+    pub fn close(&self) {
+        self.inner.store.close();
+    }
+
     pub fn region(&self) -> &str {
         &self.inner.region
     }

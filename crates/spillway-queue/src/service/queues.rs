@@ -188,10 +188,18 @@ impl QueueService {
         let queue = self.queue(queue_name)?;
         let mut wanted: Vec<&str> = Vec::new();
         for name in attribute_names {
+            // Each name once, however often it is asked for (a list of a million "All" must
+            // not make a million copies of the attribute list).
             if name == "All" {
-                wanted.extend_from_slice(READABLE);
+                for r in READABLE {
+                    if !wanted.contains(r) {
+                        wanted.push(r);
+                    }
+                }
             } else if let Some(known) = READABLE.iter().find(|r| **r == name.as_str()) {
-                wanted.push(known);
+                if !wanted.contains(known) {
+                    wanted.push(known);
+                }
             } else {
                 return Err(QueueError::InvalidAttributeName(format!(
                     "Unknown Attribute {name}."
@@ -270,6 +278,9 @@ impl QueueService {
         };
         let policy = RedrivePolicy::parse(text)?;
         let reason = |why: &str| QueueError::invalid_parameter("RedrivePolicy", text, why);
+        if policy.dead_letter_target_arn == source_arn {
+            return Err(reason("A queue cannot be its own dead-letter queue."));
+        }
         let target = self
             .queue_by_arn(&policy.dead_letter_target_arn)
             .filter(|q| q.arn == policy.dead_letter_target_arn)

@@ -332,7 +332,20 @@ impl QueueService {
     ) -> Result<Vec<Message>, QueueError> {
         let mut mutations = Vec::new();
         let mut delivered = Vec::new();
-        for mut message in picked.deliver {
+        // A dead-letter queue that is gone (or the queue itself, from before that was refused)
+        // takes nothing: its messages are delivered as if there were no redrive policy. Left in
+        // place instead, they would be picked again by every receive, which would wake itself.
+        let dead_letter = config
+            .redrive_policy
+            .as_ref()
+            .and_then(|p| self.queue_by_arn(&p.dead_letter_target_arn))
+            .filter(|q| q.fifo == queue.fifo && q.id != queue.id);
+        let mut deliver = picked.deliver;
+        let mut to_dead_letter = picked.to_dead_letter;
+        if dead_letter.is_none() {
+            deliver.append(&mut to_dead_letter);
+        }
+        for mut message in deliver {
             let state = &mut message.state;
             state.receive_count += 1;
             state.first_receive_at.get_or_insert(now);
@@ -352,18 +365,10 @@ impl QueueService {
                 seq,
             });
         }
-        let dead_letter = config
-            .redrive_policy
-            .as_ref()
-            .and_then(|p| self.queue_by_arn(&p.dead_letter_target_arn))
-            .filter(|q| q.fifo == queue.fifo);
-        let mut undeliverable = Vec::new();
         let (moved, committed) = self.inner.writer.submit(|seqs| {
             let mut moved = false;
-            for message in picked.to_dead_letter {
+            for message in to_dead_letter {
                 let Some(target) = &dead_letter else {
-                    // The dead-letter queue is gone: the message stays where it is.
-                    undeliverable.push(message.seq);
                     continue;
                 };
                 let seq = seqs.allocate();
@@ -408,9 +413,6 @@ impl QueueService {
                 target.arrivals.notify_waiters();
             }
             tracing::debug!(queue = %queue.name, "messages moved to the dead-letter queue");
-        }
-        if !undeliverable.is_empty() {
-            queue.arrivals.notify_waiters();
         }
         Ok(delivered
             .iter()

@@ -161,6 +161,8 @@ pub trait Store: Send + Sync + 'static {
     /// Commits all mutations in one transaction, durably: when this returns Ok the batch
     /// survives a crash or power loss; when it returns Err none of it is acknowledged.
     fn apply(&self, mutations: &[Mutation]) -> Result<(), StoreError>;
+    /// Releases the store's files (a stopped stack); every later call fails.
+    fn close(&self) {}
     fn queues(&self) -> Result<Vec<StoredQueue>, StoreError>;
     fn meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
     /// The highest message sequence in the store (0 when empty).

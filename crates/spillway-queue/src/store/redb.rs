@@ -27,7 +27,22 @@ const DEDUP: TableDefinition<(u64, &str), &[u8]> = TableDefinition::new("dedup")
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 
 pub struct RedbStore {
-    db: Database,
+    /// `None` once closed: redb holds a lock on its file while a `Database` lives, and a
+    /// stack restarted in the same process must be able to open it again.
+    db: std::sync::RwLock<Option<Database>>,
+}
+
+/// A read lock on the open database.
+struct Open<'a>(std::sync::RwLockReadGuard<'a, Option<Database>>);
+
+impl std::ops::Deref for Open<'_> {
+    type Target = Database;
+    fn deref(&self) -> &Database {
+        match self.0.as_ref() {
+            Some(db) => db,
+            None => unreachable!("an Open is only made over an open database"),
+        }
+    }
 }
 
 fn err(e: impl std::fmt::Display) -> StoreError {
@@ -50,7 +65,17 @@ impl RedbStore {
             txn.open_table(META).map_err(err)?;
         }
         txn.commit().map_err(err)?;
-        Ok(RedbStore { db })
+        Ok(RedbStore {
+            db: std::sync::RwLock::new(Some(db)),
+        })
+    }
+
+    fn db(&self) -> Result<Open<'_>, StoreError> {
+        let guard = self.db.read().unwrap_or_else(|p| p.into_inner());
+        if guard.is_none() {
+            return Err(StoreError::new("the queue store is closed"));
+        }
+        Ok(Open(guard))
     }
 }
 
@@ -214,8 +239,12 @@ fn apply_one(t: &mut Tables<'_>, mutation: &Mutation) -> Result<(), StoreError> 
 }
 
 impl Store for RedbStore {
+    fn close(&self) {
+        *self.db.write().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
     fn apply(&self, mutations: &[Mutation]) -> Result<(), StoreError> {
-        let txn = self.db.begin_write().map_err(err)?;
+        let txn = self.db()?.begin_write().map_err(err)?;
         {
             let mut tables = Tables::open(&txn)?;
             for mutation in mutations {
@@ -227,7 +256,7 @@ impl Store for RedbStore {
     }
 
     fn queues(&self) -> Result<Vec<StoredQueue>, StoreError> {
-        let txn = self.db.begin_read().map_err(err)?;
+        let txn = self.db()?.begin_read().map_err(err)?;
         let table = txn.open_table(QUEUES).map_err(err)?;
         let mut queues = Vec::new();
         for entry in table.iter().map_err(err)? {
@@ -238,13 +267,13 @@ impl Store for RedbStore {
     }
 
     fn meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let txn = self.db.begin_read().map_err(err)?;
+        let txn = self.db()?.begin_read().map_err(err)?;
         let table = txn.open_table(META).map_err(err)?;
         Ok(table.get(key).map_err(err)?.map(|v| v.value().to_vec()))
     }
 
     fn max_seq(&self) -> Result<u64, StoreError> {
-        let txn = self.db.begin_read().map_err(err)?;
+        let txn = self.db()?.begin_read().map_err(err)?;
         let table = txn.open_table(STATES).map_err(err)?;
         let mut max = 0;
         // Keys are (queue, seq): the last key of each queue holds that queue's highest seq, so
@@ -270,7 +299,7 @@ impl Store for RedbStore {
     }
 
     fn counts(&self, queue: QueueId, now: u64) -> Result<Counts, StoreError> {
-        let txn = self.db.begin_read().map_err(err)?;
+        let txn = self.db()?.begin_read().map_err(err)?;
         let counts = txn.open_table(COUNTS).map_err(err)?;
         let visibility = txn.open_table(VISIBILITY).map_err(err)?;
         let mut result = Counts {
@@ -293,7 +322,7 @@ impl Store for RedbStore {
     }
 
     fn visible(&self, queue: QueueId, now: u64, limit: usize) -> Result<Vec<u64>, StoreError> {
-        let txn = self.db.begin_read().map_err(err)?;
+        let txn = self.db()?.begin_read().map_err(err)?;
         let visibility = txn.open_table(VISIBILITY).map_err(err)?;
         let mut seqs = Vec::with_capacity(limit.min(1024));
         for entry in visibility
@@ -307,7 +336,7 @@ impl Store for RedbStore {
     }
 
     fn next_visible_after(&self, queue: QueueId, now: u64) -> Result<Option<u64>, StoreError> {
-        let txn = self.db.begin_read().map_err(err)?;
+        let txn = self.db()?.begin_read().map_err(err)?;
         let visibility = txn.open_table(VISIBILITY).map_err(err)?;
         let after = now.saturating_add(1);
         match visibility
@@ -326,7 +355,7 @@ impl Store for RedbStore {
         from_seq: u64,
         limit: usize,
     ) -> Result<Vec<(u64, DeliveryState)>, StoreError> {
-        let txn = self.db.begin_read().map_err(err)?;
+        let txn = self.db()?.begin_read().map_err(err)?;
         let states = txn.open_table(STATES).map_err(err)?;
         let mut out = Vec::new();
         for entry in states
@@ -341,7 +370,7 @@ impl Store for RedbStore {
     }
 
     fn message(&self, queue: QueueId, seq: u64) -> Result<Option<StoredMessage>, StoreError> {
-        let txn = self.db.begin_read().map_err(err)?;
+        let txn = self.db()?.begin_read().map_err(err)?;
         let states = txn.open_table(STATES).map_err(err)?;
         let messages = txn.open_table(MESSAGES).map_err(err)?;
         let Some(state) = states.get((queue, seq)).map_err(err)? else {
@@ -358,7 +387,7 @@ impl Store for RedbStore {
     }
 
     fn state(&self, queue: QueueId, seq: u64) -> Result<Option<DeliveryState>, StoreError> {
-        let txn = self.db.begin_read().map_err(err)?;
+        let txn = self.db()?.begin_read().map_err(err)?;
         let states = txn.open_table(STATES).map_err(err)?;
         match states.get((queue, seq)).map_err(err)? {
             Some(v) => Ok(Some(decode(v.value())?)),
@@ -367,7 +396,7 @@ impl Store for RedbStore {
     }
 
     fn dedup_entries(&self, queue: QueueId) -> Result<Vec<(String, DedupEntry)>, StoreError> {
-        let txn = self.db.begin_read().map_err(err)?;
+        let txn = self.db()?.begin_read().map_err(err)?;
         let dedup = txn.open_table(DEDUP).map_err(err)?;
         let mut out = Vec::new();
         for entry in dedup.range((queue, "")..).map_err(err)? {
