@@ -32,6 +32,8 @@ pub struct Observed {
     pub functions: Option<Arc<spillway_functions::FunctionHost>>,
     /// The stack's APIs, for their metrics.
     pub apis: Vec<Arc<spillway_gateway::Gateway>>,
+    /// The queues, for their metrics.
+    pub queues: Option<Arc<spillway_queue::QueueService>>,
     /// The AWS-compatible APIs (none in one-line proxy mode).
     pub aws: Option<Arc<spillway_aws::Endpoint>>,
     /// Who may read metrics and pools, when not everyone may (the endpoint is off loopback).
@@ -87,6 +89,11 @@ async fn handle(
         return Ok(aws.handle(req, secure).await);
     }
     let path = req.uri().path();
+    // The queues' gauges need the store (async); read before the answer is assembled.
+    let queue_metrics = match (&o.queues, path) {
+        (Some(q), "/_spillway/metrics") => q.render_metrics().await,
+        _ => String::new(),
+    };
     if matches!(path, "/_spillway/metrics" | "/_spillway/pools")
         && let Some(guard) = &o.guard
     {
@@ -98,13 +105,18 @@ async fn handle(
                 crate::observe_auth::REFUSED.into(),
             ));
         }
-        return Ok(observe(&parts.method, parts.uri.path(), &o));
+        return Ok(observe(&parts.method, parts.uri.path(), &o, queue_metrics));
     }
-    Ok(observe(req.method(), path, &o))
+    Ok(observe(req.method(), path, &o, queue_metrics))
 }
 
 /// The answers of spillway's own paths.
-fn observe(method: &Method, path: &str, o: &Observed) -> Response<Full<Bytes>> {
+fn observe(
+    method: &Method,
+    path: &str,
+    o: &Observed,
+    queue_metrics: String,
+) -> Response<Full<Bytes>> {
     match (method, path) {
         (&Method::GET, "/_spillway/health") => respond(StatusCode::OK, "text/plain", "ok\n".into()),
         (&Method::GET, "/_spillway/metrics") => {
@@ -115,6 +127,7 @@ fn observe(method: &Method, path: &str, o: &Observed) -> Response<Full<Bytes>> {
             text.push_str(&spillway_gateway::metrics::render(
                 o.apis.iter().map(|a| &a.metrics),
             ));
+            text.push_str(&queue_metrics);
             respond(StatusCode::OK, "text/plain; version=0.0.4", text)
         }
         (&Method::GET, "/_spillway/pools") => {

@@ -570,6 +570,7 @@ pub async fn start(
                 token: stack.stack.metrics_token.clone(),
             }),
             apis: apis.iter().map(|a| Arc::clone(&a.gateway)).collect(),
+            queues: Some(Arc::clone(&queues)),
             functions: function_host.clone(),
             registry: Arc::clone(&registry),
             targets: running

@@ -175,6 +175,7 @@ pub async fn start(options: Options) -> Result<Standalone, SupervisorError> {
         metrics_addr = l.local_addr().ok();
         let observed = Arc::new(crate::http::Observed {
             apis: Vec::new(),
+            queues: None,
             functions: None,
             registry,
             targets: vec![("proxy".into(), Arc::clone(&target))],

@@ -264,6 +264,19 @@ async fn a_burst_of_posts_through_the_gateway_lands_whole_in_the_queue() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout), "[200] 1000\n");
+    // The queue's CloudWatch-named metrics follow.
+    let addr = running.http_addr().unwrap_or_else(|| panic!("no endpoint"));
+    let metrics = spillway_testkit::http_get(addr, "/_spillway/metrics").await;
+    for line in [
+        "spillway_sqs_NumberOfMessagesSent{queue=\"jobs\"} 1000",
+        "spillway_sqs_ApproximateNumberOfMessagesVisible{queue=\"jobs\"} 1000",
+        "spillway_sqs_ApproximateNumberOfMessagesVisible{queue=\"jobs-dlq\"} 0",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "{line} not in:\n{metrics}"
+        );
+    }
     let out = boto3(
         &endpoint,
         ADMIN,
@@ -283,6 +296,17 @@ print(len(seen), min(seen), max(seen))
 "#,
     );
     assert_eq!(out, "1000\n1000 0 999\n");
+    let metrics = spillway_testkit::http_get(addr, "/_spillway/metrics").await;
+    for line in [
+        "spillway_sqs_NumberOfMessagesDeleted{queue=\"jobs\"} 1000",
+        "spillway_sqs_ApproximateNumberOfMessagesVisible{queue=\"jobs\"} 0",
+        "spillway_sqs_NumberOfEmptyReceives{queue=\"jobs\"} 1",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "{line} not in:\n{metrics}"
+        );
+    }
     running.shutdown().await;
 }
 

@@ -12,7 +12,7 @@
 //! - FIFO queues: only the latest handle while the message is still in flight deletes; any
 //!   other is `InvalidParameterValue` "The receipt handle has expired." (AWS's answer there).
 
-use super::{QueueHandle, QueueService};
+use super::{QueueHandle, QueueService, QueueStats};
 use crate::clock::now_ms;
 use crate::error::QueueError;
 use crate::model::{
@@ -89,6 +89,7 @@ impl QueueService {
                     seq,
                 }])
                 .await?;
+            QueueStats::add(&queue.stats.deleted, 1);
             if queue.fifo {
                 // The group is free again.
                 queue.arrivals.notify_waiters();
@@ -124,7 +125,9 @@ impl QueueService {
             }
         }
         if !mutations.is_empty() {
+            let n = mutations.len();
             self.inner.writer.commit(mutations).await?;
+            QueueStats::add(&queue.stats.deleted, n);
             if queue.fifo {
                 queue.arrivals.notify_waiters();
             }

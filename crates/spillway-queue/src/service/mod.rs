@@ -63,6 +63,23 @@ pub(crate) struct QueueHandle {
     claims: Mutex<HashSet<u64>>,
     dedup: Mutex<Dedup>,
     attempts: Mutex<Attempts>,
+    /// CloudWatch's per-queue counters, since the process started.
+    pub(crate) stats: QueueStats,
+}
+
+/// Counters named as CloudWatch names SQS's metrics.
+#[derive(Default)]
+pub(crate) struct QueueStats {
+    pub sent: std::sync::atomic::AtomicU64,
+    pub received: std::sync::atomic::AtomicU64,
+    pub deleted: std::sync::atomic::AtomicU64,
+    pub empty_receives: std::sync::atomic::AtomicU64,
+}
+
+impl QueueStats {
+    pub fn add(counter: &std::sync::atomic::AtomicU64, n: usize) {
+        counter.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// Locks a std mutex; a poisoned one is taken as is (its data is plain and still consistent
@@ -83,6 +100,7 @@ impl QueueHandle {
             claims: Mutex::new(HashSet::new()),
             dedup: Mutex::new(dedup),
             attempts: Mutex::new(Attempts::default()),
+            stats: QueueStats::default(),
         }
     }
 
@@ -174,6 +192,63 @@ impl QueueService {
         };
         tokio::spawn(sweep_forever(Arc::downgrade(&service.inner)));
         Ok(service)
+    }
+
+    /// The queues' metrics in Prometheus' text format, under CloudWatch's SQS names with a
+    /// `spillway_sqs_` prefix and a `queue` label: the gauges as GetQueueAttributes counts them
+    /// (and the age of the oldest message), the counters since the process started.
+    pub async fn render_metrics(&self) -> String {
+        use std::sync::atomic::Ordering::Relaxed;
+        let mut series: Vec<(&'static str, &'static str, String, String)> = Vec::new();
+        let now = now_ms();
+        for queue in self.all_queues() {
+            let id = queue.id;
+            let read = self
+                .read(move |s| {
+                    let counts = s.counts(id, now)?;
+                    let oldest = s
+                        .states_from(id, 0, 1)?
+                        .first()
+                        .map(|(_, st)| st.enqueued_at);
+                    Ok((counts, oldest))
+                })
+                .await;
+            let Ok((c, oldest)) = read else { continue };
+            let label = queue.name.replace('\\', "\\\\").replace('"', "\\\"");
+            let gauge = |name, v: u64| (name, "gauge", label.clone(), v.to_string());
+            series.push(gauge(
+                "ApproximateNumberOfMessagesVisible",
+                c.total.saturating_sub(c.in_flight + c.delayed),
+            ));
+            series.push(gauge("ApproximateNumberOfMessagesNotVisible", c.in_flight));
+            series.push(gauge("ApproximateNumberOfMessagesDelayed", c.delayed));
+            series.push(gauge(
+                "ApproximateAgeOfOldestMessage",
+                oldest.map_or(0, |t| now.saturating_sub(t) / 1000),
+            ));
+            let s = &queue.stats;
+            for (name, v) in [
+                ("NumberOfMessagesSent", &s.sent),
+                ("NumberOfMessagesReceived", &s.received),
+                ("NumberOfMessagesDeleted", &s.deleted),
+                ("NumberOfEmptyReceives", &s.empty_receives),
+            ] {
+                series.push((name, "counter", label.clone(), v.load(Relaxed).to_string()));
+            }
+        }
+        series.sort_by(|a, b| a.0.cmp(b.0));
+        let mut out = String::new();
+        let mut last = "";
+        for (name, kind, queue, value) in &series {
+            if *name != last {
+                out.push_str(&format!("# TYPE spillway_sqs_{name} {kind}\n"));
+                last = name;
+            }
+            out.push_str(&format!(
+                "spillway_sqs_{name}{{queue=\"{queue}\"}} {value}\n"
+            ));
+        }
+        out
     }
 
     /// Closes the store (the stack stops): its files are released at once, whoever still

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{QueueHandle, QueueService, lock};
+use super::{QueueHandle, QueueService, QueueStats, lock};
 use crate::clock::now_ms;
 use crate::error::QueueError;
 use crate::fifo;
@@ -251,6 +251,7 @@ impl QueueService {
         if let Some(id) = &attempt {
             let again = self.retry_attempt(&queue, id, &filters).await?;
             if !again.is_empty() {
+                QueueStats::add(&queue.stats.received, again.len());
                 return Ok(ReceiveMessageResponse { messages: again });
             }
         }
@@ -272,6 +273,11 @@ impl QueueService {
                         .map(|r| (r.seq, r.nonce))
                         .collect();
                     lock(&queue.attempts).insert(id, now_ms(), held);
+                }
+                if messages.is_empty() {
+                    QueueStats::add(&queue.stats.empty_receives, 1);
+                } else {
+                    QueueStats::add(&queue.stats.received, messages.len());
                 }
                 return Ok(ReceiveMessageResponse { messages });
             }

@@ -1,7 +1,7 @@
 //! SendMessage and SendMessageBatch: validation, FIFO deduplication, and one durable commit
 //! for all the messages of a call.
 
-use super::{QueueHandle, QueueService, lock};
+use super::{QueueHandle, QueueService, QueueStats, lock};
 use crate::clock::now_ms;
 use crate::error::QueueError;
 use crate::fifo;
@@ -152,6 +152,7 @@ impl QueueService {
         let sent = sent
             .pop()
             .ok_or_else(|| QueueError::Internal("send answered nothing".into()))??;
+        QueueStats::add(&queue.stats.sent, 1);
         Ok(SendMessageResponse {
             message_id: sent.message_id,
             md5_of_message_body: sent.md5_of_message_body,
@@ -204,6 +205,7 @@ impl QueueService {
                     .push(BatchResultErrorEntry::from_error(&id, &error)),
             }
         }
+        QueueStats::add(&queue.stats.sent, response.successful.len());
         Ok(response)
     }
 
