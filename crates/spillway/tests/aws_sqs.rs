@@ -40,6 +40,19 @@ dead_letter = { queue = "jobs-dlq", max_receive_count = 2 }
 [queues.jobs-dlq]
 "#;
 
+/// The stack `text` started in a directory of its own; (the directory, the stack, the AWS
+/// endpoint's URL).
+async fn up(text: &str) -> (tempfile::TempDir, spillway_supervisor::Running, String) {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(dir.path().join("spillway.toml"), text).unwrap_or_else(|e| panic!("{e}"));
+    let running = up_in_process(dir.path()).await;
+    let endpoint = format!(
+        "http://{}",
+        running.http_addr().unwrap_or_else(|| panic!("no endpoint"))
+    );
+    (dir, running, endpoint)
+}
+
 /// Runs a boto3 script with `key` against `endpoint`; returns stdout.
 fn boto3(endpoint: &str, key: (&str, &str), body: &str) -> String {
     let script = format!(
@@ -71,13 +84,7 @@ fn boto3(endpoint: &str, key: (&str, &str), body: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn boto3_sends_receives_and_deletes_with_every_check_sqs_clients_make() {
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    std::fs::write(dir.path().join("spillway.toml"), STACK).unwrap_or_else(|e| panic!("{e}"));
-    let running = up_in_process(dir.path()).await;
-    let endpoint = format!(
-        "http://{}",
-        running.http_addr().unwrap_or_else(|| panic!("no endpoint"))
-    );
+    let (_dir, running, endpoint) = up(STACK).await;
     let out = boto3(
         &endpoint,
         ADMIN,
@@ -149,13 +156,7 @@ print(code(sqs.send_message, QueueUrl=url.replace('/jobs', '/jobs-dlq'), Message
 /// the dead-letter queue with its body, attributes and original send time.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_message_received_too_often_ends_in_the_dead_letter_queue() {
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    std::fs::write(dir.path().join("spillway.toml"), STACK).unwrap_or_else(|e| panic!("{e}"));
-    let running = up_in_process(dir.path()).await;
-    let endpoint = format!(
-        "http://{}",
-        running.http_addr().unwrap_or_else(|| panic!("no endpoint"))
-    );
+    let (_dir, running, endpoint) = up(STACK).await;
     let out = boto3(
         &endpoint,
         ADMIN,
@@ -182,13 +183,7 @@ print('sources', [u.rsplit('/', 1)[1] for u in sqs.list_dead_letter_source_queue
 /// (Content-Type unsigned) and @aws-sdk/client-sqs v3, against the same queue.
 #[tokio::test(flavor = "multi_thread")]
 async fn both_javascript_sdks_speak_to_the_queue() {
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    std::fs::write(dir.path().join("spillway.toml"), STACK).unwrap_or_else(|e| panic!("{e}"));
-    let running = up_in_process(dir.path()).await;
-    let endpoint = format!(
-        "http://{}",
-        running.http_addr().unwrap_or_else(|| panic!("no endpoint"))
-    );
+    let (_dir, running, endpoint) = up(STACK).await;
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let out = aws_client_env(
         Command::new("node")
@@ -231,19 +226,13 @@ async fn both_javascript_sdks_speak_to_the_queue() {
 /// integration are all answered 200 at once and all wait in the queue, body intact.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_burst_of_posts_through_the_gateway_lands_whole_in_the_queue() {
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let api_port = spillway_testkit::free_port();
     let stack = format!(
         "{STACK}\n[apis.ingest]\nprotocol = \"http\"\nlisten = \"127.0.0.1:{api_port}\"\n\
          [[apis.ingest.routes]]\nroute = \"POST /submit\"\nqueue = \"jobs\"\n\
          parameters = {{ MessageBody = \"$request.body\" }}\n"
     );
-    std::fs::write(dir.path().join("spillway.toml"), stack).unwrap_or_else(|e| panic!("{e}"));
-    let running = up_in_process(dir.path()).await;
-    let endpoint = format!(
-        "http://{}",
-        running.http_addr().unwrap_or_else(|| panic!("no endpoint"))
-    );
+    let (_dir, running, endpoint) = up(&stack).await;
     let script = format!(
         "import json, urllib.request, concurrent.futures\n\
          def post(i):\n\
@@ -315,13 +304,7 @@ print(len(seen), min(seen), max(seen))
 /// the Action. Found by review: a ListQueues signature, its body swapped, created a queue.
 #[tokio::test(flavor = "multi_thread")]
 async fn an_unsigned_payload_cannot_carry_another_action() {
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    std::fs::write(dir.path().join("spillway.toml"), STACK).unwrap_or_else(|e| panic!("{e}"));
-    let running = up_in_process(dir.path()).await;
-    let endpoint = format!(
-        "http://{}",
-        running.http_addr().unwrap_or_else(|| panic!("no endpoint"))
-    );
+    let (_dir, running, endpoint) = up(STACK).await;
     let out = boto3(
         &endpoint,
         ADMIN,
