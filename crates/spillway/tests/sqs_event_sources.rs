@@ -1,7 +1,9 @@
-//! Event source mappings: a queue drained in batches by a Python function (boto3 inside, as
-//! Lambda handlers use it), successes deleted, `batchItemFailures` retried alone, and a batch
+//! Event source mappings: a queue drained in batches by a function — Python with boto3 inside,
+//! Rust with `aws_lambda_events`' `SqsEvent`/`SqsBatchResponse` and aws-sdk-sqs, Node.js with
+//! `@aws-sdk/client-sqs` — successes deleted, `batchItemFailures` retried alone, and a batch
 //! whose function throws left for the visibility timeout, receives and finally the
-//! dead-letter queue.
+//! dead-letter queue. The three workers share one contract (see each one's header), so one
+//! scenario checks them all.
 
 use std::process::Command;
 
@@ -12,7 +14,32 @@ const ADMIN: (&str, &str) = (
     "YWRtaW4tc2VjcmV0LWtleS0wMTIzNDU2Nzg5YWJj",
 );
 
-fn stack(functions: &std::path::Path) -> String {
+/// The worker's `[functions.worker]` lines other than its events and policies.
+fn python_worker(functions: &std::path::Path) -> String {
+    format!(
+        "runtime = \"python\"\ncode = \"{}/python-sqs-worker\"\nhandler = \"app.handler\"",
+        functions.display()
+    )
+}
+
+fn rust_worker(functions: &std::path::Path) -> String {
+    format!(
+        "runtime = \"provided\"\ncode = \"{}/rust-sqs-worker\"",
+        functions.display()
+    )
+}
+
+fn node_worker(functions: &std::path::Path) -> String {
+    let node_modules = functions.join("../node/node_modules");
+    format!(
+        "runtime = \"nodejs\"\ncode = \"{}/node-sqs-worker\"\nhandler = \"index.handler\"\n\
+         environment = {{ NODE_PATH = \"{}\" }}",
+        functions.display(),
+        node_modules.display()
+    )
+}
+
+fn stack(worker: &str) -> String {
     format!(
         r#"
 [stack]
@@ -33,9 +60,7 @@ dead_letter = {{ queue = "jobs-dlq", max_receive_count = 2 }}
 [queues.done]
 
 [functions.worker]
-runtime = "python"
-code = "{f}/python-sqs-worker"
-handler = "app.handler"
+{worker}
 timeout = "20s"
 reserved_concurrency = 2
 events = [{{ queue = "jobs", batch_size = 5, maximum_batching_window = "1s", report_batch_item_failures = true }}]
@@ -43,13 +68,12 @@ policies = [{{ allow = ["sqs:GetQueueUrl", "sqs:SendMessage"], resources = ["${{
 "#,
         key = ADMIN.0,
         secret = ADMIN.1,
-        f = functions.display(),
     )
 }
 
 fn boto3(endpoint: &str, body: &str) -> String {
     let script = format!(
-        "import boto3, json, sys, time\n\
+        "import boto3, hashlib, json, sys, time\n\
          sqs = boto3.client('sqs', endpoint_url=sys.argv[1])\n\
          jobs = sqs.get_queue_url(QueueName='jobs')['QueueUrl']\n\
          done = sqs.get_queue_url(QueueName='done')['QueueUrl']\n\
@@ -78,11 +102,14 @@ fn boto3(endpoint: &str, body: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_queue_drains_through_its_function_with_partial_failures_and_a_dead_letter_queue() {
+/// Sends ten plain, two partial and one poison message through `worker` and checks where each
+/// one ends, with what the function's event said of it.
+async fn drains_with_partial_failures_and_a_dead_letter_queue(
+    worker: fn(&std::path::Path) -> String,
+) {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let functions = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/functions");
-    std::fs::write(dir.path().join("spillway.toml"), stack(&functions))
+    std::fs::write(dir.path().join("spillway.toml"), stack(&worker(&functions)))
         .unwrap_or_else(|e| panic!("{e}"));
     let running = up_in_process(dir.path()).await;
     let endpoint = format!(
@@ -100,7 +127,8 @@ seen = [json.loads(b) for b in drain(done, 12)]
 ok = sorted((s['body'], s['count'], s['attr']) for s in seen if s['body'].startswith('ok'))
 print('ok', len(ok), all(c == '1' and a == 'v' + b[3:] for b, c, a in ok))
 print('partial', sorted((s['body'], s['count']) for s in seen if s['body'].startswith('partial')))
-print('event', {(s['source'], s['arn']) for s in seen})
+print('event', {(s['source'], s['arn'], s['md5'] == hashlib.md5(s['body'].encode()).hexdigest()) for s in seen})
+print('fields', {(s['region'], s['sent'].isdigit(), s['receipt']) for s in seen})
 sqs.send_message(QueueUrl=jobs, MessageBody='poison')
 print('dlq', drain(dlq, 1))
 print('jobs empty', 'Messages' not in sqs.receive_message(QueueUrl=jobs, WaitTimeSeconds=3))
@@ -110,9 +138,26 @@ print('jobs empty', 'Messages' not in sqs.receive_message(QueueUrl=jobs, WaitTim
         out,
         "ok 10 True\n\
          partial [('partial-0', '2'), ('partial-1', '2')]\n\
-         event {('aws:sqs', 'arn:aws:sqs:us-east-1:123456789012:jobs')}\n\
+         event {('aws:sqs', 'arn:aws:sqs:us-east-1:123456789012:jobs', True)}\n\
+         fields {('us-east-1', True, True)}\n\
          dlq ['poison']\n\
          jobs empty True\n"
     );
     running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_queue_drains_through_a_python_function() {
+    drains_with_partial_failures_and_a_dead_letter_queue(python_worker).await;
+}
+
+/// `aws_lambda_events::event::sqs::{SqsEvent, SqsBatchResponse}` and the aws-sdk-sqs crate.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_queue_drains_through_a_rust_function() {
+    drains_with_partial_failures_and_a_dead_letter_queue(rust_worker).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_queue_drains_through_a_node_function() {
+    drains_with_partial_failures_and_a_dead_letter_queue(node_worker).await;
 }

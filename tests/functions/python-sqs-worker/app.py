@@ -29,6 +29,9 @@ def handler(event, context):
                     "arn": r["eventSourceARN"],
                     "attr": r["messageAttributes"].get("k", {}).get("stringValue"),
                     "md5": r["md5OfBody"],
+                    "region": r["awsRegion"],
+                    "sent": r["attributes"]["SentTimestamp"],
+                    "receipt": isinstance(r["receiptHandle"], str),
                 }
             ),
         )
