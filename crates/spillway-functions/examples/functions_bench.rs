@@ -33,6 +33,7 @@ fn spec(name: &str, runtime: Runtime, code: PathBuf, handler: Option<&str>) -> F
         keep_warm: Duration::from_secs(600),
         role: "bench".into(),
         maximum_retry_attempts: 0,
+        on_failure: None,
     }
 }
 

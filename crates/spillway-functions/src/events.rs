@@ -69,21 +69,20 @@ impl EventJournal {
         out
     }
 
-    /// Records an event whose every attempt failed, in the shape of Lambda's on-failure
-    /// destination record, appended to `functions/failures/<name>.jsonl`.
-    pub fn failed(
-        &self,
+    /// Lambda's destination record for an event whose every attempt failed (the body an
+    /// on-failure queue receives, and a line of `functions/failures/<name>.jsonl`).
+    pub fn failure_record(
         spec: &FunctionSpec,
         id: &str,
         payload: &[u8],
         last: Option<&InvokeOutcome>,
         attempts: u32,
-    ) {
+    ) -> serde_json::Value {
         let parse = |b: &[u8]| {
             serde_json::from_slice::<serde_json::Value>(b)
                 .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(b).into()))
         };
-        let record = serde_json::json!({
+        serde_json::json!({
             "version": "1.0",
             "timestamp": crate::logs::timestamp(),
             "requestContext": {
@@ -99,7 +98,18 @@ impl EventJournal {
                 "functionError": last.and_then(|o| o.error).map(|e| e.as_str()),
             },
             "responsePayload": last.map(|o| parse(&o.payload)),
-        });
+        })
+    }
+
+    /// Appends a failure record to `functions/failures/<name>.jsonl` (synced). `why` says why
+    /// it is here and not in an on-failure queue, when the function has one.
+    pub fn record_failure(
+        &self,
+        spec: &FunctionSpec,
+        id: &str,
+        record: &serde_json::Value,
+        why: &str,
+    ) {
         let path = self.failures.join(format!("{}.jsonl", spec.name));
         let written = std::fs::OpenOptions::new()
             .create(true)
@@ -112,7 +122,7 @@ impl EventJournal {
         tracing::warn!(
             function = %spec.name,
             request_id = id,
-            "an asynchronous invocation failed {attempts} time(s); recorded in {}{}",
+            "an asynchronous invocation failed every attempt; recorded in {}{why}{}",
             path.display(),
             written.err().map(|e| format!(" (not written: {e})")).unwrap_or_default()
         );

@@ -779,7 +779,8 @@ impl FunctionHost {
 
     /// An asynchronous invocation (`Event`): written to the journal before it is acknowledged,
     /// run when an instance is free, retried `maximum_retry_attempts` times after errors, and
-    /// recorded under `functions/failures/` if every attempt failed. Returns the request id.
+    /// sent to the function's on-failure queue if every attempt failed (recorded under
+    /// `functions/failures/` when it has none, or the queue refuses). Returns the request id.
     pub async fn invoke_async(&self, name: &str, payload: Bytes) -> Result<String, InvokeError> {
         if !self.functions.contains_key(name) {
             return Err(InvokeError::NotFound(name.to_owned()));
@@ -814,6 +815,7 @@ impl FunctionHost {
             return;
         };
         let journal = Arc::clone(&self.journal);
+        let destination = self.shared.config.failure_destination.clone();
         let delays = self.shared.config.retry_delays;
         let task = tokio::spawn(async move {
             let attempts = f.spec.maximum_retry_attempts.min(2) + 1;
@@ -840,7 +842,24 @@ impl FunctionHost {
                     }
                 }
             }
-            journal.failed(&f.spec, &id, &payload, last.as_ref(), attempts);
+            let record =
+                EventJournal::failure_record(&f.spec, &id, &payload, last.as_ref(), attempts);
+            let why = match (&f.spec.on_failure, &destination) {
+                (Some(queue), Some(destination)) => {
+                    match destination.deliver(queue, record.to_string()).await {
+                        Ok(()) => {
+                            tracing::warn!(function = %f.spec.name, request_id = %id, queue = %queue, "an asynchronous invocation failed every attempt; sent to its on-failure queue");
+                            journal.done(&f.spec.name, &id);
+                            return;
+                        }
+                        // The event is not lost: the file keeps it, and the log says why.
+                        Err(e) => format!(" because its on-failure queue {queue} refused it: {e}"),
+                    }
+                }
+                (Some(queue), None) => format!(" (no queue service to deliver to {queue})"),
+                (None, _) => String::new(),
+            };
+            journal.record_failure(&f.spec, &id, &record, &why);
             journal.done(&f.spec.name, &id);
         });
         self.push_task(task);

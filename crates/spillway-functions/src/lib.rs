@@ -28,4 +28,6 @@ pub use invoke::{
     FunctionError, InvokeOutcome, InvokeRequest, MAX_ASYNC_PAYLOAD, MAX_SYNC_PAYLOAD,
 };
 pub use package::is_cargo_package;
-pub use spec::{CredentialSource, Credentials, FunctionSpec, HostConfig, Runtime};
+pub use spec::{
+    CredentialSource, Credentials, FailureDestination, FunctionSpec, HostConfig, Runtime,
+};

@@ -52,6 +52,8 @@ pub struct FunctionSpec {
     pub role: String,
     /// Retries of a failed asynchronous invocation (Lambda's MaximumRetryAttempts, 0-2).
     pub maximum_retry_attempts: u32,
+    /// The queue failed asynchronous invocations go to (Lambda's OnFailure destination).
+    pub on_failure: Option<String>,
 }
 
 impl FunctionSpec {
@@ -76,6 +78,19 @@ pub trait CredentialSource: Send + Sync {
     fn issue(&self, role: &str, function: &str) -> Option<Credentials>;
 }
 
+/// Where asynchronous invocations that failed every attempt go when their function names an
+/// on-failure queue (Lambda's OnFailure destination). The supervisor implements it over the
+/// queue service; the host knows nothing of queues.
+pub trait FailureDestination: Send + Sync {
+    /// Sends `record` (Lambda's destination record, JSON) to `queue`. `Ok` only once the queue
+    /// has durably accepted it: the host forgets the event then, not before.
+    fn deliver<'a>(
+        &'a self,
+        queue: &'a str,
+        record: String,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + 'a>>;
+}
+
 /// The host's own settings.
 #[derive(Clone)]
 pub struct HostConfig {
@@ -85,6 +100,9 @@ pub struct HostConfig {
     /// `AWS_ENDPOINT_URL` for the functions (spillway's AWS endpoint).
     pub endpoint_url: Option<String>,
     pub credentials: Option<Arc<dyn CredentialSource>>,
+    /// Delivers failed asynchronous invocations to on-failure queues; without it (or when it
+    /// fails) they are recorded under `functions/failures/`.
+    pub failure_destination: Option<Arc<dyn FailureDestination>>,
     /// Waits before the retries of a failed asynchronous invocation. Lambda waits one minute,
     /// then two; tests shorten them.
     pub retry_delays: [Duration; 2],
@@ -101,6 +119,7 @@ impl HostConfig {
             state_dir,
             endpoint_url: None,
             credentials: None,
+            failure_destination: None,
             retry_delays: [Duration::from_secs(60), Duration::from_secs(120)],
             init_limit: Duration::from_secs(10),
             release_builds: true,

@@ -30,6 +30,7 @@ pub fn spec(name: &str, runtime: Runtime, code: &str, handler: Option<&str>) -> 
         keep_warm: Duration::from_secs(300),
         role: format!("spillway-fn-{name}"),
         maximum_retry_attempts: 2,
+        on_failure: None,
     }
 }
 

@@ -480,3 +480,12 @@ fn a_metrics_token_is_long_enough_to_resist_guessing() {
         Vec::<String>::new()
     );
 }
+
+#[test]
+fn an_on_failure_queue_must_be_a_standard_one() {
+    let text = "[queues.\"jobs.fifo\"]\nfifo = true\n\n[functions.f]\nruntime = \"provided\"\ncode = \".\"\non_failure = \"jobs.fifo\"\n";
+    assert_error(
+        text,
+        "spillway.toml:7:14: functions.f.on_failure: an on-failure destination must be a standard queue, not a FIFO one",
+    );
+}

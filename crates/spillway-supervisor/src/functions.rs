@@ -58,6 +58,7 @@ pub fn specs(loaded: &LoadedStack, values: &Values) -> Result<Vec<FunctionSpec>,
                 keep_warm: f.keep_warm.get(),
                 role: attrs::function_role(stack, name),
                 maximum_retry_attempts: f.maximum_retry_attempts,
+                on_failure: f.on_failure.clone(),
             })
         })
         .collect()
@@ -69,10 +70,12 @@ pub async fn start(
     values: &Values,
     endpoint_url: Option<String>,
     sts: Arc<spillway_aws::sts::Sts>,
+    failures: Arc<dyn spillway_functions::FailureDestination>,
 ) -> Result<Arc<FunctionHost>, SupervisorError> {
     let mut config = HostConfig::new(&loaded.stack.stack.region, loaded.state_dir());
     config.endpoint_url = endpoint_url;
     config.credentials = Some(Arc::new(StsCredentials(sts)));
+    config.failure_destination = Some(failures);
     FunctionHost::start(config, specs(loaded, values)?)
         .await
         .map_err(|e| SupervisorError::Command {

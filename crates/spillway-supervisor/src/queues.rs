@@ -179,6 +179,37 @@ impl QueueSink for GatewaySink {
     }
 }
 
+/// A function's on-failure queue: the destination record is sent as the message body, as
+/// Lambda's SQS destination sends it, by the function's service (the account is the sender).
+pub struct FailureQueue {
+    pub service: Arc<QueueService>,
+}
+
+impl spillway_functions::FailureDestination for FailureQueue {
+    fn deliver<'a>(
+        &'a self,
+        queue: &'a str,
+        record: String,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + 'a>> {
+        Box::pin(async move {
+            self.service
+                .send_message(SendMessageRequest {
+                    queue_name: queue.to_owned(),
+                    message_body: record,
+                    delay_seconds: None,
+                    message_attributes: Default::default(),
+                    message_system_attributes: Default::default(),
+                    message_deduplication_id: None,
+                    message_group_id: None,
+                    sender_id: self.service.account_id().to_owned(),
+                })
+                .await
+                .map(|_| ())
+                .map_err(|e| format!("{}: {}", e.code(), e.client_message()))
+        })
+    }
+}
+
 /// Event source mappings invoke functions through the function host.
 pub struct HostInvoker {
     pub host: Arc<spillway_functions::FunctionHost>,

@@ -445,6 +445,16 @@ pub async fn start(
             Arc::clone(&key_ring),
         ));
         sts_handle = Some(Arc::clone(&sts));
+        // Queues before functions: a function's on-failure queue must exist before the host
+        // resumes asynchronous events a previous run left unfinished.
+        let queues = match crate::queues::start(loaded).await {
+            Ok(q) => q,
+            Err(e) => {
+                let _ = shutdown.send(true);
+                stop_databases(running.databases).await;
+                return Err(e);
+            }
+        };
         let lambda = if stack.functions.is_empty() {
             None
         } else {
@@ -459,11 +469,15 @@ pub async fn start(
                 &values,
                 Some(format!("http://{local}")),
                 Arc::clone(&sts),
+                Arc::new(crate::queues::FailureQueue {
+                    service: Arc::clone(&queues),
+                }),
             )
             .await;
             let host = match started {
                 Ok(h) => h,
                 Err(e) => {
+                    queues.close();
                     let _ = shutdown.send(true);
                     stop_databases(running.databases).await;
                     return Err(e);
@@ -482,17 +496,6 @@ pub async fn start(
                 region: stack.stack.region.clone(),
                 account: stack.stack.account.clone(),
             })
-        };
-        let queues = match crate::queues::start(loaded).await {
-            Ok(q) => q,
-            Err(e) => {
-                if let Some(f) = &function_host {
-                    f.shutdown().await;
-                }
-                let _ = shutdown.send(true);
-                stop_databases(running.databases).await;
-                return Err(e);
-            }
         };
         if let Some(host) = &function_host {
             pollers = crate::queues::start_mappings(stack, &queues, host, &shutdown_rx);

@@ -49,7 +49,7 @@ account = "123456789012"
 [users.admin]
 access_key_id = "{key}"
 secret_access_key = "{secret}"
-policies = [{{ allow = ["sqs:*"], resources = ["*"] }}]
+policies = [{{ allow = ["sqs:*", "lambda:InvokeFunction"], resources = ["*"] }}]
 
 [queues.jobs]
 visibility_timeout = "2s"
@@ -59,10 +59,14 @@ dead_letter = {{ queue = "jobs-dlq", max_receive_count = 2 }}
 
 [queues.done]
 
+[queues.failed]
+
 [functions.worker]
 {worker}
 timeout = "20s"
 reserved_concurrency = 2
+on_failure = "failed"
+maximum_retry_attempts = 0
 events = [{{ queue = "jobs", batch_size = 5, maximum_batching_window = "1s", report_batch_item_failures = true }}]
 policies = [{{ allow = ["sqs:GetQueueUrl", "sqs:SendMessage"], resources = ["${{queues.done.arn}}"] }}]
 "#,
@@ -160,4 +164,51 @@ async fn a_queue_drains_through_a_rust_function() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_queue_drains_through_a_node_function() {
     drains_with_partial_failures_and_a_dead_letter_queue(node_worker).await;
+}
+
+/// An asynchronous invocation that fails goes to the function's on-failure queue as Lambda's
+/// destination record; when that queue is gone, to `.spillway/functions/failures/` instead,
+/// so nothing accepted is lost.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_asynchronous_invocation_lands_in_the_on_failure_queue() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let functions = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/functions");
+    std::fs::write(
+        dir.path().join("spillway.toml"),
+        stack(&python_worker(&functions)),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let running = up_in_process(dir.path()).await;
+    let endpoint = format!(
+        "http://{}",
+        running.http_addr().unwrap_or_else(|| panic!("no endpoint"))
+    );
+    // The worker expects an SQS event: anything else raises, so every attempt fails.
+    let out = boto3(
+        &endpoint,
+        r#"
+lam = boto3.client('lambda', endpoint_url=sys.argv[1])
+failed = sqs.get_queue_url(QueueName='failed')['QueueUrl']
+print('status', lam.invoke(FunctionName='worker', InvocationType='Event', Payload=b'{"n": 1}')['StatusCode'])
+record = json.loads(drain(failed, 1, 30)[0])
+ctx = record['requestContext']
+print('record', record['version'], ctx['condition'], ctx['approximateInvokeCount'], ctx['functionArn'])
+print('payload', record['requestPayload'], record['responseContext']['functionError'], record['responsePayload']['errorType'])
+sqs.delete_queue(QueueUrl=failed)
+print('status', lam.invoke(FunctionName='worker', InvocationType='Event', Payload=b'{"n": 2}')['StatusCode'])
+"#,
+    );
+    assert_eq!(
+        out,
+        "status 202\n\
+         record 1.0 RetriesExhausted 1 arn:aws:lambda:us-east-1:123456789012:function:worker:$LATEST\n\
+         payload {'n': 1} Unhandled KeyError\n\
+         status 202\n"
+    );
+    let file = dir.path().join(".spillway/functions/failures/worker.jsonl");
+    let landed = spillway_testkit::eventually(std::time::Duration::from_secs(30), || {
+        std::fs::read_to_string(&file).is_ok_and(|t| t.contains(r#""requestPayload":{"n":2}"#))
+    });
+    assert!(landed, "the second record is not in {}", file.display());
+    running.shutdown().await;
 }

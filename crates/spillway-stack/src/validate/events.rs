@@ -151,8 +151,15 @@ pub(super) fn check_functions(c: &mut Checker<'_>, stack: &Stack) {
                 c.range(p.key("maximum_concurrency"), mc, 2, 1000);
             }
         }
-        if let Some(q) = &f.on_failure {
-            c.named(stack, &me, at("on_failure"), Kind::Queue, q, true);
+        if let Some(q) = &f.on_failure
+            && c.named(stack, &me, at("on_failure"), Kind::Queue, q, true)
+            && stack.queues[q].fifo
+        {
+            // Lambda's destinations take standard queues only (a FIFO one fails every delivery).
+            c.err(
+                at("on_failure"),
+                "an on-failure destination must be a standard queue, not a FIFO one",
+            );
         }
         c.duration(at("keep_warm"), f.keep_warm, 0, 86_400);
     }
