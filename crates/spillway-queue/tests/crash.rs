@@ -6,36 +6,18 @@
 
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use spillway_queue::{QueueService, ReceiveMessageRequest};
 
-fn example(name: &str) -> PathBuf {
-    // cargo test builds examples next to the test binaries: target/<profile>/examples/.
-    let exe = std::env::current_exe().expect("test binary path");
-    let profile = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("target dir");
-    profile.join("examples").join(name)
-}
+mod common;
+use common::example;
 
 #[tokio::test]
 async fn acknowledged_sends_survive_sigkill() {
     let dir = tempfile::tempdir().expect("tempdir");
     let binary = example("crash_sender");
-    if !binary.exists() {
-        // `cargo test --test crash` does not build examples; a whole-crate `cargo test` does.
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "-p", "spillway-queue", "--example", "crash_sender"])
-            .status()
-            .expect("run cargo build");
-        assert!(status.success(), "building the crash_sender example failed");
-    }
-    assert!(binary.exists(), "{} exists", binary.display());
     let mut child = Command::new(&binary)
         .arg(dir.path())
         .args(["8", "100000"])

@@ -27,9 +27,13 @@ const DEDUP: TableDefinition<(u64, &str), &[u8]> = TableDefinition::new("dedup")
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 
 pub struct RedbStore {
-    /// `None` once closed: redb holds a lock on its file while a `Database` lives, and a
-    /// stack restarted in the same process must be able to open it again.
+    path: std::path::PathBuf,
+    /// `None` once closed (redb holds a lock on its file while a `Database` lives, and a stack
+    /// restarted in the same process must be able to open it again), or after a failed write
+    /// until the next call reopens it.
     db: std::sync::RwLock<Option<Database>>,
+    /// Set by [`Store::close`]: a closed store is never reopened.
+    closed: std::sync::atomic::AtomicBool,
 }
 
 /// A read lock on the open database.
@@ -52,31 +56,72 @@ fn err(e: impl std::fmt::Display) -> StoreError {
 impl RedbStore {
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         std::fs::create_dir_all(dir).map_err(err)?;
-        let db = Database::create(dir.join("queues.redb")).map_err(err)?;
-        // Create every table once so readers never meet a missing one.
-        let txn = db.begin_write().map_err(err)?;
-        {
-            txn.open_table(QUEUES).map_err(err)?;
-            txn.open_table(MESSAGES).map_err(err)?;
-            txn.open_table(STATES).map_err(err)?;
-            txn.open_table(VISIBILITY).map_err(err)?;
-            txn.open_table(COUNTS).map_err(err)?;
-            txn.open_table(DEDUP).map_err(err)?;
-            txn.open_table(META).map_err(err)?;
-        }
-        txn.commit().map_err(err)?;
+        let path = dir.join("queues.redb");
+        let db = open_database(&path)?;
         Ok(RedbStore {
+            path,
             db: std::sync::RwLock::new(Some(db)),
+            closed: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
     fn db(&self) -> Result<Open<'_>, StoreError> {
-        let guard = self.db.read().unwrap_or_else(|p| p.into_inner());
-        if guard.is_none() {
-            return Err(StoreError::new("the queue store is closed"));
+        for _ in 0..2 {
+            let guard = self.db.read().unwrap_or_else(|p| p.into_inner());
+            if guard.is_some() {
+                return Ok(Open(guard));
+            }
+            drop(guard);
+            if self.closed.load(std::sync::atomic::Ordering::Acquire) {
+                break;
+            }
+            self.reopen()?;
         }
-        Ok(Open(guard))
+        Err(StoreError::new("the queue store is closed"))
     }
+
+    /// Opens the database again after a failed write. redb refuses every call after an I/O
+    /// error (a full disk) until the `Database` is dropped and opened again, which also
+    /// recovers its file to the last durable commit; while the disk stays full the open
+    /// fails too, and the next call tries again.
+    fn reopen(&self) -> Result<(), StoreError> {
+        let mut guard = self.db.write().unwrap_or_else(|p| p.into_inner());
+        if guard.is_none() && !self.closed.load(std::sync::atomic::Ordering::Acquire) {
+            *guard = Some(open_database(&self.path)?);
+            tracing::info!(path = %self.path.display(), "the queue store is open again after a failed write");
+        }
+        Ok(())
+    }
+
+    fn try_apply(&self, mutations: &[Mutation]) -> Result<(), StoreError> {
+        let txn = self.db()?.begin_write().map_err(err)?;
+        {
+            let mut tables = Tables::open(&txn)?;
+            for mutation in mutations {
+                apply_one(&mut tables, mutation)?;
+            }
+        }
+        // Durability::Immediate (redb's default): durable when commit returns.
+        txn.commit().map_err(err)
+    }
+}
+
+/// Opens (creating or recovering) the file and creates every table once, so readers never
+/// meet a missing one.
+fn open_database(path: &Path) -> Result<Database, StoreError> {
+    let db = Database::create(path).map_err(err)?;
+    let txn = db.begin_write().map_err(err)?;
+    {
+        txn.open_table(QUEUES).map_err(err)?;
+        txn.open_table(MESSAGES).map_err(err)?;
+        txn.open_table(STATES).map_err(err)?;
+        txn.open_table(VISIBILITY).map_err(err)?;
+        txn.open_table(COUNTS).map_err(err)?;
+        txn.open_table(DEDUP).map_err(err)?;
+        txn.open_table(META).map_err(err)?;
+    }
+    txn.commit().map_err(err)?;
+    Ok(db)
 }
 
 fn kind(state: &DeliveryState) -> u8 {
@@ -240,19 +285,20 @@ fn apply_one(t: &mut Tables<'_>, mutation: &Mutation) -> Result<(), StoreError> 
 
 impl Store for RedbStore {
     fn close(&self) {
+        self.closed
+            .store(true, std::sync::atomic::Ordering::Release);
         *self.db.write().unwrap_or_else(|p| p.into_inner()) = None;
     }
 
     fn apply(&self, mutations: &[Mutation]) -> Result<(), StoreError> {
-        let txn = self.db()?.begin_write().map_err(err)?;
-        {
-            let mut tables = Tables::open(&txn)?;
-            for mutation in mutations {
-                apply_one(&mut tables, mutation)?;
-            }
+        let applied = self.try_apply(mutations);
+        if applied.is_err() {
+            // Nothing of this batch is acknowledged. Drop the database (the transaction is
+            // gone by now) so the next call reopens it: after an I/O error redb answers
+            // nothing else, even once the disk has room again.
+            *self.db.write().unwrap_or_else(|p| p.into_inner()) = None;
         }
-        // Durability::Immediate (redb's default): durable when commit returns.
-        txn.commit().map_err(err)
+        applied
     }
 
     fn queues(&self) -> Result<Vec<StoredQueue>, StoreError> {
