@@ -38,7 +38,12 @@ fn not_available(handle: &str) -> QueueError {
 
 /// What a delete with a valid handle should do.
 enum DeleteAction {
-    Delete { seq: u64 },
+    /// Delete, if the handle is still the latest when the commit applies (a receive in
+    /// between makes it an older handle, which deletes nothing).
+    Delete {
+        seq: u64,
+        nonce: u64,
+    },
     Nothing,
 }
 
@@ -69,7 +74,10 @@ impl QueueService {
             return Err(expired(handle));
         }
         Ok(if latest {
-            DeleteAction::Delete { seq: receipt.seq }
+            DeleteAction::Delete {
+                seq: receipt.seq,
+                nonce: receipt.nonce,
+            }
         } else {
             DeleteAction::Nothing
         })
@@ -81,12 +89,15 @@ impl QueueService {
         receipt_handle: &str,
     ) -> Result<(), QueueError> {
         let queue = self.queue(queue_name)?;
-        if let DeleteAction::Delete { seq } = self.plan_delete(&queue, receipt_handle).await? {
+        if let DeleteAction::Delete { seq, nonce } =
+            self.plan_delete(&queue, receipt_handle).await?
+        {
             self.inner
                 .writer
                 .commit(vec![Mutation::DeleteMessage {
                     queue: queue.id,
                     seq,
+                    if_nonce: Some(nonce),
                 }])
                 .await?;
             QueueStats::add(&queue.stats.deleted, 1);
@@ -111,10 +122,11 @@ impl QueueService {
         for entry in entries {
             match self.plan_delete(&queue, &entry.receipt_handle).await {
                 Ok(action) => {
-                    if let DeleteAction::Delete { seq } = action {
+                    if let DeleteAction::Delete { seq, nonce } = action {
                         mutations.push(Mutation::DeleteMessage {
                             queue: queue.id,
                             seq,
+                            if_nonce: Some(nonce),
                         });
                     }
                     response.successful.push(BatchResultEntry { id: entry.id });
@@ -175,6 +187,9 @@ impl QueueService {
             queue: queue.id,
             seq: receipt.seq,
             state,
+            // A receive between this read and the commit replaced the handle: then this change
+            // applies as if it had come first, and the newer receive's visibility stands.
+            if_nonce: Some(receipt.nonce),
         })
     }
 

@@ -318,7 +318,11 @@ impl QueueService {
             let mut mutations: Vec<Mutation> = states
                 .into_iter()
                 .filter(|(_, state)| state.enqueued_at + retention_ms <= now)
-                .map(|(seq, _)| Mutation::DeleteMessage { queue: id, seq })
+                .map(|(seq, _)| Mutation::DeleteMessage {
+                    queue: id,
+                    seq,
+                    if_nonce: None,
+                })
                 .collect();
             if queue.fifo {
                 let expired = lock(&queue.dedup).expire(now);

@@ -353,6 +353,9 @@ impl QueueService {
         }
         for mut message in deliver {
             let state = &mut message.state;
+            // The commit applies only over the state this receive picked: a stale handle's
+            // delete or visibility change that committed in between wins, as if first.
+            let picked_nonce = state.receipt_nonce;
             state.receive_count += 1;
             state.first_receive_at.get_or_insert(now);
             state.last_receive_at = Some(now);
@@ -362,6 +365,7 @@ impl QueueService {
                 queue: queue.id,
                 seq: message.seq,
                 state: message.state.clone(),
+                if_nonce: Some(picked_nonce),
             });
             delivered.push(message);
         }
@@ -369,6 +373,7 @@ impl QueueService {
             mutations.push(Mutation::DeleteMessage {
                 queue: queue.id,
                 seq,
+                if_nonce: None,
             });
         }
         let (moved, committed) = self.inner.writer.submit(|seqs| {
@@ -400,6 +405,7 @@ impl QueueService {
                 mutations.push(Mutation::DeleteMessage {
                     queue: queue.id,
                     seq: message.seq,
+                    if_nonce: None,
                 });
                 mutations.push(Mutation::PutMessage {
                     queue: target.id,

@@ -118,16 +118,20 @@ pub enum Mutation {
         record: MessageRecord,
         state: DeliveryState,
     },
-    /// Ignored when the message is gone (deleted by a concurrent call).
+    /// Ignored when the message is gone (deleted by a concurrent call), or when `if_nonce` is
+    /// given and the stored state's `receipt_nonce` is another: the change was planned from a
+    /// state that a newer receive has since replaced (a stale handle must not undo it).
     SetState {
         queue: QueueId,
         seq: u64,
         state: DeliveryState,
+        if_nonce: Option<u64>,
     },
-    /// Ignored when the message is gone.
+    /// Ignored when the message is gone, or `if_nonce` is given and is not the stored one.
     DeleteMessage {
         queue: QueueId,
         seq: u64,
+        if_nonce: Option<u64>,
     },
     /// Removes every message with a sequence below `below_seq`.
     Purge {

@@ -222,11 +222,19 @@ fn apply_one(t: &mut Tables<'_>, mutation: &Mutation) -> Result<(), StoreError> 
                 .insert((*queue, state.visible_at, *seq), kind(state))
                 .map_err(err)?;
         }
-        Mutation::SetState { queue, seq, state } => {
+        Mutation::SetState {
+            queue,
+            seq,
+            state,
+            if_nonce,
+        } => {
             let old = match t.states.get((*queue, *seq)).map_err(err)? {
                 Some(old) => decode::<DeliveryState>(old.value())?,
                 None => return Ok(()),
             };
+            if if_nonce.is_some_and(|n| n != old.receipt_nonce) {
+                return Ok(());
+            }
             t.visibility
                 .remove((*queue, old.visible_at, *seq))
                 .map_err(err)?;
@@ -237,11 +245,19 @@ fn apply_one(t: &mut Tables<'_>, mutation: &Mutation) -> Result<(), StoreError> 
                 .insert((*queue, state.visible_at, *seq), kind(state))
                 .map_err(err)?;
         }
-        Mutation::DeleteMessage { queue, seq } => {
-            let old = match t.states.remove((*queue, *seq)).map_err(err)? {
+        Mutation::DeleteMessage {
+            queue,
+            seq,
+            if_nonce,
+        } => {
+            let old = match t.states.get((*queue, *seq)).map_err(err)? {
                 Some(old) => decode::<DeliveryState>(old.value())?,
                 None => return Ok(()),
             };
+            if if_nonce.is_some_and(|n| n != old.receipt_nonce) {
+                return Ok(());
+            }
+            t.states.remove((*queue, *seq)).map_err(err)?;
             t.visibility
                 .remove((*queue, old.visible_at, *seq))
                 .map_err(err)?;
