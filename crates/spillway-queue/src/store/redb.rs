@@ -70,6 +70,10 @@ impl RedbStore {
         })
     }
 
+    /// The open database, locked against `close` for as long as the guard lives. Callers keep
+    /// it in a binding that outlives their transaction: a transaction holds redb's file lock
+    /// past the `Database`'s drop, so `close` must wait for it, or a reopen right after a
+    /// close (a stack restarted in the same process) finds the file still locked.
     fn db(&self) -> Result<Open<'_>, StoreError> {
         let guard = self.db.read().unwrap_or_else(|p| p.into_inner());
         if guard.is_none() {
@@ -234,6 +238,9 @@ fn apply_one(t: &mut Tables<'_>, mutation: &Mutation) -> Result<(), StoreError> 
         Mutation::PutMeta { key, value } => {
             t.meta.insert(key.as_str(), value.as_slice()).map_err(err)?;
         }
+        Mutation::DeleteMeta { key } => {
+            t.meta.remove(key.as_str()).map_err(err)?;
+        }
     }
     Ok(())
 }
@@ -244,7 +251,8 @@ impl Store for RedbStore {
     }
 
     fn apply(&self, mutations: &[Mutation]) -> Result<(), StoreError> {
-        let txn = self.db()?.begin_write().map_err(err)?;
+        let db = self.db()?;
+        let txn = db.begin_write().map_err(err)?;
         {
             let mut tables = Tables::open(&txn)?;
             for mutation in mutations {
@@ -256,7 +264,8 @@ impl Store for RedbStore {
     }
 
     fn queues(&self) -> Result<Vec<StoredQueue>, StoreError> {
-        let txn = self.db()?.begin_read().map_err(err)?;
+        let db = self.db()?;
+        let txn = db.begin_read().map_err(err)?;
         let table = txn.open_table(QUEUES).map_err(err)?;
         let mut queues = Vec::new();
         for entry in table.iter().map_err(err)? {
@@ -267,13 +276,15 @@ impl Store for RedbStore {
     }
 
     fn meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let txn = self.db()?.begin_read().map_err(err)?;
+        let db = self.db()?;
+        let txn = db.begin_read().map_err(err)?;
         let table = txn.open_table(META).map_err(err)?;
         Ok(table.get(key).map_err(err)?.map(|v| v.value().to_vec()))
     }
 
     fn max_seq(&self) -> Result<u64, StoreError> {
-        let txn = self.db()?.begin_read().map_err(err)?;
+        let db = self.db()?;
+        let txn = db.begin_read().map_err(err)?;
         let table = txn.open_table(STATES).map_err(err)?;
         let mut max = 0;
         // Keys are (queue, seq): the last key of each queue holds that queue's highest seq, so
@@ -299,7 +310,8 @@ impl Store for RedbStore {
     }
 
     fn counts(&self, queue: QueueId, now: u64) -> Result<Counts, StoreError> {
-        let txn = self.db()?.begin_read().map_err(err)?;
+        let db = self.db()?;
+        let txn = db.begin_read().map_err(err)?;
         let counts = txn.open_table(COUNTS).map_err(err)?;
         let visibility = txn.open_table(VISIBILITY).map_err(err)?;
         let mut result = Counts {
@@ -322,7 +334,8 @@ impl Store for RedbStore {
     }
 
     fn visible(&self, queue: QueueId, now: u64, limit: usize) -> Result<Vec<u64>, StoreError> {
-        let txn = self.db()?.begin_read().map_err(err)?;
+        let db = self.db()?;
+        let txn = db.begin_read().map_err(err)?;
         let visibility = txn.open_table(VISIBILITY).map_err(err)?;
         let mut seqs = Vec::with_capacity(limit.min(1024));
         for entry in visibility
@@ -336,7 +349,8 @@ impl Store for RedbStore {
     }
 
     fn next_visible_after(&self, queue: QueueId, now: u64) -> Result<Option<u64>, StoreError> {
-        let txn = self.db()?.begin_read().map_err(err)?;
+        let db = self.db()?;
+        let txn = db.begin_read().map_err(err)?;
         let visibility = txn.open_table(VISIBILITY).map_err(err)?;
         let after = now.saturating_add(1);
         match visibility
@@ -355,7 +369,8 @@ impl Store for RedbStore {
         from_seq: u64,
         limit: usize,
     ) -> Result<Vec<(u64, DeliveryState)>, StoreError> {
-        let txn = self.db()?.begin_read().map_err(err)?;
+        let db = self.db()?;
+        let txn = db.begin_read().map_err(err)?;
         let states = txn.open_table(STATES).map_err(err)?;
         let mut out = Vec::new();
         for entry in states
@@ -370,7 +385,8 @@ impl Store for RedbStore {
     }
 
     fn message(&self, queue: QueueId, seq: u64) -> Result<Option<StoredMessage>, StoreError> {
-        let txn = self.db()?.begin_read().map_err(err)?;
+        let db = self.db()?;
+        let txn = db.begin_read().map_err(err)?;
         let states = txn.open_table(STATES).map_err(err)?;
         let messages = txn.open_table(MESSAGES).map_err(err)?;
         let Some(state) = states.get((queue, seq)).map_err(err)? else {
@@ -387,7 +403,8 @@ impl Store for RedbStore {
     }
 
     fn state(&self, queue: QueueId, seq: u64) -> Result<Option<DeliveryState>, StoreError> {
-        let txn = self.db()?.begin_read().map_err(err)?;
+        let db = self.db()?;
+        let txn = db.begin_read().map_err(err)?;
         let states = txn.open_table(STATES).map_err(err)?;
         match states.get((queue, seq)).map_err(err)? {
             Some(v) => Ok(Some(decode(v.value())?)),
@@ -396,7 +413,8 @@ impl Store for RedbStore {
     }
 
     fn dedup_entries(&self, queue: QueueId) -> Result<Vec<(String, DedupEntry)>, StoreError> {
-        let txn = self.db()?.begin_read().map_err(err)?;
+        let db = self.db()?;
+        let txn = db.begin_read().map_err(err)?;
         let dedup = txn.open_table(DEDUP).map_err(err)?;
         let mut out = Vec::new();
         for entry in dedup.range((queue, "")..).map_err(err)? {
