@@ -384,6 +384,32 @@ pub fn response(action: &str, result: &Value, request_id: &str) -> String {
                 body.push_str("</Message>");
             }
         }
+        "ListMessageMoveTasks" => {
+            for e in result
+                .get("Results")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                body.push_str("<ListMessageMoveTasksResultEntry>");
+                fields(
+                    &mut body,
+                    e,
+                    &[
+                        "TaskHandle",
+                        "Status",
+                        "SourceArn",
+                        "DestinationArn",
+                        "MaxNumberOfMessagesPerSecond",
+                        "ApproximateNumberOfMessagesMoved",
+                        "ApproximateNumberOfMessagesToMove",
+                        "FailureReason",
+                        "StartedTimestamp",
+                    ],
+                );
+                body.push_str("</ListMessageMoveTasksResultEntry>");
+            }
+        }
         "StartMessageMoveTask" | "CancelMessageMoveTask" => fields(
             &mut body,
             result,
@@ -394,7 +420,11 @@ pub fn response(action: &str, result: &Value, request_id: &str) -> String {
     let result_element = if body.is_empty()
         && !matches!(
             action,
-            "ListQueues" | "ReceiveMessage" | "GetQueueAttributes" | "ListQueueTags"
+            "ListQueues"
+                | "ReceiveMessage"
+                | "GetQueueAttributes"
+                | "ListQueueTags"
+                | "ListMessageMoveTasks"
         ) {
         String::new()
     } else {
