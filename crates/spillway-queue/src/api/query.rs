@@ -187,6 +187,10 @@ pub fn request(action: &str, params: &[(String, String)]) -> Result<Value, Queue
                 texts(&root, "MessageAttributeName"),
             );
         }
+        "AddPermission" => {
+            put("AWSAccountIds", texts(&root, "AWSAccountId"));
+            put("Actions", texts(&root, "ActionName"));
+        }
         "SendMessageBatch" | "DeleteMessageBatch" | "ChangeMessageVisibilityBatch" => {
             let list = format!("{action}RequestEntry");
             let mut entries = Vec::new();

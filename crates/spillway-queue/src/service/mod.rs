@@ -7,6 +7,7 @@
 
 mod handles;
 mod move_tasks;
+mod permissions;
 mod queues;
 mod receive;
 mod send;

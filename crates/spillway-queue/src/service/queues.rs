@@ -268,6 +268,15 @@ impl QueueService {
         attributes: BTreeMap<String, String>,
     ) -> Result<(), QueueError> {
         let _admin = self.inner.admin.lock().await;
+        self.set_attributes_locked(queue_name, attributes).await
+    }
+
+    /// SetQueueAttributes' work, for callers that hold the admin lock.
+    pub(super) async fn set_attributes_locked(
+        &self,
+        queue_name: &str,
+        attributes: BTreeMap<String, String>,
+    ) -> Result<(), QueueError> {
         let queue = self.queue(queue_name)?;
         let mut record = queue.record();
         for (name, value) in &attributes {
