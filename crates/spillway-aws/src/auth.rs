@@ -88,8 +88,22 @@ impl Caller {
     /// AccessDeniedException (services disagree on its status: Secrets Manager answers 400,
     /// Lambda 403).
     pub fn authorize(&self, action: &str, resource: &str, status: u16) -> Result<(), AwsError> {
+        self.authorize_with(action, resource, None, status)
+    }
+
+    /// [`Caller::authorize`] with the resource's own policy (an SQS queue's `Policy`) evaluated
+    /// beside the caller's, as AWS does within one account.
+    pub fn authorize_with(
+        &self,
+        action: &str,
+        resource: &str,
+        resource_policy: Option<&spillway_identity::resource_policy::ResourcePolicy>,
+        status: u16,
+    ) -> Result<(), AwsError> {
         let request = self.policy_request(action, resource);
-        if self.principal.authorize(&request).allowed() {
+        if spillway_identity::resource_policy::evaluate(&self.principal, resource_policy, &request)
+            .allowed()
+        {
             Ok(())
         } else {
             Err(AwsError::new(

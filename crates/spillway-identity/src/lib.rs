@@ -8,5 +8,6 @@
 pub mod policy;
 pub mod principals;
 pub mod rds_token;
+pub mod resource_policy;
 pub mod sigv4;
 pub mod time;

@@ -324,7 +324,7 @@ pub fn known_operator(op: &str) -> bool {
     OPERATORS.contains(&op.strip_suffix("IfExists").unwrap_or(op))
 }
 
-fn applies(s: &Statement, request: &Request<'_>) -> bool {
+pub(crate) fn applies(s: &Statement, request: &Request<'_>) -> bool {
     if !matches(&s.action, request.action, true) || !matches(&s.resource, request.resource, false) {
         return false;
     }

@@ -29,6 +29,10 @@ pub enum QueueError {
     /// The attribute named differs from the existing queue's.
     #[error("A queue already exists with the same name and a different value for attribute {0}")]
     QueueAlreadyExists(String),
+    #[error(
+        "You must wait 60 seconds after deleting a queue before you can create another with the same name."
+    )]
+    QueueDeletedRecently,
     #[error("Only one PurgeQueue operation on {0} is allowed every 60 seconds.")]
     PurgeQueueInProgress(String),
     #[error("{0}")]
@@ -78,6 +82,7 @@ impl QueueError {
         match self {
             QueueError::QueueDoesNotExist => "QueueDoesNotExist",
             QueueError::QueueAlreadyExists(_) => "QueueNameExists",
+            QueueError::QueueDeletedRecently => "QueueDeletedRecently",
             QueueError::PurgeQueueInProgress(_) => "PurgeQueueInProgress",
             QueueError::InvalidAttributeName(_) => "InvalidAttributeName",
             QueueError::InvalidAttributeValue(_) => "InvalidAttributeValue",
@@ -104,6 +109,7 @@ impl QueueError {
         match self {
             QueueError::QueueDoesNotExist => "AWS.SimpleQueueService.NonExistentQueue",
             QueueError::QueueAlreadyExists(_) => "QueueAlreadyExists",
+            QueueError::QueueDeletedRecently => "AWS.SimpleQueueService.QueueDeletedRecently",
             QueueError::PurgeQueueInProgress(_) => "AWS.SimpleQueueService.PurgeQueueInProgress",
             QueueError::MessageNotInflight => "AWS.SimpleQueueService.MessageNotInflight",
             QueueError::BatchEntryIdsNotDistinct(_) => {

@@ -18,6 +18,7 @@ pub mod event_source;
 pub mod fifo;
 pub mod md5;
 pub mod model;
+pub mod move_task;
 pub mod queue_attributes;
 pub mod receipt;
 pub mod redrive;

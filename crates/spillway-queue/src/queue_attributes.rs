@@ -98,7 +98,10 @@ pub fn normalize(
             _ => Err(bad()),
         },
         "Policy" => {
-            if value.is_empty() || serde_json::from_str::<serde_json::Value>(value).is_ok() {
+            // Stored as given once it parses as a resource policy: it is enforced.
+            if value.is_empty()
+                || spillway_identity::resource_policy::ResourcePolicy::parse(value).is_ok()
+            {
                 Ok(value.to_string())
             } else {
                 Err(QueueError::InvalidAttributeValue(

@@ -157,15 +157,25 @@ async fn attributes_have_defaults_and_validation() {
         .set_queue_attributes("q", attrs(&[("Nope", "1")]))
         .await;
     assert!(matches!(unknown, Err(QueueError::InvalidAttributeName(_))));
+    // A queue policy is enforced, so it must be one.
+    let not_a_policy = service
+        .set_queue_attributes("q", attrs(&[("Policy", "{}")]))
+        .await;
+    assert!(matches!(
+        not_a_policy,
+        Err(QueueError::InvalidAttributeValue(_))
+    ));
+    let policy =
+        r#"{"Statement":{"Effect":"Allow","Principal":"*","Action":"sqs:*","Resource":"*"}}"#;
     service
-        .set_queue_attributes("q", attrs(&[("DelaySeconds", "5"), ("Policy", "{}")]))
+        .set_queue_attributes("q", attrs(&[("DelaySeconds", "5"), ("Policy", policy)]))
         .await
         .expect("set");
     let some = service
         .get_queue_attributes("q", &["DelaySeconds".into(), "Policy".into()])
         .await
         .expect("get");
-    assert_eq!(some, attrs(&[("DelaySeconds", "5"), ("Policy", "{}")]));
+    assert_eq!(some, attrs(&[("DelaySeconds", "5"), ("Policy", policy)]));
     assert!(matches!(
         service.get_queue_attributes("nope", &[]).await,
         Err(QueueError::QueueDoesNotExist)

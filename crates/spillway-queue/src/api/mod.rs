@@ -1,8 +1,8 @@
 //! SQS on the AWS endpoint: the JSON 1.0 protocol (current SDKs, aws CLI v2) and the query
 //! protocol (aws CLI v1, older SDKs), both decoded into the JSON protocol's request shapes
 //! (`query.rs` translates), run against [`QueueService`], and answered in the request's own
-//! protocol. Every action is authorized against the caller's policies as `sqs:ACTION` on the
-//! queue's ARN before it runs.
+//! protocol. Every action is authorized as `sqs:ACTION` on the queue's ARN before it runs,
+//! against the caller's policies and the queue's own `Policy`.
 //!
 //! Errors: the JSON protocol answers `{"__type": "com.amazonaws.sqs#SHAPE", "message": ...}`
 //! with the `x-amzn-query-error: CODE;Sender|Receiver` header SDKs read for the legacy code;
@@ -143,9 +143,17 @@ impl SqsApi {
 
 /// Authorizes `sqs:ACTION` on `resource` for the caller. SQS answers a refusal with
 /// AccessDenied (HTTP 403 in the query API's model, `AccessDeniedException` shape in JSON).
-pub(crate) fn authorize(caller: &Caller, action: &str, resource: &str) -> Result<(), Refusal> {
+/// The queue's own `Policy`, if `resource` is a queue that has one, is evaluated beside the
+/// caller's policies.
+pub(crate) fn authorize(
+    service: &QueueService,
+    caller: &Caller,
+    action: &str,
+    resource: &str,
+) -> Result<(), Refusal> {
+    let policy = service.resource_policy(resource);
     caller
-        .authorize(&format!("sqs:{action}"), resource, 403)
+        .authorize_with(&format!("sqs:{action}"), resource, policy.as_ref(), 403)
         .map_err(|e| Refusal {
             shape: "AccessDeniedException".into(),
             code: "AccessDenied".into(),

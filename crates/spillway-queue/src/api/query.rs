@@ -187,6 +187,10 @@ pub fn request(action: &str, params: &[(String, String)]) -> Result<Value, Queue
                 texts(&root, "MessageAttributeName"),
             );
         }
+        "AddPermission" => {
+            put("AWSAccountIds", texts(&root, "AWSAccountId"));
+            put("Actions", texts(&root, "ActionName"));
+        }
         "SendMessageBatch" | "DeleteMessageBatch" | "ChangeMessageVisibilityBatch" => {
             let list = format!("{action}RequestEntry");
             let mut entries = Vec::new();
@@ -384,6 +388,32 @@ pub fn response(action: &str, result: &Value, request_id: &str) -> String {
                 body.push_str("</Message>");
             }
         }
+        "ListMessageMoveTasks" => {
+            for e in result
+                .get("Results")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                body.push_str("<ListMessageMoveTasksResultEntry>");
+                fields(
+                    &mut body,
+                    e,
+                    &[
+                        "TaskHandle",
+                        "Status",
+                        "SourceArn",
+                        "DestinationArn",
+                        "MaxNumberOfMessagesPerSecond",
+                        "ApproximateNumberOfMessagesMoved",
+                        "ApproximateNumberOfMessagesToMove",
+                        "FailureReason",
+                        "StartedTimestamp",
+                    ],
+                );
+                body.push_str("</ListMessageMoveTasksResultEntry>");
+            }
+        }
         "StartMessageMoveTask" | "CancelMessageMoveTask" => fields(
             &mut body,
             result,
@@ -394,7 +424,11 @@ pub fn response(action: &str, result: &Value, request_id: &str) -> String {
     let result_element = if body.is_empty()
         && !matches!(
             action,
-            "ListQueues" | "ReceiveMessage" | "GetQueueAttributes" | "ListQueueTags"
+            "ListQueues"
+                | "ReceiveMessage"
+                | "GetQueueAttributes"
+                | "ListQueueTags"
+                | "ListMessageMoveTasks"
         ) {
         String::new()
     } else {

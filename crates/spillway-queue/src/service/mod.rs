@@ -6,11 +6,13 @@
 //! live only in the store.
 
 mod handles;
+mod move_tasks;
+mod permissions;
 mod queues;
 mod receive;
 mod send;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::Duration;
@@ -21,6 +23,7 @@ use crate::arn;
 use crate::clock::now_ms;
 use crate::error::QueueError;
 use crate::fifo::{Attempts, Dedup};
+use crate::move_task::{self, MoveTask};
 use crate::queue_attributes::QueueConfig;
 use crate::receipt::ReceiptKey;
 use crate::store::redb::RedbStore;
@@ -49,6 +52,9 @@ struct Inner {
     /// Serializes changes to the set of queues and their attributes (rare, and they check
     /// other queues: a RedrivePolicy's target must exist).
     admin: tokio::sync::Mutex<()>,
+    /// When each queue name was last deleted (epoch ms): CreateQueue refuses the name for
+    /// 60 s after, as SQS does. Kept in memory only: see `queues::DELETED_RECENTLY_MS`.
+    deleted: Mutex<HashMap<String, u64>>,
 }
 
 pub(crate) struct QueueHandle {
@@ -63,6 +69,10 @@ pub(crate) struct QueueHandle {
     claims: Mutex<HashSet<u64>>,
     dedup: Mutex<Dedup>,
     attempts: Mutex<Attempts>,
+    /// This queue's message move tasks as the source queue, newest first (as stored).
+    moves: Mutex<Vec<MoveTask>>,
+    /// Wakes this queue's running move task early (it was cancelled).
+    move_wake: Notify,
     /// CloudWatch's per-queue counters, since the process started.
     pub(crate) stats: QueueStats,
 }
@@ -89,7 +99,7 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl QueueHandle {
-    fn new(record: StoredQueue, arn: String, dedup: Dedup) -> Self {
+    fn new(record: StoredQueue, arn: String, dedup: Dedup, moves: Vec<MoveTask>) -> Self {
         QueueHandle {
             id: record.id,
             name: record.name.clone(),
@@ -100,6 +110,8 @@ impl QueueHandle {
             claims: Mutex::new(HashSet::new()),
             dedup: Mutex::new(dedup),
             attempts: Mutex::new(Attempts::default()),
+            moves: Mutex::new(moves),
+            move_wake: Notify::new(),
             stats: QueueStats::default(),
         }
     }
@@ -136,11 +148,16 @@ impl QueueService {
                 let queues = store.queues()?;
                 let mut dedups = Vec::new();
                 for queue in &queues {
-                    dedups.push(if queue.fifo {
+                    let dedup = if queue.fifo {
                         store.dedup_entries(queue.id)?
                     } else {
                         Vec::new()
-                    });
+                    };
+                    let moves: Vec<MoveTask> = match store.meta(&move_task::meta_key(queue.id))? {
+                        Some(bytes) => crate::store::decode(&bytes)?,
+                        None => Vec::new(),
+                    };
+                    dedups.push((dedup, moves));
                 }
                 Ok((
                     queues,
@@ -171,11 +188,16 @@ impl QueueService {
         let queues = stored_queues
             .into_iter()
             .zip(dedups)
-            .map(|(record, dedup)| {
+            .map(|(record, (dedup, moves))| {
                 let arn = arn::queue_arn(region, account, &record.name);
                 (
                     record.name.clone(),
-                    Arc::new(QueueHandle::new(record, arn, Dedup::load(dedup, now))),
+                    Arc::new(QueueHandle::new(
+                        record,
+                        arn,
+                        Dedup::load(dedup, now),
+                        moves,
+                    )),
                 )
             })
             .collect();
@@ -188,8 +210,10 @@ impl QueueService {
                 receipts,
                 queues: RwLock::new(queues),
                 admin: tokio::sync::Mutex::new(()),
+                deleted: Mutex::new(HashMap::new()),
             }),
         };
+        service.resume_move_tasks().await?;
         tokio::spawn(sweep_forever(Arc::downgrade(&service.inner)));
         Ok(service)
     }

@@ -18,6 +18,12 @@ use crate::store::{Mutation, StoredQueue};
 use crate::validate;
 
 const PURGE_INTERVAL_MS: u64 = 60_000;
+/// How long a deleted queue's name stays refused (QueueDeletedRecently). In AWS the wait lets
+/// a deletion reach every host of a distributed fleet; spillway keeps the rule so that code
+/// which recreates a queue at once fails here as it would in AWS. The times are kept in
+/// memory only: after a restart nothing of the old queue is left that the rule protects, and
+/// a tombstone table would outlive every queue it names.
+const DELETED_RECENTLY_MS: u64 = 60_000;
 const MAX_TAGS: usize = 50;
 const DEFAULT_LIST_LIMIT: usize = 1000;
 
@@ -47,9 +53,16 @@ impl QueueService {
             }
             return Ok(self.queue_ref(&existing.name));
         }
+        let now_ms = now_ms();
+        if lock(&self.inner.deleted)
+            .get(&request.queue_name)
+            .is_some_and(|&at| now_ms < at + DELETED_RECENTLY_MS)
+        {
+            return Err(QueueError::QueueDeletedRecently);
+        }
         let arn = self.queue_arn(&request.queue_name);
         self.check_redrive(&arn, fifo, &attributes)?;
-        let now = now_ms() / 1000;
+        let now = now_ms / 1000;
         let record = StoredQueue {
             id: rand::random(),
             name: request.queue_name.clone(),
@@ -64,7 +77,7 @@ impl QueueService {
             .writer
             .commit(vec![Mutation::PutQueue(record.clone())])
             .await?;
-        let handle = Arc::new(QueueHandle::new(record, arn, Dedup::default()));
+        let handle = Arc::new(QueueHandle::new(record, arn, Dedup::default(), Vec::new()));
         self.inner
             .queues
             .write()
@@ -126,11 +139,24 @@ impl QueueService {
         let queue = self.queue(queue_name)?;
         self.inner
             .writer
-            .commit(vec![Mutation::DeleteQueue {
-                id: queue.id,
-                name: queue.name.clone(),
-            }])
+            .commit(vec![
+                Mutation::DeleteQueue {
+                    id: queue.id,
+                    name: queue.name.clone(),
+                },
+                Mutation::DeleteMeta {
+                    key: crate::move_task::meta_key(queue.id),
+                },
+            ])
             .await?;
+        {
+            let now = now_ms();
+            let mut deleted = lock(&self.inner.deleted);
+            // Forget names whose wait is over, so the map stays as small as the last minute's
+            // deletions.
+            deleted.retain(|_, at| now < *at + DELETED_RECENTLY_MS);
+            deleted.insert(queue_name.to_owned(), now);
+        }
         self.inner
             .queues
             .write()
@@ -242,6 +268,15 @@ impl QueueService {
         attributes: BTreeMap<String, String>,
     ) -> Result<(), QueueError> {
         let _admin = self.inner.admin.lock().await;
+        self.set_attributes_locked(queue_name, attributes).await
+    }
+
+    /// SetQueueAttributes' work, for callers that hold the admin lock.
+    pub(super) async fn set_attributes_locked(
+        &self,
+        queue_name: &str,
+        attributes: BTreeMap<String, String>,
+    ) -> Result<(), QueueError> {
         let queue = self.queue(queue_name)?;
         let mut record = queue.record();
         for (name, value) in &attributes {

@@ -120,9 +120,9 @@ impl Picked {
 /// claims would hide the messages until a restart). An abandoned call releases its claims
 /// before its commit lands, so a concurrent receive may deliver such a message once more,
 /// which at-least-once delivery allows.
-struct Claims {
-    queue: Arc<QueueHandle>,
-    seqs: Vec<u64>,
+pub(super) struct Claims {
+    pub(super) queue: Arc<QueueHandle>,
+    pub(super) seqs: Vec<u64>,
 }
 
 impl Drop for Claims {

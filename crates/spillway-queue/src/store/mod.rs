@@ -151,6 +151,10 @@ pub enum Mutation {
         key: String,
         value: Vec<u8>,
     },
+    /// Ignored when the key is absent.
+    DeleteMeta {
+        key: String,
+    },
 }
 
 /// Counts of one queue (the Approximate* attributes).

@@ -65,6 +65,10 @@ impl RedbStore {
         })
     }
 
+    /// The open database, locked against `close` for as long as the guard lives. Callers keep
+    /// it in a binding that outlives their transaction: a transaction holds redb's file lock
+    /// past the `Database`'s drop, so `close` must wait for it, or a reopen right after a
+    /// close (a stack restarted in the same process) finds the file still locked.
     fn db(&self) -> Result<Open<'_>, StoreError> {
         for _ in 0..2 {
             let guard = self.db.read().unwrap_or_else(|p| p.into_inner());
@@ -94,7 +98,8 @@ impl RedbStore {
     }
 
     fn try_apply(&self, mutations: &[Mutation]) -> Result<(), StoreError> {
-        let txn = self.db()?.begin_write().map_err(err)?;
+        let db = self.db()?;
+        let txn = db.begin_write().map_err(err)?;
         {
             let mut tables = Tables::open(&txn)?;
             for mutation in mutations {
@@ -295,6 +300,9 @@ fn apply_one(t: &mut Tables<'_>, mutation: &Mutation) -> Result<(), StoreError> 
         Mutation::PutMeta { key, value } => {
             t.meta.insert(key.as_str(), value.as_slice()).map_err(err)?;
         }
+        Mutation::DeleteMeta { key } => {
+            t.meta.remove(key.as_str()).map_err(err)?;
+        }
     }
     Ok(())
 }
@@ -318,7 +326,8 @@ impl Store for RedbStore {
     }
 
     fn queues(&self) -> Result<Vec<StoredQueue>, StoreError> {
-        let txn = self.db()?.begin_read().map_err(err)?;
+        let db = self.db()?;
+        let txn = db.begin_read().map_err(err)?;
         let table = txn.open_table(QUEUES).map_err(err)?;
         let mut queues = Vec::new();
         for entry in table.iter().map_err(err)? {
@@ -329,13 +338,15 @@ impl Store for RedbStore {
     }
 
     fn meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let txn = self.db()?.begin_read().map_err(err)?;
+        let db = self.db()?;
+        let txn = db.begin_read().map_err(err)?;
         let table = txn.open_table(META).map_err(err)?;
         Ok(table.get(key).map_err(err)?.map(|v| v.value().to_vec()))
     }
 
     fn max_seq(&self) -> Result<u64, StoreError> {
-        let txn = self.db()?.begin_read().map_err(err)?;
+        let db = self.db()?;
+        let txn = db.begin_read().map_err(err)?;
         let table = txn.open_table(STATES).map_err(err)?;
         let mut max = 0;
         // Keys are (queue, seq): the last key of each queue holds that queue's highest seq, so
@@ -361,7 +372,8 @@ impl Store for RedbStore {
     }
 
     fn counts(&self, queue: QueueId, now: u64) -> Result<Counts, StoreError> {
-        let txn = self.db()?.begin_read().map_err(err)?;
+        let db = self.db()?;
+        let txn = db.begin_read().map_err(err)?;
         let counts = txn.open_table(COUNTS).map_err(err)?;
         let visibility = txn.open_table(VISIBILITY).map_err(err)?;
         let mut result = Counts {
@@ -384,7 +396,8 @@ impl Store for RedbStore {
     }
 
     fn visible(&self, queue: QueueId, now: u64, limit: usize) -> Result<Vec<u64>, StoreError> {
-        let txn = self.db()?.begin_read().map_err(err)?;
+        let db = self.db()?;
+        let txn = db.begin_read().map_err(err)?;
         let visibility = txn.open_table(VISIBILITY).map_err(err)?;
         let mut seqs = Vec::with_capacity(limit.min(1024));
         for entry in visibility
@@ -398,7 +411,8 @@ impl Store for RedbStore {
     }
 
     fn next_visible_after(&self, queue: QueueId, now: u64) -> Result<Option<u64>, StoreError> {
-        let txn = self.db()?.begin_read().map_err(err)?;
+        let db = self.db()?;
+        let txn = db.begin_read().map_err(err)?;
         let visibility = txn.open_table(VISIBILITY).map_err(err)?;
         let after = now.saturating_add(1);
         match visibility
@@ -417,7 +431,8 @@ impl Store for RedbStore {
         from_seq: u64,
         limit: usize,
     ) -> Result<Vec<(u64, DeliveryState)>, StoreError> {
-        let txn = self.db()?.begin_read().map_err(err)?;
+        let db = self.db()?;
+        let txn = db.begin_read().map_err(err)?;
         let states = txn.open_table(STATES).map_err(err)?;
         let mut out = Vec::new();
         for entry in states
@@ -432,7 +447,8 @@ impl Store for RedbStore {
     }
 
     fn message(&self, queue: QueueId, seq: u64) -> Result<Option<StoredMessage>, StoreError> {
-        let txn = self.db()?.begin_read().map_err(err)?;
+        let db = self.db()?;
+        let txn = db.begin_read().map_err(err)?;
         let states = txn.open_table(STATES).map_err(err)?;
         let messages = txn.open_table(MESSAGES).map_err(err)?;
         let Some(state) = states.get((queue, seq)).map_err(err)? else {
@@ -449,7 +465,8 @@ impl Store for RedbStore {
     }
 
     fn state(&self, queue: QueueId, seq: u64) -> Result<Option<DeliveryState>, StoreError> {
-        let txn = self.db()?.begin_read().map_err(err)?;
+        let db = self.db()?;
+        let txn = db.begin_read().map_err(err)?;
         let states = txn.open_table(STATES).map_err(err)?;
         match states.get((queue, seq)).map_err(err)? {
             Some(v) => Ok(Some(decode(v.value())?)),
@@ -458,7 +475,8 @@ impl Store for RedbStore {
     }
 
     fn dedup_entries(&self, queue: QueueId) -> Result<Vec<(String, DedupEntry)>, StoreError> {
-        let txn = self.db()?.begin_read().map_err(err)?;
+        let db = self.db()?;
+        let txn = db.begin_read().map_err(err)?;
         let dedup = txn.open_table(DEDUP).map_err(err)?;
         let mut out = Vec::new();
         for entry in dedup.range((queue, "")..).map_err(err)? {
