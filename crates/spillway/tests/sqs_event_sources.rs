@@ -51,8 +51,10 @@ access_key_id = "{key}"
 secret_access_key = "{secret}"
 policies = [{{ allow = ["sqs:*", "lambda:InvokeFunction"], resources = ["*"] }}]
 
+# Long enough for a cold Python start with boto3 on a loaded 2-core machine: a batch still in
+# its function when the timeout ends is received again, and "processed once" fails.
 [queues.jobs]
-visibility_timeout = "2s"
+visibility_timeout = "6s"
 dead_letter = {{ queue = "jobs-dlq", max_receive_count = 2 }}
 
 [queues.jobs-dlq]
