@@ -13,13 +13,18 @@
 pub mod api;
 pub mod arn;
 mod clock;
+mod embedded;
 pub mod error;
 pub mod event_source;
 pub mod fifo;
+pub mod jetstream;
 pub mod md5;
+mod metrics;
 pub mod model;
+mod outgoing;
 pub mod queue_attributes;
 pub mod receipt;
+mod receive_filters;
 pub mod redrive;
 mod service;
 pub mod store;
