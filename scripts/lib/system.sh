@@ -85,6 +85,27 @@ ensure_services() {
   fi
 }
 
+# NATS with JetStream on 127.0.0.1:4222, for the queue's JetStream backend and its tests. Its
+# store stays in $SPILLWAY_NATS_DIR (default ~/.cache/spillway/nats) across runs; the tests
+# use namespaces of their own and remove them.
+ensure_nats() {
+  have nats-server || ensure_packages nats-server
+  nats_listening && return 0
+  local dir="${SPILLWAY_NATS_DIR:-$HOME/.cache/spillway/nats}"
+  mkdir -p "$dir"
+  say "starting nats-server -js on 127.0.0.1:4222 (store in $dir)"
+  start-stop-daemon --start --oknodo --background --make-pidfile --pidfile "$dir/nats-server.pid" \
+    --exec "$(command -v nats-server)" -- -a 127.0.0.1 -p 4222 -js -sd "$dir" -l "$dir/nats-server.log"
+  for _ in $(seq 1 100); do nats_listening && break; sleep 0.1; done
+  nats_listening || die "nats-server did not start on 127.0.0.1:4222 (see $dir/nats-server.log)"
+}
+
+# True when something answers NATS' INFO greeting with JetStream on on 127.0.0.1:4222.
+nats_listening() {
+  timeout 2 bash -c 'exec 3<>/dev/tcp/127.0.0.1/4222 && head -n1 <&3' 2>/dev/null \
+    | grep -q '"jetstream":true'
+}
+
 # A login for tests on each machine server (created once, by the servers' own administrators:
 # the postgres OS user for PostgreSQL, root over the socket for MariaDB).
 ensure_test_logins() {

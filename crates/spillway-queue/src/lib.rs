@@ -4,7 +4,11 @@
 //! [`api`], served on `spillway-aws`'s endpoint) maps requests to the typed structs of [`model`] and renders
 //! [`QueueError`] with its code, query code, status and fault.
 //!
-//! Storage is the [`store::Store`] trait; the embedded default is redb
+//! Two engines hold the messages, chosen when the service opens: the embedded default
+//! (`embedded`, over the storage trait below) and NATS JetStream ([`jetstream`], queues shared
+//! by several spillway processes). [`QueueService`] dispatches each operation to the one it has.
+//!
+//! The embedded engine's storage is the [`store::Store`] trait; its store is redb
 //! ([`store::redb::RedbStore`]), a provisional choice: the comparison with SQLite is not
 //! measured yet (see `docs/BENCHMARKS.md`, "Queue storage", and the module docs of
 //! `store::redb`). A send is answered only after the commit holding it was fsync'd;
@@ -13,14 +17,19 @@
 pub mod api;
 pub mod arn;
 mod clock;
+mod embedded;
 pub mod error;
 pub mod event_source;
 pub mod fifo;
+pub mod jetstream;
 pub mod md5;
+mod metrics;
 pub mod model;
 pub mod move_task;
+mod outgoing;
 pub mod queue_attributes;
 pub mod receipt;
+mod receive_filters;
 pub mod redrive;
 mod service;
 pub mod store;

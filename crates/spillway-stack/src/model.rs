@@ -84,6 +84,34 @@ pub struct StackSettings {
     /// Identity settings.
     #[serde(default)]
     pub identity: IdentitySettings,
+    /// Where the queues keep their messages: `embedded` (in the state directory, for this
+    /// stack alone) or `nats://HOST:PORT`, a NATS server with JetStream that every stack naming
+    /// it and the same `queue_namespace` shares queues through.
+    #[serde(default = "default_queue_backend")]
+    pub queue_backend: String,
+    /// With a `nats://` queue_backend: the prefix of the streams, KV buckets and subjects the
+    /// queues use there (`A-Z a-z 0-9 _ -`, at most 32). Stacks with the same server and
+    /// namespace serve the same queues; defaults to `spillway`.
+    #[serde(default)]
+    pub queue_namespace: Option<String>,
+}
+
+/// The `queue_backend` value that keeps queues in the state directory.
+pub const EMBEDDED_QUEUE_BACKEND: &str = "embedded";
+/// The namespace of a JetStream queue backend when `queue_namespace` is not given.
+pub const DEFAULT_QUEUE_NAMESPACE: &str = "spillway";
+
+impl StackSettings {
+    /// The NATS URL of a JetStream queue backend, None for the embedded one.
+    pub fn queue_nats_url(&self) -> Option<&str> {
+        (self.queue_backend != EMBEDDED_QUEUE_BACKEND).then_some(self.queue_backend.as_str())
+    }
+
+    pub fn queue_namespace(&self) -> &str {
+        self.queue_namespace
+            .as_deref()
+            .unwrap_or(DEFAULT_QUEUE_NAMESPACE)
+    }
 }
 
 impl Default for StackSettings {
@@ -97,8 +125,14 @@ impl Default for StackSettings {
             metrics_token: None,
             state_dir: default_state_dir(),
             identity: IdentitySettings::default(),
+            queue_backend: default_queue_backend(),
+            queue_namespace: None,
         }
     }
+}
+
+fn default_queue_backend() -> String {
+    EMBEDDED_QUEUE_BACKEND.into()
 }
 
 fn default_region() -> String {

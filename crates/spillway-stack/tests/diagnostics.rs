@@ -489,3 +489,43 @@ fn an_on_failure_queue_must_be_a_standard_one() {
         "spillway.toml:7:14: functions.f.on_failure: an on-failure destination must be a standard queue, not a FIFO one",
     );
 }
+
+#[test]
+fn the_queue_backend_is_embedded_or_a_nats_url_with_a_namespace_jetstream_accepts() {
+    assert_eq!(
+        errors(
+            "[stack]\nqueue_backend = \"nats://127.0.0.1:4222\"\nqueue_namespace = \"team-a_1\"\n"
+        ),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        errors("[stack]\nqueue_backend = \"embedded\"\n"),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        errors("[stack]\nqueue_backend = \"redis://127.0.0.1:6379\"\n"),
+        vec![
+            "spillway.toml:2:17: stack.queue_backend: expected \"embedded\" or a NATS URL like \"nats://127.0.0.1:4222\", found \"redis://127.0.0.1:6379\""
+                .to_owned()
+        ]
+    );
+    assert_eq!(
+        errors("[stack]\nqueue_backend = \"nats://host\"\n").len(),
+        1,
+        "no port"
+    );
+    assert_eq!(
+        errors("[stack]\nqueue_backend = \"nats://127.0.0.1:4222\"\nqueue_namespace = \"a.b\"\n"),
+        vec![
+            "spillway.toml:3:19: stack.queue_namespace: expected 1-32 characters of A-Z, a-z, 0-9, '_' and '-', found \"a.b\""
+                .to_owned()
+        ]
+    );
+    assert_eq!(
+        errors("[stack]\nqueue_namespace = \"team\"\n"),
+        vec![
+            "spillway.toml:2:19: stack.queue_namespace: queue_namespace names the queues' place on a NATS server: it needs a nats:// queue_backend"
+                .to_owned()
+        ]
+    );
+}

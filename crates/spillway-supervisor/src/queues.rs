@@ -1,4 +1,5 @@
-//! The stack's queues: the queue service opened on `.spillway/queues/`, the `[queues.*]` of
+//! The stack's queues: the queue service opened on `.spillway/queues/` (or on the NATS
+//! JetStream server of `[stack] queue_backend`, shared with other stacks), the `[queues.*]` of
 //! the stack declared in it (dead-letter queues first, since a redrive policy must name an
 //! existing queue), and the glue that lets an HTTP API's `SQS-SendMessage` routes send into it.
 
@@ -56,14 +57,35 @@ fn attributes(service: &QueueService, spec: &Queue) -> BTreeMap<String, String> 
 /// (a queue kept from an earlier run whose section changed is updated, its messages kept).
 pub async fn start(loaded: &LoadedStack) -> Result<Arc<QueueService>, SupervisorError> {
     let stack = &loaded.stack;
-    let dir = loaded.state_dir().join("queues");
-    std::fs::create_dir_all(&dir).map_err(SupervisorError::io("queues"))?;
-    let service = QueueService::open(&dir, &stack.stack.region, &stack.stack.account)
-        .await
-        .map_err(|e| SupervisorError::Queues {
-            what: format!("the queues in {}", dir.display()),
-            detail: e.to_string(),
-        })?;
+    let settings = &stack.stack;
+    let service = match settings.queue_nats_url() {
+        Some(url) => {
+            let options = spillway_queue::jetstream::JetStreamOptions {
+                url: url.to_owned(),
+                namespace: settings.queue_namespace().to_owned(),
+            };
+            QueueService::open_jetstream(options, &settings.region, &settings.account)
+                .await
+                .map_err(|e| SupervisorError::Queues {
+                    what: format!(
+                        "the queues on {url} (namespace {})",
+                        settings.queue_namespace()
+                    ),
+                    detail: e.to_string(),
+                })?
+        }
+        None => {
+            let dir = loaded.state_dir().join("queues");
+            std::fs::create_dir_all(&dir).map_err(SupervisorError::io("queues"))?;
+            QueueService::open(&dir, &settings.region, &settings.account)
+                .await
+                .map_err(|e| SupervisorError::Queues {
+                    what: format!("the queues in {}", dir.display()),
+                    detail: e.to_string(),
+                })?
+        }
+    };
+    tracing::info!(backend = service.backend(), "queue service open");
     let mut order: Vec<(&String, &Queue)> = stack.queues.iter().collect();
     // Dead-letter queues (named by others, or without one of their own) first.
     order.sort_by_key(|(_, q)| q.dead_letter.is_some());

@@ -1,5 +1,6 @@
-//! Durable storage behind one trait, so that the embedded engine (redb) and, later, NATS
-//! JetStream can carry the same SQS semantics.
+//! The embedded engine's durable storage, behind one trait (redb today; SQLite is the
+//! comparison still to measure). NATS JetStream does not sit behind this trait: it keeps
+//! delivery state of its own, so it is an engine beside the embedded one (`crate::jetstream`).
 //!
 //! The trait is message-level, not a key-value API: a store keeps queues, messages (an
 //! immutable record plus a small delivery state), a visibility index by

@@ -167,6 +167,7 @@ pub fn check(loaded: &mut LoadedStack, map: &SourceMap<'_>, refs: &[FoundRef]) -
     check_dev_mode(&mut c, stack);
     check_endpoint_tls(&mut c, &stack.stack);
     check_metrics_token(&mut c, &stack.stack);
+    check_queue_backend(&mut c, &stack.stack);
     for kind in Kind::ALL {
         for name in names(stack, kind) {
             if let Err(e) = kind.check_name(&name) {
@@ -228,6 +229,52 @@ fn check_metrics_token(c: &mut Checker<'_>, s: &StackSettings) {
         c.err(
             FieldPath::of(&["stack", "metrics_token"]),
             "metrics_token must be at least 16 characters",
+        );
+    }
+}
+
+/// `queue_backend` is `embedded` or a `nats://HOST:PORT` URL (what the NATS client connects
+/// to: no credentials in the file, no path); `queue_namespace` is a name JetStream accepts in
+/// stream, bucket and subject names, and means something only with NATS.
+fn check_queue_backend(c: &mut Checker<'_>, s: &StackSettings) {
+    if let Some(url) = s.queue_nats_url() {
+        let host_port = url.strip_prefix("nats://").filter(|rest| {
+            let Some((host, port)) = rest.rsplit_once(':') else {
+                return false;
+            };
+            !host.is_empty()
+                && host.chars().all(|ch| {
+                    ch.is_ascii_alphanumeric() || matches!(ch, '.' | '-' | '[' | ']' | ':')
+                })
+                && port.parse::<u16>().is_ok_and(|p| p > 0)
+        });
+        if host_port.is_none() {
+            c.err(
+                FieldPath::of(&["stack", "queue_backend"]),
+                format!(
+                    "expected \"embedded\" or a NATS URL like \"nats://127.0.0.1:4222\", found {:?}",
+                    s.queue_backend
+                ),
+            );
+        }
+    }
+    let Some(namespace) = &s.queue_namespace else {
+        return;
+    };
+    let at = FieldPath::of(&["stack", "queue_namespace"]);
+    if s.queue_nats_url().is_none() {
+        c.err(
+            at,
+            "queue_namespace names the queues' place on a NATS server: it needs a nats:// queue_backend",
+        );
+    } else if !(1..=32).contains(&namespace.len())
+        || !namespace
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
+        c.err(
+            at,
+            format!("expected 1-32 characters of A-Z, a-z, 0-9, '_' and '-', found {namespace:?}"),
         );
     }
 }

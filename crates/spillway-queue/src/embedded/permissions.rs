@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 use spillway_identity::resource_policy::ResourcePolicy;
 
-use super::QueueService;
+use super::Embedded;
 use crate::error::QueueError;
 
 /// The actions AddPermission may grant (`ActionName`), as AWS lists them; batch calls are
@@ -39,22 +39,27 @@ fn invalid_label(label: &str, reason: &str) -> QueueError {
     QueueError::invalid_parameter("Label", label, reason)
 }
 
-impl QueueService {
+/// A queue's `Policy` attribute as a resource policy (both engines store it as text).
+pub(crate) fn parse_queue_policy(queue: &str, text: &str) -> Option<ResourcePolicy> {
+    match ResourcePolicy::parse(text) {
+        Ok(policy) => Some(policy),
+        Err(error) => {
+            // Policies are checked when set; one that no longer parses (written by an older
+            // spillway) grants nothing and denies nothing.
+            tracing::warn!(%queue, %error, "queue policy ignored");
+            None
+        }
+    }
+}
+
+impl Embedded {
     /// The `Policy` of the queue whose ARN is `queue_arn`, parsed (None when it has none).
     /// Parsed per call: only queues with a policy pay for it, and a policy is a few hundred
     /// bytes of JSON.
     pub fn resource_policy(&self, queue_arn: &str) -> Option<ResourcePolicy> {
         let queue = self.queue_by_exact_arn(queue_arn)?;
         let text = queue.record().attributes.get("Policy").cloned()?;
-        match ResourcePolicy::parse(&text) {
-            Ok(policy) => Some(policy),
-            Err(error) => {
-                // Policies are checked when set; one that no longer parses (written by an
-                // older spillway) grants nothing and denies nothing.
-                tracing::warn!(queue = %queue.name, %error, "queue policy ignored");
-                None
-            }
-        }
+        parse_queue_policy(&queue.name, &text)
     }
 
     /// AddPermission: a statement `Label` allowing `SQS:ACTION` on the queue to each account.

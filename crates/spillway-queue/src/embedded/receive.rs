@@ -2,100 +2,22 @@
 //! send order with group blocking for FIFO), long polling, redrive to the dead-letter queue,
 //! retention on the way, and the attribute filters of the answer.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{QueueHandle, QueueService, QueueStats, lock};
+use super::{Embedded, QueueHandle, QueueStats, lock};
 use crate::clock::now_ms;
 use crate::error::QueueError;
 use crate::fifo;
-use crate::md5;
-use crate::model::{Message, MessageAttributes, ReceiveMessageRequest, ReceiveMessageResponse};
+use crate::model::{Message, ReceiveMessageRequest, ReceiveMessageResponse};
 use crate::queue_attributes::{MAX_VISIBILITY_TIMEOUT, MAX_WAIT_TIME_SECONDS, QueueConfig};
 use crate::receipt::Receipt;
+use crate::receive_filters::{self, Filters};
 use crate::store::{DeliveryState, Mutation, Store, StoreError, StoredMessage};
 
 /// How far a FIFO receive looks past blocked groups before giving up for this call.
 const FIFO_SCAN_LIMIT: usize = 10_000;
-
-const SYSTEM_ATTRIBUTES: &[&str] = &[
-    "ApproximateFirstReceiveTimestamp",
-    "ApproximateReceiveCount",
-    "AWSTraceHeader",
-    "DeadLetterQueueSourceArn",
-    "MessageDeduplicationId",
-    "MessageGroupId",
-    "SenderId",
-    "SentTimestamp",
-    "SequenceNumber",
-];
-
-/// Which attributes the caller asked for.
-struct Filters {
-    all_system: bool,
-    system: HashSet<String>,
-    all_user: bool,
-    user_exact: HashSet<String>,
-    /// From `foo.*`: names starting with `foo.`.
-    user_prefixes: Vec<String>,
-}
-
-impl Filters {
-    fn new(request: &ReceiveMessageRequest) -> Result<Self, QueueError> {
-        let mut filters = Filters {
-            all_system: false,
-            system: HashSet::new(),
-            all_user: false,
-            user_exact: HashSet::new(),
-            user_prefixes: Vec::new(),
-        };
-        for name in request
-            .attribute_names
-            .iter()
-            .chain(&request.message_system_attribute_names)
-        {
-            if name == "All" {
-                filters.all_system = true;
-            } else if SYSTEM_ATTRIBUTES.contains(&name.as_str()) {
-                filters.system.insert(name.clone());
-            } else {
-                return Err(QueueError::InvalidAttributeName(format!(
-                    "Unknown Attribute {name}."
-                )));
-            }
-        }
-        for name in &request.message_attribute_names {
-            if name == "All" || name == ".*" {
-                filters.all_user = true;
-            } else if let Some(prefix) = name.strip_suffix(".*") {
-                filters.user_prefixes.push(format!("{prefix}."));
-            } else {
-                filters.user_exact.insert(name.clone());
-            }
-        }
-        Ok(filters)
-    }
-
-    fn wants_system(&self, name: &str) -> bool {
-        self.all_system || self.system.contains(name)
-    }
-
-    fn user(&self, attributes: &MessageAttributes) -> MessageAttributes {
-        attributes
-            .iter()
-            .filter(|(name, _)| {
-                self.all_user
-                    || self.user_exact.contains(*name)
-                    || self
-                        .user_prefixes
-                        .iter()
-                        .any(|p| name.starts_with(p.as_str()))
-            })
-            .map(|(n, v)| (n.clone(), v.clone()))
-            .collect()
-    }
-}
 
 /// What one pass over the store picked, with the claims it holds.
 #[derive(Default)]
@@ -211,7 +133,7 @@ fn pick(
     ))
 }
 
-impl QueueService {
+impl Embedded {
     pub async fn receive_message(
         &self,
         request: ReceiveMessageRequest,
@@ -466,51 +388,17 @@ impl QueueService {
     }
 
     fn render(&self, queue: &QueueHandle, message: &StoredMessage, filters: &Filters) -> Message {
-        let record = &message.record;
-        let state = &message.state;
-        let mut attributes = BTreeMap::new();
-        let mut put = |name: &str, value: Option<String>| {
-            if let Some(value) = value.filter(|_| filters.wants_system(name)) {
-                attributes.insert(name.to_string(), value);
-            }
-        };
-        put("SenderId", Some(record.sender_id.clone()));
-        put("SentTimestamp", Some(record.sent_at.to_string()));
-        put(
-            "ApproximateReceiveCount",
-            Some(state.receive_count.to_string()),
-        );
-        put(
-            "ApproximateFirstReceiveTimestamp",
-            state.first_receive_at.map(|t| t.to_string()),
-        );
-        put("SequenceNumber", record.sequence_number.clone());
-        put("MessageDeduplicationId", record.deduplication_id.clone());
-        put("MessageGroupId", record.group_id.clone());
-        put(
-            "DeadLetterQueueSourceArn",
-            record.dead_letter_source_arn.clone(),
-        );
-        put(
-            "AWSTraceHeader",
-            record
-                .system_attributes
-                .get("AWSTraceHeader")
-                .and_then(|v| v.string_value.clone()),
-        );
-        let message_attributes = filters.user(&record.attributes);
-        Message {
-            message_id: record.message_id.clone(),
-            receipt_handle: self.inner.receipts.seal(Receipt {
-                queue: queue.id,
-                seq: message.seq,
-                nonce: state.receipt_nonce,
-            }),
-            md5_of_body: md5::md5_of_body(&record.body),
-            body: record.body.clone(),
-            attributes,
-            md5_of_message_attributes: md5::md5_of_attributes(&message_attributes),
-            message_attributes,
-        }
+        let handle = self.inner.receipts.seal(Receipt {
+            queue: queue.id,
+            seq: message.seq,
+            nonce: message.state.receipt_nonce,
+        });
+        receive_filters::render(
+            &message.record,
+            message.state.receive_count,
+            message.state.first_receive_at,
+            handle,
+            filters,
+        )
     }
 }

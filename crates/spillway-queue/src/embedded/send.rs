@@ -1,30 +1,18 @@
 //! SendMessage and SendMessageBatch: validation, FIFO deduplication, and one durable commit
 //! for all the messages of a call.
 
-use super::{QueueHandle, QueueService, QueueStats, lock};
+use super::{Embedded, QueueHandle, QueueStats, lock};
 use crate::clock::now_ms;
 use crate::error::QueueError;
 use crate::fifo;
 use crate::md5;
 use crate::model::{
-    BatchResultErrorEntry, MessageAttributes, SendMessageBatchRequest,
-    SendMessageBatchRequestEntry, SendMessageBatchResponse, SendMessageBatchResultEntry,
-    SendMessageRequest, SendMessageResponse,
+    BatchResultErrorEntry, SendMessageBatchRequest, SendMessageBatchRequestEntry,
+    SendMessageBatchResponse, SendMessageBatchResultEntry, SendMessageRequest, SendMessageResponse,
 };
-use crate::queue_attributes::{MAX_DELAY_SECONDS, QueueConfig};
+use crate::outgoing::{Outgoing, prepare};
 use crate::store::{DedupEntry, DeliveryState, MessageRecord, Mutation};
 use crate::validate;
-
-/// A checked message, ready to be given a sequence.
-struct Outgoing {
-    body: String,
-    attributes: MessageAttributes,
-    system_attributes: MessageAttributes,
-    delay_seconds: u32,
-    group_id: Option<String>,
-    dedup_id: Option<String>,
-    dedup_key: Option<String>,
-}
 
 /// The answer for one sent message (before the entry id is attached).
 struct Sent {
@@ -35,102 +23,7 @@ struct Sent {
     sequence_number: Option<String>,
 }
 
-/// MessageGroupId and MessageDeduplicationId: up to 128 alphanumeric or punctuation chars.
-fn check_fifo_id(name: &'static str, value: &str) -> Result<(), QueueError> {
-    let ok = !value.is_empty()
-        && value.len() <= 128
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b.is_ascii_punctuation());
-    if ok {
-        Ok(())
-    } else {
-        Err(QueueError::invalid_parameter(
-            name,
-            value,
-            &format!(
-                "{name} can only include alphanumeric and punctuation characters. 1 to 128 in length."
-            ),
-        ))
-    }
-}
-
-fn prepare(
-    config: &QueueConfig,
-    entry: SendMessageBatchRequestEntry,
-) -> Result<Outgoing, QueueError> {
-    validate::message_body(&entry.message_body)?;
-    validate::message_attributes(&entry.message_attributes, false)?;
-    validate::message_attributes(&entry.message_system_attributes, true)?;
-    let size = validate::message_size(&entry.message_body, &entry.message_attributes);
-    if size > config.maximum_message_size as usize {
-        return Err(QueueError::InvalidParameterValue(format!(
-            "One or more parameters are invalid. Reason: Message must be shorter than {} bytes.",
-            config.maximum_message_size
-        )));
-    }
-    if let Some(delay) = entry.delay_seconds {
-        if delay > MAX_DELAY_SECONDS {
-            return Err(QueueError::invalid_parameter(
-                "DelaySeconds",
-                delay,
-                "DelaySeconds must be >= 0 and <= 900.",
-            ));
-        }
-        if config.fifo {
-            return Err(QueueError::invalid_parameter(
-                "DelaySeconds",
-                delay,
-                "The request include parameter that is not valid for this queue type.",
-            ));
-        }
-    }
-    if let Some(group) = &entry.message_group_id {
-        check_fifo_id("MessageGroupId", group)?;
-    }
-    let (dedup_id, dedup_key) = if config.fifo {
-        let group = entry
-            .message_group_id
-            .as_deref()
-            .ok_or(QueueError::MissingParameter("MessageGroupId"))?;
-        let id = match entry.message_deduplication_id {
-            Some(id) => {
-                check_fifo_id("MessageDeduplicationId", &id)?;
-                id
-            }
-            None if config.content_based_deduplication => {
-                fifo::content_deduplication_id(&entry.message_body)
-            }
-            None => {
-                return Err(QueueError::InvalidParameterValue(
-                    "The queue should either have ContentBasedDeduplication enabled or MessageDeduplicationId provided explicitly".into(),
-                ));
-            }
-        };
-        let key = fifo::dedup_key(config.dedup_per_group, Some(group), &id);
-        (Some(id), Some(key))
-    } else {
-        if let Some(id) = &entry.message_deduplication_id {
-            return Err(QueueError::invalid_parameter(
-                "MessageDeduplicationId",
-                id,
-                "The request include parameter that is not valid for this queue type.",
-            ));
-        }
-        (None, None)
-    };
-    Ok(Outgoing {
-        delay_seconds: entry.delay_seconds.unwrap_or(config.delay_seconds),
-        body: entry.message_body,
-        attributes: entry.message_attributes,
-        system_attributes: entry.message_system_attributes,
-        group_id: entry.message_group_id,
-        dedup_id,
-        dedup_key,
-    })
-}
-
-impl QueueService {
+impl Embedded {
     pub async fn send_message(
         &self,
         request: SendMessageRequest,

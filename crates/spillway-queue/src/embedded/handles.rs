@@ -12,7 +12,7 @@
 //! - FIFO queues: only the latest handle while the message is still in flight deletes; any
 //!   other is `InvalidParameterValue` "The receipt handle has expired." (AWS's answer there).
 
-use super::{QueueHandle, QueueService, QueueStats};
+use super::{Embedded, QueueHandle, QueueStats};
 use crate::clock::now_ms;
 use crate::error::QueueError;
 use crate::model::{
@@ -47,7 +47,7 @@ enum DeleteAction {
     Nothing,
 }
 
-impl QueueService {
+impl Embedded {
     fn open_receipt(&self, queue: &QueueHandle, handle: &str) -> Result<Receipt, QueueError> {
         match self.inner.receipts.open(handle) {
             Some(receipt) if receipt.queue == queue.id => Ok(receipt),

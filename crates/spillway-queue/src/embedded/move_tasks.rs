@@ -13,7 +13,7 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use super::receive::Claims;
-use super::{Inner, QueueHandle, QueueService, lock};
+use super::{Embedded, Inner, QueueHandle, lock};
 use crate::clock::now_ms;
 use crate::error::QueueError;
 use crate::fifo;
@@ -51,7 +51,7 @@ enum Step {
     Failed,
 }
 
-impl QueueService {
+impl Embedded {
     /// The queue whose ARN is exactly `queue_arn` (region and account included).
     pub(super) fn queue_by_exact_arn(&self, queue_arn: &str) -> Option<Arc<QueueHandle>> {
         self.queue_by_arn(queue_arn).filter(|q| q.arn == queue_arn)
@@ -438,7 +438,7 @@ async fn run(inner: Weak<Inner>, source: Arc<QueueHandle>, task_id: String) {
     let mut moved_here: u64 = 0;
     loop {
         let Some(inner) = inner.upgrade() else { return };
-        let service = QueueService { inner };
+        let service = Embedded { inner };
         if service.queue(&source.name).map(|q| q.id).ok() != Some(source.id) {
             // The source queue was deleted, and its tasks with it.
             return;

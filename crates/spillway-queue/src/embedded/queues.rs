@@ -7,7 +7,7 @@ use std::sync::Arc;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
-use super::{QueueHandle, QueueService, lock};
+use super::{Embedded, QueueHandle, lock};
 use crate::clock::now_ms;
 use crate::error::QueueError;
 use crate::fifo::Dedup;
@@ -27,7 +27,7 @@ const DELETED_RECENTLY_MS: u64 = 60_000;
 const MAX_TAGS: usize = 50;
 const DEFAULT_LIST_LIMIT: usize = 1000;
 
-impl QueueService {
+impl Embedded {
     /// CreateQueue: idempotent when every attribute given equals the existing queue's.
     pub async fn create_queue(&self, request: CreateQueueRequest) -> Result<QueueRef, QueueError> {
         let fifo = request
@@ -380,7 +380,7 @@ impl QueueService {
     }
 }
 
-fn check_tags(tags: &BTreeMap<String, String>) -> Result<(), QueueError> {
+pub(crate) fn check_tags(tags: &BTreeMap<String, String>) -> Result<(), QueueError> {
     if tags.len() > MAX_TAGS {
         return Err(QueueError::InvalidParameterValue(format!(
             "Too many tags added for queue. Maximum number of tags is {MAX_TAGS}."
@@ -397,7 +397,7 @@ fn check_tags(tags: &BTreeMap<String, String>) -> Result<(), QueueError> {
 }
 
 /// Pages sorted names: the token is the last name returned, base64url-encoded.
-fn page(
+pub(crate) fn page(
     names: Vec<String>,
     max_results: Option<u32>,
     next_token: Option<String>,

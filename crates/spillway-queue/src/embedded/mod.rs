@@ -1,4 +1,5 @@
-//! The queue service: SQS operations over a [`Store`], shared behind an `Arc`.
+//! The embedded engine: SQS operations over a [`Store`] in the stack's own directory, for one
+//! spillway process (the default backend of [`crate::QueueService`]).
 //!
 //! Every queue has an in-memory handle ([`QueueHandle`]) with what must be shared between
 //! concurrent calls and is small: its record, a `Notify` that wakes long polls, the set of
@@ -7,8 +8,8 @@
 
 mod handles;
 mod move_tasks;
-mod permissions;
-mod queues;
+pub(crate) mod permissions;
+pub(crate) mod queues;
 mod receive;
 mod send;
 
@@ -36,9 +37,9 @@ const SWEEP_EVERY: Duration = Duration::from_secs(10);
 /// Messages examined per queue per sweep.
 const SWEEP_BATCH: usize = 1000;
 
-/// The SQS service of one stack. Cheap to clone; all clones share one store.
+/// The embedded engine of one stack. Cheap to clone; all clones share one store.
 #[derive(Clone)]
-pub struct QueueService {
+pub struct Embedded {
     inner: Arc<Inner>,
 }
 
@@ -125,7 +126,7 @@ impl QueueHandle {
     }
 }
 
-impl QueueService {
+impl Embedded {
     /// Opens (creating if needed) the queue store in `dir` (the stack's `.spillway/queues/`)
     /// with the embedded engine. Must be called inside a tokio runtime.
     pub async fn open(dir: &Path, region: &str, account: &str) -> Result<Self, QueueError> {
@@ -201,7 +202,7 @@ impl QueueService {
                 )
             })
             .collect();
-        let service = QueueService {
+        let service = Embedded {
             inner: Arc::new(Inner {
                 region: region.to_string(),
                 account: account.to_string(),
@@ -218,12 +219,9 @@ impl QueueService {
         Ok(service)
     }
 
-    /// The queues' metrics in Prometheus' text format, under CloudWatch's SQS names with a
-    /// `spillway_sqs_` prefix and a `queue` label: the gauges as GetQueueAttributes counts them
-    /// (and the age of the oldest message), the counters since the process started.
+    /// The queues' metrics (see [`crate::metrics`]).
     pub async fn render_metrics(&self) -> String {
-        use std::sync::atomic::Ordering::Relaxed;
-        let mut series: Vec<(&'static str, &'static str, String, String)> = Vec::new();
+        let mut rows = Vec::new();
         let now = now_ms();
         for queue in self.all_queues() {
             let id = queue.id;
@@ -238,41 +236,20 @@ impl QueueService {
                 })
                 .await;
             let Ok((c, oldest)) = read else { continue };
-            let label = queue.name.replace('\\', "\\\\").replace('"', "\\\"");
-            let gauge = |name, v: u64| (name, "gauge", label.clone(), v.to_string());
-            series.push(gauge(
-                "ApproximateNumberOfMessagesVisible",
-                c.total.saturating_sub(c.in_flight + c.delayed),
-            ));
-            series.push(gauge("ApproximateNumberOfMessagesNotVisible", c.in_flight));
-            series.push(gauge("ApproximateNumberOfMessagesDelayed", c.delayed));
-            series.push(gauge(
-                "ApproximateAgeOfOldestMessage",
-                oldest.map_or(0, |t| now.saturating_sub(t) / 1000),
-            ));
-            let s = &queue.stats;
-            for (name, v) in [
-                ("NumberOfMessagesSent", &s.sent),
-                ("NumberOfMessagesReceived", &s.received),
-                ("NumberOfMessagesDeleted", &s.deleted),
-                ("NumberOfEmptyReceives", &s.empty_receives),
-            ] {
-                series.push((name, "counter", label.clone(), v.load(Relaxed).to_string()));
-            }
+            let row = crate::metrics::Row {
+                queue: queue.name.clone(),
+                visible: c.total.saturating_sub(c.in_flight + c.delayed),
+                not_visible: c.in_flight,
+                delayed: c.delayed,
+                oldest_age_secs: oldest.map_or(0, |t| now.saturating_sub(t) / 1000),
+                sent: 0,
+                received: 0,
+                deleted: 0,
+                empty_receives: 0,
+            };
+            rows.push(row.counters(&queue.stats));
         }
-        series.sort_by(|a, b| a.0.cmp(b.0));
-        let mut out = String::new();
-        let mut last = "";
-        for (name, kind, queue, value) in &series {
-            if *name != last {
-                out.push_str(&format!("# TYPE spillway_sqs_{name} {kind}\n"));
-                last = name;
-            }
-            out.push_str(&format!(
-                "spillway_sqs_{name}{{queue=\"{queue}\"}} {value}\n"
-            ));
-        }
-        out
+        crate::metrics::render(&rows)
     }
 
     /// Closes the store (the stack stops): its files are released at once, whoever still
@@ -368,7 +345,7 @@ async fn sweep_forever(inner: Weak<Inner>) {
     loop {
         tokio::time::sleep(SWEEP_EVERY).await;
         let Some(inner) = inner.upgrade() else { return };
-        let service = QueueService { inner };
+        let service = Embedded { inner };
         if let Err(error) = service.sweep().await {
             tracing::warn!(%error, "queue retention sweep failed");
         }
