@@ -5,9 +5,8 @@
 //! [`QueueError`] with its code, query code, status and fault.
 //!
 //! Storage is the [`store::Store`] trait; the embedded default is redb
-//! ([`store::redb::RedbStore`]), a provisional choice: the comparison with SQLite is not
-//! measured yet (see `docs/BENCHMARKS.md`, "Queue storage", and the module docs of
-//! `store::redb`). A send is answered only after the commit holding it was fsync'd;
+//! ([`store::redb::RedbStore`]), kept after a measured comparison with SQLite and fjall over
+//! the same trait (`examples/store_bench`, `docs/BENCHMARKS.md`, "Queue storage"). A send is answered only after the commit holding it was fsync'd;
 //! concurrent calls share commits (group commit, `store::writer`).
 
 pub mod api;
