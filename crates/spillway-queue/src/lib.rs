@@ -9,9 +9,9 @@
 //! by several spillway processes). [`QueueService`] dispatches each operation to the one it has.
 //!
 //! The embedded engine's storage is the [`store::Store`] trait; its store is redb
-//! ([`store::redb::RedbStore`]), a provisional choice: the comparison with SQLite is not
-//! measured yet (see `docs/BENCHMARKS.md`, "Queue storage", and the module docs of
-//! `store::redb`). A send is answered only after the commit holding it was fsync'd;
+//! ([`store::redb::RedbStore`]), kept after a measured comparison with SQLite and fjall over
+//! the same trait (`examples/store_bench`, `docs/BENCHMARKS.md`, "Queue storage"). A send is
+//! answered only after the commit holding it was fsync'd;
 //! concurrent calls share commits (group commit, `store::writer`).
 
 pub mod api;

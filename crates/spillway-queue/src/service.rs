@@ -248,7 +248,10 @@ impl QueueService {
         actions: &[String],
     ) -> Result<(), QueueError> {
         match &self.engine {
-            Engine::Embedded(e) => e.add_permission(queue_name, label, account_ids, actions).await,
+            Engine::Embedded(e) => {
+                e.add_permission(queue_name, label, account_ids, actions)
+                    .await
+            }
             Engine::JetStream(_) => Err(not_on_jetstream("AddPermission")),
         }
     }
