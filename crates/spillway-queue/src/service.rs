@@ -233,11 +233,14 @@ impl QueueService {
     }
 
     /// The queue's resource policy (its `Policy` attribute), for the API layer's authorization.
-    pub fn resource_policy(
+    pub async fn resource_policy(
         &self,
         queue_arn: &str,
     ) -> Option<spillway_identity::resource_policy::ResourcePolicy> {
-        dispatch!(self, e => e.resource_policy(queue_arn))
+        match &self.engine {
+            Engine::Embedded(e) => e.resource_policy(queue_arn),
+            Engine::JetStream(e) => e.resource_policy(queue_arn).await,
+        }
     }
 
     pub async fn add_permission(

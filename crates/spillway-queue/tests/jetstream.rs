@@ -453,3 +453,57 @@ async fn attributes_tags_purge_and_delete_are_seen_by_every_node() {
     }
     assert!(gone, "A still serves a queue B deleted");
 }
+
+/// A queue's policy holds on a node that has never met the queue (made by another node): an
+/// explicit Deny must not wait for the node's copy of the records.
+#[tokio::test]
+async fn a_queue_policy_is_seen_by_a_node_that_never_used_the_queue() {
+    let ns = Namespace::new();
+    let a = ns.node().await;
+    let arn = format!("arn:aws:sqs:{REGION}:{ACCOUNT}:guarded");
+    let policy = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Deny","Principal":"*","Action":"sqs:DeleteQueue","Resource":"{arn}"}}]}}"#
+    );
+    create(&a, "guarded", &[("Policy", policy.as_str())]).await;
+    let b = ns.node().await;
+    assert!(
+        b.resource_policy(&arn).await.is_some(),
+        "node B judged the queue without its policy"
+    );
+    assert!(b.resource_policy(&format!("{arn}-none")).await.is_none());
+}
+
+/// Deleted messages leave the NATS server (work-queue retention), not only the consumer.
+#[tokio::test]
+async fn deleted_messages_leave_the_stream() {
+    let ns = Namespace::new();
+    let node = ns.node().await;
+    create(&node, "gone", &[]).await;
+    for i in 0..3 {
+        node.send_message(send("gone", &format!("m{i}")))
+            .await
+            .expect("send");
+    }
+    let got = node
+        .receive_message(receive("gone", 10, 1))
+        .await
+        .expect("receive");
+    assert_eq!(got.messages.len(), 3);
+    for m in &got.messages {
+        node.delete_message("gone", &m.receipt_handle)
+            .await
+            .expect("delete");
+    }
+    let client = async_nats::connect(url()).await.expect("connect");
+    let js = async_nats::jetstream::new(client);
+    let prefix = format!("{}_sqs_", ns.0);
+    let mut names = js.stream_names();
+    let mut stored = Vec::new();
+    while let Some(Ok(name)) = futures_util::StreamExt::next(&mut names).await {
+        if name.starts_with(&prefix) {
+            let mut stream = js.get_stream(&name).await.expect("stream");
+            stored.push(stream.info().await.expect("info").state.messages);
+        }
+    }
+    assert_eq!(stored, [0], "messages kept after their delete");
+}

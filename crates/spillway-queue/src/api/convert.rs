@@ -205,7 +205,7 @@ pub(super) async fn run(
     let out = match action {
         "CreateQueue" => {
             let name = required(input, "QueueName")?;
-            authorize(service, ctx.caller, action, &arn(name))?;
+            authorize(service, ctx.caller, action, &arn(name)).await?;
             let r = service
                 .create_queue(CreateQueueRequest {
                     queue_name: name.to_owned(),
@@ -222,12 +222,12 @@ pub(super) async fn run(
             {
                 return Err(QueueError::QueueDoesNotExist.into());
             }
-            authorize(service, ctx.caller, action, &arn(name))?;
+            authorize(service, ctx.caller, action, &arn(name)).await?;
             let r = service.get_queue_url(name).await?;
             json!({"QueueUrl": url_of(&r.queue_name)})
         }
         "ListQueues" => {
-            authorize(service, ctx.caller, action, &all_queues)?;
+            authorize(service, ctx.caller, action, &all_queues).await?;
             let r = service
                 .list_queues(ListQueuesRequest {
                     queue_name_prefix: text(input, "QueueNamePrefix")?.map(str::to_owned),
@@ -247,7 +247,7 @@ pub(super) async fn run(
         }
         "ListDeadLetterSourceQueues" => {
             let name = queue()?;
-            authorize(service, ctx.caller, action, &arn(&name))?;
+            authorize(service, ctx.caller, action, &arn(&name)).await?;
             let r = service
                 .list_dead_letter_source_queues(
                     &name,
@@ -265,19 +265,19 @@ pub(super) async fn run(
         }
         "DeleteQueue" => {
             let name = queue()?;
-            authorize(service, ctx.caller, action, &arn(&name))?;
+            authorize(service, ctx.caller, action, &arn(&name)).await?;
             service.delete_queue(&name).await?;
             json!({})
         }
         "PurgeQueue" => {
             let name = queue()?;
-            authorize(service, ctx.caller, action, &arn(&name))?;
+            authorize(service, ctx.caller, action, &arn(&name)).await?;
             service.purge_queue(&name).await?;
             json!({})
         }
         "GetQueueAttributes" => {
             let name = queue()?;
-            authorize(service, ctx.caller, action, &arn(&name))?;
+            authorize(service, ctx.caller, action, &arn(&name)).await?;
             let names = strings(input, "AttributeNames")?;
             let attrs = service.get_queue_attributes(&name, &names).await?;
             if attrs.is_empty() {
@@ -288,7 +288,7 @@ pub(super) async fn run(
         }
         "SetQueueAttributes" => {
             let name = queue()?;
-            authorize(service, ctx.caller, action, &arn(&name))?;
+            authorize(service, ctx.caller, action, &arn(&name)).await?;
             service
                 .set_queue_attributes(&name, string_map(input, "Attributes")?)
                 .await?;
@@ -296,13 +296,13 @@ pub(super) async fn run(
         }
         "TagQueue" => {
             let name = queue()?;
-            authorize(service, ctx.caller, action, &arn(&name))?;
+            authorize(service, ctx.caller, action, &arn(&name)).await?;
             service.tag_queue(&name, string_map(input, "Tags")?).await?;
             json!({})
         }
         "UntagQueue" => {
             let name = queue()?;
-            authorize(service, ctx.caller, action, &arn(&name))?;
+            authorize(service, ctx.caller, action, &arn(&name)).await?;
             service
                 .untag_queue(&name, &strings(input, "TagKeys")?)
                 .await?;
@@ -310,7 +310,7 @@ pub(super) async fn run(
         }
         "ListQueueTags" => {
             let name = queue()?;
-            authorize(service, ctx.caller, action, &arn(&name))?;
+            authorize(service, ctx.caller, action, &arn(&name)).await?;
             let tags = service.list_queue_tags(&name).await?;
             if tags.is_empty() {
                 json!({})
@@ -320,7 +320,7 @@ pub(super) async fn run(
         }
         "SendMessage" => {
             let name = queue()?;
-            authorize(service, ctx.caller, action, &arn(&name))?;
+            authorize(service, ctx.caller, action, &arn(&name)).await?;
             let r = service
                 .send_message(SendMessageRequest {
                     queue_name: name,
@@ -355,7 +355,7 @@ pub(super) async fn run(
         }
         "SendMessageBatch" => {
             let name = queue()?;
-            authorize(service, ctx.caller, "SendMessage", &arn(&name))?;
+            authorize(service, ctx.caller, "SendMessage", &arn(&name)).await?;
             let mut list = Vec::new();
             for e in entries(input)? {
                 list.push(SendMessageBatchRequestEntry {
@@ -401,7 +401,7 @@ pub(super) async fn run(
         }
         "ReceiveMessage" => {
             let name = queue()?;
-            authorize(service, ctx.caller, action, &arn(&name))?;
+            authorize(service, ctx.caller, action, &arn(&name)).await?;
             let r = service
                 .receive_message(ReceiveMessageRequest {
                     queue_name: name,
@@ -449,7 +449,7 @@ pub(super) async fn run(
         }
         "DeleteMessage" => {
             let name = queue()?;
-            authorize(service, ctx.caller, action, &arn(&name))?;
+            authorize(service, ctx.caller, action, &arn(&name)).await?;
             service
                 .delete_message(&name, required(input, "ReceiptHandle")?)
                 .await?;
@@ -457,7 +457,7 @@ pub(super) async fn run(
         }
         "DeleteMessageBatch" => {
             let name = queue()?;
-            authorize(service, ctx.caller, "DeleteMessage", &arn(&name))?;
+            authorize(service, ctx.caller, "DeleteMessage", &arn(&name)).await?;
             let mut list = Vec::new();
             for e in entries(input)? {
                 list.push(DeleteMessageBatchRequestEntry {
@@ -469,7 +469,7 @@ pub(super) async fn run(
         }
         "ChangeMessageVisibility" => {
             let name = queue()?;
-            authorize(service, ctx.caller, action, &arn(&name))?;
+            authorize(service, ctx.caller, action, &arn(&name)).await?;
             let timeout = integer(input, "VisibilityTimeout")?
                 .ok_or(QueueError::MissingParameter("VisibilityTimeout"))?;
             service
@@ -479,7 +479,7 @@ pub(super) async fn run(
         }
         "ChangeMessageVisibilityBatch" => {
             let name = queue()?;
-            authorize(service, ctx.caller, "ChangeMessageVisibility", &arn(&name))?;
+            authorize(service, ctx.caller, "ChangeMessageVisibility", &arn(&name)).await?;
             let mut list = Vec::new();
             for e in entries(input)? {
                 list.push(ChangeMessageVisibilityBatchRequestEntry {
@@ -493,7 +493,7 @@ pub(super) async fn run(
         }
         "AddPermission" => {
             let name = queue()?;
-            authorize(service, ctx.caller, action, &arn(&name))?;
+            authorize(service, ctx.caller, action, &arn(&name)).await?;
             service
                 .add_permission(
                     &name,
@@ -506,7 +506,7 @@ pub(super) async fn run(
         }
         "RemovePermission" => {
             let name = queue()?;
-            authorize(service, ctx.caller, action, &arn(&name))?;
+            authorize(service, ctx.caller, action, &arn(&name)).await?;
             service
                 .remove_permission(&name, required(input, "Label")?)
                 .await?;
@@ -525,14 +525,14 @@ pub(super) async fn run(
                 "DeleteMessage",
                 "GetQueueAttributes",
             ] {
-                authorize(service, ctx.caller, needed, source)?;
+                authorize(service, ctx.caller, needed, source).await?;
             }
             let destinations = match destination {
                 Some(d) => vec![d.to_owned()],
                 None => service.dead_letter_source_arns(source),
             };
             for d in &destinations {
-                authorize(service, ctx.caller, "SendMessage", d)?;
+                authorize(service, ctx.caller, "SendMessage", d).await?;
             }
             let handle = service
                 .start_message_move_task(
@@ -545,7 +545,7 @@ pub(super) async fn run(
         }
         "ListMessageMoveTasks" => {
             let source = required(input, "SourceArn")?;
-            authorize(service, ctx.caller, action, source)?;
+            authorize(service, ctx.caller, action, source).await?;
             let tasks = service
                 .list_message_move_tasks(source, integer(input, "MaxResults")?)
                 .await?;
@@ -554,7 +554,7 @@ pub(super) async fn run(
         "CancelMessageMoveTask" => {
             let handle = required(input, "TaskHandle")?;
             let (_, source) = crate::move_task::parse_handle(handle)?;
-            authorize(service, ctx.caller, action, &source)?;
+            authorize(service, ctx.caller, action, &source).await?;
             let moved = service.cancel_message_move_task(handle).await?;
             json!({"ApproximateNumberOfMessagesMoved": moved})
         }

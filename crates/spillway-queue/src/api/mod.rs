@@ -145,13 +145,13 @@ impl SqsApi {
 /// AccessDenied (HTTP 403 in the query API's model, `AccessDeniedException` shape in JSON).
 /// The queue's own `Policy`, if `resource` is a queue that has one, is evaluated beside the
 /// caller's policies.
-pub(crate) fn authorize(
+pub(crate) async fn authorize(
     service: &QueueService,
     caller: &Caller,
     action: &str,
     resource: &str,
 ) -> Result<(), Refusal> {
-    let policy = service.resource_policy(resource);
+    let policy = service.resource_policy(resource).await;
     caller
         .authorize_with(&format!("sqs:{action}"), resource, policy.as_ref(), 403)
         .map_err(|e| Refusal {

@@ -234,14 +234,22 @@ impl JetStreamQueues {
             };
             let mut batch = fetch.messages().await.map_err(call("fetching messages"))?;
             let mut deliveries = Vec::new();
-            while let Some(message) = batch.next().await {
-                match message {
-                    Ok(m) => deliveries.push(m),
-                    Err(error) => {
-                        tracing::debug!(%error, "a fetch ended early");
-                        break;
+            // Bounded even when the server's answer is lost (a reconnect): async-nats arms no
+            // timer of its own for a fetch without an expiry.
+            let drained = tokio::time::timeout(left + Duration::from_secs(5), async {
+                while let Some(message) = batch.next().await {
+                    match message {
+                        Ok(m) => deliveries.push(m),
+                        Err(error) => {
+                            tracing::debug!(%error, "a fetch ended early");
+                            break;
+                        }
                     }
                 }
+            })
+            .await;
+            if drained.is_err() {
+                tracing::warn!(queue = %queue.name, "a fetch got no answer in time; answering with what arrived");
             }
             let handled = join_all(
                 deliveries
@@ -249,11 +257,24 @@ impl JetStreamQueues {
                     .map(|m| self.deliver(&queue, m, visibility, &filters)),
             )
             .await;
+            // One delivery that failed (a note not written, a DLQ move refused) must not cost
+            // the others: they are in flight already, and dropped here they would stay hidden
+            // for the visibility timeout and spend a receive each. The failed one comes back
+            // after its timeout.
             let mut messages = Vec::new();
+            let mut failure = None;
             for result in handled {
-                if let Some(message) = result? {
-                    messages.push(message);
+                match result {
+                    Ok(Some(message)) => messages.push(message),
+                    Ok(None) => {}
+                    Err(error) => {
+                        tracing::warn!(queue = %queue.name, %error, "a delivery failed; it returns after its visibility timeout");
+                        failure = Some(error);
+                    }
                 }
+            }
+            if let (true, Some(error)) = (messages.is_empty(), failure) {
+                return Err(error);
             }
             if !messages.is_empty() {
                 QueueStats::add(&queue.stats.received, messages.len());

@@ -259,6 +259,10 @@ impl JetStreamQueues {
             subjects: vec![self.subject(record.id)],
             storage: StorageType::File,
             max_age: Duration::from_secs(u64::from(retention)),
+            // Work-queue retention: an acked (deleted) message leaves the stream at once. The
+            // default (limits) keeps deleted bodies on the server until MaxAge, growing disk
+            // with throughput and dating ApproximateAgeOfOldestMessage from deleted messages.
+            retention: stream::RetentionPolicy::WorkQueue,
             ..Default::default()
         }
     }
@@ -276,15 +280,6 @@ impl JetStreamQueues {
             max_ack_pending: 120_000,
             ..Default::default()
         }
-    }
-
-    /// A queue this node knows, by its ARN (region and account included).
-    pub(crate) fn cached_by_arn(&self, queue_arn: &str) -> Option<Arc<JsQueue>> {
-        let name = queue_arn.rsplit(':').next()?;
-        read(&self.cache)
-            .get(name)
-            .filter(|q| q.arn == queue_arn)
-            .cloned()
     }
 
     /// A queue by name: from the cache, else from the bucket.

@@ -437,13 +437,16 @@ impl JetStreamQueues {
 }
 
 impl JetStreamQueues {
-    /// The `Policy` of the queue whose ARN is `queue_arn`, from this node's copy of the queue
-    /// records (the watch keeps it current), parsed per call as the embedded engine does.
-    pub fn resource_policy(
+    /// The `Policy` of the queue whose ARN is `queue_arn`, parsed per call as the embedded
+    /// engine does. Read through `queue()`, which falls back to the bucket: a queue this node
+    /// has not met yet (made by another node, or before a restart) must not be judged without
+    /// its policy — an explicit Deny there has to hold on the first call too.
+    pub async fn resource_policy(
         &self,
         queue_arn: &str,
     ) -> Option<spillway_identity::resource_policy::ResourcePolicy> {
-        let queue = self.cached_by_arn(queue_arn)?;
+        let name = queue_arn.rsplit(':').next()?;
+        let queue = self.queue(name).await.ok().filter(|q| q.arn == queue_arn)?;
         let text = queue.record.attributes.get("Policy")?;
         crate::embedded::permissions::parse_queue_policy(&queue.name, text)
     }
