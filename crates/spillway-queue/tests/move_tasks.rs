@@ -170,3 +170,61 @@ async fn a_deleted_queue_name_is_refused_for_a_minute() {
     );
     create(&service, "q2", &[]).await;
 }
+
+/// Without a DestinationArn, a message goes back only to a queue that still redrives into the
+/// dead-letter queue: the caller was authorized on those, not on every queue a message once
+/// came from.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_source_that_no_longer_redrives_here_gets_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let service = QueueService::open(dir.path(), REGION, ACCOUNT)
+        .await
+        .expect("open");
+    dead_letter_setup(&service).await;
+    // Another source keeps "dlq" a dead-letter queue once "src" stops using it.
+    let policy = format!(
+        r#"{{"deadLetterTargetArn":"{}","maxReceiveCount":1}}"#,
+        arn("dlq")
+    );
+    create(&service, "src2", &[("RedrivePolicy", policy.as_str())]).await;
+    send(&service, "src", "once-from-src").await;
+    // Received twice with maxReceiveCount 1: the second receive moves it to the DLQ.
+    for _ in 0..2 {
+        service
+            .receive_message(ReceiveMessageRequest {
+                queue_name: "src".into(),
+                visibility_timeout: Some(0),
+                ..Default::default()
+            })
+            .await
+            .expect("receive");
+    }
+    assert_eq!(total(&service, "dlq").await, 1);
+    service
+        .set_queue_attributes(
+            "src",
+            BTreeMap::from([("RedrivePolicy".to_string(), String::new())]),
+        )
+        .await
+        .expect("clear the redrive policy");
+    service
+        .start_message_move_task(&arn("dlq"), None, None)
+        .await
+        .expect("start");
+    let task = settled(&service, "dlq").await;
+    assert_eq!(
+        (task.status, task.moved),
+        (MoveStatus::Failed, 0),
+        "{task:?}"
+    );
+    assert!(
+        task.failure_reason
+            .as_deref()
+            .is_some_and(|r| r.contains("no longer uses this queue")),
+        "{task:?}"
+    );
+    assert_eq!(
+        (total(&service, "src").await, total(&service, "dlq").await),
+        (0, 1)
+    );
+}

@@ -323,17 +323,33 @@ impl Embedded {
                 ));
                 break;
             };
+            // Without a DestinationArn the caller was authorized to send to the queues that
+            // redrive into this one (`dead_letter_source_arns` at the start); a message from a
+            // queue that no longer does is not sent there, or the task would reach a queue
+            // its caller was never checked against.
+            let redrives_here = |q: &Arc<QueueHandle>| {
+                task.destination_arn.is_some()
+                    || q.config()
+                        .redrive_policy
+                        .is_some_and(|p| p.dead_letter_target_arn == source.arn)
+            };
             let target = targets
                 .entry(arn.clone())
                 .or_insert_with(|| {
                     self.queue_by_exact_arn(&arn)
-                        .filter(|q| q.fifo == source.fifo && q.id != source.id)
+                        .filter(|q| q.fifo == source.fifo && q.id != source.id && redrives_here(q))
                 })
                 .clone();
             match target {
                 Some(target) => moving.push((message, target)),
                 None => {
-                    failure = Some(format!("The destination queue {arn} does not exist."));
+                    failure = Some(if task.destination_arn.is_some() {
+                        format!("The destination queue {arn} does not exist.")
+                    } else {
+                        format!(
+                            "The source queue {arn} does not exist or no longer uses this queue as its dead-letter queue."
+                        )
+                    });
                     break;
                 }
             }
