@@ -507,3 +507,23 @@ async fn deleted_messages_leave_the_stream() {
     }
     assert_eq!(stored, [0], "messages kept after their delete");
 }
+
+/// Deleting a message already deleted succeeds at once, as SQS answers it (the server may not
+/// answer an ack for a message no longer pending).
+#[tokio::test]
+async fn a_second_delete_of_a_message_succeeds() {
+    let ns = Namespace::new();
+    let node = ns.node().await;
+    create(&node, "twice", &[]).await;
+    node.send_message(send("twice", "m")).await.expect("send");
+    let got = node
+        .receive_message(receive("twice", 1, 1))
+        .await
+        .expect("receive");
+    let handle = &got.messages[0].receipt_handle;
+    node.delete_message("twice", handle).await.expect("delete");
+    let again = tokio::time::timeout(Duration::from_secs(5), node.delete_message("twice", handle))
+        .await
+        .expect("the second delete answered within 5 s");
+    assert!(again.is_ok(), "{again:?}");
+}

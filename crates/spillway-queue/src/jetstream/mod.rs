@@ -189,9 +189,30 @@ impl JetStreamQueues {
         let weak = Arc::downgrade(self);
         let kv = self.queues_kv.clone();
         tokio::spawn(async move {
-            match kv.watch(format!("{QUEUE_KEY_PREFIX}>")).await {
-                Ok(watch) => follow(weak, watch).await,
-                Err(error) => tracing::warn!(%error, "queue record watch failed to start"),
+            // A watch ends when the connection does (a NATS restart): subscribe again, with
+            // backoff, for as long as the service lives. Whatever changed in between was
+            // missed, so each (re)start empties the cache and queues are read afresh from
+            // the bucket; without this, a policy or redrive change made on another node would
+            // never be seen here again.
+            let mut backoff = Duration::from_millis(100);
+            loop {
+                match weak.upgrade() {
+                    Some(service) if !service.closed.load(Ordering::SeqCst) => {}
+                    _ => return,
+                }
+                match kv.watch(format!("{QUEUE_KEY_PREFIX}>")).await {
+                    Ok(watch) => {
+                        if let Some(service) = weak.upgrade() {
+                            write(&service.cache).clear();
+                        }
+                        backoff = Duration::from_millis(100);
+                        follow(weak.clone(), watch).await;
+                        tracing::info!("queue record watch ended; subscribing again");
+                    }
+                    Err(error) => tracing::warn!(%error, "queue record watch failed to start"),
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(30));
             }
         });
     }
