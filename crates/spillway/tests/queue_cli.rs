@@ -297,3 +297,68 @@ async fn a_stopped_stack_and_an_ambiguous_user_are_clear_errors() {
         stderr(&killed)
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ctrl_c_cancels_a_running_redrive() {
+    use std::io::BufRead;
+    let (dir, running, endpoint) = up(STACK).await;
+    boto3(
+        &endpoint,
+        r#"
+for i in range(20):
+    sqs.send_message(QueueUrl=url('jobs-dlq'), MessageBody=f'm{i}')
+"#,
+    );
+    // One message a second: twenty take far longer than reading the first progress line.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_spillway"))
+        .args([
+            "queue", "redrive", "jobs-dlq", "--to", "plain", "--rate", "1", "--stack",
+        ])
+        .arg(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spillway: {e}"));
+    let mut lines =
+        std::io::BufReader::new(child.stdout.take().unwrap_or_else(|| panic!("stdout"))).lines();
+    let mut seen = Vec::new();
+    for line in lines.by_ref().take(5) {
+        let line = line.unwrap_or_else(|e| panic!("{e}"));
+        let running_line = line.starts_with("RUNNING: moved ");
+        seen.push(line);
+        if running_line {
+            break;
+        }
+    }
+    assert!(
+        seen.last().is_some_and(|l| l.ends_with(" of 20")),
+        "{seen:?}"
+    );
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let rest: Vec<String> = lines.take(30).map_while(Result::ok).collect();
+    let status = child.wait().unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(status.code(), Some(130), "{seen:?} {rest:?}");
+    assert!(
+        rest.last()
+            .is_some_and(|l| l.starts_with("cancelled after moving ")),
+        "{rest:?}"
+    );
+    let task = boto3(
+        &endpoint,
+        r#"
+arn = sqs.get_queue_attributes(QueueUrl=url('jobs-dlq'), AttributeNames=['QueueArn'])['Attributes']['QueueArn']
+t = sqs.list_message_move_tasks(SourceArn=arn)['Results'][0]
+left = sqs.get_queue_attributes(QueueUrl=url('jobs-dlq'), AttributeNames=['ApproximateNumberOfMessages'])['Attributes']['ApproximateNumberOfMessages']
+print(t['Status'], int(left) > 0)
+"#,
+    );
+    assert!(
+        task.trim() == "CANCELLED True" || task.trim() == "CANCELLING True",
+        "{task}"
+    );
+    running.shutdown().await;
+}

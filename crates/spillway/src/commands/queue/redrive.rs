@@ -32,6 +32,11 @@ pub async fn run(client: &SqsClient, args: &QueueRedriveArgs) -> Result<u8, Queu
     if let Some(rate) = args.rate {
         input["MaxNumberOfMessagesPerSecond"] = json!(rate);
     }
+    // Installed before the task starts: from then on Ctrl-C must cancel it, not kill this
+    // process and leave the task running (ctrl_c() would only install on its first poll).
+    let mut interrupt =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+            .map_err(|e| QueueCliError::Transport(format!("installing the Ctrl-C handler: {e}")))?;
     let started = client.call("StartMessageMoveTask", &input).await?;
     let handle = text(&started, "TaskHandle").to_owned();
     println!(
@@ -39,7 +44,6 @@ pub async fn run(client: &SqsClient, args: &QueueRedriveArgs) -> Result<u8, Queu
         args.dlq,
         args.to.as_deref().unwrap_or("its source queues")
     );
-    let mut ctrl_c = std::pin::pin!(tokio::signal::ctrl_c());
     loop {
         let listed = client
             .call(
@@ -78,7 +82,7 @@ pub async fn run(client: &SqsClient, args: &QueueRedriveArgs) -> Result<u8, Queu
         }
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-            _ = &mut ctrl_c => {
+            _ = interrupt.recv() => {
                 let out = client
                     .call("CancelMessageMoveTask", &json!({"TaskHandle": handle}))
                     .await?;
