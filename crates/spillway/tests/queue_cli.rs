@@ -278,8 +278,10 @@ async fn a_stopped_stack_and_an_ambiguous_user_are_clear_errors() {
     running.shutdown().await;
     let stopped = spillway(dir.path(), &["list", "--user", "admin"]);
     assert_eq!(stopped.status.code(), Some(1));
+    // Shutdown removed .spillway/endpoint.
     assert!(
-        stderr(&stopped).starts_with("error: the stack is not running: "),
+        stderr(&stopped).starts_with("error: the stack is not running: ")
+            && stderr(&stopped).contains("names no endpoint; start it with `spillway up`"),
         "{}",
         stderr(&stopped)
     );
@@ -359,6 +361,44 @@ print(t['Status'], int(left) > 0)
     assert!(
         task.trim() == "CANCELLED True" || task.trim() == "CANCELLING True",
         "{task}"
+    );
+    running.shutdown().await;
+}
+
+/// A user whose keys `spillway up` generated: the command signs with the keys kept in
+/// secrets.json, and leaves that file as it was even when the stack file names a user the
+/// running stack has no keys for.
+#[tokio::test(flavor = "multi_thread")]
+async fn generated_keys_are_read_from_the_state_directory_and_never_written() {
+    let text = r#"
+[stack]
+endpoint = "127.0.0.1:0"
+
+[users.ops]
+policies = [{ allow = ["sqs:*"], resources = ["*"] }]
+
+[queues.work]
+"#;
+    let (dir, running, _) = up(text).await;
+    let secrets = dir.path().join(".spillway/secrets.json");
+    let before = std::fs::read_to_string(&secrets).unwrap_or_else(|e| panic!("{e}"));
+    // A user added to the file after `up`: its keys exist nowhere yet. Making them up and
+    // saving them here would race the running spillway's own saves of secrets.json.
+    std::fs::write(
+        dir.path().join("spillway.toml"),
+        format!("{text}\n[users.late]\n"),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let out = spillway(dir.path(), &["list", "--user", "ops"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).lines().any(|l| l.starts_with("work ")),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(
+        std::fs::read_to_string(&secrets).unwrap_or_else(|e| panic!("{e}")),
+        before
     );
     running.shutdown().await;
 }
