@@ -19,4 +19,4 @@ pub mod standalone;
 pub mod state;
 
 pub use error::SupervisorError;
-pub use stack::{Row, Running, start};
+pub use stack::{Row, Running, start, user_keys};

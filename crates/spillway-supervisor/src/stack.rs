@@ -168,6 +168,7 @@ impl Running {
 
     /// Stops everything in the reverse of the start order, then releases the state lock.
     pub async fn shutdown(self) {
+        crate::state::forget_endpoint(&self._lock.dir);
         // Functions first: they are the database's clients.
         if let Some(f) = &self.functions {
             f.shutdown().await;
@@ -222,6 +223,32 @@ fn show(path: &std::path::Path) -> String {
         .unwrap_or(path)
         .display()
         .to_string()
+}
+
+/// Every user's (access key id, secret access key), as the running stack of `loaded` knows
+/// them, for a client beside it (`spillway queue`). Reads generated keys without writing.
+pub fn user_keys(
+    loaded: &LoadedStack,
+) -> Result<std::collections::BTreeMap<String, (String, String)>, SupervisorError> {
+    let stack = &loaded.stack;
+    let mut generated = GeneratedSecrets::open_read_only(&loaded.state_dir())?;
+    let mut values: Values = HashMap::new();
+    fill_secret_values(stack, &mut generated, &mut values)?;
+    crate::identity::fill_user_values(stack, &mut generated, &mut values)?;
+    let mut keys = std::collections::BTreeMap::new();
+    for name in stack.users.keys() {
+        let get = |field: &str| {
+            values
+                .get(&(Kind::User, name.clone(), field.to_owned()))
+                .cloned()
+                .unwrap_or_default()
+        };
+        keys.insert(
+            name.clone(),
+            (get("access_key_id"), get("secret_access_key")),
+        );
+    }
+    Ok(keys)
 }
 
 /// Puts every secret's username and (resolved or generated) password into `values`.
@@ -439,6 +466,19 @@ pub async fn start(
         } else {
             "http"
         };
+        // Remembered for `spillway queue` and other clients on this machine: with port 0 in
+        // the stack file, nothing else says where the endpoint is. Loopback when it listens
+        // on every address, as functions call it.
+        let reachable = if addr.ip().is_unspecified() {
+            SocketAddr::from(([127, 0, 0, 1], addr.port()))
+        } else {
+            addr
+        };
+        if let Err(e) =
+            crate::state::remember_endpoint(&state, &format!("{endpoint_scheme}://{reachable}"))
+        {
+            tracing::warn!("spillway queue will not find this stack: {e}");
+        }
         let sts = Arc::new(spillway_aws::sts::Sts::new(
             &stack.stack.account,
             crate::identity::roles(loaded, &values)?,

@@ -120,6 +120,9 @@ pub fn admin_password() -> String {
 pub struct GeneratedSecrets {
     path: PathBuf,
     values: BTreeMap<String, String>,
+    /// Opened by a client of a running stack (`spillway queue`): it may read what the running
+    /// spillway saved but never write, or it would race that process's own saves.
+    read_only: bool,
 }
 
 impl GeneratedSecrets {
@@ -133,7 +136,19 @@ impl GeneratedSecrets {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
             Err(e) => return Err(SupervisorError::io(&path)(e)),
         };
-        Ok(Self { path, values })
+        Ok(Self {
+            path,
+            values,
+            read_only: false,
+        })
+    }
+
+    /// Like [`GeneratedSecrets::open`], for a reader beside a running stack: values missing from
+    /// the file are made up for this process only, never saved.
+    pub fn open_read_only(state_dir: &Path) -> Result<Self, SupervisorError> {
+        let mut s = Self::open(state_dir)?;
+        s.read_only = true;
+        Ok(s)
     }
 
     pub fn path(&self) -> &Path {
@@ -151,6 +166,9 @@ impl GeneratedSecrets {
         }
         let v = make();
         self.values.insert(key.to_owned(), v.clone());
+        if self.read_only {
+            return Ok(v);
+        }
         let text = serde_json::to_string_pretty(&self.values).unwrap_or_default();
         write_private(&self.path, &text)?;
         Ok(v)
@@ -164,6 +182,30 @@ impl GeneratedSecrets {
     ) -> Result<String, SupervisorError> {
         self.get_or_make(key, || random_password(spec))
     }
+}
+
+/// The file in the state directory naming the AWS endpoint's URL while the stack runs (the
+/// bound port, which the stack file may leave to the system with port 0).
+const ENDPOINT_FILE: &str = "endpoint";
+
+/// Remembers the URL the AWS endpoint answers on, for `spillway queue` and other clients.
+pub fn remember_endpoint(dir: &Path, url: &str) -> Result<(), SupervisorError> {
+    let file = dir.join(ENDPOINT_FILE);
+    std::fs::write(&file, format!("{url}\n")).map_err(SupervisorError::io(&file))
+}
+
+/// The URL the last `spillway up` of this state directory bound, if it wrote one. It may be
+/// stale (a stopped or killed stack): callers find out by connecting.
+pub fn remembered_endpoint(dir: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(dir.join(ENDPOINT_FILE)).ok()?;
+    let url = text.trim();
+    (!url.is_empty()).then(|| url.to_owned())
+}
+
+/// Forgets the endpoint's URL when the stack stops, so nobody is sent to a port that may be
+/// someone else's by now.
+pub fn forget_endpoint(dir: &Path) {
+    let _ = std::fs::remove_file(dir.join(ENDPOINT_FILE));
 }
 
 /// A free loopback port, found by binding port 0.

@@ -65,6 +65,91 @@ pub enum Command {
     ///
     /// Example: spillway logs hello --since 1h --follow
     Logs(LogsArgs),
+    /// The running stack's queues: list, peek, purge and redrive, through its AWS endpoint.
+    ///
+    /// Requests are signed as one of the stack's users (--user, or the only one), so that
+    /// user's policies apply as to any SQS client. The stack must be running (`spillway up`).
+    #[command(subcommand)]
+    Queue(QueueCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum QueueCommand {
+    /// Every queue with its approximate counts (visible, in flight, delayed) and its
+    /// dead-letter queue.
+    List(QueueListArgs),
+    /// Show up to N messages without deleting them.
+    ///
+    /// SQS has no peek: this is ReceiveMessage with VisibilityTimeout=0, so the messages stay
+    /// visible but each one's ApproximateReceiveCount goes up by one, which can move it to the
+    /// dead-letter queue sooner. On a queue with a RedrivePolicy it refuses unless --force.
+    Peek(QueuePeekArgs),
+    /// Delete every message in a queue (PurgeQueue: once per queue every 60 seconds).
+    Purge(QueueNameArgs),
+    /// Move a dead-letter queue's messages back (StartMessageMoveTask), printing progress
+    /// every second until the task ends; Ctrl-C cancels the task.
+    ///
+    /// Exits 0 when the task completed, 1 when it failed or was cancelled by someone else,
+    /// 130 after Ctrl-C cancelled it.
+    Redrive(QueueRedriveArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct QueueTarget {
+    /// A stack directory, or a stack file.
+    #[arg(long, default_value = ".")]
+    pub stack: PathBuf,
+    /// Sign as this user of the stack (default: its only user).
+    #[arg(long)]
+    pub user: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct QueueListArgs {
+    #[command(flatten)]
+    pub target: QueueTarget,
+    /// One JSON array instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct QueuePeekArgs {
+    /// The queue's name.
+    pub queue: String,
+    #[command(flatten)]
+    pub target: QueueTarget,
+    /// At most this many messages.
+    #[arg(short = 'n', long = "count", default_value_t = 10)]
+    pub count: usize,
+    /// Peek even though the queue has a RedrivePolicy (each peek counts as a receive).
+    #[arg(long)]
+    pub force: bool,
+    /// The messages as ReceiveMessage returned them, as one JSON array.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct QueueNameArgs {
+    /// The queue's name.
+    pub queue: String,
+    #[command(flatten)]
+    pub target: QueueTarget,
+}
+
+#[derive(Args, Debug)]
+pub struct QueueRedriveArgs {
+    /// The dead-letter queue's name.
+    pub dlq: String,
+    #[command(flatten)]
+    pub target: QueueTarget,
+    /// Move to this queue (default: back to the queues each message came from).
+    #[arg(long)]
+    pub to: Option<String>,
+    /// At most this many messages per second (MaxNumberOfMessagesPerSecond, 1 to 500).
+    #[arg(long)]
+    pub rate: Option<u32>,
 }
 
 #[derive(Args, Debug)]

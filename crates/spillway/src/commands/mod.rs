@@ -5,6 +5,7 @@ mod iam;
 mod init;
 mod logs;
 mod proxy;
+mod queue;
 mod schema;
 mod up;
 mod validate;
@@ -25,6 +26,7 @@ pub async fn run(command: Command, json_logs: bool) -> ExitCode {
         Command::Proxy(args) => proxy::run(args, json_logs).await,
         Command::Iam(crate::cli::IamCommand::Simulate(args)) => iam::simulate(&args),
         Command::Logs(args) => logs::run(&args).await,
+        Command::Queue(command) => queue::run(&command).await,
     };
     ExitCode::from(code)
 }
