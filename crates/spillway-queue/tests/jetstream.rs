@@ -527,3 +527,18 @@ async fn a_second_delete_of_a_message_succeeds() {
         .expect("the second delete answered within 5 s");
     assert!(again.is_ok(), "{again:?}");
 }
+
+/// A QueueUrl naming something no queue can be called (NATS wildcards, dots) is an unknown
+/// queue, not a server failure.
+#[tokio::test]
+async fn a_name_no_queue_can_have_is_an_unknown_queue() {
+    let ns = Namespace::new();
+    let node = ns.node().await;
+    for name in ["*", ">", "a..b", "a.b"] {
+        let err = node
+            .send_message(send(name, "m"))
+            .await
+            .expect_err("no such queue");
+        assert_eq!(err.code(), "QueueDoesNotExist", "{name}: {err:?}");
+    }
+}

@@ -306,6 +306,12 @@ impl JetStreamQueues {
     /// A queue by name: from the cache, else from the bucket.
     pub(crate) async fn queue(&self, name: &str) -> Result<Arc<JsQueue>, QueueError> {
         self.check_open()?;
+        // A name no queue can have (from a client's QueueUrl) is not a KV key either: NATS
+        // would refuse `*`, `>` or `a..b` as a key, an InternalFailure; SQS says no such queue.
+        let fifo = name.ends_with(".fifo");
+        if crate::validate::queue_name(name, fifo).is_err() {
+            return Err(QueueError::QueueDoesNotExist);
+        }
         if let Some(q) = read(&self.cache).get(name) {
             return Ok(q.clone());
         }
