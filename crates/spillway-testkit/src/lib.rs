@@ -238,6 +238,25 @@ pub fn aws_client_env<'a>(
         .env("AWS_MAX_ATTEMPTS", "1")
 }
 
+/// Runs a Python `script` (boto3, as a client would use it) with `key`'s credentials and
+/// `endpoint` as `sys.argv[1]`; its standard output. A script that fails fails the test with
+/// what it printed on stderr.
+pub fn run_python(endpoint: &str, key: (&str, &str), script: &str) -> String {
+    let out = aws_client_env(
+        std::process::Command::new("python3").args(["-c", script, endpoint]),
+        key.0,
+        key.1,
+    )
+    .output()
+    .unwrap_or_else(|e| panic!("python3: {e}"));
+    assert!(
+        out.status.success(),
+        "boto3 script failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// A minimal HTTP/1.1 GET (the tests' own client for spillway's endpoint).
 pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};

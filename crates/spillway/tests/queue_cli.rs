@@ -3,7 +3,7 @@
 
 use std::process::{Command, Output};
 
-use spillway_testkit::{aws_client_env, up_in_process};
+use spillway_testkit::up_in_process;
 
 const ADMIN: (&str, &str) = (
     "AKIASPILLWAYADMIN001",
@@ -68,19 +68,7 @@ fn boto3(endpoint: &str, body: &str) -> String {
          \x20   return sqs.get_queue_url(QueueName=name)['QueueUrl']\n\
          {body}"
     );
-    let out = aws_client_env(
-        Command::new("python3").args(["-c", &script, endpoint]),
-        ADMIN.0,
-        ADMIN.1,
-    )
-    .output()
-    .unwrap_or_else(|e| panic!("python3: {e}"));
-    assert!(
-        out.status.success(),
-        "boto3 script failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    spillway_testkit::run_python(endpoint, ADMIN, &script)
 }
 
 /// The list's JSON entry for `name`.

@@ -5,9 +5,7 @@
 //! dead-letter queue. The three workers share one contract (see each one's header), so one
 //! scenario checks them all.
 
-use std::process::Command;
-
-use spillway_testkit::{aws_client_env, up_in_process};
+use spillway_testkit::up_in_process;
 
 const ADMIN: (&str, &str) = (
     "AKIASPILLWAYADMIN001",
@@ -93,19 +91,7 @@ fn boto3(endpoint: &str, body: &str) -> String {
          \x20   return got\n\
          {body}"
     );
-    let out = aws_client_env(
-        Command::new("python3").args(["-c", &script, endpoint]),
-        ADMIN.0,
-        ADMIN.1,
-    )
-    .output()
-    .unwrap_or_else(|e| panic!("python3: {e}"));
-    assert!(
-        out.status.success(),
-        "boto3 script failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    spillway_testkit::run_python(endpoint, ADMIN, &script)
 }
 
 /// Sends ten plain, two partial and one poison message through `worker` and checks where each

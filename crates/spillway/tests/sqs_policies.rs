@@ -51,19 +51,7 @@ fn python(endpoint: &str, key: (&str, &str), body: &str) -> String {
          url = sqs.get_queue_url(QueueName='shared')['QueueUrl']\n\
          {body}"
     );
-    let out = aws_client_env(
-        Command::new("python3").args(["-c", &script, endpoint]),
-        key.0,
-        key.1,
-    )
-    .output()
-    .unwrap_or_else(|e| panic!("python3: {e}"));
-    assert!(
-        out.status.success(),
-        "boto3 script failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    spillway_testkit::run_python(endpoint, key, &script)
 }
 
 #[tokio::test(flavor = "multi_thread")]
