@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, HashSet};
 use crate::error::QueueError;
 use crate::md5;
 use crate::model::{Message, MessageAttributes, ReceiveMessageRequest};
+use crate::queue_attributes::{MAX_VISIBILITY_TIMEOUT, MAX_WAIT_TIME_SECONDS, QueueConfig};
 use crate::store::MessageRecord;
 
 const SYSTEM_ATTRIBUTES: &[&str] = &[
@@ -22,6 +23,43 @@ const SYSTEM_ATTRIBUTES: &[&str] = &[
 ];
 
 /// Which attributes the caller asked for.
+/// A ReceiveMessage's MaxNumberOfMessages, VisibilityTimeout and WaitTimeSeconds, each
+/// defaulted from the queue and checked against SQS's ranges with SQS's messages.
+pub(crate) fn receive_limits(
+    request: &ReceiveMessageRequest,
+    config: &QueueConfig,
+) -> Result<(u32, u32, u32), QueueError> {
+    let max = request.max_number_of_messages.unwrap_or(1);
+    if !(1..=10).contains(&max) {
+        return Err(QueueError::invalid_parameter(
+            "MaxNumberOfMessages",
+            max,
+            "Must be between 1 and 10, if provided.",
+        ));
+    }
+    let visibility = request
+        .visibility_timeout
+        .unwrap_or(config.visibility_timeout);
+    if visibility > MAX_VISIBILITY_TIMEOUT {
+        return Err(QueueError::invalid_parameter(
+            "VisibilityTimeout",
+            visibility,
+            "Must be between 0 and 43200, if provided.",
+        ));
+    }
+    let wait = request
+        .wait_time_seconds
+        .unwrap_or(config.receive_message_wait_time_seconds);
+    if wait > MAX_WAIT_TIME_SECONDS {
+        return Err(QueueError::invalid_parameter(
+            "WaitTimeSeconds",
+            wait,
+            "Must be >= 0 and <= 20, if provided.",
+        ));
+    }
+    Ok((max, visibility, wait))
+}
+
 pub(crate) struct Filters {
     all_system: bool,
     system: HashSet<String>,

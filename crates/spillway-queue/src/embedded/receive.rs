@@ -11,9 +11,9 @@ use crate::clock::now_ms;
 use crate::error::QueueError;
 use crate::fifo;
 use crate::model::{Message, ReceiveMessageRequest, ReceiveMessageResponse};
-use crate::queue_attributes::{MAX_VISIBILITY_TIMEOUT, MAX_WAIT_TIME_SECONDS, QueueConfig};
+use crate::queue_attributes::QueueConfig;
 use crate::receipt::Receipt;
-use crate::receive_filters::{self, Filters};
+use crate::receive_filters::{self, Filters, receive_limits};
 use crate::store::{DeliveryState, Mutation, Store, StoreError, StoredMessage};
 
 /// How far a FIFO receive looks past blocked groups before giving up for this call.
@@ -140,34 +140,7 @@ impl Embedded {
     ) -> Result<ReceiveMessageResponse, QueueError> {
         let queue = self.queue(&request.queue_name)?;
         let config = queue.config();
-        let max = request.max_number_of_messages.unwrap_or(1);
-        if !(1..=10).contains(&max) {
-            return Err(QueueError::invalid_parameter(
-                "MaxNumberOfMessages",
-                max,
-                "Must be between 1 and 10, if provided.",
-            ));
-        }
-        let visibility = request
-            .visibility_timeout
-            .unwrap_or(config.visibility_timeout);
-        if visibility > MAX_VISIBILITY_TIMEOUT {
-            return Err(QueueError::invalid_parameter(
-                "VisibilityTimeout",
-                visibility,
-                "Must be between 0 and 43200, if provided.",
-            ));
-        }
-        let wait = request
-            .wait_time_seconds
-            .unwrap_or(config.receive_message_wait_time_seconds);
-        if wait > MAX_WAIT_TIME_SECONDS {
-            return Err(QueueError::invalid_parameter(
-                "WaitTimeSeconds",
-                wait,
-                "Must be >= 0 and <= 20, if provided.",
-            ));
-        }
+        let (max, visibility, wait) = receive_limits(&request, &config)?;
         let filters = Filters::new(&request)?;
         let attempt = request.receive_request_attempt_id.filter(|_| queue.fifo);
         if let Some(id) = &attempt {

@@ -33,9 +33,9 @@ use crate::model::{
     SendMessageRequest, SendMessageResponse,
 };
 use crate::outgoing::{Outgoing, prepare};
-use crate::queue_attributes::{MAX_VISIBILITY_TIMEOUT, MAX_WAIT_TIME_SECONDS};
+use crate::queue_attributes::MAX_VISIBILITY_TIMEOUT;
 use crate::receipt::AckReceipt;
-use crate::receive_filters::{Filters, render};
+use crate::receive_filters::{Filters, receive_limits, render};
 use crate::store::{MessageRecord, decode, encode};
 use crate::validate;
 
@@ -191,34 +191,7 @@ impl JetStreamQueues {
     ) -> Result<ReceiveMessageResponse, QueueError> {
         let queue = self.queue(&request.queue_name).await?;
         let config = queue.config();
-        let max = request.max_number_of_messages.unwrap_or(1);
-        if !(1..=10).contains(&max) {
-            return Err(QueueError::invalid_parameter(
-                "MaxNumberOfMessages",
-                max,
-                "Must be between 1 and 10, if provided.",
-            ));
-        }
-        let visibility = request
-            .visibility_timeout
-            .unwrap_or(config.visibility_timeout);
-        if visibility > MAX_VISIBILITY_TIMEOUT {
-            return Err(QueueError::invalid_parameter(
-                "VisibilityTimeout",
-                visibility,
-                "Must be between 0 and 43200, if provided.",
-            ));
-        }
-        let wait = request
-            .wait_time_seconds
-            .unwrap_or(config.receive_message_wait_time_seconds);
-        if wait > MAX_WAIT_TIME_SECONDS {
-            return Err(QueueError::invalid_parameter(
-                "WaitTimeSeconds",
-                wait,
-                "Must be >= 0 and <= 20, if provided.",
-            ));
-        }
+        let (max, visibility, wait) = receive_limits(&request, &config)?;
         let filters = Filters::new(&request)?;
         let deadline = tokio::time::Instant::now() + Duration::from_secs(u64::from(wait));
         // Each pass either answers, or spent its deliveries on delays and redrives, or waited
