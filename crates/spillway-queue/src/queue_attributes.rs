@@ -221,6 +221,29 @@ pub fn check_combination(
     Ok(())
 }
 
+/// The attributes a GetQueueAttributes asks for, in AWS's names, each once however often it
+/// is named (a list of a million "All" must not make a million copies); `All` means every one.
+pub fn wanted(attribute_names: &[String]) -> Result<Vec<&'static str>, QueueError> {
+    let mut wanted: Vec<&'static str> = Vec::new();
+    for name in attribute_names {
+        let names: &[&'static str] = if name == "All" {
+            READABLE
+        } else if let Some(known) = READABLE.iter().find(|r| **r == name.as_str()) {
+            std::slice::from_ref(known)
+        } else {
+            return Err(QueueError::InvalidAttributeName(format!(
+                "Unknown Attribute {name}."
+            )));
+        };
+        for n in names {
+            if !wanted.contains(n) {
+                wanted.push(n);
+            }
+        }
+    }
+    Ok(wanted)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

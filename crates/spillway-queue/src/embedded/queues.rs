@@ -12,7 +12,7 @@ use crate::clock::now_ms;
 use crate::error::QueueError;
 use crate::fifo::Dedup;
 use crate::model::{CreateQueueRequest, ListQueuesRequest, ListQueuesResponse, QueueRef};
-use crate::queue_attributes::{self, READABLE};
+use crate::queue_attributes;
 use crate::redrive::RedrivePolicy;
 use crate::store::{Mutation, StoredQueue};
 use crate::validate;
@@ -212,26 +212,7 @@ impl Embedded {
         attribute_names: &[String],
     ) -> Result<BTreeMap<String, String>, QueueError> {
         let queue = self.queue(queue_name)?;
-        let mut wanted: Vec<&str> = Vec::new();
-        for name in attribute_names {
-            // Each name once, however often it is asked for (a list of a million "All" must
-            // not make a million copies of the attribute list).
-            if name == "All" {
-                for r in READABLE {
-                    if !wanted.contains(r) {
-                        wanted.push(r);
-                    }
-                }
-            } else if let Some(known) = READABLE.iter().find(|r| **r == name.as_str()) {
-                if !wanted.contains(known) {
-                    wanted.push(known);
-                }
-            } else {
-                return Err(QueueError::InvalidAttributeName(format!(
-                    "Unknown Attribute {name}."
-                )));
-            }
-        }
+        let wanted = queue_attributes::wanted(attribute_names)?;
         let record = queue.record();
         let needs_counts = wanted.iter().any(|n| n.starts_with("Approximate"));
         let counts = if needs_counts {

@@ -12,7 +12,7 @@ use crate::clock::now_ms;
 use crate::embedded::queues::{check_tags, page};
 use crate::error::QueueError;
 use crate::model::{CreateQueueRequest, ListQueuesRequest, ListQueuesResponse, QueueRef};
-use crate::queue_attributes::{self, READABLE};
+use crate::queue_attributes;
 use crate::redrive::RedrivePolicy;
 use crate::store::StoredQueue;
 use crate::validate;
@@ -300,24 +300,7 @@ impl JetStreamQueues {
         attribute_names: &[String],
     ) -> Result<BTreeMap<String, String>, QueueError> {
         let queue = self.queue(queue_name).await?;
-        let mut wanted: Vec<&str> = Vec::new();
-        for name in attribute_names {
-            if name == "All" {
-                for r in READABLE {
-                    if !wanted.contains(r) {
-                        wanted.push(r);
-                    }
-                }
-            } else if let Some(known) = READABLE.iter().find(|r| **r == name.as_str()) {
-                if !wanted.contains(known) {
-                    wanted.push(known);
-                }
-            } else {
-                return Err(QueueError::InvalidAttributeName(format!(
-                    "Unknown Attribute {name}."
-                )));
-            }
-        }
+        let wanted = queue_attributes::wanted(attribute_names)?;
         let counts = if wanted.iter().any(|n| n.starts_with("Approximate")) {
             Some(self.counts(&queue).await?)
         } else {
