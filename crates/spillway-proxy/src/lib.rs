@@ -7,8 +7,10 @@
 pub mod cancel;
 pub mod listener;
 pub mod metrics;
+pub mod mysql;
 pub mod pg;
 pub mod pool;
 pub mod runtime;
+pub mod server;
 pub mod socket;
 pub mod tls;

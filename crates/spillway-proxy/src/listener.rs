@@ -1,10 +1,13 @@
 //! Accepting clients: the `allow_from` check (standing in for security groups: a refused peer
 //! is logged and counted, and never sees a byte), then a task per client.
 
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -12,12 +15,85 @@ use crate::metrics::EndpointMetrics;
 use crate::pg::proxy::PgProxy;
 use crate::pg::{handshake, session};
 
-/// Serves PostgreSQL clients on `listener` until `shutdown` turns true, on the proxy's own
+/// A protocol's side of a listener: who may connect, what a client's task does, and the pool
+/// housekeeping the accept loop drives. PostgreSQL and MySQL proxies implement it.
+pub trait Frontend: Send + Sync + 'static {
+    fn allowed(&self, ip: IpAddr) -> bool;
+    /// Closes idle server connections past their time.
+    fn reap(&self);
+    /// Closes every idle server connection (the listener stops).
+    fn close_idle(&self);
+    /// A client's whole life: login, then its session. Boxed: login runs once per client and
+    /// its state is large; inline, every idle client's task would carry that space.
+    fn serve_client(
+        self: Arc<Self>,
+        stream: TcpStream,
+        peer: SocketAddr,
+        metrics: Arc<EndpointMetrics>,
+        shutdown: watch::Receiver<bool>,
+    ) -> Pin<Box<dyn Future<Output = ()> + Send>>;
+}
+
+impl Frontend for PgProxy {
+    fn allowed(&self, ip: IpAddr) -> bool {
+        PgProxy::allowed(self, ip)
+    }
+    fn reap(&self) {
+        self.target.reap();
+    }
+    fn close_idle(&self) {
+        self.target.close_idle();
+    }
+    fn serve_client(
+        self: Arc<Self>,
+        stream: TcpStream,
+        peer: SocketAddr,
+        metrics: Arc<EndpointMetrics>,
+        shutdown: watch::Receiver<bool>,
+    ) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        Box::pin(async move {
+            match handshake::handshake(stream, &self, &metrics).await {
+                Ok(Some(login)) => session::run(login, self, metrics, shutdown).await,
+                Ok(None) => {}
+                Err(e) => tracing::info!(peer = %peer, "client login failed: {e}"),
+            }
+        })
+    }
+}
+
+impl Frontend for crate::mysql::proxy::MyProxy {
+    fn allowed(&self, ip: IpAddr) -> bool {
+        crate::mysql::proxy::MyProxy::allowed(self, ip)
+    }
+    fn reap(&self) {
+        self.target.reap();
+    }
+    fn close_idle(&self) {
+        self.target.close_idle();
+    }
+    fn serve_client(
+        self: Arc<Self>,
+        stream: TcpStream,
+        peer: SocketAddr,
+        metrics: Arc<EndpointMetrics>,
+        shutdown: watch::Receiver<bool>,
+    ) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        Box::pin(async move {
+            match crate::mysql::handshake::handshake(stream, peer, &self, &metrics).await {
+                Ok(Some(login)) => crate::mysql::session::run(login, self, metrics, shutdown).await,
+                Ok(None) => {}
+                Err(e) => tracing::info!(peer = %peer, "MySQL client login failed: {e}"),
+            }
+        })
+    }
+}
+
+/// Serves a proxy's clients on `listener` until `shutdown` turns true, on the proxy's own
 /// thread (see [`crate::runtime`]). The listener moves there, so its readiness, like that of
 /// every client and server socket the proxy opens, is handled by that thread's runtime.
-pub fn spawn(
+pub fn spawn<F: Frontend>(
     listener: TcpListener,
-    proxy: Arc<PgProxy>,
+    proxy: Arc<F>,
     metrics: Arc<EndpointMetrics>,
     shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<JoinHandle<()>> {
@@ -33,19 +109,19 @@ pub fn spawn(
 }
 
 /// The accept loop, run by [`spawn`] on the proxy's thread.
-async fn serve(
+async fn serve<F: Frontend>(
     listener: TcpListener,
-    proxy: Arc<PgProxy>,
+    proxy: Arc<F>,
     metrics: Arc<EndpointMetrics>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let reaper = tokio::spawn({
-        let target = Arc::clone(&proxy.target);
+        let proxy = Arc::clone(&proxy);
         let mut shutdown = shutdown.clone();
         async move {
             loop {
                 tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_secs(5)) => target.reap(),
+                    _ = tokio::time::sleep(Duration::from_secs(5)) => proxy.reap(),
                     _ = shutdown.changed() => break,
                 }
             }
@@ -76,17 +152,8 @@ async fn serve(
         }
         let (proxy, metrics, shutdown) =
             (Arc::clone(&proxy), Arc::clone(&metrics), shutdown.clone());
-        let fut = async move {
-            // Boxed: login runs once per client and its state is large; inline, every idle
-            // client's task would carry that space for its whole life.
-            match Box::pin(handshake::handshake(stream, &proxy, &metrics)).await {
-                Ok(Some(login)) => session::run(login, proxy, metrics, shutdown).await,
-                Ok(None) => {}
-                Err(e) => tracing::info!(peer = %peer, "client login failed: {e}"),
-            }
-        };
-        tokio::spawn(fut);
+        tokio::spawn(proxy.serve_client(stream, peer, metrics, shutdown));
     }
     reaper.abort();
-    proxy.target.close_idle();
+    proxy.close_idle();
 }

@@ -80,6 +80,8 @@ impl Histogram {
 /// Client-side metrics of one proxy endpoint.
 #[derive(Debug, Default)]
 pub struct EndpointMetrics {
+    /// `postgres` or `mysql`: one label tells the engines' series apart on one dashboard.
+    pub engine: &'static str,
     pub proxy: String,
     pub endpoint: String,
     pub client_connections: Gauge,
@@ -96,6 +98,7 @@ pub struct EndpointMetrics {
 /// Server-side metrics of one proxy target.
 #[derive(Debug, Default)]
 pub struct TargetMetrics {
+    pub engine: &'static str,
     pub proxy: String,
     pub target: String,
     pub connections: Gauge,
@@ -123,8 +126,14 @@ fn esc(s: &str) -> String {
 }
 
 impl Registry {
-    pub fn endpoint(&self, proxy: &str, endpoint: &str) -> Arc<EndpointMetrics> {
+    pub fn endpoint(
+        &self,
+        engine: &'static str,
+        proxy: &str,
+        endpoint: &str,
+    ) -> Arc<EndpointMetrics> {
         let m = Arc::new(EndpointMetrics {
+            engine,
             proxy: proxy.into(),
             endpoint: endpoint.into(),
             ..Default::default()
@@ -136,8 +145,9 @@ impl Registry {
         m
     }
 
-    pub fn target(&self, proxy: &str, target: &str) -> Arc<TargetMetrics> {
+    pub fn target(&self, engine: &'static str, proxy: &str, target: &str) -> Arc<TargetMetrics> {
         let m = Arc::new(TargetMetrics {
+            engine,
             proxy: proxy.into(),
             target: target.into(),
             ..Default::default()
@@ -220,7 +230,8 @@ impl Registry {
             for m in &endpoints {
                 let _ = writeln!(
                     out,
-                    "spillway_proxy_{name}{{proxy=\"{}\",endpoint=\"{}\"}} {}",
+                    "spillway_proxy_{name}{{engine=\"{}\",proxy=\"{}\",endpoint=\"{}\"}} {}",
+                    m.engine,
                     esc(&m.proxy),
                     esc(&m.endpoint),
                     get(m)
@@ -233,7 +244,8 @@ impl Registry {
         );
         for m in &endpoints {
             let labels = format!(
-                "proxy=\"{}\",endpoint=\"{}\"",
+                "engine=\"{}\",proxy=\"{}\",endpoint=\"{}\"",
+                m.engine,
                 esc(&m.proxy),
                 esc(&m.endpoint)
             );
@@ -302,7 +314,8 @@ impl Registry {
             for m in &targets {
                 let _ = writeln!(
                     out,
-                    "spillway_proxy_{name}{{proxy=\"{}\",target=\"{}\"}} {}",
+                    "spillway_proxy_{name}{{engine=\"{}\",proxy=\"{}\",target=\"{}\"}} {}",
+                    m.engine,
                     esc(&m.proxy),
                     esc(&m.target),
                     get(m)
@@ -314,7 +327,12 @@ impl Registry {
             "# HELP spillway_proxy_DatabaseConnectionsBorrowLatency Seconds a client waited to borrow a server connection.\n# TYPE spillway_proxy_DatabaseConnectionsBorrowLatency histogram"
         );
         for m in &targets {
-            let labels = format!("proxy=\"{}\",target=\"{}\"", esc(&m.proxy), esc(&m.target));
+            let labels = format!(
+                "engine=\"{}\",proxy=\"{}\",target=\"{}\"",
+                m.engine,
+                esc(&m.proxy),
+                esc(&m.target)
+            );
             m.borrow_latency.render(
                 &mut out,
                 "spillway_proxy_DatabaseConnectionsBorrowLatency",

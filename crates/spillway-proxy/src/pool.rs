@@ -21,8 +21,28 @@ use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 use crate::metrics::TargetMetrics;
-use crate::pg::backend::{BackendError, ServerConn, ServerTarget};
+use crate::pg::backend::{BackendError, ServerConn};
 use crate::pg::topology::Topology;
+use crate::server::ServerTarget;
+
+/// What the pool needs of a server connection, whatever protocol it speaks: how to open one,
+/// whether it still looks usable, and the times and server the pool's policies read. PostgreSQL
+/// (`pg::backend`) and MySQL (`mysql::backend`) implement it, so both engines share one pool:
+/// one cap, one fairness rule, one set of metrics.
+pub trait Backend: Send + Sized + 'static {
+    type Error: std::error::Error + Send + Sync + 'static;
+    fn connect(server: &ServerTarget) -> impl Future<Output = Result<Self, Self::Error>> + Send;
+    /// Whether a failure to connect may pass soon (a server restarting, a failover).
+    fn is_transient(e: &Self::Error) -> bool;
+    /// Usable without a round trip (nothing unread, not closed).
+    fn looks_alive(&self) -> bool;
+    fn created(&self) -> Instant;
+    fn last_used(&self) -> Instant;
+    fn set_last_used(&mut self, at: Instant);
+    /// Which of its target's servers the connection is on (see `Route`).
+    fn server_index(&self) -> usize;
+    fn set_server_index(&mut self, i: usize);
+}
 
 /// Where a target's new connections go.
 pub enum Route {
@@ -55,6 +75,10 @@ const RECHECK_AFTER: Duration = Duration::from_secs(2);
 pub struct PoolKey {
     pub database: String,
     pub user: String,
+    /// Protocol options a server connection is fixed to at login and that change what clients
+    /// see (MySQL's CLIENT_FOUND_ROWS, CLIENT_MULTI_STATEMENTS, CLIENT_IGNORE_SPACE); 0 for
+    /// PostgreSQL. Clients asking for different options cannot share a connection.
+    pub options: u32,
 }
 
 /// A pool of a target, resolved once per client session.
@@ -75,45 +99,45 @@ pub struct PoolSettings {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum BorrowError {
+pub enum BorrowError<E: std::error::Error = BackendError> {
     #[error("timed out after {0:?} waiting for a database connection")]
     Timeout(Duration),
     #[error(transparent)]
-    Connect(#[from] BackendError),
+    Connect(E),
 }
 
-enum Grant {
-    Conn(Box<ServerConn>),
+enum Grant<C> {
+    Conn(Box<C>),
     /// A slot under the cap: the receiver opens a connection itself.
     Slot,
 }
 
-struct Pool {
+struct Pool<C> {
     key: PoolKey,
     /// Boxed once when opened: a connection moves on every borrow and hand-over (idle list,
     /// oneshot, guard), and a pointer moves in one instruction where the struct, past 256
     /// bytes, took a memcpy loop (measured: the largest part of a 7% rise in instructions per
     /// transaction when the struct grew). The box is the point, not the heap.
     #[allow(clippy::vec_box)]
-    idle: Vec<Box<ServerConn>>,
-    waiters: VecDeque<oneshot::Sender<Grant>>,
+    idle: Vec<Box<C>>,
+    waiters: VecDeque<oneshot::Sender<Grant<C>>>,
     server: ServerTarget,
 }
 
-struct State {
+struct State<C> {
     /// Kept under the same lock as the pools: a borrow and a return each take one lock.
     settings: PoolSettings,
     /// Connections open or being opened, over all pools.
     open: usize,
-    pools: Vec<Pool>,
+    pools: Vec<Pool<C>>,
     /// Where each key's pool is in `pools` (consulted at login, not per transaction).
     index: HashMap<PoolKey, usize>,
     /// Pools with waiters, in the order they are served.
     turn: VecDeque<usize>,
 }
 
-pub struct Target {
-    state: Mutex<State>,
+pub struct Target<C: Backend = ServerConn> {
+    state: Mutex<State<C>>,
     route: Route,
     pub metrics: Arc<TargetMetrics>,
 }
@@ -123,7 +147,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-impl Target {
+impl<C: Backend> Target<C> {
     pub fn new(settings: PoolSettings, metrics: Arc<TargetMetrics>) -> Arc<Self> {
         Self::with_route(settings, metrics, Route::Fixed)
     }
@@ -193,7 +217,7 @@ impl Target {
     }
 
     /// Borrows a server connection from pool `id`, opening one if it must.
-    pub async fn borrow(self: &Arc<Self>, id: PoolId) -> Result<Guard, BorrowError> {
+    pub async fn borrow(self: &Arc<Self>, id: PoolId) -> Result<Guard<C>, BorrowError<C::Error>> {
         self.borrow_at(id, Instant::now()).await
     }
 
@@ -203,7 +227,7 @@ impl Target {
         self: &Arc<Self>,
         id: PoolId,
         started: Instant,
-    ) -> Result<Guard, BorrowError> {
+    ) -> Result<Guard<C>, BorrowError<C::Error>> {
         let (rx, borrow_timeout) = {
             let mut st = lock(&self.state);
             let st = &mut *st;
@@ -213,8 +237,8 @@ impl Target {
             while let Some(conn) = pool.idle.pop() {
                 // Probing costs a syscall; a connection used moments ago is trusted, as
                 // PgBouncer's server_check_delay does.
-                if self.route.keeps(conn.server_index)
-                    && (started.saturating_duration_since(conn.last_used) < RECHECK_AFTER
+                if self.route.keeps(conn.server_index())
+                    && (started.saturating_duration_since(conn.last_used()) < RECHECK_AFTER
                         || conn.looks_alive())
                 {
                     // Taken without waiting: the borrow latency is the lock's, well under the
@@ -297,10 +321,15 @@ impl Target {
         &self,
         id: PoolId,
         deadline: Instant,
-    ) -> Result<Box<ServerConn>, BorrowError> {
+    ) -> Result<Box<C>, BorrowError<C::Error>> {
         let mut server = lock(&self.state).pools[id.0].server.clone();
         let topology = match &self.route {
-            Route::Fixed => return Ok(Box::new(ServerConn::connect(&server).await?)),
+            Route::Fixed => {
+                return C::connect(&server)
+                    .await
+                    .map(Box::new)
+                    .map_err(BorrowError::Connect);
+            }
             Route::Writer(t) | Route::Readers(t) => t,
         };
         loop {
@@ -310,16 +339,16 @@ impl Target {
             };
             if let Some((i, addr)) = picked {
                 server.addr = addr.clone();
-                match ServerConn::connect(&server).await {
+                match C::connect(&server).await {
                     Ok(mut conn) => {
-                        conn.server_index = i;
+                        conn.set_server_index(i);
                         return Ok(Box::new(conn));
                     }
-                    Err(e) if e.is_transient() && Instant::now() < deadline => {
+                    Err(e) if C::is_transient(&e) && Instant::now() < deadline => {
                         tracing::info!(server = %server.addr, "cannot open a connection ({e}); waiting for the topology to change");
                         topology.set(i, crate::pg::topology::Health::Down);
                     }
-                    Err(e) => return Err(e.into()),
+                    Err(e) => return Err(BorrowError::Connect(e)),
                 }
             }
             if Instant::now() + REROUTE_INTERVAL > deadline {
@@ -332,10 +361,10 @@ impl Target {
     fn guard(
         self: &Arc<Self>,
         id: PoolId,
-        conn: Box<ServerConn>,
+        conn: Box<C>,
         latency: Duration,
         waited: bool,
-    ) -> Guard {
+    ) -> Guard<C> {
         self.metrics.borrowed.add(1);
         self.metrics.borrow_latency.observe(latency);
         Guard {
@@ -355,14 +384,14 @@ impl Target {
         }
     }
 
-    fn give_back(&self, id: PoolId, mut conn: Box<ServerConn>, broken: bool) {
+    fn give_back(&self, id: PoolId, mut conn: Box<C>, broken: bool) {
         self.metrics.borrowed.add(-1);
         let now = Instant::now();
         let mut st = lock(&self.state);
         let st = &mut *st;
         let (max_connections, lifetime) = (st.settings.max_connections, st.settings.lifetime);
-        let expired = now.saturating_duration_since(conn.created) > lifetime
-            || !self.route.keeps(conn.server_index);
+        let expired = now.saturating_duration_since(conn.created()) > lifetime
+            || !self.route.keeps(conn.server_index());
         if broken || expired || st.open > max_connections {
             drop(conn);
             self.metrics.connections.add(-1);
@@ -371,7 +400,7 @@ impl Target {
             }
             return;
         }
-        conn.last_used = now;
+        conn.set_last_used(now);
         let mut conn = Some(conn);
         // Serve the pool whose turn it is.
         while let Some(turn) = st.turn.pop_front() {
@@ -417,8 +446,8 @@ impl Target {
         let mut closed = 0usize;
         for pool in st.pools.iter_mut() {
             pool.idle.retain(|c| {
-                let keep = c.last_used.elapsed() < settings.idle_timeout
-                    && c.created.elapsed() < settings.lifetime
+                let keep = c.last_used().elapsed() < settings.idle_timeout
+                    && c.created().elapsed() < settings.lifetime
                     && c.looks_alive();
                 if !keep {
                     closed += 1;
@@ -483,9 +512,40 @@ impl Target {
     }
 }
 
+/// What the admin view and the metrics read of a target, whatever its engine.
+pub trait PoolView: Send + Sync {
+    fn settings(&self) -> PoolSettings;
+    fn snapshot(&self) -> Vec<(PoolKey, usize, usize)>;
+    fn servers(&self) -> Vec<(String, crate::pg::topology::Health)>;
+    fn open(&self) -> usize;
+    fn metrics(&self) -> &TargetMetrics;
+    fn update_settings(&self, settings: PoolSettings);
+}
+
+impl<C: Backend> PoolView for Target<C> {
+    fn settings(&self) -> PoolSettings {
+        Target::settings(self)
+    }
+    fn snapshot(&self) -> Vec<(PoolKey, usize, usize)> {
+        Target::snapshot(self)
+    }
+    fn servers(&self) -> Vec<(String, crate::pg::topology::Health)> {
+        Target::servers(self)
+    }
+    fn open(&self) -> usize {
+        Target::open(self)
+    }
+    fn metrics(&self) -> &TargetMetrics {
+        &self.metrics
+    }
+    fn update_settings(&self, settings: PoolSettings) {
+        Target::update_settings(self, settings);
+    }
+}
+
 /// Closes one idle connection of a pool other than `id`; true if one was closed (its slot is
 /// then the caller's).
-fn close_an_idle_elsewhere(st: &mut State, id: PoolId) -> bool {
+fn close_an_idle_elsewhere<C>(st: &mut State<C>, id: PoolId) -> bool {
     let victim = st
         .pools
         .iter_mut()
@@ -502,7 +562,7 @@ fn close_an_idle_elsewhere(st: &mut State, id: PoolId) -> bool {
 }
 
 /// Gives a free slot to the next live waiter; false if nobody waits.
-fn hand_slot(st: &mut State) -> bool {
+fn hand_slot<C>(st: &mut State<C>) -> bool {
     while let Some(turn) = st.turn.pop_front() {
         let pool = &mut st.pools[turn];
         while let Some(tx) = pool.waiters.pop_front() {
@@ -520,13 +580,13 @@ fn hand_slot(st: &mut State) -> bool {
 /// A place in a pool's queue. If it is dropped before its grant is taken (the borrow timed out,
 /// or the waiting client went away), a grant that raced in is handed on, so no connection or
 /// slot is lost.
-struct Waiter<'a> {
-    rx: oneshot::Receiver<Grant>,
-    target: &'a Target,
+struct Waiter<'a, C: Backend> {
+    rx: oneshot::Receiver<Grant<C>>,
+    target: &'a Target<C>,
     pool: PoolId,
 }
 
-impl Drop for Waiter<'_> {
+impl<C: Backend> Drop for Waiter<'_, C> {
     fn drop(&mut self) {
         self.rx.close();
         match self.rx.try_recv() {
@@ -543,9 +603,9 @@ impl Drop for Waiter<'_> {
 
 /// A slot under the cap that a connection has not taken yet; dropped armed, it is given to the
 /// next waiter or freed.
-struct SlotGuard<'a>(Option<&'a Target>);
+struct SlotGuard<'a, C: Backend>(Option<&'a Target<C>>);
 
-impl Drop for SlotGuard<'_> {
+impl<C: Backend> Drop for SlotGuard<'_, C> {
     fn drop(&mut self) {
         if let Some(target) = self.0 {
             target.release_slot();
@@ -554,9 +614,9 @@ impl Drop for SlotGuard<'_> {
 }
 
 /// A borrowed server connection; returns to its pool when dropped.
-pub struct Guard {
-    conn: Option<Box<ServerConn>>,
-    target: Arc<Target>,
+pub struct Guard<C: Backend = ServerConn> {
+    conn: Option<Box<C>>,
+    target: Arc<Target<C>>,
     pool: PoolId,
     /// Set when the connection must not be reused (protocol desync, mid-transaction loss).
     pub broken: bool,
@@ -564,8 +624,8 @@ pub struct Guard {
     pub waited: bool,
 }
 
-impl Guard {
-    pub fn conn(&mut self) -> &mut ServerConn {
+impl<C: Backend> Guard<C> {
+    pub fn conn(&mut self) -> &mut C {
         // Only Drop takes the connection out.
         match self.conn.as_deref_mut() {
             Some(c) => c,
@@ -573,12 +633,12 @@ impl Guard {
         }
     }
 
-    pub fn conn_ref(&self) -> Option<&ServerConn> {
+    pub fn conn_ref(&self) -> Option<&C> {
         self.conn.as_deref()
     }
 }
 
-impl Drop for Guard {
+impl<C: Backend> Drop for Guard<C> {
     fn drop(&mut self) {
         if let Some(conn) = self.conn.take() {
             self.target.give_back(self.pool, conn, self.broken);
@@ -603,7 +663,7 @@ mod tests {
     #[tokio::test]
     async fn an_abandoned_borrow_gives_its_slot_back() {
         let (_server, port) = silent_server().await;
-        let target = Target::new(
+        let target: Arc<Target> = Target::new(
             PoolSettings {
                 max_connections: 1,
                 max_idle: 1,
@@ -621,11 +681,13 @@ mod tests {
             password: "p".into(),
             init_query: None,
             connect_timeout: Duration::from_secs(30),
+            options: 0,
         };
         let id = target.pool(
             &PoolKey {
                 database: "d".into(),
                 user: "u".into(),
+                options: 0,
             },
             &server,
         );

@@ -445,6 +445,11 @@ pub struct Proxy {
     /// Log every statement (RDS Proxy's DebugLogging): leaks data to logs, off by default.
     #[serde(default)]
     pub debug_logging: bool,
+    /// MySQL: accept IAM tokens (which travel in clear text, `mysql_clear_password`) without
+    /// TLS from loopback peers. For development only: a token is a bearer credential for its
+    /// 15 minutes. Elsewhere, IAM logins need TLS.
+    #[serde(default)]
+    pub allow_cleartext_on_loopback: bool,
 }
 
 fn default_idle_client_timeout() -> Duration {

@@ -19,7 +19,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use spillway_gateway::limits::{ConnectionLimit, HEADER_TIMEOUT};
 use spillway_proxy::metrics::Registry;
-use spillway_proxy::pool::Target;
+use spillway_proxy::pool::PoolView;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
@@ -27,7 +27,7 @@ use tokio_rustls::TlsAcceptor;
 /// What the endpoint reports on.
 pub struct Observed {
     pub registry: Arc<Registry>,
-    pub targets: Vec<(String, Arc<Target>)>,
+    pub targets: Vec<(String, Arc<dyn PoolView>)>,
     /// The function host, for its metrics.
     pub functions: Option<Arc<spillway_functions::FunctionHost>>,
     /// The stack's APIs, for their metrics.
@@ -67,7 +67,7 @@ fn pools_json(o: &Observed) -> String {
             "open": target.open(),
             "max_connections": settings.max_connections,
             "max_idle": settings.max_idle,
-            "borrowed": target.metrics.borrowed.get(),
+            "borrowed": target.metrics().borrowed.get(),
             "servers": target
                 .servers()
                 .into_iter()

@@ -11,12 +11,14 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use spillway_proxy::metrics::Registry;
+use spillway_proxy::mysql::backend::MyConn;
+use spillway_proxy::mysql::proxy::{MyProxy, MySettings, MyUser, PasswordPlugin};
 use spillway_proxy::pg::backend::{ServerAddr, ServerConn, ServerTarget};
 use spillway_proxy::pg::pinning::Filters;
 use spillway_proxy::pg::proxy::IamVerifier;
 use spillway_proxy::pg::proxy::{ClientAuth, PgProxy, Settings, User};
 use spillway_proxy::pg::topology::Topology;
-use spillway_proxy::pool::{PoolSettings, Route, Target};
+use spillway_proxy::pool::{PoolSettings, PoolView, Route, Target};
 use spillway_proxy::tls::ServerTls;
 use spillway_stack::model::{
     ClientPasswordAuth, EndpointRole, Engine, IamAuth, PinningFilter, Proxy,
@@ -42,10 +44,10 @@ pub struct RunningProxy {
     pub endpoints: Vec<(String, EndpointRole, SocketAddr)>,
     /// The read-write target, and the read-only one if an endpoint needs it, named for the
     /// admin view.
-    pub targets: Vec<(String, Arc<Target>)>,
+    pub targets: Vec<(String, Arc<dyn PoolView>)>,
     pub tasks: Vec<JoinHandle<()>>,
     /// The read-write proxy, and the read-only one if any.
-    proxies: Vec<(EndpointRole, Arc<PgProxy>)>,
+    proxies: Vec<(EndpointRole, Proxied)>,
     db: DatabaseEndpoint,
     replicas: Vec<ServerAddr>,
     /// The secrets its users log in with, each with the user it named when the stack was
@@ -57,17 +59,39 @@ pub struct RunningProxy {
     server_max: u32,
 }
 
+/// A running proxy of either engine.
+#[derive(Clone)]
+enum Proxied {
+    Pg(Arc<PgProxy>),
+    My(Arc<MyProxy>),
+}
+
+impl Proxied {
+    fn rotate_password(&self, user: &str, password: &str) {
+        match self {
+            Proxied::Pg(p) => {
+                p.rotate_password(user, password);
+            }
+            Proxied::My(p) => {
+                p.rotate_password(user, password);
+            }
+        }
+    }
+}
+
 fn verifier(iam: &Option<Arc<crate::identity::ProxyTokens>>) -> Option<Arc<dyn IamVerifier>> {
     iam.as_ref().map(|t| Arc::clone(t) as Arc<dyn IamVerifier>)
 }
 
-/// How the proxy reaches a database: a managed PostgreSQL through its Unix socket (it may
-/// listen on no port at all), anything else over TCP.
+/// How the proxy reaches a database: a managed server through its Unix socket (it may listen
+/// on no port at all), anything else over TCP.
 pub fn server_addr(db: &DatabaseEndpoint) -> ServerAddr {
     match (&db.socket, db.engine) {
         (Some(dir), Engine::Postgres) => {
             ServerAddr::Unix(dir.join(format!(".s.PGSQL.{}", db.port)))
         }
+        // A managed MariaDB's socket is the file itself.
+        (Some(file), Engine::Mysql) => ServerAddr::Unix(file.clone()),
         _ => server_at(&db.host, db.port),
     }
 }
@@ -212,6 +236,52 @@ fn bindings(p: &Proxy, values: &Values) -> HashMap<String, String> {
         .collect()
 }
 
+/// What both engines' settings take from the stack alike.
+struct Shared {
+    init_query: Option<String>,
+    allow_from: Vec<(std::net::IpAddr, u8)>,
+    tls: Option<ServerTls>,
+}
+
+fn settings_shared(
+    loaded: &LoadedStack,
+    name: &str,
+    values: &Values,
+) -> Result<Shared, SupervisorError> {
+    let stack = &loaded.stack;
+    let p = &stack.proxies[name];
+    let init_query = match &p.init_query {
+        Some(t) => Some(
+            t.resolve(&mut |r| crate::stack::lookup_value(values, stack, r))
+                .map_err(|e| SupervisorError::Command {
+                    what: format!("proxies.{name}.init_query"),
+                    detail: e.to_string(),
+                })?,
+        ),
+        None => None,
+    };
+    let tls = match &p.tls {
+        Some(t) => Some(
+            ServerTls::load(&loaded.path(&t.cert), &loaded.path(&t.key)).map_err(|e| {
+                SupervisorError::Command {
+                    what: format!("proxies.{name}.tls"),
+                    detail: e.to_string(),
+                }
+            })?,
+        ),
+        None => None,
+    };
+    Ok(Shared {
+        init_query,
+        allow_from: p
+            .allow_from
+            .iter()
+            .filter_map(|c| spillway_stack::parse_cidr(c).ok())
+            .collect(),
+        tls,
+    })
+}
+
 /// A proxy's runtime settings from the stack and the secrets' current values.
 fn settings(
     loaded: &LoadedStack,
@@ -240,16 +310,7 @@ fn settings(
         Some(ClientPasswordAuth::PostgresMd5) => ClientAuth::Md5,
         _ => ClientAuth::ScramSha256,
     };
-    let init_query = match &p.init_query {
-        Some(t) => Some(
-            t.resolve(&mut |r| crate::stack::lookup_value(values, stack, r))
-                .map_err(|e| SupervisorError::Command {
-                    what: format!("proxies.{name}.init_query"),
-                    detail: e.to_string(),
-                })?,
-        ),
-        None => None,
-    };
+    let shared = settings_shared(loaded, name, values)?;
     Ok(Settings {
         proxy: name.to_owned(),
         server: server_addr(db),
@@ -263,28 +324,128 @@ fn settings(
                 .contains(&PinningFilter::ExcludeVariableSets),
         },
         idle_client_timeout: p.idle_client_timeout.get(),
-        init_query,
+        init_query: shared.init_query,
         client_auth,
-        allow_from: p
-            .allow_from
-            .iter()
-            .filter_map(|c| spillway_stack::parse_cidr(c).ok())
-            .collect(),
+        allow_from: shared.allow_from,
         connect_timeout: Duration::from_secs(10),
-        tls: match &p.tls {
-            Some(t) => Some(
-                ServerTls::load(&loaded.path(&t.cert), &loaded.path(&t.key)).map_err(|e| {
-                    SupervisorError::Command {
-                        what: format!("proxies.{name}.tls"),
-                        detail: e.to_string(),
-                    }
-                })?,
-            ),
-            None => None,
-        },
+        tls: shared.tls,
         require_tls: p.require_tls,
         debug_logging: p.debug_logging,
     })
+}
+
+/// A MySQL proxy's runtime settings from the stack and the secrets' current values;
+/// `server_version` is what clients see (the server's own, read at start).
+fn my_settings(
+    loaded: &LoadedStack,
+    name: &str,
+    db: &DatabaseEndpoint,
+    values: &Values,
+    server_version: String,
+) -> Result<MySettings, SupervisorError> {
+    let stack = &loaded.stack;
+    let p = &stack.proxies[name];
+    let mut users = HashMap::new();
+    for a in &p.auth {
+        let get = |attr: &str| {
+            values
+                .get(&(Kind::Secret, a.secret.clone(), attr.to_owned()))
+                .cloned()
+        };
+        let (Some(user), Some(password)) = (get("username"), get("password")) else {
+            return Err(SupervisorError::Command {
+                what: format!("proxies.{name}"),
+                detail: format!("secret {:?} needs a username and a password", a.secret),
+            });
+        };
+        users.insert(
+            user.clone(),
+            Arc::new(MyUser {
+                name: user,
+                password,
+                iam: a.iam,
+            }),
+        );
+    }
+    let password_plugin = match p.auth.iter().find_map(|a| a.client_password_auth) {
+        Some(ClientPasswordAuth::MysqlCachingSha2Password) => PasswordPlugin::CachingSha2,
+        _ => PasswordPlugin::Native,
+    };
+    // The PostgreSQL builder resolves what both engines share (TLS, init_query, allow_from).
+    let shared = settings_shared(loaded, name, values)?;
+    Ok(MySettings {
+        proxy: name.to_owned(),
+        server: server_addr(db),
+        server_tls: server_tls(loaded, name, values)?,
+        users,
+        mode: p.pool_mode,
+        filters: spillway_proxy::mysql::pinning::Filters {
+            exclude_variable_sets: p
+                .session_pinning_filters
+                .contains(&PinningFilter::ExcludeVariableSets),
+        },
+        idle_client_timeout: p.idle_client_timeout.get(),
+        init_query: shared.init_query,
+        password_plugin,
+        allow_from: shared.allow_from,
+        connect_timeout: Duration::from_secs(10),
+        tls: shared.tls,
+        require_tls: p.require_tls,
+        cleartext_on_loopback: p.allow_cleartext_on_loopback,
+        debug_logging: p.debug_logging,
+        server_version,
+        // MySQL 8's default max_allowed_packet; the server applies its own as well.
+        max_packet: 64 * 1024 * 1024,
+    })
+}
+
+/// The first user's login, for reading the server's settings and probing its topology.
+fn first_login(
+    server: &ServerAddr,
+    tls: &Option<Arc<spillway_proxy::tls::ClientTls>>,
+    database: &str,
+    user: Option<(&str, &str)>,
+) -> Option<ServerTarget> {
+    user.map(|(name, password)| ServerTarget {
+        addr: server.clone(),
+        tls: tls.clone(),
+        database: database.to_owned(),
+        user: name.to_owned(),
+        password: password.to_owned(),
+        init_query: None,
+        connect_timeout: Duration::from_secs(10),
+        options: 0,
+    })
+}
+
+/// The server's max_connections and version string, read with `login` (MySQL's own query);
+/// `fallback` and a MySQL 8.0 version if that fails.
+async fn mysql_server_facts(login: Option<&ServerTarget>, fallback: u32) -> (u32, String) {
+    const VERSION: &str = "8.0.36";
+    let Some(login) = login else {
+        return (fallback, VERSION.into());
+    };
+    match MyConn::connect(login).await {
+        Ok(mut c) => {
+            let max = match c.query("SELECT @@max_connections").await {
+                Ok(rows) => rows
+                    .first()
+                    .and_then(|r| r.first().cloned().flatten())
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(fallback),
+                Err(_) => fallback,
+            };
+            let version = c.version.clone();
+            c.quit().await;
+            (max, version)
+        }
+        Err(e) => {
+            tracing::warn!(
+                "cannot read max_connections from the server ({e}); assuming {fallback}"
+            );
+            (fallback, VERSION.into())
+        }
+    }
 }
 
 pub async fn start(
@@ -298,60 +459,85 @@ pub async fn start(
 ) -> Result<Option<RunningProxy>, SupervisorError> {
     let stack = &loaded.stack;
     let p = &stack.proxies[name];
-    if db.engine != Engine::Postgres {
-        return Ok(None);
-    }
-    let settings = settings(loaded, name, db, values)?;
     let replicas = replica_addrs(loaded, name, values)?;
     let iam = if p.auth.iter().any(|a| a.iam != IamAuth::Disabled) {
         Some(crate::identity::ProxyTokens::new(loaded, name, keys))
     } else {
         None
     };
-    let login = settings.users.values().next().map(|u| ServerTarget {
-        addr: settings.server.clone(),
-        tls: settings.server_tls.clone(),
-        database: db.dbname.clone(),
-        user: u.name.clone(),
-        password: u.password.clone(),
-        init_query: None,
-        connect_timeout: Duration::from_secs(10),
-    });
     let fallback = stack
         .databases
         .get(&p.database)
         .map_or(100, |d| d.max_connections);
-    let server_max = match &login {
-        Some(t) => server_max_connections(t, fallback).await,
-        None => fallback,
-    };
-    // With replicas, every server may become the writer; one monitor serves both routes.
-    let topology = match (&login, replicas.is_empty()) {
-        (Some(login), false) => {
-            let mut servers = vec![settings.server.clone()];
-            servers.extend(replicas.iter().cloned());
-            let t = Topology::new(servers);
-            t.spawn_monitor(login.clone(), shutdown.clone());
-            Some(t)
+    let engine = db.engine.as_str();
+    let (rw, writer, server_max, topology): (
+        Proxied,
+        Arc<dyn PoolView>,
+        u32,
+        Option<Arc<Topology>>,
+    ) = match db.engine {
+        Engine::Postgres => {
+            let settings = settings(loaded, name, db, values)?;
+            let login = first_login(
+                &settings.server,
+                &settings.server_tls,
+                &db.dbname,
+                settings
+                    .users
+                    .values()
+                    .next()
+                    .map(|u| (u.name.as_str(), u.password.as_str())),
+            );
+            let server_max = match &login {
+                Some(t) => server_max_connections(t, fallback).await,
+                None => fallback,
+            };
+            // With replicas, every server may become the writer; one monitor serves both
+            // routes.
+            let topology =
+                watch_topology::<ServerConn>(&settings.server, &replicas, login, &shutdown);
+            let target = Target::<ServerConn>::with_route(
+                pool_settings(p, server_max),
+                registry.target(engine, name, &p.database),
+                route_of(&topology, false),
+            );
+            let proxy = PgProxy::new(settings, Arc::clone(&target), verifier(&iam));
+            (Proxied::Pg(proxy), target, server_max, topology)
         }
-        _ => None,
+        Engine::Mysql => {
+            let partial = my_settings(loaded, name, db, values, String::new())?;
+            let login = first_login(
+                &partial.server,
+                &partial.server_tls,
+                "",
+                partial
+                    .users
+                    .values()
+                    .next()
+                    .map(|u| (u.name.as_str(), u.password.as_str())),
+            );
+            let (server_max, version) = mysql_server_facts(login.as_ref(), fallback).await;
+            let settings = MySettings {
+                server_version: version,
+                ..partial
+            };
+            let topology = watch_topology::<MyConn>(&settings.server, &replicas, login, &shutdown);
+            let target = Target::<MyConn>::with_route(
+                pool_settings(p, server_max),
+                registry.target(engine, name, &p.database),
+                route_of(&topology, false),
+            );
+            let proxy = MyProxy::new(settings, Arc::clone(&target), verifier(&iam));
+            (Proxied::My(proxy), target, server_max, topology)
+        }
     };
-    let pools = pool_settings(p, server_max);
-    let writer = Target::with_route(
-        pools.clone(),
-        registry.target(name, &p.database),
-        topology
-            .as_ref()
-            .map_or(Route::Fixed, |t| Route::Writer(Arc::clone(t))),
-    );
-    let rw = PgProxy::new(settings, Arc::clone(&writer), verifier(&iam));
     let mut running = RunningProxy {
         name: name.to_owned(),
         addr: SocketAddr::from(([127, 0, 0, 1], 0)),
         endpoints: Vec::new(),
         targets: vec![(name.to_owned(), writer)],
         tasks: Vec::new(),
-        proxies: vec![(EndpointRole::ReadWrite, Arc::clone(&rw))],
+        proxies: vec![(EndpointRole::ReadWrite, rw.clone())],
         db: db.clone(),
         replicas,
         auth_secrets: Arc::new(RwLock::new(bindings(p, values))),
@@ -359,7 +545,7 @@ pub async fn start(
         server_max,
     };
     let addr = listeners::proxy_listen(stack, name)
-        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 6432)));
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], db.engine.default_proxy_port())));
     running.addr = running
         .listen(
             &rw,
@@ -372,7 +558,7 @@ pub async fn start(
         .await?;
     for (endpoint, e) in &p.endpoints {
         let proxy = match (e.role, &topology) {
-            (EndpointRole::ReadWrite, _) => Arc::clone(&rw),
+            (EndpointRole::ReadWrite, _) => rw.clone(),
             (EndpointRole::ReadOnly, Some(t)) => running.reader(loaded, values, registry, t)?,
             // Validation requires replicas for a read-only endpoint; without a login there is
             // nobody to serve anyway.
@@ -387,12 +573,38 @@ pub async fn start(
     Ok(Some(running))
 }
 
+/// A topology monitor over the primary and its replicas (none without replicas or a login).
+fn watch_topology<C: spillway_proxy::pg::topology::Probe>(
+    primary: &ServerAddr,
+    replicas: &[ServerAddr],
+    login: Option<ServerTarget>,
+    shutdown: &watch::Receiver<bool>,
+) -> Option<Arc<Topology>> {
+    let login = login?;
+    if replicas.is_empty() {
+        return None;
+    }
+    let mut servers = vec![primary.clone()];
+    servers.extend(replicas.iter().cloned());
+    let t = Topology::new(servers);
+    t.spawn_monitor::<C>(login, shutdown.clone());
+    Some(t)
+}
+
+fn route_of(topology: &Option<Arc<Topology>>, readers: bool) -> Route {
+    match (topology, readers) {
+        (None, _) => Route::Fixed,
+        (Some(t), false) => Route::Writer(Arc::clone(t)),
+        (Some(t), true) => Route::Readers(Arc::clone(t)),
+    }
+}
+
 impl RunningProxy {
     /// What to do when a secret gets a new value through Secrets Manager: if this proxy logs
     /// in with it, new client logins and new server connections use the new password (as RDS
     /// Proxy picks up a rotated secret); connections already open are left alone.
     pub fn rotation_hook(&self) -> spillway_aws::secrets::Watcher {
-        let proxies: Vec<Arc<PgProxy>> = self.proxies.iter().map(|(_, p)| Arc::clone(p)).collect();
+        let proxies: Vec<Proxied> = self.proxies.iter().map(|(_, p)| p.clone()).collect();
         let secrets = Arc::clone(&self.auth_secrets);
         let name = self.name.clone();
         Box::new(move |secret, value| {
@@ -432,7 +644,7 @@ impl RunningProxy {
     /// Binds `addr` and serves `proxy`'s clients there; returns the bound address.
     async fn listen(
         &mut self,
-        proxy: &Arc<PgProxy>,
+        proxy: &Proxied,
         addr: SocketAddr,
         field: &str,
         endpoint: &str,
@@ -446,15 +658,17 @@ impl RunningProxy {
         if let Some(iam) = &self.iam {
             iam.add_listener(bound);
         }
-        self.tasks.push(
-            spillway_proxy::listener::spawn(
-                listener,
-                Arc::clone(proxy),
-                registry.endpoint(&self.name, endpoint),
-                shutdown.clone(),
-            )
-            .map_err(SupervisorError::io(addr.to_string()))?,
-        );
+        let metrics = registry.endpoint(self.db.engine.as_str(), &self.name, endpoint);
+        let task = match proxy {
+            Proxied::Pg(p) => {
+                spillway_proxy::listener::spawn(listener, Arc::clone(p), metrics, shutdown.clone())
+            }
+            Proxied::My(p) => {
+                spillway_proxy::listener::spawn(listener, Arc::clone(p), metrics, shutdown.clone())
+            }
+        };
+        self.tasks
+            .push(task.map_err(SupervisorError::io(addr.to_string()))?);
         Ok(bound)
     }
 
@@ -465,30 +679,47 @@ impl RunningProxy {
         values: &Values,
         registry: &Arc<Registry>,
         topology: &Arc<Topology>,
-    ) -> Result<Arc<PgProxy>, SupervisorError> {
+    ) -> Result<Proxied, SupervisorError> {
         if let Some((_, p)) = self
             .proxies
             .iter()
             .find(|(r, _)| *r == EndpointRole::ReadOnly)
         {
-            return Ok(Arc::clone(p));
+            return Ok(p.clone());
         }
         let p = &loaded.stack.proxies[&self.name];
         let label = format!("{}:read-only", p.database);
-        let target = Target::with_route(
-            pool_settings(p, self.server_max),
-            registry.target(&self.name, &label),
-            Route::Readers(Arc::clone(topology)),
-        );
-        let proxy = PgProxy::new(
-            settings(loaded, &self.name, &self.db, values)?,
-            Arc::clone(&target),
-            verifier(&self.iam),
-        );
+        let metrics = registry.target(self.db.engine.as_str(), &self.name, &label);
+        let route = route_of(&Some(Arc::clone(topology)), true);
+        let (proxy, target): (Proxied, Arc<dyn PoolView>) = match &self.proxies[0].1 {
+            Proxied::Pg(_) => {
+                let target = Target::<ServerConn>::with_route(
+                    pool_settings(p, self.server_max),
+                    metrics,
+                    route,
+                );
+                let proxy = PgProxy::new(
+                    settings(loaded, &self.name, &self.db, values)?,
+                    Arc::clone(&target),
+                    verifier(&self.iam),
+                );
+                (Proxied::Pg(proxy), target)
+            }
+            Proxied::My(rw) => {
+                let target =
+                    Target::<MyConn>::with_route(pool_settings(p, self.server_max), metrics, route);
+                let version = rw.settings().server_version.clone();
+                let proxy = MyProxy::new(
+                    my_settings(loaded, &self.name, &self.db, values, version)?,
+                    Arc::clone(&target),
+                    verifier(&self.iam),
+                );
+                (Proxied::My(proxy), target)
+            }
+        };
         self.targets
             .push((format!("{}:read-only", self.name), target));
-        self.proxies
-            .push((EndpointRole::ReadOnly, Arc::clone(&proxy)));
+        self.proxies.push((EndpointRole::ReadOnly, proxy.clone()));
         Ok(proxy)
     }
 
@@ -529,7 +760,13 @@ impl RunningProxy {
             ));
         }
         for (_, proxy) in &self.proxies {
-            proxy.reload(settings(loaded, &self.name, &self.db, values)?);
+            match proxy {
+                Proxied::Pg(p) => p.reload(settings(loaded, &self.name, &self.db, values)?),
+                Proxied::My(p) => {
+                    let version = p.settings().server_version.clone();
+                    p.reload(my_settings(loaded, &self.name, &self.db, values, version)?);
+                }
+            }
         }
         // The stack file, not a secret's value, says which user a secret stands for.
         *self.auth_secrets.write().unwrap_or_else(|p| p.into_inner()) = bindings(p, values);

@@ -366,7 +366,8 @@ pub async fn start(
                             rows.push(Row {
                                 resource: id.to_string(),
                                 endpoint: format!(
-                                    "postgres://{}/{} ({} pooling)",
+                                    "{}://{}/{} ({} pooling)",
+                                    db.engine.as_str(),
                                     rp.addr,
                                     db.dbname,
                                     format!("{:?}", p.pool_mode).to_lowercase()
@@ -382,7 +383,8 @@ pub async fn start(
                                 rows.push(Row {
                                     resource: format!("{id}.endpoints.{endpoint}"),
                                     endpoint: format!(
-                                        "postgres://{addr}/{} ({})",
+                                        "{}://{addr}/{} ({})",
+                                        db.engine.as_str(),
                                         db.dbname,
                                         match role {
                                             EndpointRole::ReadWrite => "read-write",

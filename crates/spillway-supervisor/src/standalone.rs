@@ -151,7 +151,7 @@ pub async fn start(options: Options) -> Result<Standalone, SupervisorError> {
     let registry = Arc::new(Registry::default());
     let target = Target::new(
         pool_settings(&options),
-        registry.target("proxy", &format!("{}:{}", url.host, url.port)),
+        registry.target("postgres", "proxy", &format!("{}:{}", url.host, url.port)),
     );
     let proxy = PgProxy::new(settings(&options, &url)?, Arc::clone(&target), None);
     let listener = bind(options.listen, "--listen").await?;
@@ -164,7 +164,7 @@ pub async fn start(options: Options) -> Result<Standalone, SupervisorError> {
         spillway_proxy::listener::spawn(
             listener,
             Arc::clone(&proxy),
-            registry.endpoint("proxy", "default"),
+            registry.endpoint("postgres", "proxy", "default"),
             rx.clone(),
         )
         .map_err(SupervisorError::io("--listen"))?,
@@ -178,7 +178,10 @@ pub async fn start(options: Options) -> Result<Standalone, SupervisorError> {
             queues: None,
             functions: None,
             registry,
-            targets: vec![("proxy".into(), Arc::clone(&target))],
+            targets: vec![(
+                "proxy".into(),
+                Arc::clone(&target) as Arc<dyn spillway_proxy::pool::PoolView>,
+            )],
             aws: None,
             // The one-line proxy's --metrics address is the operator's explicit choice and has
             // no stack principals to check against.

@@ -3,74 +3,19 @@
 //! its ParameterStatus values (replayed to clients) and the prepared statements it holds.
 
 use std::collections::HashSet;
-use std::fmt;
-use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::{Buf, BufMut, BytesMut};
 use postgres_protocol::authentication::sasl::{ChannelBinding, ScramSha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpStream, UnixStream};
+use tokio::net::TcpStream;
 
 use super::codec::{Body, MAX_MESSAGE, message, peek, put_cstr};
 use super::messages::error_code;
 use super::startup::PROTOCOL_3_0;
 use crate::socket::Socket;
 
-/// Where a server listens.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub enum ServerAddr {
-    Tcp {
-        host: String,
-        port: u16,
-    },
-    /// A socket file (PostgreSQL's `DIR/.s.PGSQL.PORT`), for servers that listen on no port.
-    Unix(PathBuf),
-}
-
-impl fmt::Display for ServerAddr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ServerAddr::Tcp { host, port } if host.contains(':') => write!(f, "[{host}]:{port}"),
-            ServerAddr::Tcp { host, port } => write!(f, "{host}:{port}"),
-            ServerAddr::Unix(path) => write!(f, "{}", path.display()),
-        }
-    }
-}
-
-impl ServerAddr {
-    pub fn tcp(host: &str, port: u16) -> Self {
-        ServerAddr::Tcp {
-            host: host.to_owned(),
-            port,
-        }
-    }
-
-    /// Opens a stream to the server (for TCP: Nagle off, keepalive on; see `socket.rs`).
-    pub async fn connect(&self) -> std::io::Result<Socket> {
-        match self {
-            ServerAddr::Tcp { host, port } => {
-                let s = TcpStream::connect((host.as_str(), *port)).await?;
-                crate::socket::tune_tcp(&s)?;
-                Ok(Socket::Tcp(s))
-            }
-            ServerAddr::Unix(path) => Ok(Socket::Unix(UnixStream::connect(path).await?)),
-        }
-    }
-}
-
-/// Where a server is and how to log in.
-#[derive(Clone, Debug)]
-pub struct ServerTarget {
-    pub addr: ServerAddr,
-    /// TLS towards the server (TCP servers only).
-    pub tls: Option<std::sync::Arc<crate::tls::ClientTls>>,
-    pub database: String,
-    pub user: String,
-    pub password: String,
-    pub init_query: Option<String>,
-    pub connect_timeout: Duration,
-}
+pub use crate::server::{ServerAddr, ServerTarget};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BackendError {
@@ -441,5 +386,34 @@ impl ServerConn {
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => self.buf.is_empty(),
             _ => false,
         }
+    }
+}
+
+impl crate::pool::Backend for ServerConn {
+    type Error = BackendError;
+
+    fn connect(server: &ServerTarget) -> impl Future<Output = Result<Self, BackendError>> + Send {
+        ServerConn::connect(server)
+    }
+    fn is_transient(e: &BackendError) -> bool {
+        e.is_transient()
+    }
+    fn looks_alive(&self) -> bool {
+        ServerConn::looks_alive(self)
+    }
+    fn created(&self) -> Instant {
+        self.created
+    }
+    fn last_used(&self) -> Instant {
+        self.last_used
+    }
+    fn set_last_used(&mut self, at: Instant) {
+        self.last_used = at;
+    }
+    fn server_index(&self) -> usize {
+        self.server_index
+    }
+    fn set_server_index(&mut self, i: usize) {
+        self.server_index = i;
     }
 }

@@ -282,6 +282,7 @@ async fn run(
     let key = PoolKey {
         database: database.clone(),
         user: user.name.clone(),
+        options: 0,
     };
     let server = ServerTarget {
         addr: settings.server.clone(),
@@ -291,6 +292,7 @@ async fn run(
         password: user.password.clone(),
         init_query: settings.init_query.clone(),
         connect_timeout: settings.connect_timeout,
+        options: 0,
     };
     let requested = match params::requested(&params) {
         Ok(r) => r,

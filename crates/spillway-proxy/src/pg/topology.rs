@@ -132,8 +132,13 @@ impl Topology {
         }
     }
 
-    /// Probes every server until `shutdown`, logging in with `login`'s credentials.
-    pub fn spawn_monitor(self: &Arc<Self>, login: ServerTarget, shutdown: watch::Receiver<bool>) {
+    /// Probes every server until `shutdown`, logging in with `login`'s credentials over the
+    /// engine `C` (PostgreSQL's `ServerConn`, MySQL's `MyConn`).
+    pub fn spawn_monitor<C: Probe>(
+        self: &Arc<Self>,
+        login: ServerTarget,
+        shutdown: watch::Receiver<bool>,
+    ) {
         for i in 0..self.servers.len() {
             let topology = Arc::clone(self);
             let mut login = login.clone();
@@ -141,7 +146,7 @@ impl Topology {
             login.connect_timeout = login.connect_timeout.min(PROBE_TIMEOUT);
             let mut shutdown = shutdown.clone();
             tokio::spawn(async move {
-                let mut conn: Option<ServerConn> = None;
+                let mut conn: Option<C> = None;
                 loop {
                     let health =
                         match tokio::time::timeout(PROBE_TIMEOUT, probe(&mut conn, &login)).await {
@@ -167,27 +172,33 @@ impl Topology {
     }
 }
 
-async fn probe(
-    conn: &mut Option<ServerConn>,
-    login: &ServerTarget,
-) -> Result<Health, super::backend::BackendError> {
-    if conn.is_none() {
-        *conn = Some(ServerConn::connect(login).await?);
+/// A server connection that can say whether its server is the writer.
+pub trait Probe: crate::pool::Backend {
+    fn role(&mut self) -> impl Future<Output = Result<Health, Self::Error>> + Send;
+}
+
+impl Probe for ServerConn {
+    async fn role(&mut self) -> Result<Health, super::backend::BackendError> {
+        let rows = self.simple_query("SELECT pg_is_in_recovery()").await?;
+        Ok(
+            match rows
+                .first()
+                .and_then(|r| r.first())
+                .and_then(|v| v.as_deref())
+            {
+                Some("f") => Health::Writer,
+                _ => Health::Reader,
+            },
+        )
     }
-    let Some(c) = conn.as_mut() else {
-        unreachable!("set just above")
+}
+
+async fn probe<C: Probe>(conn: &mut Option<C>, login: &ServerTarget) -> Result<Health, C::Error> {
+    let c = match conn {
+        Some(c) => c,
+        None => conn.insert(C::connect(login).await?),
     };
-    let rows = c.simple_query("SELECT pg_is_in_recovery()").await?;
-    Ok(
-        match rows
-            .first()
-            .and_then(|r| r.first())
-            .and_then(|v| v.as_deref())
-        {
-            Some("f") => Health::Writer,
-            _ => Health::Reader,
-        },
-    )
+    c.role().await
 }
 
 #[cfg(test)]

@@ -1,0 +1,257 @@
+//! Relaying a server's response to a client: packets pass from the server's read buffer to the
+//! client with one copy (into the client's write buffer, flushed as it fills), their sequence
+//! numbers renumbered, and only the packets that end a result are read by the proxy: OK and ERR,
+//! whose status flags say whether a transaction is open and more results follow, and whose
+//! session-tracking block says what the statement changed.
+//!
+//! Server connections always have DEPRECATE_EOF and session tracking; a client without them
+//! gets its own forms: an EOF after the column definitions, an EOF instead of the closing OK,
+//! and OK packets without the tracking block.
+
+use bytes::{BufMut, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::backend::{MyBackendError, MyConn};
+use super::constants::{ERR, LOCAL_INFILE, MAX_PART, OK, cap, status};
+use super::messages::{Changes, OkPacket, eof, is_terminator};
+use super::packet::{HEADER, header};
+use super::wire::Reader;
+use crate::socket::Socket;
+
+/// Client write buffer size at which the relay writes before reading on.
+const FLUSH_AT: usize = 64 * 1024;
+
+/// What response a command gets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Expect {
+    /// OK, ERR, or result sets (text or binary), possibly several.
+    Results,
+    /// Rows of an open cursor and the packet that ends them (COM_STMT_FETCH).
+    Rows,
+    /// Column definitions and their end (COM_FIELD_LIST).
+    Fields,
+    /// One packet, whatever it holds (COM_STATISTICS).
+    One,
+}
+
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// The status flags of the response's last OK or EOF.
+    pub status: u16,
+    /// What the server's session tracker reported, over all of the response's OK packets.
+    pub changes: Changes,
+    /// The last non-zero insert id an OK reported.
+    pub last_insert_id: u64,
+    pub error: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    #[error(transparent)]
+    Server(#[from] MyBackendError),
+    #[error("the client went away: {0}")]
+    Client(std::io::Error),
+}
+
+enum State {
+    First,
+    Columns(u64),
+    Rows,
+}
+
+/// Sends `out` to the client and empties it.
+pub async fn flush(client: &mut Socket, out: &mut BytesMut) -> Result<(), RelayError> {
+    if !out.is_empty() {
+        client.write_all(out).await.map_err(RelayError::Client)?;
+        out.clear();
+    }
+    Ok(())
+}
+
+/// Appends a packet of the proxy's own making.
+fn put_own(out: &mut BytesMut, seq: &mut u8, payload: &[u8]) {
+    *seq = super::packet::put(out, *seq, payload);
+}
+
+/// Appends a server packet (header included) with the client's sequence number.
+fn put_server(out: &mut BytesMut, seq: &mut u8, packet: &[u8]) {
+    out.put_u8(packet[0]);
+    out.put_u8(packet[1]);
+    out.put_u8(packet[2]);
+    out.put_u8(*seq);
+    out.put_slice(&packet[HEADER..]);
+    *seq = seq.wrapping_add(1);
+}
+
+/// Relays the response to one command; `seq` is the client's next sequence number.
+pub async fn relay(
+    conn: &mut MyConn,
+    client: &mut Socket,
+    out: &mut BytesMut,
+    client_caps: u32,
+    expect: Expect,
+    mut seq: u8,
+) -> Result<Outcome, RelayError> {
+    let deprecate_eof = client_caps & cap::DEPRECATE_EOF != 0;
+    let tracks = client_caps & cap::SESSION_TRACK != 0;
+    let mut outcome = Outcome::default();
+    let mut state = match expect {
+        Expect::Results | Expect::One => State::First,
+        Expect::Rows | Expect::Fields => State::Rows,
+    };
+    // Inside a message longer than one packet: its later parts pass unread.
+    let mut continuation = false;
+    loop {
+        let len = match header(&conn.buf) {
+            Some((len, _)) if conn.buf.len() >= HEADER + len => len,
+            other => {
+                // Before waiting on the server, the client gets what is ready.
+                flush(client, out).await?;
+                if let Some((len, _)) = other {
+                    conn.buf.reserve(HEADER + len - conn.buf.len());
+                }
+                if conn
+                    .stream
+                    .read_buf(&mut conn.buf)
+                    .await
+                    .map_err(MyBackendError::Io)?
+                    == 0
+                {
+                    return Err(MyBackendError::Closed.into());
+                }
+                continue;
+            }
+        };
+        let packet = conn.buf.split_to(HEADER + len);
+        let was_continuation = continuation;
+        continuation = len == MAX_PART;
+        if was_continuation {
+            put_server(out, &mut seq, &packet);
+            continue;
+        }
+        let body = &packet[HEADER..];
+        let first = body.first().copied();
+        if expect == Expect::One {
+            put_server(out, &mut seq, &packet);
+            break;
+        }
+        let end = match state {
+            State::First => match first {
+                Some(OK) => {
+                    let more = on_ok(conn, &mut outcome, body)?;
+                    if tracks {
+                        put_server(out, &mut seq, &packet);
+                    } else {
+                        put_own(
+                            out,
+                            &mut seq,
+                            &OkPacket::parse(body, conn.capabilities)
+                                .map_err(MyBackendError::from)?
+                                .encode(client_caps, OK),
+                        );
+                    }
+                    !more
+                }
+                Some(ERR) => {
+                    outcome.error = true;
+                    put_server(out, &mut seq, &packet);
+                    true
+                }
+                Some(LOCAL_INFILE) => {
+                    // The proxy never offers LOCAL_FILES to servers, so none should ask.
+                    return Err(MyBackendError::Protocol("unrequested LOCAL INFILE".into()).into());
+                }
+                _ => {
+                    let n = Reader::new(body)
+                        .lenenc("column count")
+                        .map_err(MyBackendError::from)?;
+                    put_server(out, &mut seq, &packet);
+                    state = State::Columns(n);
+                    if n == 0 {
+                        return Err(
+                            MyBackendError::Protocol("a result set of no columns".into()).into(),
+                        );
+                    }
+                    false
+                }
+            },
+            State::Columns(left) => {
+                put_server(out, &mut seq, &packet);
+                if left <= 1 {
+                    if !deprecate_eof {
+                        put_own(
+                            out,
+                            &mut seq,
+                            &eof(0, conn.status & !status::SESSION_STATE_CHANGED),
+                        );
+                    }
+                    state = State::Rows;
+                } else {
+                    state = State::Columns(left - 1);
+                }
+                false
+            }
+            State::Rows => match first {
+                Some(ERR) => {
+                    outcome.error = true;
+                    put_server(out, &mut seq, &packet);
+                    true
+                }
+                Some(f) if is_terminator(f, len, true) => {
+                    let more = on_ok(conn, &mut outcome, body)?;
+                    if deprecate_eof && tracks {
+                        put_server(out, &mut seq, &packet);
+                    } else if deprecate_eof {
+                        let ok = OkPacket::parse(body, conn.capabilities)
+                            .map_err(MyBackendError::from)?;
+                        put_own(
+                            out,
+                            &mut seq,
+                            &ok.encode(client_caps, super::constants::EOF),
+                        );
+                    } else {
+                        let ok = OkPacket::parse(body, conn.capabilities)
+                            .map_err(MyBackendError::from)?;
+                        put_own(
+                            out,
+                            &mut seq,
+                            &eof(ok.warnings, ok.status & !status::SESSION_STATE_CHANGED),
+                        );
+                    }
+                    state = State::First;
+                    !more || expect != Expect::Results
+                }
+                _ => {
+                    put_server(out, &mut seq, &packet);
+                    if out.len() >= FLUSH_AT {
+                        flush(client, out).await?;
+                    }
+                    false
+                }
+            },
+        };
+        if end {
+            break;
+        }
+    }
+    flush(client, out).await?;
+    Ok(outcome)
+}
+
+/// Notes an OK (or a result set's closing OK); returns whether more results follow.
+fn on_ok(conn: &mut MyConn, outcome: &mut Outcome, body: &[u8]) -> Result<bool, MyBackendError> {
+    let ok = OkPacket::parse(body, conn.capabilities)?;
+    let changes = conn.note_ok(&ok);
+    outcome.status = ok.status;
+    if ok.last_insert_id != 0 {
+        outcome.last_insert_id = ok.last_insert_id;
+    }
+    for (k, v) in changes.variables {
+        super::backend::set_var(&mut outcome.changes.variables, &k, &v);
+    }
+    if changes.schema.is_some() {
+        outcome.changes.schema = changes.schema;
+    }
+    outcome.changes.state_changed |= changes.state_changed;
+    Ok(ok.status & status::MORE_RESULTS_EXISTS != 0)
+}

@@ -1,0 +1,365 @@
+//! Binary prepared statements across pooled connections. RDS Proxy pins a client that
+//! prepares; spillway gives each client statement ids of its own and prepares the text on
+//! whichever connection the client borrows (once per connection: each remembers its statements
+//! by the text's hash), rewriting the id in every COM_STMT_EXECUTE. The server's answer to the
+//! first COM_STMT_PREPARE of a text is kept per pool and replayed to later clients without a
+//! round trip, which is what a driver that prepares on every new connection (mysql2's
+//! `execute()`, one connection per Lambda request) costs a pooler otherwise.
+
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::AsyncWriteExt;
+
+use super::backend::{MyConn, ServerStmt};
+use super::constants::{ERR, OK, cap, com, error, status};
+use super::messages::{ErrPacket, eof};
+use super::packet;
+use super::proxy::PreparedMeta;
+use super::relay::{Expect, Outcome};
+use super::session::{ClientStmt, End, Session};
+
+/// Statements one server connection keeps prepared; past this the oldest is closed (servers
+/// cap them: max_prepared_stmt_count is 16,382 for the whole server by default).
+const PER_CONNECTION: usize = 256;
+
+pub fn text_hash(sql: &[u8]) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    sql.hash(&mut h);
+    h.finish()
+}
+
+fn u16_at(b: &[u8], at: usize) -> u16 {
+    match b.get(at..at + 2) {
+        Some(x) => u16::from_le_bytes([x[0], x[1]]),
+        None => 0,
+    }
+}
+
+fn u32_at(b: &[u8], at: usize) -> Option<u32> {
+    b.get(at..at + 4)
+        .map(|x| u32::from_le_bytes([x[0], x[1], x[2], x[3]]))
+}
+
+/// Prepares `sql` on `conn` (its answer is read and kept, not relayed).
+async fn prepare_on(
+    conn: &mut MyConn,
+    sql: &[u8],
+    hash: u64,
+) -> Result<(ServerStmt, PreparedMeta), ErrPacket> {
+    if conn.prepared.len() >= PER_CONNECTION {
+        if let Some((&old, stmt)) = conn.prepared.iter().next() {
+            let mut close = vec![com::STMT_CLOSE];
+            close.extend_from_slice(&stmt.id.to_le_bytes());
+            conn.send(&close).await.map_err(|e| e.to_client())?;
+            conn.prepared.remove(&old);
+        }
+    }
+    let mut payload = Vec::with_capacity(sql.len() + 1);
+    payload.push(com::STMT_PREPARE);
+    payload.extend_from_slice(sql);
+    conn.send(&payload).await.map_err(|e| e.to_client())?;
+    let first = conn.read().await.map_err(|e| e.to_client())?;
+    match first.payload.first() {
+        Some(&OK) if first.payload.len() >= 12 => {}
+        Some(&ERR) => {
+            return Err(ErrPacket::parse(&first.payload).unwrap_or_else(|_| {
+                ErrPacket::new(error::UNKNOWN_ERROR, "the server refused the statement")
+            }));
+        }
+        _ => {
+            return Err(ErrPacket::new(
+                error::UNKNOWN_ERROR,
+                "malformed COM_STMT_PREPARE answer",
+            ));
+        }
+    }
+    let id = u32_at(&first.payload, 1).unwrap_or_default();
+    let columns = u16_at(&first.payload, 5);
+    let params = u16_at(&first.payload, 7);
+    let mut packets = vec![first.payload.freeze()];
+    for _ in 0..(usize::from(params) + usize::from(columns)) {
+        let p = conn.read().await.map_err(|e| e.to_client())?;
+        packets.push(p.payload.freeze());
+    }
+    let stmt = ServerStmt {
+        id,
+        params,
+        types_bound: false,
+    };
+    conn.prepared.insert(hash, stmt);
+    Ok((
+        stmt,
+        PreparedMeta {
+            params,
+            columns,
+            packets,
+        },
+    ))
+}
+
+impl Session {
+    /// COM_STMT_PREPARE: answered from the pool's memory when the text was prepared before,
+    /// else by a server (on the connection the client borrows, which then holds it).
+    pub(super) async fn prepare(&mut self, payload: BytesMut) -> Result<(), End> {
+        self.metrics.query_requests.inc();
+        let sql = Bytes::copy_from_slice(&payload[1..]);
+        let hash = text_hash(&sql);
+        let meta = match self.proxy.prepared(&self.key, hash) {
+            Some(m) => m,
+            None => {
+                if let Err(e) = self.ensure_conn().await {
+                    self.send_err(1, e).await;
+                    return Ok(());
+                }
+                let Some(g) = self.guard.as_mut() else {
+                    return Err(End::Error("no server connection".into()));
+                };
+                let conn = g.conn();
+                let result = prepare_on(conn, &sql, hash).await;
+                let st = conn.status;
+                match result {
+                    Ok((_, meta)) => {
+                        let meta = Arc::new(meta);
+                        self.proxy
+                            .remember_prepared(&self.key, hash, Arc::clone(&meta));
+                        self.after(
+                            Outcome {
+                                status: st,
+                                ..Default::default()
+                            },
+                            st & status::IN_TRANS != 0,
+                        )
+                        .await;
+                        meta
+                    }
+                    Err(e) => {
+                        self.send_err(1, e).await;
+                        self.after(
+                            Outcome {
+                                status: st,
+                                error: true,
+                                ..Default::default()
+                            },
+                            st & status::IN_TRANS != 0,
+                        )
+                        .await;
+                        return Ok(());
+                    }
+                }
+            }
+        };
+        let id = self.next_stmt;
+        self.next_stmt = self.next_stmt.wrapping_add(1).max(1);
+        self.stmts.insert(
+            id,
+            ClientStmt {
+                sql,
+                hash,
+                types: None,
+            },
+        );
+        let mut out = BytesMut::new();
+        let mut seq = 1;
+        let deprecate = self.caps & cap::DEPRECATE_EOF != 0;
+        for (i, p) in meta.packets.iter().enumerate() {
+            if i == 0 {
+                let mut ok = p.to_vec();
+                ok[1..5].copy_from_slice(&id.to_le_bytes());
+                seq = packet::put(&mut out, seq, &ok);
+            } else {
+                seq = packet::put(&mut out, seq, p);
+            }
+            let params = usize::from(meta.params);
+            let columns = usize::from(meta.columns);
+            if !deprecate && ((params > 0 && i == params) || (columns > 0 && i == params + columns))
+            {
+                seq = packet::put(&mut out, seq, &eof(0, status::AUTOCOMMIT));
+            }
+        }
+        self.stream
+            .write_all(&out)
+            .await
+            .map_err(|_| End::ClientGone)
+    }
+
+    /// The server statement for client statement `id` on the held connection (prepared there
+    /// now if it is not yet).
+    async fn server_stmt(&mut self, id: u32) -> Result<(ServerStmt, u64), ErrPacket> {
+        let Some(stmt) = self.stmts.get(&id) else {
+            return Err(ErrPacket::new(
+                error::UNKNOWN_STMT_HANDLER,
+                format!("Unknown prepared statement handler ({id}) given to mysqld_stmt_execute"),
+            ));
+        };
+        let (sql, hash) = (stmt.sql.clone(), stmt.hash);
+        self.ensure_conn().await?;
+        let Some(g) = self.guard.as_mut() else {
+            return Err(ErrPacket::new(error::UNKNOWN_ERROR, "no server connection"));
+        };
+        let conn = g.conn();
+        if let Some(s) = conn.prepared.get(&hash) {
+            return Ok((*s, hash));
+        }
+        let (s, _) = prepare_on(conn, &sql, hash).await?;
+        Ok((s, hash))
+    }
+
+    /// COM_STMT_EXECUTE with the statement id rewritten, and the parameter types added when the
+    /// client sent them earlier but this connection has not seen them.
+    pub(super) async fn execute(&mut self, mut payload: BytesMut) -> Result<(), End> {
+        self.metrics.query_requests.inc();
+        let Some(id) = u32_at(&payload, 1) else {
+            self.send_err(
+                1,
+                ErrPacket::new(error::UNKNOWN_COM, "malformed COM_STMT_EXECUTE"),
+            )
+            .await;
+            return Ok(());
+        };
+        if let Some(&flags) = payload.get(5) {
+            if flags & 0x07 != 0 {
+                if self.ensure_conn().await.is_ok() {
+                    self.pin("a cursor (COM_STMT_EXECUTE with a cursor type)");
+                }
+            }
+        }
+        let (server, hash) = match self.server_stmt(id).await {
+            Ok(s) => s,
+            Err(e) => {
+                self.send_err(1, e).await;
+                return Ok(());
+            }
+        };
+        payload[1..5].copy_from_slice(&server.id.to_le_bytes());
+        let params = usize::from(server.params);
+        if params > 0 {
+            let flag_at = 10 + params.div_ceil(8);
+            match payload.get(flag_at).copied() {
+                Some(1) => {
+                    let types = payload
+                        .get(flag_at + 1..flag_at + 1 + 2 * params)
+                        .map(<[u8]>::to_vec);
+                    if let Some(stmt) = self.stmts.get_mut(&id) {
+                        stmt.types = types;
+                    }
+                    self.mark_types_bound(hash);
+                }
+                Some(0) if !server.types_bound => {
+                    if let Some(types) = self.stmts.get(&id).and_then(|s| s.types.clone()) {
+                        let mut with = BytesMut::with_capacity(payload.len() + types.len());
+                        with.extend_from_slice(&payload[..flag_at]);
+                        with.extend_from_slice(&[1]);
+                        with.extend_from_slice(&types);
+                        with.extend_from_slice(&payload[flag_at + 1..]);
+                        payload = with;
+                        self.mark_types_bound(hash);
+                    }
+                }
+                _ => {}
+            }
+        }
+        self.forward_held(&payload, Expect::Results).await?;
+        self.hold = false;
+        Ok(())
+    }
+
+    fn mark_types_bound(&mut self, hash: u64) {
+        if let Some(g) = self.guard.as_mut() {
+            if let Some(s) = g.conn().prepared.get_mut(&hash) {
+                s.types_bound = true;
+            }
+        }
+    }
+
+    /// COM_STMT_SEND_LONG_DATA: the data waits on the server connection until the execute, so
+    /// the client keeps it until then. No answer.
+    pub(super) async fn send_long_data(&mut self, mut payload: BytesMut) -> Result<(), End> {
+        let Some(id) = u32_at(&payload, 1) else {
+            return Ok(());
+        };
+        let Ok((server, _)) = self.server_stmt(id).await else {
+            // No answer is defined: the execute that follows reports the error.
+            return Ok(());
+        };
+        payload[1..5].copy_from_slice(&server.id.to_le_bytes());
+        self.hold = true;
+        if let Some(g) = self.guard.as_mut() {
+            if let Err(e) = g.conn().send(&payload).await {
+                g.broken = true;
+                self.guard = None;
+                self.hold = false;
+                return Err(End::Error(format!("lost the server connection: {e}")));
+            }
+        }
+        Ok(())
+    }
+
+    /// COM_STMT_CLOSE: the client's id goes; the server statement stays for other clients.
+    pub(super) fn close_statement(&mut self, payload: &[u8]) {
+        if let Some(id) = u32_at(payload, 1) {
+            self.stmts.remove(&id);
+        }
+    }
+
+    /// COM_STMT_RESET: clears long data on the connection that has it, else there is nothing
+    /// to reset and the proxy answers.
+    pub(super) async fn reset_statement(&mut self, mut payload: BytesMut) -> Result<(), End> {
+        let Some(id) = u32_at(&payload, 1) else {
+            self.send_err(
+                1,
+                ErrPacket::new(error::UNKNOWN_COM, "malformed COM_STMT_RESET"),
+            )
+            .await;
+            return Ok(());
+        };
+        let Some(hash) = self.stmts.get(&id).map(|s| s.hash) else {
+            self.send_err(
+                1,
+                ErrPacket::new(
+                    error::UNKNOWN_STMT_HANDLER,
+                    format!("Unknown prepared statement handler ({id}) given to mysqld_stmt_reset"),
+                ),
+            )
+            .await;
+            return Ok(());
+        };
+        let server = self
+            .guard
+            .as_mut()
+            .and_then(|g| g.conn().prepared.get(&hash).copied());
+        match server {
+            Some(s) => {
+                payload[1..5].copy_from_slice(&s.id.to_le_bytes());
+                self.forward_held(&payload, Expect::Results).await?;
+                self.hold = false;
+                Ok(())
+            }
+            None => self.send_ok(1).await,
+        }
+    }
+
+    /// COM_STMT_FETCH: rows of an open cursor (the client is pinned since it opened it).
+    pub(super) async fn fetch(&mut self, mut payload: BytesMut) -> Result<(), End> {
+        let id = u32_at(&payload, 1).unwrap_or_default();
+        let hash = self.stmts.get(&id).map(|s| s.hash);
+        let server = match (hash, self.guard.as_mut()) {
+            (Some(h), Some(g)) => g.conn().prepared.get(&h).copied(),
+            _ => None,
+        };
+        let Some(s) = server else {
+            self.send_err(
+                1,
+                ErrPacket::new(
+                    error::UNKNOWN_STMT_HANDLER,
+                    format!("Unknown prepared statement handler ({id}) given to mysqld_stmt_fetch"),
+                ),
+            )
+            .await;
+            return Ok(());
+        };
+        payload[1..5].copy_from_slice(&s.id.to_le_bytes());
+        self.forward_held(&payload, Expect::Rows).await
+    }
+}
