@@ -36,7 +36,7 @@ ensure_node() {
 ensure_node_clients() {
   ensure_node
   local m=tests/node/node_modules
-  if [ ! -d $m/pg ] || [ ! -d $m/@aws-sdk/rds-signer ] || [ ! -d $m/@aws-sdk/client-secrets-manager ] || [ ! -d $m/@aws-sdk/client-lambda ] || [ ! -d $m/playwright-core ]; then
+  if [ ! -d $m/pg ] || [ ! -d $m/@aws-sdk/rds-signer ] || [ ! -d $m/@aws-sdk/client-secrets-manager ] || [ ! -d $m/@aws-sdk/client-lambda ] || [ ! -d $m/playwright-core ] || [ ! -d $m/mysql2 ]; then
     say "installing Node.js test clients (npm ci in tests/node)"
     (cd tests/node && npm ci --no-audit --no-fund --silent)
   fi
@@ -47,6 +47,13 @@ ensure_node_clients() {
 ensure_aws_clients() {
   python3 -c 'import boto3' 2>/dev/null || ensure_packages python3-boto3
   have aws || ensure_packages awscli
+}
+
+# The MySQL clients the proxy's tests drive besides the mariadb CLI: PyMySQL and sysbench
+# (Debian's packages; mysql2 comes with the Node.js clients).
+ensure_mysql_clients() {
+  python3 -c 'import pymysql' 2>/dev/null || ensure_packages python3-pymysql
+  have sysbench || ensure_packages sysbench
 }
 
 # Debian's Chromium, which a test drives headless (with playwright-core) for CORS preflights.

@@ -68,16 +68,74 @@ impl ServerTls {
     /// Runs the TLS handshake on `tcp` in its own task, then relays decrypted bytes to and from
     /// `relay` (one end of a socketpair whose other end the session uses). A failed handshake
     /// closes the relay, which the session sees as EOF.
-    pub fn serve(&self, tcp: TcpStream, mut relay: UnixStream) {
+    pub fn serve(&self, tcp: TcpStream, relay: UnixStream) {
+        self.serve_after(tcp, Vec::new(), relay);
+    }
+
+    /// [`serve`](Self::serve) for a client whose first TLS bytes were read already: a MySQL
+    /// client does not wait for an answer to its SSLRequest, so its ClientHello may arrive in
+    /// the same read.
+    pub fn serve_after(&self, tcp: TcpStream, read: Vec<u8>, mut relay: UnixStream) {
         let acceptor = self.0.clone();
         tokio::spawn(async move {
-            match acceptor.accept(tcp).await {
+            let stream = Prefixed {
+                prefix: read,
+                at: 0,
+                inner: tcp,
+            };
+            match acceptor.accept(stream).await {
                 Ok(mut tls) => {
                     let _ = tokio::io::copy_bidirectional(&mut tls, &mut relay).await;
                 }
                 Err(e) => tracing::info!("TLS handshake with a client failed: {e}"),
             }
         });
+    }
+}
+
+/// A stream that yields bytes already read before its own.
+struct Prefixed {
+    prefix: Vec<u8>,
+    at: usize,
+    inner: TcpStream,
+}
+
+impl tokio::io::AsyncRead for Prefixed {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        if self.at < self.prefix.len() {
+            let n = (self.prefix.len() - self.at).min(buf.remaining());
+            let at = self.at;
+            buf.put_slice(&self.prefix[at..at + n]);
+            self.at += n;
+            return std::task::Poll::Ready(Ok(()));
+        }
+        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for Prefixed {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
 

@@ -145,22 +145,12 @@ async fn run(
             )
             .await;
         };
-        // Bytes sent after the SSLRequest, before the TLS handshake, would be plaintext
-        // smuggled into the encrypted session.
-        if !buf.is_empty() {
-            return refuse(
-                stream,
-                *seq,
-                ErrPacket::new(
-                    error::HANDSHAKE,
-                    "Bad handshake: data after the SSL request",
-                ),
-            )
-            .await;
-        }
+        // A MySQL client starts its TLS handshake right after the SSLRequest, without waiting:
+        // what followed it in the same read is the ClientHello, for the TLS side.
         let (relay, session_end) = tokio::net::UnixStream::pair()?;
+        let early = std::mem::take(&mut buf).to_vec();
         if let Socket::Tcp(tcp) = std::mem::replace(stream, Socket::Unix(session_end)) {
-            tls.serve(tcp, relay);
+            tls.serve_after(tcp, early, relay);
         }
         p = packet::read(stream, &mut buf, LOGIN_PACKET_LIMIT).await?;
         *seq = p.seq.wrapping_add(1);
