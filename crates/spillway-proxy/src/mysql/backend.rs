@@ -54,7 +54,9 @@ impl From<PacketError> for MyBackendError {
         match e {
             PacketError::Closed => MyBackendError::Closed,
             PacketError::Io(e) => MyBackendError::Io(e),
-            PacketError::TooLarge { .. } => MyBackendError::Protocol(e.to_string()),
+            PacketError::TooLarge { .. } | PacketError::OutOfOrder => {
+                MyBackendError::Protocol(e.to_string())
+            }
         }
     }
 }
@@ -93,13 +95,15 @@ impl MyBackendError {
 }
 
 /// A statement prepared on this connection.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct ServerStmt {
     pub id: u32,
     pub params: u16,
-    /// Whether parameter types were sent with an execute on this connection (the server keeps
-    /// them; an execute may then omit them).
-    pub types_bound: bool,
+    /// The parameter types last sent with an execute on this connection: the server keeps
+    /// them, and decodes an execute that omits types with them.
+    pub types: Option<Vec<u8>>,
+    /// Its text (a hit by hash is checked against it).
+    pub sql: bytes::Bytes,
 }
 
 pub struct MyConn {
@@ -294,6 +298,7 @@ impl MyConn {
         }
         self.home_schema = (!t.database.is_empty()).then(|| t.database.clone());
         self.schema = self.home_schema.clone();
+        // init_query may change the schema: the tracker reports it into `schema`.
         self.settle(t).await
     }
 
@@ -306,7 +311,6 @@ impl MyConn {
             self.query(q).await?;
             self.baseline = std::mem::take(&mut self.variables);
         }
-        self.schema = self.home_schema.clone();
         Ok(())
     }
 
@@ -423,6 +427,9 @@ impl MyConn {
                     return Err(MyBackendError::Refused(e));
                 }
                 self.change_user().await?;
+                // COM_CHANGE_USER selects the login's database again; COM_RESET_CONNECTION
+                // keeps the current one (the next client's sync selects its own).
+                self.schema = self.home_schema.clone();
             }
             _ => return Err(MyBackendError::Protocol("unexpected reset reply".into())),
         }

@@ -98,6 +98,28 @@ async fn refuse<T>(stream: &mut Socket, seq: u8, err: ErrPacket) -> Result<T, My
     )))
 }
 
+/// One login packet; one above the limit gets MySQL's error for it before the login ends.
+async fn read_login(
+    stream: &mut Socket,
+    buf: &mut BytesMut,
+    seq: u8,
+) -> Result<packet::Packet, MyHandshakeError> {
+    match packet::read(stream, buf, LOGIN_PACKET_LIMIT).await {
+        Err(PacketError::TooLarge { .. }) => {
+            refuse(
+                stream,
+                seq.wrapping_add(1),
+                ErrPacket::new(
+                    error::NET_PACKET_TOO_LARGE,
+                    "Got a packet bigger than 'max_allowed_packet' bytes",
+                ),
+            )
+            .await
+        }
+        r => Ok(r?),
+    }
+}
+
 pub(super) fn access_denied(user: &[u8], with_password: bool) -> ErrPacket {
     ErrPacket::new(
         error::ACCESS_DENIED,
@@ -134,7 +156,7 @@ async fn run(
     };
     *seq = packet::write(stream, 0, &greeting.encode()).await?;
     let mut buf = BytesMut::with_capacity(1024);
-    let mut p = packet::read(stream, &mut buf, LOGIN_PACKET_LIMIT).await?;
+    let mut p = read_login(stream, &mut buf, *seq).await?;
     *seq = p.seq.wrapping_add(1);
     if is_ssl_request(&p.payload) {
         let (Some(tls), Socket::Tcp(_)) = (&settings.tls, &*stream) else {
@@ -152,7 +174,7 @@ async fn run(
         if let Socket::Tcp(tcp) = std::mem::replace(stream, Socket::Unix(session_end)) {
             tls.serve_after(tcp, early, relay);
         }
-        p = packet::read(stream, &mut buf, LOGIN_PACKET_LIMIT).await?;
+        p = read_login(stream, &mut buf, *seq).await?;
         *seq = p.seq.wrapping_add(1);
     }
     let response = match HandshakeResponse::parse(&p.payload) {
@@ -202,6 +224,16 @@ async fn run(
         .as_ref()
         .map(|d| String::from_utf8_lossy(d).into_owned())
         .filter(|d| !d.is_empty());
+    // MySQL's own limit: a longer name cannot exist, and each name a client sends would
+    // otherwise become a pool kept for the proxy's life.
+    if database.as_ref().is_some_and(|d| d.chars().count() > 64) {
+        return refuse(
+            stream,
+            *seq,
+            ErrPacket::new((1102, "42000"), "Incorrect database name"),
+        )
+        .await;
+    }
     let collation = if response.collation == 0 {
         DEFAULT_COLLATION
     } else {
@@ -290,13 +322,17 @@ pub(super) async fn authenticate(
         .as_deref()
         .map(|p| String::from_utf8_lossy(p).into_owned())
         .unwrap_or_else(|| scramble::NATIVE.into());
+    let clear_ok = tls || (settings.cleartext_on_loopback && peer.ip().is_loopback());
     let iam = match &user {
         Some(u) => u.iam,
-        None if settings.users.values().any(|u| u.iam != IamAuth::Disabled) => IamAuth::Required,
+        // An unknown user looks like an IAM user where IAM logins could happen, and like a
+        // password user where they could not (without TLS), so neither answer singles it out.
+        None if clear_ok && settings.users.values().any(|u| u.iam != IamAuth::Disabled) => {
+            IamAuth::Required
+        }
         None => IamAuth::Disabled,
     };
     if iam != IamAuth::Disabled {
-        let clear_ok = tls || (settings.cleartext_on_loopback && peer.ip().is_loopback());
         if !clear_ok {
             return refuse(
                 stream,
@@ -312,7 +348,7 @@ pub(super) async fn authenticate(
             response.auth.clone()
         } else {
             *seq = packet::write(stream, *seq, &auth_switch(scramble::CLEAR, &[])).await?;
-            let p = packet::read(stream, buf, LOGIN_PACKET_LIMIT).await?;
+            let p = read_login(stream, buf, *seq).await?;
             *seq = p.seq.wrapping_add(1);
             p.payload.to_vec()
         };
@@ -334,7 +370,7 @@ pub(super) async fn authenticate(
         let mut data = challenge.to_vec();
         data.push(0);
         *seq = packet::write(stream, *seq, &auth_switch(ours, &data)).await?;
-        let p = packet::read(stream, buf, LOGIN_PACKET_LIMIT).await?;
+        let p = read_login(stream, buf, *seq).await?;
         *seq = p.seq.wrapping_add(1);
         (ours.to_owned(), p.payload.to_vec())
     };

@@ -11,12 +11,17 @@ use crate::socket::Socket;
 
 pub const HEADER: usize = 4;
 
-/// One whole message: the sequence number of its (last) part and its payload.
+/// One whole message: the sequence numbers of its first and last parts, and its payload.
 #[derive(Debug)]
 pub struct Packet {
+    pub first_seq: u8,
     pub seq: u8,
     pub payload: BytesMut,
 }
+
+/// Buffer space reserved ahead for a part that has not arrived, at most: a header alone does
+/// not get its peer 16 MiB of the proxy's memory.
+const RESERVE_AHEAD: usize = 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PacketError {
@@ -26,6 +31,8 @@ pub enum PacketError {
     Io(#[from] std::io::Error),
     #[error("a packet of {len} bytes or more is above the limit of {limit}")]
     TooLarge { len: usize, limit: usize },
+    #[error("the parts of a packet are out of order")]
+    OutOfOrder,
 }
 
 /// The payload length and sequence number of the packet at the front of `buf`, if its header
@@ -44,10 +51,17 @@ pub fn try_take(buf: &mut BytesMut, limit: usize) -> Result<Option<Packet>, Pack
     let mut at = 0;
     let mut total = 0;
     let mut parts = 0;
+    let mut first_seq = 0;
     let last_seq = loop {
         let Some((len, seq)) = header(&buf[at..]) else {
             return Ok(None);
         };
+        if parts == 0 {
+            first_seq = seq;
+        } else if seq != first_seq.wrapping_add(parts as u8) {
+            // Parts of one message are numbered one after another.
+            return Err(PacketError::OutOfOrder);
+        }
         total += len;
         parts += 1;
         if total > limit {
@@ -55,7 +69,7 @@ pub fn try_take(buf: &mut BytesMut, limit: usize) -> Result<Option<Packet>, Pack
         }
         if buf.len() < at + HEADER + len {
             // Reserve what the rest of this part needs, so it arrives in few reads.
-            buf.reserve(at + HEADER + len - buf.len());
+            buf.reserve((at + HEADER + len - buf.len()).min(RESERVE_AHEAD));
             return Ok(None);
         }
         at += HEADER + len;
@@ -67,6 +81,7 @@ pub fn try_take(buf: &mut BytesMut, limit: usize) -> Result<Option<Packet>, Pack
         let mut payload = buf.split_to(at);
         payload.advance(HEADER);
         return Ok(Some(Packet {
+            first_seq,
             seq: last_seq,
             payload,
         }));
@@ -79,6 +94,7 @@ pub fn try_take(buf: &mut BytesMut, limit: usize) -> Result<Option<Packet>, Pack
         whole.advance(len);
     }
     Ok(Some(Packet {
+        first_seq,
         seq: last_seq,
         payload,
     }))
@@ -136,14 +152,14 @@ mod tests {
         let mut buf = BytesMut::new();
         put(&mut buf, 3, b"hello");
         let p = try_take(&mut buf, 100).ok().flatten();
-        assert!(matches!(p, Some(Packet { seq: 3, ref payload }) if &payload[..] == b"hello"));
+        assert!(matches!(p, Some(Packet { seq: 3, ref payload, .. }) if &payload[..] == b"hello"));
         assert!(buf.is_empty());
 
         let big = vec![7u8; MAX_PART * 2 + 5];
         let mut buf = BytesMut::new();
         assert_eq!(put(&mut buf, 0, &big), 3);
         let p = try_take(&mut buf, big.len()).ok().flatten();
-        assert!(matches!(p, Some(Packet { seq: 2, ref payload }) if payload.len() == big.len()));
+        assert!(matches!(p, Some(Packet { first_seq: 0, seq: 2, ref payload }) if payload.len() == big.len()));
 
         let exact = vec![1u8; MAX_PART];
         let mut buf = BytesMut::new();

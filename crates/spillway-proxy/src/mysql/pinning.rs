@@ -605,6 +605,9 @@ impl Found {
         if self.filters.exclude_variable_sets
             && matches!(reason, PinReason::SessionSet | PinReason::UserVariable)
         {
+            // Waived by the filter: the proxy treats the change as tracked (the session
+            // restores what the server reports; what it does not report is the user's risk).
+            self.out.tracked = true;
             return;
         }
         self.out.pin.get_or_insert(reason);

@@ -78,6 +78,8 @@ pub struct MySettings {
 /// pool without a round trip.
 #[derive(Debug)]
 pub struct PreparedMeta {
+    /// The statement's text (a hit by hash is checked against it).
+    pub sql: bytes::Bytes,
     pub params: u16,
     pub columns: u16,
     /// The packets' payloads: the prepare OK, then parameter and column definitions.

@@ -56,6 +56,9 @@ pub enum RelayError {
 enum State {
     First,
     Columns(u64),
+    /// The column definitions are done; for a client without DEPRECATE_EOF their EOF is
+    /// still to send (it depends on what comes next: rows, or the end of a cursor's metadata).
+    AfterColumns,
     Rows,
 }
 
@@ -94,7 +97,12 @@ pub async fn relay(
 ) -> Result<Outcome, RelayError> {
     let deprecate_eof = client_caps & cap::DEPRECATE_EOF != 0;
     let tracks = client_caps & cap::SESSION_TRACK != 0;
-    let mut outcome = Outcome::default();
+    // An answer without a status of its own (an ERR, COM_STATISTICS's text) leaves the
+    // session's status as it was: a transaction stays open.
+    let mut outcome = Outcome {
+        status: conn.status,
+        ..Default::default()
+    };
     let mut state = match expect {
         Expect::Results | Expect::One => State::First,
         Expect::Rows | Expect::Fields => State::Rows,
@@ -178,18 +186,36 @@ pub async fn relay(
             State::Columns(left) => {
                 put_server(out, &mut seq, &packet);
                 if left <= 1 {
-                    if !deprecate_eof {
-                        put_own(
-                            out,
-                            &mut seq,
-                            &eof(0, conn.status & !status::SESSION_STATE_CHANGED),
-                        );
-                    }
-                    state = State::Rows;
+                    state = if deprecate_eof {
+                        State::Rows
+                    } else {
+                        State::AfterColumns
+                    };
                 } else {
                     state = State::Columns(left - 1);
                 }
                 false
+            }
+            State::AfterColumns => {
+                let cursor_end = matches!(first, Some(f) if is_terminator(f, len, true))
+                    && OkPacket::parse(body, conn.capabilities)
+                        .is_ok_and(|ok| ok.status & status::CURSOR_EXISTS != 0);
+                if cursor_end {
+                    // An open cursor: the metadata's EOF is the whole answer.
+                    on_ok(conn, &mut outcome, body)?;
+                    let ok = OkPacket::parse(body, conn.capabilities).map_err(MyBackendError::from)?;
+                    put_own(out, &mut seq, &eof(ok.warnings, ok.status & !status::SESSION_STATE_CHANGED));
+                    true
+                } else {
+                    put_own(out, &mut seq, &eof(0, conn.status & !status::SESSION_STATE_CHANGED));
+                    state = State::Rows;
+                    // The packet itself is a row or the end: put it back and read it as such.
+                    let mut again = packet;
+                    again.unsplit(std::mem::take(&mut conn.buf));
+                    conn.buf = again;
+                    continuation = false;
+                    false
+                }
             }
             State::Rows => match first {
                 Some(ERR) => {

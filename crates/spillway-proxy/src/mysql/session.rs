@@ -36,6 +36,9 @@ use crate::socket::Socket;
 pub(super) struct ClientStmt {
     pub sql: Bytes,
     pub hash: u64,
+    /// What its text pins (checked at every execute) and whether it reads LAST_INSERT_ID().
+    pub pin: Option<PinReason>,
+    pub last_insert_id: bool,
     /// The parameter types of its last execute that sent them (to send on a connection that
     /// has not seen them).
     pub types: Option<Vec<u8>>,
@@ -76,6 +79,9 @@ pub struct Session {
     pub(super) next_stmt: u32,
     pub(super) last_insert_id: u64,
     pub(super) thread: ThreadSlot,
+    /// The statement being answered is one whose changes the tracker reports in full (a
+    /// plain SET of tracked variables, USE): a "state changed" mark then needs no pin.
+    pub(super) tracked_statement: bool,
 }
 
 pub async fn run(
@@ -121,6 +127,7 @@ pub async fn run(
         next_stmt: 1,
         last_insert_id: 0,
         thread,
+        tracked_statement: false,
     };
     if let Some(g) = &s.guard {
         if let Some(c) = g.conn_ref() {
@@ -168,6 +175,11 @@ impl Session {
                         "a command of {len} bytes or more is above the proxy's limit of {limit}"
                     )));
                 }
+                Err(PacketError::OutOfOrder) => {
+                    self.send_err(0, ErrPacket::new(error::NET_READ, "Got packets out of order"))
+                        .await;
+                    return Incoming::End(End::Error("a command's parts out of order".into()));
+                }
                 Err(e) => return Incoming::End(End::Error(e.to_string())),
             }
             match self.stream.read_buf(&mut self.buf).await {
@@ -203,7 +215,7 @@ impl Session {
             {
                 return End::Quit;
             }
-            if p.seq != 0 {
+            if p.first_seq != 0 {
                 self.send_err(
                     p.seq.wrapping_add(1),
                     ErrPacket::new(error::NET_READ, "Got packets out of order"),
@@ -228,7 +240,12 @@ impl Session {
             com::QUIT => Err(End::Quit),
             com::PING => self.send_ok(1).await,
             com::QUERY => self.query(payload).await,
-            com::INIT_DB => self.forward(payload, Expect::Results).await,
+            com::INIT_DB => {
+                self.tracked_statement = true;
+                let r = self.forward(payload, Expect::Results).await;
+                self.tracked_statement = false;
+                r
+            }
             com::FIELD_LIST => self.forward(payload, Expect::Fields).await,
             com::STATISTICS => self.forward(payload, Expect::One).await,
             com::RESET_CONNECTION => {
@@ -269,6 +286,19 @@ impl Session {
         if let Some((query_only, id)) = parse_kill(sql) {
             return self.kill(query_only, id).await;
         }
+        if super::threads::mentions_kill(sql) {
+            // Any other KILL names server threads (or users) that pooled connections share
+            // between clients: refused, not passed on.
+            self.send_err(
+                1,
+                ErrPacket::new(
+                    (1235, "42000"),
+                    "This proxy supports KILL only as a statement of its own: KILL [QUERY | CONNECTION] <id>",
+                ),
+            )
+            .await;
+            return Ok(());
+        }
         let classified = if sql.len() > pinning::SIZE_LIMIT {
             Classified {
                 pin: Some(PinReason::StatementSize),
@@ -302,7 +332,10 @@ impl Session {
                 return Ok(());
             }
         }
-        self.forward(payload, Expect::Results).await
+        self.tracked_statement = classified.tracked && classified.pin.is_none();
+        let r = self.forward(payload, Expect::Results).await;
+        self.tracked_statement = false;
+        r
     }
 
     /// Sends a command to the client's server connection (borrowing one if it has none) and
@@ -326,17 +359,13 @@ impl Session {
         if let Err(e) = conn.send(payload).await {
             return self.server_lost(e.to_string(), was_in_trans, false).await;
         }
-        let before = conn.status;
         let result =
             relay::relay(conn, &mut self.stream, &mut self.out, self.caps, expect, 1).await;
         self.metrics
             .query_database_response_latency
             .observe(started.elapsed());
         match result {
-            Ok(mut outcome) => {
-                if outcome.error && outcome.status == 0 {
-                    outcome.status = before;
-                }
+            Ok(outcome) => {
                 self.after(outcome, was_in_trans).await;
                 Ok(())
             }
@@ -363,9 +392,13 @@ impl Session {
         if let Some(mut g) = self.guard.take() {
             g.broken = true;
         }
+        // A pinned client's session (locks, temporary tables, variables) died with the
+        // connection: it must learn so, not carry on without them.
+        let pinned = self.pinned.is_some() || self.hold;
         self.unpin();
+        self.hold = false;
         tracing::warn!(peer = %self.peer, user = %self.user.name, proxy = %self.settings.proxy, "lost the server connection: {why}");
-        if partial || in_trans || self.pinned.is_some() {
+        if partial || in_trans || pinned {
             return Err(End::Error(format!("lost the server connection: {why}")));
         }
         self.send_err(
@@ -394,9 +427,7 @@ impl Session {
                 g.conn().last_insert_id = last_insert_id;
             }
         }
-        let mut named = false;
         for (k, v) in &changes.variables {
-            named = true;
             if pinning::is_tracked_variable(k) || self.settings.filters.exclude_variable_sets {
                 super::backend::set_var(&mut self.vars, k, v);
             } else {
@@ -404,10 +435,12 @@ impl Session {
             }
         }
         if let Some(s) = &changes.schema {
-            named = true;
             self.schema = (!s.is_empty()).then(|| s.clone());
         }
-        if changes.state_changed && !named {
+        // The tracker's "state changed" mark without a statement known to change only what
+        // the proxy restores (a CALL, a SELECT that assigns, a statement the classifier missed):
+        // pinned, errs on the safe side.
+        if changes.state_changed && !self.tracked_statement {
             self.pin("a change of session state the server reported (user variable, temporary table, prepared statement or lock)");
         }
         let autocommit_off = self
@@ -500,14 +533,16 @@ impl Session {
         self.thread.using(0, 0);
         let pinned = self.pinned.is_some();
         self.unpin();
-        self.hold = false;
+        // Long data that no execute used waits on the connection: it must not reach the
+        // next client's execute of the same statement.
+        let held = std::mem::take(&mut self.hold);
         if self.poisoned {
             self.poisoned = false;
             g.broken = true;
             return;
         }
         let conn = g.conn();
-        if pinned || conn.dirty || conn.status & status::IN_TRANS != 0 {
+        if pinned || held || conn.dirty || conn.status & status::IN_TRANS != 0 {
             if let Err(e) = conn.reset().await {
                 tracing::info!(proxy = %self.settings.proxy, "cannot reset a server connection; closing it: {e}");
                 g.broken = true;
@@ -532,7 +567,7 @@ impl Session {
         self.last_insert_id = 0;
     }
 
-    async fn restore_last_insert_id(&mut self) -> Result<(), ErrPacket> {
+    pub(super) async fn restore_last_insert_id(&mut self) -> Result<(), ErrPacket> {
         self.ensure_conn().await?;
         let id = self.last_insert_id;
         let Some(g) = self.guard.as_mut() else {
@@ -644,11 +679,10 @@ impl Session {
         if key != self.key {
             if self.guard.is_some() {
                 // Held (a transaction, a pin): the option changes on this connection, which
-                // then no longer fits its pool.
-                let _ = self.forward_held(payload, Expect::One).await;
+                // then no longer fits its pool and is closed when given back.
                 self.poisoned = true;
                 self.switch_pool(key);
-                return Ok(());
+                return self.forward_held(payload, Expect::One).await;
             }
             self.switch_pool(key);
         }

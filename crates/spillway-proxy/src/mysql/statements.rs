@@ -1,7 +1,7 @@
 //! Binary prepared statements across pooled connections. RDS Proxy pins a client that
 //! prepares; spillway gives each client statement ids of its own and prepares the text on
 //! whichever connection the client borrows (once per connection: each remembers its statements
-//! by the text's hash), rewriting the id in every COM_STMT_EXECUTE. The server's answer to the
+//! by schema and text), rewriting the id in every COM_STMT_EXECUTE. The server's answer to the
 //! first COM_STMT_PREPARE of a text is kept per pool and replayed to later clients without a
 //! round trip, which is what a driver that prepares on every new connection (mysql2's
 //! `execute()`, one connection per Lambda request) costs a pooler otherwise.
@@ -12,10 +12,11 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use tokio::io::AsyncWriteExt;
 
-use super::backend::{MyConn, ServerStmt};
+use super::backend::{MyBackendError, MyConn, ServerStmt};
 use super::constants::{ERR, OK, cap, com, error, status};
 use super::messages::{ErrPacket, eof};
 use super::packet;
+use super::pinning::{self, Classified, PinReason};
 use super::proxy::PreparedMeta;
 use super::relay::{Expect, Outcome};
 use super::session::{ClientStmt, End, Session};
@@ -24,10 +25,21 @@ use super::session::{ClientStmt, End, Session};
 /// cap them: max_prepared_stmt_count is 16,382 for the whole server by default).
 const PER_CONNECTION: usize = 256;
 
-pub fn text_hash(sql: &[u8]) -> u64 {
+/// The key of a statement's text prepared in `schema`: a prepared statement's table names
+/// resolve in the schema it was prepared in, so the same text in another schema is another
+/// statement. Hits are checked against the text itself (the hash is 64 bits).
+pub fn text_hash(schema: Option<&str>, sql: &[u8]) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
+    schema.hash(&mut h);
     sql.hash(&mut h);
     h.finish()
+}
+
+/// Why preparing on a server failed: the server refused the text (the connection is fine),
+/// or the connection broke or desynchronised (it must not be reused).
+enum PrepareError {
+    Refused(ErrPacket),
+    Broken(ErrPacket),
 }
 
 fn u16_at(b: &[u8], at: usize) -> u16 {
@@ -45,34 +57,38 @@ fn u32_at(b: &[u8], at: usize) -> Option<u32> {
 /// Prepares `sql` on `conn` (its answer is read and kept, not relayed).
 async fn prepare_on(
     conn: &mut MyConn,
-    sql: &[u8],
+    sql: &Bytes,
     hash: u64,
-) -> Result<(ServerStmt, PreparedMeta), ErrPacket> {
+) -> Result<(ServerStmt, PreparedMeta), PrepareError> {
+    let broken = |e: MyBackendError| PrepareError::Broken(e.to_client());
     if conn.prepared.len() >= PER_CONNECTION {
-        if let Some((&old, stmt)) = conn.prepared.iter().next() {
-            let mut close = vec![com::STMT_CLOSE];
-            close.extend_from_slice(&stmt.id.to_le_bytes());
-            conn.send(&close).await.map_err(|e| e.to_client())?;
-            conn.prepared.remove(&old);
+        if let Some(old) = conn.prepared.keys().next().copied() {
+            if let Some(stmt) = conn.prepared.remove(&old) {
+                let mut close = vec![com::STMT_CLOSE];
+                close.extend_from_slice(&stmt.id.to_le_bytes());
+                conn.send(&close).await.map_err(broken)?;
+            }
         }
     }
     let mut payload = Vec::with_capacity(sql.len() + 1);
     payload.push(com::STMT_PREPARE);
     payload.extend_from_slice(sql);
-    conn.send(&payload).await.map_err(|e| e.to_client())?;
-    let first = conn.read().await.map_err(|e| e.to_client())?;
+    conn.send(&payload).await.map_err(broken)?;
+    let first = conn.read().await.map_err(broken)?;
     match first.payload.first() {
         Some(&OK) if first.payload.len() >= 12 => {}
         Some(&ERR) => {
-            return Err(ErrPacket::parse(&first.payload).unwrap_or_else(|_| {
-                ErrPacket::new(error::UNKNOWN_ERROR, "the server refused the statement")
-            }));
+            return Err(PrepareError::Refused(
+                ErrPacket::parse(&first.payload).unwrap_or_else(|_| {
+                    ErrPacket::new(error::UNKNOWN_ERROR, "the server refused the statement")
+                }),
+            ));
         }
         _ => {
-            return Err(ErrPacket::new(
+            return Err(PrepareError::Broken(ErrPacket::new(
                 error::UNKNOWN_ERROR,
                 "malformed COM_STMT_PREPARE answer",
-            ));
+            )));
         }
     }
     let id = u32_at(&first.payload, 1).unwrap_or_default();
@@ -80,18 +96,20 @@ async fn prepare_on(
     let params = u16_at(&first.payload, 7);
     let mut packets = vec![first.payload.freeze()];
     for _ in 0..(usize::from(params) + usize::from(columns)) {
-        let p = conn.read().await.map_err(|e| e.to_client())?;
+        let p = conn.read().await.map_err(broken)?;
         packets.push(p.payload.freeze());
     }
     let stmt = ServerStmt {
         id,
         params,
-        types_bound: false,
+        types: None,
+        sql: sql.clone(),
     };
-    conn.prepared.insert(hash, stmt);
+    conn.prepared.insert(hash, stmt.clone());
     Ok((
         stmt,
         PreparedMeta {
+            sql: sql.clone(),
             params,
             columns,
             packets,
@@ -100,13 +118,32 @@ async fn prepare_on(
 }
 
 impl Session {
+    /// Marks the held connection unusable after a prepare that broke it.
+    fn drop_broken(&mut self) {
+        if let Some(mut g) = self.guard.take() {
+            g.broken = true;
+        }
+    }
+
     /// COM_STMT_PREPARE: answered from the pool's memory when the text was prepared before,
     /// else by a server (on the connection the client borrows, which then holds it).
     pub(super) async fn prepare(&mut self, payload: BytesMut) -> Result<(), End> {
         self.metrics.query_requests.inc();
         let sql = Bytes::copy_from_slice(&payload[1..]);
-        let hash = text_hash(&sql);
-        let meta = match self.proxy.prepared(&self.key, hash) {
+        let hash = text_hash(self.schema.as_deref(), &sql);
+        let classified = if sql.len() > pinning::SIZE_LIMIT {
+            Classified {
+                pin: Some(PinReason::StatementSize),
+                ..Default::default()
+            }
+        } else {
+            pinning::classify(&sql, self.settings.filters)
+        };
+        let cached = self
+            .proxy
+            .prepared(&self.key, hash)
+            .filter(|m| m.sql == sql);
+        let meta = match cached {
             Some(m) => m,
             None => {
                 if let Err(e) = self.ensure_conn().await {
@@ -119,32 +156,32 @@ impl Session {
                 let conn = g.conn();
                 let result = prepare_on(conn, &sql, hash).await;
                 let st = conn.status;
+                let was_in_trans = st & status::IN_TRANS != 0;
                 match result {
                     Ok((_, meta)) => {
                         let meta = Arc::new(meta);
                         self.proxy
                             .remember_prepared(&self.key, hash, Arc::clone(&meta));
-                        self.after(
-                            Outcome {
-                                status: st,
-                                ..Default::default()
-                            },
-                            st & status::IN_TRANS != 0,
-                        )
-                        .await;
+                        let outcome = Outcome {
+                            status: st,
+                            ..Default::default()
+                        };
+                        self.after(outcome, was_in_trans).await;
                         meta
                     }
-                    Err(e) => {
+                    Err(PrepareError::Refused(e)) => {
                         self.send_err(1, e).await;
-                        self.after(
-                            Outcome {
-                                status: st,
-                                error: true,
-                                ..Default::default()
-                            },
-                            st & status::IN_TRANS != 0,
-                        )
-                        .await;
+                        let outcome = Outcome {
+                            status: st,
+                            error: true,
+                            ..Default::default()
+                        };
+                        self.after(outcome, was_in_trans).await;
+                        return Ok(());
+                    }
+                    Err(PrepareError::Broken(e)) => {
+                        self.drop_broken();
+                        self.send_err(1, e).await;
                         return Ok(());
                     }
                 }
@@ -157,12 +194,21 @@ impl Session {
             ClientStmt {
                 sql,
                 hash,
+                pin: classified.pin,
+                last_insert_id: classified.last_insert_id,
                 types: None,
             },
         );
         let mut out = BytesMut::new();
         let mut seq = 1;
         let deprecate = self.caps & cap::DEPRECATE_EOF != 0;
+        let st = self
+            .guard
+            .as_ref()
+            .and_then(|g| g.conn_ref())
+            .map_or(status::AUTOCOMMIT, |c| c.status & !status::SESSION_STATE_CHANGED);
+        let params = usize::from(meta.params);
+        let columns = usize::from(meta.columns);
         for (i, p) in meta.packets.iter().enumerate() {
             if i == 0 {
                 let mut ok = p.to_vec();
@@ -171,11 +217,9 @@ impl Session {
             } else {
                 seq = packet::put(&mut out, seq, p);
             }
-            let params = usize::from(meta.params);
-            let columns = usize::from(meta.columns);
             if !deprecate && ((params > 0 && i == params) || (columns > 0 && i == params + columns))
             {
-                seq = packet::put(&mut out, seq, &eof(0, status::AUTOCOMMIT));
+                seq = packet::put(&mut out, seq, &eof(0, st));
             }
         }
         self.stream
@@ -199,15 +243,21 @@ impl Session {
             return Err(ErrPacket::new(error::UNKNOWN_ERROR, "no server connection"));
         };
         let conn = g.conn();
-        if let Some(s) = conn.prepared.get(&hash) {
-            return Ok((*s, hash));
+        if let Some(s) = conn.prepared.get(&hash).filter(|s| s.sql == sql) {
+            return Ok((s.clone(), hash));
         }
-        let (s, _) = prepare_on(conn, &sql, hash).await?;
-        Ok((s, hash))
+        match prepare_on(conn, &sql, hash).await {
+            Ok((s, _)) => Ok((s, hash)),
+            Err(PrepareError::Refused(e)) => Err(e),
+            Err(PrepareError::Broken(e)) => {
+                self.drop_broken();
+                Err(e)
+            }
+        }
     }
 
-    /// COM_STMT_EXECUTE with the statement id rewritten, and the parameter types added when the
-    /// client sent them earlier but this connection has not seen them.
+    /// COM_STMT_EXECUTE with the statement id rewritten, and the client's parameter types sent
+    /// when it relies on types it bound earlier that this connection does not have.
     pub(super) async fn execute(&mut self, mut payload: BytesMut) -> Result<(), End> {
         self.metrics.query_requests.inc();
         let Some(id) = u32_at(&payload, 1) else {
@@ -218,11 +268,19 @@ impl Session {
             .await;
             return Ok(());
         };
+        // What the statement's text pins, pins at its execute, as a text query's would.
+        let (pin, reads_insert_id) = self
+            .stmts
+            .get(&id)
+            .map_or((None, false), |s| (s.pin, s.last_insert_id));
+        if let Some(reason) = pin {
+            if self.ensure_conn().await.is_ok() {
+                self.pin(&reason.to_string());
+            }
+        }
         if let Some(&flags) = payload.get(5) {
-            if flags & 0x07 != 0 {
-                if self.ensure_conn().await.is_ok() {
-                    self.pin("a cursor (COM_STMT_EXECUTE with a cursor type)");
-                }
+            if flags & 0x07 != 0 && self.ensure_conn().await.is_ok() {
+                self.pin("a cursor (COM_STMT_EXECUTE with a cursor type)");
             }
         }
         let (server, hash) = match self.server_stmt(id).await {
@@ -232,6 +290,12 @@ impl Session {
                 return Ok(());
             }
         };
+        if reads_insert_id {
+            if let Err(e) = self.restore_last_insert_id().await {
+                self.send_err(1, e).await;
+                return Ok(());
+            }
+        }
         payload[1..5].copy_from_slice(&server.id.to_le_bytes());
         let params = usize::from(server.params);
         if params > 0 {
@@ -242,19 +306,22 @@ impl Session {
                         .get(flag_at + 1..flag_at + 1 + 2 * params)
                         .map(<[u8]>::to_vec);
                     if let Some(stmt) = self.stmts.get_mut(&id) {
-                        stmt.types = types;
+                        stmt.types.clone_from(&types);
                     }
-                    self.mark_types_bound(hash);
+                    self.set_server_types(hash, types);
                 }
-                Some(0) if !server.types_bound => {
-                    if let Some(types) = self.stmts.get(&id).and_then(|s| s.types.clone()) {
+                // The client relies on the types it bound before; the connection may hold
+                // another client's, or none: send the client's own.
+                Some(0) => {
+                    let mine = self.stmts.get(&id).and_then(|s| s.types.clone());
+                    if let Some(types) = mine.filter(|t| server.types.as_ref() != Some(t)) {
                         let mut with = BytesMut::with_capacity(payload.len() + types.len());
                         with.extend_from_slice(&payload[..flag_at]);
                         with.extend_from_slice(&[1]);
                         with.extend_from_slice(&types);
                         with.extend_from_slice(&payload[flag_at + 1..]);
                         payload = with;
-                        self.mark_types_bound(hash);
+                        self.set_server_types(hash, Some(types));
                     }
                 }
                 _ => {}
@@ -265,16 +332,17 @@ impl Session {
         Ok(())
     }
 
-    fn mark_types_bound(&mut self, hash: u64) {
+    fn set_server_types(&mut self, hash: u64, types: Option<Vec<u8>>) {
         if let Some(g) = self.guard.as_mut() {
             if let Some(s) = g.conn().prepared.get_mut(&hash) {
-                s.types_bound = true;
+                s.types = types;
             }
         }
     }
 
     /// COM_STMT_SEND_LONG_DATA: the data waits on the server connection until the execute, so
-    /// the client keeps it until then. No answer.
+    /// the client keeps it until then (and the connection is reset if it leaves without one).
+    /// No answer.
     pub(super) async fn send_long_data(&mut self, mut payload: BytesMut) -> Result<(), End> {
         let Some(id) = u32_at(&payload, 1) else {
             return Ok(());
@@ -296,7 +364,8 @@ impl Session {
         Ok(())
     }
 
-    /// COM_STMT_CLOSE: the client's id goes; the server statement stays for other clients.
+    /// COM_STMT_CLOSE: the client's id goes; the server statement stays for other clients
+    /// (long data sent for it, if any, goes with the reset `release` does).
     pub(super) fn close_statement(&mut self, payload: &[u8]) {
         if let Some(id) = u32_at(payload, 1) {
             self.stmts.remove(&id);
@@ -307,11 +376,8 @@ impl Session {
     /// to reset and the proxy answers.
     pub(super) async fn reset_statement(&mut self, mut payload: BytesMut) -> Result<(), End> {
         let Some(id) = u32_at(&payload, 1) else {
-            self.send_err(
-                1,
-                ErrPacket::new(error::UNKNOWN_COM, "malformed COM_STMT_RESET"),
-            )
-            .await;
+            self.send_err(1, ErrPacket::new(error::UNKNOWN_COM, "malformed COM_STMT_RESET"))
+                .await;
             return Ok(());
         };
         let Some(hash) = self.stmts.get(&id).map(|s| s.hash) else {
@@ -328,7 +394,7 @@ impl Session {
         let server = self
             .guard
             .as_mut()
-            .and_then(|g| g.conn().prepared.get(&hash).copied());
+            .and_then(|g| g.conn().prepared.get(&hash).cloned());
         match server {
             Some(s) => {
                 payload[1..5].copy_from_slice(&s.id.to_le_bytes());
@@ -345,7 +411,7 @@ impl Session {
         let id = u32_at(&payload, 1).unwrap_or_default();
         let hash = self.stmts.get(&id).map(|s| s.hash);
         let server = match (hash, self.guard.as_mut()) {
-            (Some(h), Some(g)) => g.conn().prepared.get(&h).copied(),
+            (Some(h), Some(g)) => g.conn().prepared.get(&h).cloned(),
             _ => None,
         };
         let Some(s) = server else {

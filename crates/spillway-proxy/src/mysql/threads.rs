@@ -119,6 +119,96 @@ pub fn parse_kill(sql: &[u8]) -> Option<(bool, u32)> {
     id.parse().ok().map(|id| (query_only, id))
 }
 
+/// Whether any statement of `sql` begins with KILL (after whitespace and comments).
+pub fn mentions_kill(sql: &[u8]) -> bool {
+    let mut i = 0;
+    let mut at_start = true;
+    while i < sql.len() {
+        match sql[i] {
+            b' ' | b'\t' | b'\r' | b'\n' | b'(' => i += 1,
+            b';' => {
+                at_start = true;
+                i += 1;
+            }
+            b'#' => {
+                while i < sql.len() && sql[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            b'-' if sql.get(i + 1) == Some(&b'-') => {
+                while i < sql.len() && sql[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            // An executable comment's contents are SQL; a plain one is skipped.
+            b'/' if sql.get(i + 1) == Some(&b'*') => {
+                if sql.get(i + 2) == Some(&b'!') {
+                    i += 3;
+                    while i < sql.len() && sql[i].is_ascii_digit() {
+                        i += 1;
+                    }
+                } else if sql.get(i + 2) == Some(&b'M') && sql.get(i + 3) == Some(&b'!') {
+                    i += 4;
+                    while i < sql.len() && sql[i].is_ascii_digit() {
+                        i += 1;
+                    }
+                } else {
+                    match sql[i + 2..].windows(2).position(|w| w == b"*/") {
+                        Some(end) => i += end + 4,
+                        None => return false,
+                    }
+                }
+            }
+            _ => {
+                if at_start
+                    && sql.len() >= i + 4
+                    && sql[i..i + 4].eq_ignore_ascii_case(b"kill")
+                    && !sql.get(i + 4).is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_')
+                {
+                    return true;
+                }
+                at_start = false;
+                // Skip to the next statement, past quoted text and comments.
+                while i < sql.len() && sql[i] != b';' {
+                    match sql[i] {
+                        b'/' if sql.get(i + 1) == Some(&b'*')
+                            && sql.get(i + 2) != Some(&b'!')
+                            && sql.get(i + 2) != Some(&b'M') =>
+                        {
+                            match sql[i + 2..].windows(2).position(|w| w == b"*/") {
+                                Some(end) => i += end + 4,
+                                None => return false,
+                            }
+                        }
+                        b'#' => {
+                            while i < sql.len() && sql[i] != b'\n' {
+                                i += 1;
+                            }
+                        }
+                        b'-' if sql.get(i + 1) == Some(&b'-') => {
+                            while i < sql.len() && sql[i] != b'\n' {
+                                i += 1;
+                            }
+                        }
+                        q @ (b'\'' | b'"' | b'`') => {
+                            i += 1;
+                            while i < sql.len() && sql[i] != q {
+                                if sql[i] == b'\\' {
+                                    i += 1;
+                                }
+                                i += 1;
+                            }
+                            i += 1;
+                        }
+                        _ => i += 1,
+                    }
+                }
+            }
+        }
+    }
+    false
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -132,5 +222,11 @@ mod tests {
         assert_eq!(parse_kill(b"KILL QUERY ID 3"), None);
         assert_eq!(parse_kill(b"KILL USER bob"), None);
         assert_eq!(parse_kill(b"SELECT 1"), None);
+        for k in [&b"KILL (9)"[..], b"SELECT 1; KILL 9", b"/* x */ kill user app", b"/*!KILL 3*/", b"  Kill Query Id 4"] {
+            assert!(mentions_kill(k), "{}", String::from_utf8_lossy(k));
+        }
+        for k in [&b"SELECT 'kill 9'"[..], b"SELECT killed FROM t", b"-- KILL 3\nSELECT 1", b"SELECT 1 /* ; KILL 2 */"] {
+            assert!(!mentions_kill(k), "{}", String::from_utf8_lossy(k));
+        }
     }
 }
