@@ -323,3 +323,36 @@ with c.cursor() as cur:
     assert_eq!(py, "7");
     stack.stop().await;
 }
+
+const LOAD_LOCAL: &str = r#"
+import json, os, sys, tempfile, pymysql
+path = os.path.join(tempfile.mkdtemp(), "rows.csv")
+with open(path, "w") as f:
+    f.write("".join(f"{i},row {i}\n" for i in range(5000)))
+c = pymysql.connect(host="127.0.0.1", port=int(sys.argv[1]), user="app", password="app-password",
+                    database="shop", local_infile=True, autocommit=True)
+with c.cursor() as cur:
+    cur.execute("CREATE TABLE IF NOT EXISTS loaded (id INT PRIMARY KEY, name TEXT)")
+    try:
+        cur.execute(f"LOAD DATA LOCAL INFILE '{path}' INTO TABLE loaded FIELDS TERMINATED BY ','")
+        cur.execute("SELECT COUNT(*), MAX(name) FROM loaded")
+        print(json.dumps(list(cur.fetchone())))
+    except pymysql.MySQLError as e:
+        print(json.dumps({"error": e.args[0]}))
+"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn load_data_local_infile_only_where_the_stack_allows_it() {
+    let refused = stack(&[("app", "app", "app-password")], "", "").await;
+    assert_eq!(
+        python(LOAD_LOCAL, &[&refused.port().to_string()]),
+        r#"{"error": 1148}"#
+    );
+    refused.stop().await;
+    let allowed = stack(&[("app", "app", "app-password")], "local_infile = true", "").await;
+    assert_eq!(
+        python(LOAD_LOCAL, &[&allowed.port().to_string()]),
+        r#"[5000, "row 999"]"#
+    );
+    allowed.stop().await;
+}

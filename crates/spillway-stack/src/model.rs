@@ -450,6 +450,11 @@ pub struct Proxy {
     /// 15 minutes. Elsewhere, IAM logins need TLS.
     #[serde(default)]
     pub allow_cleartext_on_loopback: bool,
+    /// MySQL: let clients that ask for it run `LOAD DATA LOCAL INFILE` through the proxy
+    /// (the client sends a file the server names). Off by default, as in MySQL 8: a
+    /// malicious server could ask a client for any file it can read.
+    #[serde(default)]
+    pub local_infile: bool,
 }
 
 fn default_idle_client_timeout() -> Duration {

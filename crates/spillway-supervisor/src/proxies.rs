@@ -392,6 +392,7 @@ fn my_settings(
         tls: shared.tls,
         require_tls: p.require_tls,
         cleartext_on_loopback: p.allow_cleartext_on_loopback,
+        local_infile: p.local_infile,
         debug_logging: p.debug_logging,
         server_version,
         // MySQL 8's default max_allowed_packet; the server applies its own as well.

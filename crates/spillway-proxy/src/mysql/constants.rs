@@ -48,7 +48,7 @@ pub mod cap {
 
     /// Client options a server connection is fixed to at login, that change what a client
     /// sees, and so part of a pool's key (see `PoolKey::options`).
-    pub const POOLED_OPTIONS: u32 = FOUND_ROWS | IGNORE_SPACE | MULTI_STATEMENTS;
+    pub const POOLED_OPTIONS: u32 = FOUND_ROWS | IGNORE_SPACE | MULTI_STATEMENTS | LOCAL_FILES;
 
     /// What the proxy asks of every server connection, besides the pooled options. Session
     /// tracking and DEPRECATE_EOF let the server tell the proxy what a statement changed, in
@@ -82,6 +82,7 @@ pub mod com {
     pub const QUERY: u8 = 0x03;
     pub const FIELD_LIST: u8 = 0x04;
     pub const STATISTICS: u8 = 0x09;
+    pub const PROCESS_KILL: u8 = 0x0c;
     pub const PING: u8 = 0x0e;
     pub const CHANGE_USER: u8 = 0x11;
     pub const STMT_PREPARE: u8 = 0x16;

@@ -145,6 +145,9 @@ async fn run(
     if settings.tls.is_some() {
         offered |= cap::SSL;
     }
+    if settings.local_infile {
+        offered |= cap::LOCAL_FILES;
+    }
     let greeting = Greeting {
         version: settings.server_version.clone(),
         connection_id,

@@ -159,7 +159,9 @@ mod tests {
         let mut buf = BytesMut::new();
         assert_eq!(put(&mut buf, 0, &big), 3);
         let p = try_take(&mut buf, big.len()).ok().flatten();
-        assert!(matches!(p, Some(Packet { first_seq: 0, seq: 2, ref payload }) if payload.len() == big.len()));
+        assert!(
+            matches!(p, Some(Packet { first_seq: 0, seq: 2, ref payload }) if payload.len() == big.len())
+        );
 
         let exact = vec![1u8; MAX_PART];
         let mut buf = BytesMut::new();

@@ -66,6 +66,8 @@ pub struct MySettings {
     /// Accept IAM tokens (sent in clear text) without TLS from loopback peers: development
     /// only, since a token is a bearer credential for its lifetime.
     pub cleartext_on_loopback: bool,
+    /// Offer LOCAL_FILES: clients that ask may run LOAD DATA LOCAL INFILE.
+    pub local_infile: bool,
     pub debug_logging: bool,
     /// The version string clients see: the server's own (drivers choose features by it).
     pub server_version: String,

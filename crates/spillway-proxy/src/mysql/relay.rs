@@ -165,8 +165,17 @@ pub async fn relay(
                     put_server(out, &mut seq, &packet);
                     true
                 }
+                Some(LOCAL_INFILE) if client_caps & cap::LOCAL_FILES != 0 => {
+                    // LOAD DATA LOCAL INFILE (allowed by the stack, asked for by this client):
+                    // the server names a file, the client sends its contents and an empty
+                    // packet, then the server answers as to any statement.
+                    put_server(out, &mut seq, &packet);
+                    flush(client, out).await?;
+                    seq = local_file(conn, client).await?;
+                    false
+                }
                 Some(LOCAL_INFILE) => {
-                    // The proxy never offers LOCAL_FILES to servers, so none should ask.
+                    // Servers are offered LOCAL_FILES only for clients that may use it.
                     return Err(MyBackendError::Protocol("unrequested LOCAL INFILE".into()).into());
                 }
                 _ => {
@@ -203,11 +212,20 @@ pub async fn relay(
                 if cursor_end {
                     // An open cursor: the metadata's EOF is the whole answer.
                     on_ok(conn, &mut outcome, body)?;
-                    let ok = OkPacket::parse(body, conn.capabilities).map_err(MyBackendError::from)?;
-                    put_own(out, &mut seq, &eof(ok.warnings, ok.status & !status::SESSION_STATE_CHANGED));
+                    let ok =
+                        OkPacket::parse(body, conn.capabilities).map_err(MyBackendError::from)?;
+                    put_own(
+                        out,
+                        &mut seq,
+                        &eof(ok.warnings, ok.status & !status::SESSION_STATE_CHANGED),
+                    );
                     true
                 } else {
-                    put_own(out, &mut seq, &eof(0, conn.status & !status::SESSION_STATE_CHANGED));
+                    put_own(
+                        out,
+                        &mut seq,
+                        &eof(0, conn.status & !status::SESSION_STATE_CHANGED),
+                    );
                     state = State::Rows;
                     // The packet itself is a row or the end: put it back and read it as such.
                     let mut again = packet;
@@ -262,6 +280,26 @@ pub async fn relay(
     }
     flush(client, out).await?;
     Ok(outcome)
+}
+
+/// The client's file, packet by packet, to the server, up to and including the empty packet
+/// that ends it; returns the client's next sequence number.
+async fn local_file(conn: &mut MyConn, client: &mut Socket) -> Result<u8, RelayError> {
+    let mut buf = BytesMut::with_capacity(64 * 1024);
+    loop {
+        let p = super::packet::read(client, &mut buf, MAX_PART)
+            .await
+            .map_err(|e| RelayError::Client(std::io::Error::other(e.to_string())))?;
+        let mut frame = BytesMut::with_capacity(p.payload.len() + HEADER);
+        super::packet::put(&mut frame, p.seq, &p.payload);
+        conn.stream
+            .write_all(&frame)
+            .await
+            .map_err(MyBackendError::Io)?;
+        if p.payload.is_empty() {
+            return Ok(p.seq.wrapping_add(1));
+        }
+    }
 }
 
 /// Notes an OK (or a result set's closing OK); returns whether more results follow.

@@ -176,8 +176,11 @@ impl Session {
                     )));
                 }
                 Err(PacketError::OutOfOrder) => {
-                    self.send_err(0, ErrPacket::new(error::NET_READ, "Got packets out of order"))
-                        .await;
+                    self.send_err(
+                        0,
+                        ErrPacket::new(error::NET_READ, "Got packets out of order"),
+                    )
+                    .await;
                     return Incoming::End(End::Error("a command's parts out of order".into()));
                 }
                 Err(e) => return Incoming::End(End::Error(e.to_string())),
@@ -192,7 +195,7 @@ impl Session {
 
     async fn serve(&mut self, shutdown: &mut watch::Receiver<bool>) -> End {
         loop {
-            let timeout = self.settings.idle_client_timeout;
+            let timeout = self.idle_limit();
             let entry = Arc::clone(&self.thread.entry);
             let incoming = tokio::select! {
                 i = self.read_command() => i,
@@ -248,6 +251,12 @@ impl Session {
             }
             com::FIELD_LIST => self.forward(payload, Expect::Fields).await,
             com::STATISTICS => self.forward(payload, Expect::One).await,
+            com::PROCESS_KILL => {
+                let id = payload
+                    .get(1..5)
+                    .map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+                self.kill(false, id).await
+            }
             com::RESET_CONNECTION => {
                 self.reset_session().await;
                 self.send_ok(1).await
@@ -309,12 +318,12 @@ impl Session {
         } else {
             pinning::classify(sql, self.settings.filters)
         };
-        if classified.local_infile {
+        if classified.local_infile && self.caps & cap::LOCAL_FILES == 0 {
             self.send_err(
                 1,
                 ErrPacket::new(
                     error::NOT_ALLOWED_COMMAND,
-                    "The used command is not allowed through this proxy (LOAD DATA LOCAL INFILE)",
+                    "The used command is not allowed through this proxy (LOAD DATA LOCAL INFILE: the proxy's local_infile setting allows it)",
                 ),
             )
             .await;
@@ -443,15 +452,26 @@ impl Session {
         if changes.state_changed && !self.tracked_statement {
             self.pin("a change of session state the server reported (user variable, temporary table, prepared statement or lock)");
         }
-        let autocommit_off = self
-            .vars
-            .iter()
-            .any(|(k, v)| k == "autocommit" && !v.eq_ignore_ascii_case("ON") && v != "1");
+        let autocommit_off = self.autocommit_off();
         let in_trans = st & status::IN_TRANS != 0 || (error && (was_in_trans || autocommit_off));
         if let Some(g) = self.guard.as_mut() {
             // The connection's session now matches the client's.
             let conn = g.conn();
-            conn.variables.clone_from(&self.vars);
+            // (Client-side variables a statement set stay listed while they are on the
+            // connection, so that `release` takes them off.)
+            let on_conn: Vec<(String, String)> = conn
+                .variables
+                .iter()
+                .filter(|(k, _)| super::state::client_side(k))
+                .cloned()
+                .collect();
+            conn.variables = self
+                .vars
+                .iter()
+                .filter(|(k, _)| !super::state::client_side(k))
+                .cloned()
+                .chain(on_conn)
+                .collect();
             if in_trans {
                 conn.status |= status::IN_TRANS;
             }
@@ -542,6 +562,29 @@ impl Session {
             return;
         }
         let conn = g.conn();
+        if conn
+            .variables
+            .iter()
+            .any(|(k, _)| super::state::client_side(k))
+            && !pinned
+        {
+            // A client's wait_timeout stays with the client.
+            let sql = conn
+                .variables
+                .iter()
+                .filter(|(k, _)| super::state::client_side(k))
+                .map(|(k, _)| format!("{k} = DEFAULT"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let r = conn.query(&format!("SET SESSION {sql}")).await;
+            conn.variables
+                .retain(|(k, _)| !super::state::client_side(k));
+            if let Err(e) = r {
+                tracing::info!(proxy = %self.settings.proxy, "cannot reset a client's timeouts on a server connection; closing it: {e}");
+                g.broken = true;
+                return;
+            }
+        }
         if pinned || held || conn.dirty || conn.status & status::IN_TRANS != 0 {
             if let Err(e) = conn.reset().await {
                 tracing::info!(proxy = %self.settings.proxy, "cannot reset a server connection; closing it: {e}");
@@ -687,18 +730,15 @@ impl Session {
             self.switch_pool(key);
         }
         let mut out = BytesMut::new();
+        let st = self.session_status();
         if self.caps & cap::DEPRECATE_EOF != 0 {
-            packet::put(
-                &mut out,
-                1,
-                &OkPacket {
-                    status: status::AUTOCOMMIT,
-                    ..Default::default()
-                }
-                .encode(self.caps, EOF),
-            );
+            let ok = OkPacket {
+                status: st,
+                ..Default::default()
+            };
+            packet::put(&mut out, 1, &ok.encode(self.caps, EOF));
         } else {
-            packet::put(&mut out, 1, &eof(0, status::AUTOCOMMIT));
+            packet::put(&mut out, 1, &eof(0, st));
         }
         relay::flush(&mut self.stream, &mut self.out).await.ok();
         use tokio::io::AsyncWriteExt;
@@ -723,14 +763,41 @@ impl Session {
         self.key = key;
     }
 
+    /// The status flags of the client's session: its connection's when it holds one, else
+    /// no transaction and its own autocommit setting (drivers read that flag to decide whether
+    /// to send `SET autocommit`).
+    pub(super) fn session_status(&self) -> u16 {
+        match self.guard.as_ref().and_then(|g| g.conn_ref()) {
+            Some(c) => c.status & !status::SESSION_STATE_CHANGED,
+            None if self.autocommit_off() => 0,
+            None => status::AUTOCOMMIT,
+        }
+    }
+
+    pub(super) fn autocommit_off(&self) -> bool {
+        self.vars
+            .iter()
+            .any(|(k, v)| k == "autocommit" && (v.eq_ignore_ascii_case("OFF") || v == "0"))
+    }
+
+    /// The client's own idle limit: `idle_client_timeout`, or a shorter `wait_timeout` the
+    /// client set for its session (MySQL closes such a client; so does the proxy, instead of
+    /// letting the value reach a pooled connection).
+    fn idle_limit(&self) -> std::time::Duration {
+        let own = self
+            .vars
+            .iter()
+            .find(|(k, _)| k == "wait_timeout")
+            .and_then(|(_, v)| v.parse::<u64>().ok())
+            .map(std::time::Duration::from_secs);
+        match own {
+            Some(d) if d < self.settings.idle_client_timeout => d,
+            _ => self.settings.idle_client_timeout,
+        }
+    }
+
     pub(super) async fn send_ok(&mut self, seq: u8) -> Result<(), End> {
-        let st = self
-            .guard
-            .as_ref()
-            .and_then(|g| g.conn_ref())
-            .map_or(status::AUTOCOMMIT, |c| {
-                c.status & !status::SESSION_STATE_CHANGED
-            });
+        let st = self.session_status();
         let ok = OkPacket {
             status: st,
             ..Default::default()

@@ -24,16 +24,23 @@ pub fn value_sql(v: &str) -> String {
     }
 }
 
+/// Variables that are the client session's, not the connection's: the proxy applies them to
+/// the client (its idle limit) and keeps them off pooled connections, where a short
+/// `wait_timeout` would have the server close a connection other clients will borrow.
+pub fn client_side(name: &str) -> bool {
+    matches!(name, "wait_timeout" | "interactive_timeout")
+}
+
 /// The `SET SESSION` that brings `conn`'s variables to `wanted`, if they differ.
 pub fn variables_sql(conn: &MyConn, wanted: &[(String, String)]) -> Option<String> {
     let mut parts = Vec::new();
-    for (k, v) in wanted {
+    for (k, v) in wanted.iter().filter(|(k, _)| !client_side(k)) {
         if !conn.variables.iter().any(|(ck, cv)| ck == k && cv == v) {
             parts.push(format!("{k} = {}", value_sql(v)));
         }
     }
     for (k, _) in &conn.variables {
-        if !wanted.iter().any(|(wk, _)| wk == k) {
+        if client_side(k) || !wanted.iter().any(|(wk, _)| wk == k) {
             match conn.baseline.iter().find(|(bk, _)| bk == k) {
                 Some((_, v)) => parts.push(format!("{k} = {}", value_sql(v))),
                 None => parts.push(format!("{k} = DEFAULT")),
@@ -56,7 +63,12 @@ pub async fn sync(s: &mut Session) -> Result<bool, ErrPacket> {
             s.guard = None;
             return Err(e.to_client());
         }
-        conn.variables.clone_from(&s.vars);
+        conn.variables = s
+            .vars
+            .iter()
+            .filter(|(k, _)| !client_side(k))
+            .cloned()
+            .collect();
     }
     if conn.schema == s.schema {
         return Ok(true);

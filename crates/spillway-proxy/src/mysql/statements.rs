@@ -206,7 +206,9 @@ impl Session {
             .guard
             .as_ref()
             .and_then(|g| g.conn_ref())
-            .map_or(status::AUTOCOMMIT, |c| c.status & !status::SESSION_STATE_CHANGED);
+            .map_or(status::AUTOCOMMIT, |c| {
+                c.status & !status::SESSION_STATE_CHANGED
+            });
         let params = usize::from(meta.params);
         let columns = usize::from(meta.columns);
         for (i, p) in meta.packets.iter().enumerate() {
@@ -376,8 +378,11 @@ impl Session {
     /// to reset and the proxy answers.
     pub(super) async fn reset_statement(&mut self, mut payload: BytesMut) -> Result<(), End> {
         let Some(id) = u32_at(&payload, 1) else {
-            self.send_err(1, ErrPacket::new(error::UNKNOWN_COM, "malformed COM_STMT_RESET"))
-                .await;
+            self.send_err(
+                1,
+                ErrPacket::new(error::UNKNOWN_COM, "malformed COM_STMT_RESET"),
+            )
+            .await;
             return Ok(());
         };
         let Some(hash) = self.stmts.get(&id).map(|s| s.hash) else {

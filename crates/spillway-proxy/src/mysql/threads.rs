@@ -163,7 +163,9 @@ pub fn mentions_kill(sql: &[u8]) -> bool {
                 if at_start
                     && sql.len() >= i + 4
                     && sql[i..i + 4].eq_ignore_ascii_case(b"kill")
-                    && !sql.get(i + 4).is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_')
+                    && !sql
+                        .get(i + 4)
+                        .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_')
                 {
                     return true;
                 }
@@ -222,10 +224,21 @@ mod tests {
         assert_eq!(parse_kill(b"KILL QUERY ID 3"), None);
         assert_eq!(parse_kill(b"KILL USER bob"), None);
         assert_eq!(parse_kill(b"SELECT 1"), None);
-        for k in [&b"KILL (9)"[..], b"SELECT 1; KILL 9", b"/* x */ kill user app", b"/*!KILL 3*/", b"  Kill Query Id 4"] {
+        for k in [
+            &b"KILL (9)"[..],
+            b"SELECT 1; KILL 9",
+            b"/* x */ kill user app",
+            b"/*!KILL 3*/",
+            b"  Kill Query Id 4",
+        ] {
             assert!(mentions_kill(k), "{}", String::from_utf8_lossy(k));
         }
-        for k in [&b"SELECT 'kill 9'"[..], b"SELECT killed FROM t", b"-- KILL 3\nSELECT 1", b"SELECT 1 /* ; KILL 2 */"] {
+        for k in [
+            &b"SELECT 'kill 9'"[..],
+            b"SELECT killed FROM t",
+            b"-- KILL 3\nSELECT 1",
+            b"SELECT 1 /* ; KILL 2 */",
+        ] {
             assert!(!mentions_kill(k), "{}", String::from_utf8_lossy(k));
         }
     }
