@@ -283,6 +283,7 @@ pub fn secrets_manager(
         &stack.stack.account,
     )
     .map_err(|e| failed(e.to_string()))?;
+    let mut declared = Vec::with_capacity(stack.secrets.len());
     for (name, s) in &stack.secrets {
         let get = |kind: Kind, res: &str, attr: &str| {
             values
@@ -315,14 +316,19 @@ pub fn secrets_manager(
                 })?;
             v.insert(key.clone(), x.into());
         }
-        sm.ensure(
-            name,
-            &attrs::secret_arn(stack, name),
+        declared.push((
+            name.as_str(),
+            attrs::secret_arn(stack, name),
             s.description.as_deref(),
-            &serde_json::Value::Object(v).to_string(),
-        )
-        .map_err(|e| failed(e.to_string()))?;
+            serde_json::Value::Object(v).to_string(),
+        ));
     }
+    sm.ensure_all(
+        declared
+            .iter()
+            .map(|(n, arn, d, v)| (*n, arn.as_str(), *d, v.as_str())),
+    )
+    .map_err(|e| failed(e.to_string()))?;
     Ok(sm)
 }
 

@@ -237,8 +237,36 @@ impl SecretsManager {
         description: Option<&str>,
         value: &str,
     ) -> Result<(), StoreError> {
+        self.ensure_all([(name, arn, description, value)])
+    }
+
+    /// [`ensure`](Self::ensure) for many secrets, with one write of the store for all of them
+    /// (a stack with a thousand tenants' secrets would otherwise re-encrypt and write the
+    /// whole store a thousand times at start), and none when nothing changed.
+    pub fn ensure_all<'a>(
+        &self,
+        secrets: impl IntoIterator<Item = (&'a str, &'a str, Option<&'a str>, &'a str)>,
+    ) -> Result<(), StoreError> {
         let mut store = self.store();
+        let mut changed = false;
+        for (name, arn, description, value) in secrets {
+            changed |= Self::ensure_in(&mut store, name, arn, description, value);
+        }
+        if changed {
+            store.save()?;
+        }
+        Ok(())
+    }
+
+    fn ensure_in(
+        store: &mut Store,
+        name: &str,
+        arn: &str,
+        description: Option<&str>,
+        value: &str,
+    ) -> bool {
         let t = now();
+        let mut changed = !store.secrets.contains_key(name);
         let secret = store
             .secrets
             .entry(name.to_owned())
@@ -252,7 +280,7 @@ impl SecretsManager {
                 deletion: None,
                 versions: Vec::new(),
             });
-        secret.deletion = None;
+        changed |= secret.deletion.take().is_some();
         let current = secret
             .version_with_stage("AWSCURRENT")
             .and_then(|v| v.string.as_deref());
@@ -264,8 +292,9 @@ impl SecretsManager {
                 stages: vec![],
                 created: t,
             });
+            changed = true;
         }
-        store.save()
+        changed
     }
 
     /// The current string value of a secret (for the proxy's credentials).

@@ -84,12 +84,24 @@ pub fn admin(stack: &ProxyStack, sql: &str) -> String {
     let socket = db
         .socket
         .unwrap_or_else(|| panic!("managed servers have a socket"));
-    let out = Command::new(mariadb_bin())
+    // The SQL goes on standard input: it may be longer than an argument can be.
+    let mut child = Command::new(mariadb_bin())
         .args(["--no-defaults", "-N", "-B", "-u", &db.admin_user])
         .arg(format!("--socket={}", socket.display()))
-        .args(["-e", sql])
         .env("MYSQL_PWD", pw.trim())
-        .output()
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("mariadb: {e}"));
+    if let Some(mut stdin) = child.stdin.take() {
+        use std::io::Write;
+        stdin
+            .write_all(sql.as_bytes())
+            .unwrap_or_else(|e| panic!("mariadb stdin: {e}"));
+    }
+    let out = child
+        .wait_with_output()
         .unwrap_or_else(|e| panic!("mariadb: {e}"));
     assert!(
         out.status.success(),
