@@ -14,8 +14,14 @@ use super::session::{End, Session};
 use super::wire::Reader;
 use crate::pool::PoolKey;
 
-/// The command's fields the proxy uses: user, database, collation.
-fn parse(payload: &[u8], caps: u32) -> Option<(Vec<u8>, Option<Vec<u8>>, Option<u8>)> {
+/// The command's fields the proxy uses.
+struct ChangeUser {
+    user: Vec<u8>,
+    database: Option<Vec<u8>>,
+    collation: Option<u8>,
+}
+
+fn parse(payload: &[u8], caps: u32) -> Option<ChangeUser> {
     let mut r = Reader::new(payload.get(1..)?);
     let user = r.cstr("user").ok()?.to_vec();
     if caps & cap::SECURE_CONNECTION != 0 {
@@ -26,12 +32,21 @@ fn parse(payload: &[u8], caps: u32) -> Option<(Vec<u8>, Option<Vec<u8>>, Option<
     }
     let database = r.cstr_or_rest().to_vec();
     let collation = r.u16("collation").ok().map(|c| c as u8);
-    Some((user, (!database.is_empty()).then_some(database), collation))
+    Some(ChangeUser {
+        user,
+        database: (!database.is_empty()).then_some(database),
+        collation,
+    })
 }
 
 impl Session {
     pub(super) async fn change_user(&mut self, payload: &[u8]) -> Result<(), End> {
-        let Some((user, database, collation)) = parse(payload, self.caps) else {
+        let Some(ChangeUser {
+            user,
+            database,
+            collation,
+        }) = parse(payload, self.caps)
+        else {
             self.send_err(
                 1,
                 ErrPacket::new(error::HANDSHAKE, "malformed COM_CHANGE_USER"),

@@ -129,10 +129,10 @@ pub async fn run(
         thread,
         tracked_statement: false,
     };
-    if let Some(g) = &s.guard {
-        if let Some(c) = g.conn_ref() {
-            s.thread.using(c.thread_id, c.server_index);
-        }
+    if let Some(g) = &s.guard
+        && let Some(c) = g.conn_ref()
+    {
+        s.thread.using(c.thread_id, c.server_index);
     }
     if s.settings.mode == PoolMode::Transaction && s.guard.is_some() {
         // The login's connection is not kept: the first command borrows like any other.
@@ -335,11 +335,11 @@ impl Session {
                 self.pin(&reason.to_string());
             }
         }
-        if classified.last_insert_id {
-            if let Err(e) = self.restore_last_insert_id().await {
-                self.send_err(1, e).await;
-                return Ok(());
-            }
+        if classified.last_insert_id
+            && let Err(e) = self.restore_last_insert_id().await
+        {
+            self.send_err(1, e).await;
+            return Ok(());
         }
         self.tracked_statement = classified.tracked && classified.pin.is_none();
         let r = self.forward(payload, Expect::Results).await;
@@ -585,11 +585,11 @@ impl Session {
                 return;
             }
         }
-        if pinned || held || conn.dirty || conn.status & status::IN_TRANS != 0 {
-            if let Err(e) = conn.reset().await {
-                tracing::info!(proxy = %self.settings.proxy, "cannot reset a server connection; closing it: {e}");
-                g.broken = true;
-            }
+        if (pinned || held || conn.dirty || conn.status & status::IN_TRANS != 0)
+            && let Err(e) = conn.reset().await
+        {
+            tracing::info!(proxy = %self.settings.proxy, "cannot reset a server connection; closing it: {e}");
+            g.broken = true;
         }
     }
 
@@ -668,10 +668,10 @@ impl Session {
             }
             if let Some(g) = self.guard.as_mut() {
                 let conn = g.conn();
-                if conn.server_index == server {
-                    if let Err(e) = conn.query(&format!("KILL QUERY {thread}")).await {
-                        tracing::debug!("KILL QUERY {thread} failed: {e}");
-                    }
+                if conn.server_index == server
+                    && let Err(e) = conn.query(&format!("KILL QUERY {thread}")).await
+                {
+                    tracing::debug!("KILL QUERY {thread} failed: {e}");
                 }
             }
             let st = self.guard.as_mut().map_or(0, |g| g.conn().status);

@@ -61,14 +61,13 @@ async fn prepare_on(
     hash: u64,
 ) -> Result<(ServerStmt, PreparedMeta), PrepareError> {
     let broken = |e: MyBackendError| PrepareError::Broken(e.to_client());
-    if conn.prepared.len() >= PER_CONNECTION {
-        if let Some(old) = conn.prepared.keys().next().copied() {
-            if let Some(stmt) = conn.prepared.remove(&old) {
-                let mut close = vec![com::STMT_CLOSE];
-                close.extend_from_slice(&stmt.id.to_le_bytes());
-                conn.send(&close).await.map_err(broken)?;
-            }
-        }
+    if conn.prepared.len() >= PER_CONNECTION
+        && let Some(old) = conn.prepared.keys().next().copied()
+        && let Some(stmt) = conn.prepared.remove(&old)
+    {
+        let mut close = vec![com::STMT_CLOSE];
+        close.extend_from_slice(&stmt.id.to_le_bytes());
+        conn.send(&close).await.map_err(broken)?;
     }
     let mut payload = Vec::with_capacity(sql.len() + 1);
     payload.push(com::STMT_PREPARE);
@@ -275,15 +274,16 @@ impl Session {
             .stmts
             .get(&id)
             .map_or((None, false), |s| (s.pin, s.last_insert_id));
-        if let Some(reason) = pin {
-            if self.ensure_conn().await.is_ok() {
-                self.pin(&reason.to_string());
-            }
+        if let Some(reason) = pin
+            && self.ensure_conn().await.is_ok()
+        {
+            self.pin(&reason.to_string());
         }
-        if let Some(&flags) = payload.get(5) {
-            if flags & 0x07 != 0 && self.ensure_conn().await.is_ok() {
-                self.pin("a cursor (COM_STMT_EXECUTE with a cursor type)");
-            }
+        if let Some(&flags) = payload.get(5)
+            && flags & 0x07 != 0
+            && self.ensure_conn().await.is_ok()
+        {
+            self.pin("a cursor (COM_STMT_EXECUTE with a cursor type)");
         }
         let (server, hash) = match self.server_stmt(id).await {
             Ok(s) => s,
@@ -292,11 +292,9 @@ impl Session {
                 return Ok(());
             }
         };
-        if reads_insert_id {
-            if let Err(e) = self.restore_last_insert_id().await {
-                self.send_err(1, e).await;
-                return Ok(());
-            }
+        if reads_insert_id && let Err(e) = self.restore_last_insert_id().await {
+            self.send_err(1, e).await;
+            return Ok(());
         }
         payload[1..5].copy_from_slice(&server.id.to_le_bytes());
         let params = usize::from(server.params);
@@ -335,10 +333,10 @@ impl Session {
     }
 
     fn set_server_types(&mut self, hash: u64, types: Option<Vec<u8>>) {
-        if let Some(g) = self.guard.as_mut() {
-            if let Some(s) = g.conn().prepared.get_mut(&hash) {
-                s.types = types;
-            }
+        if let Some(g) = self.guard.as_mut()
+            && let Some(s) = g.conn().prepared.get_mut(&hash)
+        {
+            s.types = types;
         }
     }
 
@@ -355,13 +353,13 @@ impl Session {
         };
         payload[1..5].copy_from_slice(&server.id.to_le_bytes());
         self.hold = true;
-        if let Some(g) = self.guard.as_mut() {
-            if let Err(e) = g.conn().send(&payload).await {
-                g.broken = true;
-                self.guard = None;
-                self.hold = false;
-                return Err(End::Error(format!("lost the server connection: {e}")));
-            }
+        if let Some(g) = self.guard.as_mut()
+            && let Err(e) = g.conn().send(&payload).await
+        {
+            g.broken = true;
+            self.guard = None;
+            self.hold = false;
+            return Err(End::Error(format!("lost the server connection: {e}")));
         }
         Ok(())
     }
