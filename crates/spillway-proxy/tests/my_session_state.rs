@@ -120,3 +120,32 @@ print(json.dumps([one(1, "SELECT @@max_sp_recursion_depth"), one(0, "SELECT @@ma
     assert_eq!(stack.metric("DatabaseConnectionsPinnedTotal").await, 0.0);
     stack.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn init_query_is_the_baseline_clients_return_to() {
+    let stack = stack(
+        &[("app", "app", "app-password")],
+        "max_connections = 1\ninit_query = \"SET SESSION time_zone = '+01:00'\"",
+        "",
+    )
+    .await;
+    let out = python(
+        r#"
+import json, sys, pymysql
+port = int(sys.argv[1])
+c = [pymysql.connect(host="127.0.0.1", port=port, user="app", password="app-password", database="shop", autocommit=True) for _ in range(2)]
+def one(i, sql):
+    with c[i].cursor() as cur:
+        cur.execute(sql)
+        row = cur.fetchone()
+        return row and row[0]
+first = one(1, "SELECT @@time_zone")
+one(0, "SET time_zone = '-05:00'")
+print(json.dumps([first, one(1, "SELECT @@time_zone"), one(0, "SELECT @@time_zone")]))
+"#,
+        &[&stack.port().to_string()],
+    );
+    // Client 1 sees init_query's value before and after client 0 changed its own.
+    assert_eq!(out, r#"["+01:00", "+01:00", "-05:00"]"#);
+    stack.stop().await;
+}
