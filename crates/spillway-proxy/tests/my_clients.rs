@@ -356,3 +356,56 @@ async fn load_data_local_infile_only_where_the_stack_allows_it() {
     );
     allowed.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sqlx_mysql_prepared_queries_from_many_tasks_over_two_connections() {
+    use sqlx::Row;
+    let stack = stack(&[("app", "app", "app-password")], "max_connections = 2", "").await;
+    let url = format!("mysql://app:app-password@127.0.0.1:{}/shop", stack.port());
+    // sqlx prepares every query (binary protocol) and caches statements per connection; it
+    // asks for DEPRECATE_EOF and session tracking, the forms the proxy passes through as is.
+    let pool = sqlx::mysql::MySqlPoolOptions::new()
+        .max_connections(20)
+        .connect(&url)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    sqlx::query("CREATE TABLE kv (k INT PRIMARY KEY, v VARCHAR(32), at DATETIME(6))")
+        .execute(&pool)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut tasks = Vec::new();
+    for i in 0..40i32 {
+        let pool = pool.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut tx = pool.begin().await?;
+            sqlx::query("INSERT INTO kv VALUES (?, ?, NOW(6))")
+                .bind(i)
+                .bind(format!("value {i}"))
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            let row = sqlx::query("SELECT v, k * 2 AS twice FROM kv WHERE k = ?")
+                .bind(i)
+                .fetch_one(&pool)
+                .await?;
+            let v: String = row.try_get("v")?;
+            let twice: i64 = row.try_get("twice")?;
+            Ok::<_, sqlx::Error>((v == format!("value {i}")) && twice == i64::from(i) * 2)
+        }));
+    }
+    for t in tasks {
+        assert!(
+            t.await
+                .unwrap_or_else(|e| panic!("{e}"))
+                .unwrap_or_else(|e| panic!("{e}"))
+        );
+    }
+    let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM kv")
+        .fetch_one(&pool)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(count, 40);
+    pool.close().await;
+    assert!(server_connections(&stack, "app") <= 2);
+    stack.stop().await;
+}
