@@ -655,23 +655,38 @@ impl Session {
             .await;
             return Ok(());
         }
-        let thread = entry
+        let busy = entry
             .server_thread
-            .load(std::sync::atomic::Ordering::Relaxed);
-        let server = entry
-            .server_index
-            .load(std::sync::atomic::Ordering::Relaxed) as usize;
-        if thread != 0 && id != self.thread.id {
+            .load(std::sync::atomic::Ordering::Relaxed)
+            != 0;
+        if busy && id != self.thread.id {
             if let Err(e) = self.ensure_conn().await {
                 self.send_err(1, e).await;
                 return Ok(());
             }
+            // Read again now that this session holds a connection (the borrow may have waited):
+            // the victim may have given its thread back since, to another client.
+            let thread = entry
+                .server_thread
+                .load(std::sync::atomic::Ordering::Relaxed);
+            let server = entry
+                .server_index
+                .load(std::sync::atomic::Ordering::Relaxed) as usize;
             if let Some(g) = self.guard.as_mut() {
                 let conn = g.conn();
-                if conn.server_index == server
-                    && let Err(e) = conn.query(&format!("KILL QUERY {thread}")).await
-                {
-                    tracing::debug!("KILL QUERY {thread} failed: {e}");
+                if thread != 0 && conn.server_index == server {
+                    match conn.query(&format!("KILL QUERY {thread}")).await {
+                        Ok(_) => {}
+                        // The thread ended meanwhile (1094): nothing to kill.
+                        Err(super::backend::MyBackendError::Refused(e)) => {
+                            tracing::debug!("KILL QUERY {thread}: {}", e.message);
+                        }
+                        Err(e) => {
+                            tracing::info!("KILL QUERY {thread} lost the connection: {e}");
+                            g.broken = true;
+                            self.guard = None;
+                        }
+                    }
                 }
             }
             let st = self.guard.as_mut().map_or(0, |g| g.conn().status);
