@@ -4,6 +4,7 @@
 //! live apart and meet in the pool (`pool`), whose checkout is an RAII guard. `listener` accepts
 //! clients; `metrics` names what it counts after RDS Proxy's CloudWatch metrics.
 
+pub mod access;
 pub mod cancel;
 pub mod listener;
 pub mod metrics;

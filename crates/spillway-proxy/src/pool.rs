@@ -25,6 +25,33 @@ use crate::pg::backend::{BackendError, ServerConn};
 use crate::pg::topology::Topology;
 use crate::server::ServerTarget;
 
+/// What the pool keeps on every server connection, whatever its protocol.
+#[derive(Clone, Copy, Debug)]
+pub struct Pooled {
+    pub created: Instant,
+    pub last_used: Instant,
+    /// Which of its target's servers the connection is on (see `Route`); 0 when the target
+    /// has one server.
+    pub server_index: usize,
+}
+
+impl Pooled {
+    pub fn new() -> Self {
+        let now = Instant::now();
+        Self {
+            created: now,
+            last_used: now,
+            server_index: 0,
+        }
+    }
+}
+
+impl Default for Pooled {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// What the pool needs of a server connection, whatever protocol it speaks: how to open one,
 /// whether it still looks usable, and the times and server the pool's policies read. PostgreSQL
 /// (`pg::backend`) and MySQL (`mysql::backend`) implement it, so both engines share one pool:
@@ -36,12 +63,8 @@ pub trait Backend: Send + Sized + 'static {
     fn is_transient(e: &Self::Error) -> bool;
     /// Usable without a round trip (nothing unread, not closed).
     fn looks_alive(&self) -> bool;
-    fn created(&self) -> Instant;
-    fn last_used(&self) -> Instant;
-    fn set_last_used(&mut self, at: Instant);
-    /// Which of its target's servers the connection is on (see `Route`).
-    fn server_index(&self) -> usize;
-    fn set_server_index(&mut self, i: usize);
+    fn pooled(&self) -> &Pooled;
+    fn pooled_mut(&mut self) -> &mut Pooled;
 }
 
 /// Where a target's new connections go.
@@ -200,6 +223,16 @@ impl<C: Backend> Target<C> {
         PoolId(i)
     }
 
+    /// How many pools the target has, and whether it has one for `key` (logins check before
+    /// making one: pools live as long as the target).
+    pub fn pool_count(&self) -> usize {
+        lock(&self.state).pools.len()
+    }
+
+    pub fn has_pool(&self, key: &PoolKey) -> bool {
+        lock(&self.state).index.contains_key(key)
+    }
+
     /// Replaces the credentials new connections of a pool use (secret rotation, reload).
     pub fn update_server(&self, key: &PoolKey, server: ServerTarget) {
         let mut st = lock(&self.state);
@@ -237,8 +270,8 @@ impl<C: Backend> Target<C> {
             while let Some(conn) = pool.idle.pop() {
                 // Probing costs a syscall; a connection used moments ago is trusted, as
                 // PgBouncer's server_check_delay does.
-                if self.route.keeps(conn.server_index())
-                    && (started.saturating_duration_since(conn.last_used()) < RECHECK_AFTER
+                if self.route.keeps(conn.pooled().server_index)
+                    && (started.saturating_duration_since(conn.pooled().last_used) < RECHECK_AFTER
                         || conn.looks_alive())
                 {
                     // Taken without waiting: the borrow latency is the lock's, well under the
@@ -341,7 +374,7 @@ impl<C: Backend> Target<C> {
                 server.addr = addr.clone();
                 match C::connect(&server).await {
                     Ok(mut conn) => {
-                        conn.set_server_index(i);
+                        conn.pooled_mut().server_index = i;
                         return Ok(Box::new(conn));
                     }
                     Err(e) if C::is_transient(&e) && Instant::now() < deadline => {
@@ -390,8 +423,8 @@ impl<C: Backend> Target<C> {
         let mut st = lock(&self.state);
         let st = &mut *st;
         let (max_connections, lifetime) = (st.settings.max_connections, st.settings.lifetime);
-        let expired = now.saturating_duration_since(conn.created()) > lifetime
-            || !self.route.keeps(conn.server_index());
+        let expired = now.saturating_duration_since(conn.pooled().created) > lifetime
+            || !self.route.keeps(conn.pooled().server_index);
         if broken || expired || st.open > max_connections {
             drop(conn);
             self.metrics.connections.add(-1);
@@ -400,7 +433,7 @@ impl<C: Backend> Target<C> {
             }
             return;
         }
-        conn.set_last_used(now);
+        conn.pooled_mut().last_used = now;
         let mut conn = Some(conn);
         // Serve the pool whose turn it is.
         while let Some(turn) = st.turn.pop_front() {
@@ -446,8 +479,8 @@ impl<C: Backend> Target<C> {
         let mut closed = 0usize;
         for pool in st.pools.iter_mut() {
             pool.idle.retain(|c| {
-                let keep = c.last_used().elapsed() < settings.idle_timeout
-                    && c.created().elapsed() < settings.lifetime
+                let keep = c.pooled().last_used.elapsed() < settings.idle_timeout
+                    && c.pooled().created.elapsed() < settings.lifetime
                     && c.looks_alive();
                 if !keep {
                     closed += 1;

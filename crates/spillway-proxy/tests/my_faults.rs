@@ -256,3 +256,93 @@ async fn a_server_restart_costs_a_client_at_most_one_error() {
     stack.stop().await;
     db.stop().await;
 }
+
+/// Prepares `sql` on a raw socket; returns the statement id (reading the parameter and column
+/// definitions that follow: the client asked for DEPRECATE_EOF, so no EOFs).
+async fn prepare(s: &mut TcpStream, sql: &str) -> u32 {
+    let mut p = vec![0x16];
+    p.extend_from_slice(sql.as_bytes());
+    s.write_all(&frame(0, &p))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (_, ok) = read_packet(s)
+        .await
+        .unwrap_or_else(|| panic!("no prepare answer"));
+    assert_eq!(
+        ok.first(),
+        Some(&0),
+        "prepare failed: {:?}",
+        error_code(&ok)
+    );
+    let id = u32::from_le_bytes([ok[1], ok[2], ok[3], ok[4]]);
+    let columns = u16::from_le_bytes([ok[5], ok[6]]);
+    let params = u16::from_le_bytes([ok[7], ok[8]]);
+    for _ in 0..(columns + params) {
+        read_packet(s).await.unwrap_or_else(|| panic!("cut short"));
+    }
+    id
+}
+
+/// Executes a statement of one string parameter (or none) and returns the first column of its
+/// one row, as text (binary protocol: a string column is length-encoded after the row's
+/// header and NULL bitmap).
+async fn execute(s: &mut TcpStream, id: u32, param: Option<&str>) -> Vec<u8> {
+    let mut p = vec![0x17];
+    p.extend_from_slice(&id.to_le_bytes());
+    p.push(0);
+    p.extend_from_slice(&1u32.to_le_bytes());
+    if let Some(v) = param {
+        p.push(0); // NULL bitmap
+        p.push(1); // types follow
+        p.extend_from_slice(&[0xfd, 0]);
+        p.push(v.len() as u8);
+        p.extend_from_slice(v.as_bytes());
+    }
+    s.write_all(&frame(0, &p))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (_, first) = read_packet(s)
+        .await
+        .unwrap_or_else(|| panic!("no execute answer"));
+    assert_ne!(
+        first.first(),
+        Some(&0xff),
+        "execute failed: {:?}",
+        error_code(&first)
+    );
+    read_packet(s).await.unwrap_or_else(|| panic!("no column"));
+    let (_, row) = read_packet(s).await.unwrap_or_else(|| panic!("no row"));
+    read_packet(s).await.unwrap_or_else(|| panic!("no end"));
+    // 0x00, a one-byte NULL bitmap, then the value.
+    let n = usize::from(row.get(2).copied().unwrap_or(0));
+    row.get(3..3 + n).map(<[u8]>::to_vec).unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn long_data_never_reaches_another_clients_execute() {
+    let stack = stack(&[("app", "app", "app-password")], "max_connections = 1", "").await;
+    let port = stack.port();
+    // A sends long data for one statement, executes another, runs a query and leaves: the
+    // long data is still on the (only) server connection, for its statement.
+    let mut a = login(port).await;
+    let with_param = prepare(&mut a, "SELECT ?").await;
+    let other = prepare(&mut a, "SELECT 'two'").await;
+    let mut long = vec![0x18];
+    long.extend_from_slice(&with_param.to_le_bytes());
+    long.extend_from_slice(&0u16.to_le_bytes());
+    long.extend_from_slice(b"SECRET-OF-A");
+    a.write_all(&frame(0, &long))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(execute(&mut a, other, None).await, b"two");
+    assert_eq!(ask(&mut a).await, Some(Ok(vec![2, b'4', b'2'])));
+    a.write_all(&frame(0, &[0x01]))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    drop(a);
+    // B prepares the same text (the pool's and the connection's statement) with its own value.
+    let mut b = login(port).await;
+    let id = prepare(&mut b, "SELECT ?").await;
+    assert_eq!(execute(&mut b, id, Some("public")).await, b"public");
+    stack.stop().await;
+}

@@ -36,6 +36,10 @@ out["b_mode_ansi"] = one(b, "SELECT @@sql_mode LIKE '%ANSI_QUOTES%'")
 out["a_mode"] = one(a, "SELECT @@sql_mode")
 out["a_db"], out["b_db"] = one(a, "SELECT DATABASE()"), one(b, "SELECT DATABASE()")
 one(a, "USE shop")
+# A NULL character set (Connector/J sets one) is restored as NULL, not as an empty name.
+one(a, "SET character_set_results = NULL")
+one(b, "SELECT 1")
+out["a_null_results"] = one(a, "SELECT @@character_set_results IS NULL")
 # LAST_INSERT_ID() is the client's own, though another client inserted on the connection since.
 one(a, "INSERT INTO t (v) VALUES ('a')")
 one(b, "INSERT INTO t (v) VALUES ('b')")
@@ -80,6 +84,7 @@ async fn clients_keep_their_own_state_and_never_see_anothers() {
     assert_eq!(get("b_mode_ansi"), 0);
     assert_eq!((get("a_db"), get("b_db")), ("other".into(), "shop".into()));
     assert_eq!((get("a_id"), get("b_id")), (1.into(), 2.into()));
+    assert_eq!(get("a_null_results"), 1);
     assert_eq!(get("pinned_sees_own"), "left behind");
     assert_eq!(get("d_user_var"), serde_json::Value::Null);
     assert_eq!(get("d_temp_table"), 1146);

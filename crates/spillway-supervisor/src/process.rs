@@ -183,11 +183,7 @@ pub async fn run(spec: &Spec, stdin_data: Option<String>) -> Result<(), Supervis
     } else {
         Err(SupervisorError::Command {
             what: spec.what.clone(),
-            detail: format!(
-                "{status}; last lines of {}:\n{}",
-                spec.log.display(),
-                tail(&spec.log, 15)
-            ),
+            detail: format!("{status}; {}", failure_excerpt(&spec.log, 15)),
         })
     }
 }
@@ -293,6 +289,31 @@ impl Supervised {
 }
 
 /// The last `n` lines of a log file, for error messages.
+/// A failed command's log, as an error shows it: the lines that report errors (tools such as
+/// mariadb-install-db print theirs early, then a page of advice), then the last `n` lines.
+pub fn failure_excerpt(path: &Path, n: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let errors: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("[ERROR]") || l.starts_with("ERROR") || l.contains("FATAL"))
+        .take(10)
+        .collect();
+    let mut out = String::new();
+    if !errors.is_empty() {
+        out.push_str(&format!(
+            "errors in {}:\n{}\n",
+            path.display(),
+            errors.join("\n")
+        ));
+    }
+    out.push_str(&format!(
+        "last lines of {}:\n{}",
+        path.display(),
+        tail(path, n)
+    ));
+    out
+}
+
 pub fn tail(path: &Path, n: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();

@@ -236,6 +236,31 @@ fn bindings(p: &Proxy, values: &Values) -> HashMap<String, String> {
         .collect()
 }
 
+/// Each of the proxy's secrets as (user, password, IAM setting), from the stack's values.
+fn credentials(
+    p: &Proxy,
+    name: &str,
+    values: &Values,
+) -> Result<Vec<(String, String, IamAuth)>, SupervisorError> {
+    p.auth
+        .iter()
+        .map(|a| {
+            let get = |attr: &str| {
+                values
+                    .get(&(Kind::Secret, a.secret.clone(), attr.to_owned()))
+                    .cloned()
+            };
+            match (get("username"), get("password")) {
+                (Some(user), Some(password)) => Ok((user, password, a.iam)),
+                _ => Err(SupervisorError::Command {
+                    what: format!("proxies.{name}"),
+                    detail: format!("secret {:?} needs a username and a password", a.secret),
+                }),
+            }
+        })
+        .collect()
+}
+
 /// What both engines' settings take from the stack alike.
 struct Shared {
     init_query: Option<String>,
@@ -291,21 +316,13 @@ fn settings(
 ) -> Result<Settings, SupervisorError> {
     let stack = &loaded.stack;
     let p = &stack.proxies[name];
-    let mut users = HashMap::new();
-    for a in &p.auth {
-        let get = |attr: &str| {
-            values
-                .get(&(Kind::Secret, a.secret.clone(), attr.to_owned()))
-                .cloned()
-        };
-        let (Some(user), Some(password)) = (get("username"), get("password")) else {
-            return Err(SupervisorError::Command {
-                what: format!("proxies.{name}"),
-                detail: format!("secret {:?} needs a username and a password", a.secret),
-            });
-        };
-        users.insert(user.clone(), Arc::new(User::new(&user, &password, a.iam)));
-    }
+    let users = credentials(p, name, values)?
+        .into_iter()
+        .map(|(user, password, iam)| {
+            let u = Arc::new(User::new(&user, &password, iam));
+            (user, u)
+        })
+        .collect();
     let client_auth = match p.auth.iter().find_map(|a| a.client_password_auth) {
         Some(ClientPasswordAuth::PostgresMd5) => ClientAuth::Md5,
         _ => ClientAuth::ScramSha256,
@@ -345,28 +362,17 @@ fn my_settings(
 ) -> Result<MySettings, SupervisorError> {
     let stack = &loaded.stack;
     let p = &stack.proxies[name];
-    let mut users = HashMap::new();
-    for a in &p.auth {
-        let get = |attr: &str| {
-            values
-                .get(&(Kind::Secret, a.secret.clone(), attr.to_owned()))
-                .cloned()
-        };
-        let (Some(user), Some(password)) = (get("username"), get("password")) else {
-            return Err(SupervisorError::Command {
-                what: format!("proxies.{name}"),
-                detail: format!("secret {:?} needs a username and a password", a.secret),
-            });
-        };
-        users.insert(
-            user.clone(),
-            Arc::new(MyUser {
-                name: user,
+    let users = credentials(p, name, values)?
+        .into_iter()
+        .map(|(user, password, iam)| {
+            let u = Arc::new(MyUser {
+                name: user.clone(),
                 password,
-                iam: a.iam,
-            }),
-        );
-    }
+                iam,
+            });
+            (user, u)
+        })
+        .collect();
     let password_plugin = match p.auth.iter().find_map(|a| a.client_password_auth) {
         Some(ClientPasswordAuth::MysqlCachingSha2Password) => PasswordPlugin::CachingSha2,
         _ => PasswordPlugin::Native,

@@ -5,7 +5,6 @@
 //! proxy cannot restore happened on it (`dirty`: it is reset before anyone else uses it).
 
 use std::collections::HashMap;
-use std::time::Instant;
 
 use bytes::BytesMut;
 use tokio::io::AsyncWriteExt;
@@ -26,6 +25,16 @@ const OWN_RESPONSE_LIMIT: usize = 64 * 1024 * 1024;
 /// variable, the schema and other state changes in OK packets.
 pub const TRACKING: &str = "SET SESSION session_track_system_variables = '*', \
      session_track_schema = ON, session_track_state_change = ON";
+
+/// The session variables a login's collation sets, read back after login as the baseline.
+const CHARSET_VARIABLES: [&str; 4] = [
+    "character_set_client",
+    "character_set_connection",
+    "character_set_results",
+    "collation_connection",
+];
+const CHARSETS: &str = "SELECT @@session.character_set_client, @@session.character_set_connection, \
+     @@session.character_set_results, @@session.collation_connection";
 
 #[derive(Debug, thiserror::Error)]
 pub enum MyBackendError {
@@ -111,7 +120,6 @@ pub struct MyConn {
     pub buf: BytesMut,
     pub thread_id: u32,
     pub addr: ServerAddr,
-    pub server_index: usize,
     pub version: String,
     /// The capabilities this connection has with its server.
     pub capabilities: u32,
@@ -133,8 +141,8 @@ pub struct MyConn {
     pub last_insert_id: u64,
     /// The login, kept for COM_CHANGE_USER when the server cannot COM_RESET_CONNECTION.
     login: ServerTarget,
-    pub created: Instant,
-    pub last_used: Instant,
+    /// Its times and server, as the pool keeps them.
+    pub pooled: crate::pool::Pooled,
 }
 
 impl std::fmt::Debug for MyConn {
@@ -164,7 +172,6 @@ impl MyConn {
             buf: BytesMut::with_capacity(16 * 1024),
             thread_id: 0,
             addr: t.addr.clone(),
-            server_index: 0,
             version: String::new(),
             capabilities: 0,
             status: 0,
@@ -176,8 +183,7 @@ impl MyConn {
             prepared: HashMap::new(),
             last_insert_id: 0,
             login: t.clone(),
-            created: Instant::now(),
-            last_used: Instant::now(),
+            pooled: crate::pool::Pooled::new(),
         };
         tokio::time::timeout(t.connect_timeout, conn.login(t))
             .await
@@ -306,10 +312,19 @@ impl MyConn {
     async fn settle(&mut self, t: &ServerTarget) -> Result<(), MyBackendError> {
         self.query(TRACKING).await?;
         self.variables.clear();
-        self.baseline.clear();
+        // The character set the login chose is what a fresh session of this pool has; `SET
+        // ... = DEFAULT` would give the server's global one instead.
+        let rows = self.query(CHARSETS).await?;
+        self.baseline = CHARSET_VARIABLES
+            .iter()
+            .zip(rows.first().map(Vec::as_slice).unwrap_or_default())
+            .map(|(k, v)| ((*k).to_owned(), v.clone().unwrap_or_default()))
+            .collect();
         if let Some(q) = &t.init_query {
             self.query(q).await?;
-            self.baseline = std::mem::take(&mut self.variables);
+            for (k, v) in std::mem::take(&mut self.variables) {
+                set_var(&mut self.baseline, &k, &v);
+            }
         }
         Ok(())
     }
@@ -529,20 +544,11 @@ impl crate::pool::Backend for MyConn {
     fn looks_alive(&self) -> bool {
         MyConn::looks_alive(self)
     }
-    fn created(&self) -> Instant {
-        self.created
+    fn pooled(&self) -> &crate::pool::Pooled {
+        &self.pooled
     }
-    fn last_used(&self) -> Instant {
-        self.last_used
-    }
-    fn set_last_used(&mut self, at: Instant) {
-        self.last_used = at;
-    }
-    fn server_index(&self) -> usize {
-        self.server_index
-    }
-    fn set_server_index(&mut self, i: usize) {
-        self.server_index = i;
+    fn pooled_mut(&mut self) -> &mut crate::pool::Pooled {
+        &mut self.pooled
     }
 }
 

@@ -75,7 +75,7 @@ impl Session {
         let mut seq = 1;
         let mut buf = BytesMut::new();
         let tls = self.stream.is_tls();
-        let authenticated = authenticate(
+        let exchange = authenticate(
             &mut self.stream,
             &mut seq,
             &mut buf,
@@ -85,26 +85,47 @@ impl Session {
             &challenge,
             tls,
             self.peer,
-        )
-        .await
-        .map_err(|e| End::Error(e.to_string()))?;
+        );
+        // As bounded as a first login.
+        let authenticated =
+            match tokio::time::timeout(super::handshake::AUTH_TIMEOUT, exchange).await {
+                Ok(r) => r.map_err(|e| End::Error(e.to_string()))?,
+                Err(_) => return Err(End::Error("COM_CHANGE_USER timed out".into())),
+            };
         let Some(new_user) = authenticated else {
             self.metrics.client_connections_setup_failed_auth.inc();
             self.send_err(seq, access_denied(&user, true)).await;
             return Err(End::Error("COM_CHANGE_USER refused".into()));
         };
         let schema = database.map(|d| String::from_utf8_lossy(&d).into_owned());
+        if schema.as_ref().is_some_and(|d| d.chars().count() > 64) {
+            self.send_err(
+                seq,
+                ErrPacket::new((1102, "42000"), "Incorrect database name"),
+            )
+            .await;
+            return Err(End::Error(
+                "COM_CHANGE_USER with an overlong database name".into(),
+            ));
+        }
         let mut options = self.key.options;
         if let Some(c) = collation.filter(|c| *c != 0) {
             options = (options & 0x00ff_ffff) | u32::from(c) << 24;
         }
+        let key = PoolKey {
+            database: schema.clone().unwrap_or_default(),
+            user: new_user.name.clone(),
+            options,
+        };
+        if let Err(e) = super::handshake::room_for_pool(&self.proxy, &key) {
+            self.send_err(seq, e).await;
+            return Err(End::Error(
+                "COM_CHANGE_USER: no room for another pool".into(),
+            ));
+        }
         self.user = new_user;
         self.settings = settings;
-        self.switch_pool(PoolKey {
-            database: schema.clone().unwrap_or_default(),
-            user: self.user.name.clone(),
-            options,
-        });
+        self.switch_pool(key);
         self.schema = schema.clone();
         self.login_schema = schema;
         self.thread = self.proxy.threads.register(self.thread.id, &self.user.name);

@@ -72,6 +72,7 @@ pub mod status {
     pub const AUTOCOMMIT: u16 = 1 << 1;
     pub const MORE_RESULTS_EXISTS: u16 = 1 << 3;
     pub const CURSOR_EXISTS: u16 = 1 << 6;
+    pub const LAST_ROW_SENT: u16 = 1 << 7;
     pub const IN_TRANS_READONLY: u16 = 1 << 13;
     pub const SESSION_STATE_CHANGED: u16 = 1 << 14;
 }

@@ -27,7 +27,7 @@ use crate::server::ServerTarget;
 use crate::socket::Socket;
 
 /// A login must finish within this (as the PostgreSQL side's).
-const AUTH_TIMEOUT: Duration = Duration::from_secs(15);
+pub(super) const AUTH_TIMEOUT: Duration = Duration::from_secs(15);
 /// Login packets are small; a client announcing more is refused before it is buffered.
 const LOGIN_PACKET_LIMIT: usize = 64 * 1024;
 
@@ -257,6 +257,9 @@ async fn run(
         connect_timeout: settings.connect_timeout,
         options: key.options,
     };
+    if let Err(e) = room_for_pool(proxy, &key) {
+        return refuse(stream, *seq, e).await;
+    }
     let pool = proxy.target.pool(&key, &server);
     let mut guard = None;
     if !proxy.is_verified(&key) {
@@ -290,6 +293,23 @@ async fn run(
         settings,
         guard,
     })
+}
+
+/// Pools a MySQL target keeps at most: (database, user, options) combinations that logins
+/// asked for. Far above what tenants need (1,000 tenants with a few drivers each), it bounds
+/// what logged-in clients naming endless databases can make the proxy keep.
+const MAX_POOLS: usize = 20_000;
+
+/// Whether a login may make the pool for `key` (it exists, or there is room).
+pub(super) fn room_for_pool(proxy: &MyProxy, key: &PoolKey) -> Result<(), ErrPacket> {
+    if proxy.target.has_pool(key) || proxy.target.pool_count() < MAX_POOLS {
+        return Ok(());
+    }
+    tracing::warn!(proxy = %proxy.settings().proxy, user = %key.user, "refused a login: the proxy keeps {MAX_POOLS} pools at most");
+    Err(ErrPacket::new(
+        error::TOO_MANY_CONNECTIONS,
+        "Too many connections",
+    ))
 }
 
 /// The error a client gets when no server connection could be had.

@@ -13,7 +13,7 @@ use spillway_stack::model::{IamAuth, PoolMode};
 use super::backend::MyConn;
 use super::pinning::Filters;
 use super::threads::Threads;
-use crate::pg::proxy::{IamVerifier, in_network};
+use crate::access::IamVerifier;
 use crate::pool::{PoolKey, Target};
 use crate::server::ServerAddr;
 
@@ -187,10 +187,6 @@ impl MyProxy {
     }
 
     pub fn allowed(&self, ip: IpAddr) -> bool {
-        let s = self.settings();
-        s.allow_from.is_empty()
-            || s.allow_from
-                .iter()
-                .any(|(net, len)| in_network(ip, *net, *len))
+        crate::access::allows(&self.settings().allow_from, ip)
     }
 }

@@ -161,7 +161,7 @@ pub async fn relay(
                     !more
                 }
                 Some(ERR) => {
-                    outcome.error = true;
+                    on_err(conn, &mut outcome);
                     put_server(out, &mut seq, &packet);
                     true
                 }
@@ -169,9 +169,10 @@ pub async fn relay(
                     // LOAD DATA LOCAL INFILE (allowed by the stack, asked for by this client):
                     // the server names a file, the client sends its contents and an empty
                     // packet, then the server answers as to any statement.
+                    let server_seq = packet[3];
                     put_server(out, &mut seq, &packet);
                     flush(client, out).await?;
-                    seq = local_file(conn, client).await?;
+                    seq = local_file(conn, client, server_seq).await?;
                     false
                 }
                 Some(LOCAL_INFILE) => {
@@ -224,7 +225,16 @@ pub async fn relay(
                     put_own(
                         out,
                         &mut seq,
-                        &eof(0, conn.status & !status::SESSION_STATE_CHANGED),
+                        // The session's flags, without those that belong to the answer that
+                        // set them (another result, a cursor, its last row).
+                        &eof(
+                            0,
+                            conn.status
+                                & !(status::SESSION_STATE_CHANGED
+                                    | status::MORE_RESULTS_EXISTS
+                                    | status::CURSOR_EXISTS
+                                    | status::LAST_ROW_SENT),
+                        ),
                     );
                     state = State::Rows;
                     // The packet itself is a row or the end: put it back and read it as such.
@@ -237,7 +247,7 @@ pub async fn relay(
             }
             State::Rows => match first {
                 Some(ERR) => {
-                    outcome.error = true;
+                    on_err(conn, &mut outcome);
                     put_server(out, &mut seq, &packet);
                     true
                 }
@@ -283,15 +293,21 @@ pub async fn relay(
 }
 
 /// The client's file, packet by packet, to the server, up to and including the empty packet
-/// that ends it; returns the client's next sequence number.
-async fn local_file(conn: &mut MyConn, client: &mut Socket) -> Result<u8, RelayError> {
+/// that ends it, numbered after the server's request `server_seq` (the client's numbering may
+/// differ, by the EOFs the proxy gave it); returns the client's next sequence number.
+async fn local_file(
+    conn: &mut MyConn,
+    client: &mut Socket,
+    server_seq: u8,
+) -> Result<u8, RelayError> {
     let mut buf = BytesMut::with_capacity(64 * 1024);
+    let mut to_server = server_seq.wrapping_add(1);
     loop {
         let p = super::packet::read(client, &mut buf, MAX_PART)
             .await
             .map_err(|e| RelayError::Client(std::io::Error::other(e.to_string())))?;
         let mut frame = BytesMut::with_capacity(p.payload.len() + HEADER);
-        super::packet::put(&mut frame, p.seq, &p.payload);
+        to_server = super::packet::put(&mut frame, to_server, &p.payload);
         conn.stream
             .write_all(&frame)
             .await
@@ -300,6 +316,14 @@ async fn local_file(conn: &mut MyConn, client: &mut Socket) -> Result<u8, RelayE
             return Ok(p.seq.wrapping_add(1));
         }
     }
+}
+
+/// An ERR ends the answer: no more results follow and no cursor is open, whatever the last
+/// OK said; the transaction flags stand.
+fn on_err(conn: &mut MyConn, outcome: &mut Outcome) {
+    outcome.error = true;
+    conn.status &= !(status::MORE_RESULTS_EXISTS | status::CURSOR_EXISTS);
+    outcome.status = conn.status;
 }
 
 /// Notes an OK (or a result set's closing OK); returns whether more results follow.

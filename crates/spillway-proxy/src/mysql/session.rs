@@ -70,8 +70,9 @@ pub struct Session {
     pub(super) schema: Option<String>,
     pub(super) login_schema: Option<String>,
     pub(super) pinned: Option<String>,
-    /// A statement's long data waits on the connection, or a cursor is open: keep it.
-    pub(super) hold: bool,
+    /// Statements (by key) whose long data waits on the connection for their execute: the
+    /// client keeps the connection until then, and it is reset if the client leaves first.
+    pub(super) long_data: std::collections::HashSet<u64>,
     /// The connection's options no longer match its pool (COM_SET_OPTION while held): close it
     /// when it is given back.
     pub(super) poisoned: bool,
@@ -121,7 +122,7 @@ pub async fn run(
         schema: schema.clone(),
         login_schema: schema,
         pinned: None,
-        hold: false,
+        long_data: std::collections::HashSet::new(),
         poisoned: false,
         stmts: HashMap::new(),
         next_stmt: 1,
@@ -132,7 +133,7 @@ pub async fn run(
     if let Some(g) = &s.guard
         && let Some(c) = g.conn_ref()
     {
-        s.thread.using(c.thread_id, c.server_index);
+        s.thread.using(c.thread_id, c.pooled.server_index);
     }
     if s.settings.mode == PoolMode::Transaction && s.guard.is_some() {
         // The login's connection is not kept: the first command borrows like any other.
@@ -403,9 +404,9 @@ impl Session {
         }
         // A pinned client's session (locks, temporary tables, variables) died with the
         // connection: it must learn so, not carry on without them.
-        let pinned = self.pinned.is_some() || self.hold;
+        let pinned = self.pinned.is_some() || !self.long_data.is_empty();
         self.unpin();
-        self.hold = false;
+        self.long_data.clear();
         tracing::warn!(peer = %self.peer, user = %self.user.name, proxy = %self.settings.proxy, "lost the server connection: {why}");
         if partial || in_trans || pinned {
             return Err(End::Error(format!("lost the server connection: {why}")));
@@ -478,7 +479,7 @@ impl Session {
         }
         let keep = in_trans
             || self.pinned.is_some()
-            || self.hold
+            || !self.long_data.is_empty()
             || st & status::CURSOR_EXISTS != 0
             || self.settings.mode == PoolMode::Session;
         if !keep {
@@ -524,7 +525,7 @@ impl Session {
                     .await
                     .map_err(|e| borrow_error(&e))?;
                 if let Some(c) = g.conn_ref() {
-                    self.thread.using(c.thread_id, c.server_index);
+                    self.thread.using(c.thread_id, c.pooled.server_index);
                 }
                 self.guard = Some(g);
             }
@@ -555,7 +556,7 @@ impl Session {
         self.unpin();
         // Long data that no execute used waits on the connection: it must not reach the
         // next client's execute of the same statement.
-        let held = std::mem::take(&mut self.hold);
+        let held = !std::mem::take(&mut self.long_data).is_empty();
         if self.poisoned {
             self.poisoned = false;
             g.broken = true;
@@ -674,7 +675,7 @@ impl Session {
                 .load(std::sync::atomic::Ordering::Relaxed) as usize;
             if let Some(g) = self.guard.as_mut() {
                 let conn = g.conn();
-                if thread != 0 && conn.server_index == server {
+                if thread != 0 && conn.pooled.server_index == server {
                     match conn.query(&format!("KILL QUERY {thread}")).await {
                         Ok(_) => {}
                         // The thread ended meanwhile (1094): nothing to kill.

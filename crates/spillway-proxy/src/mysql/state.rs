@@ -10,7 +10,12 @@ use super::messages::{ErrPacket, OkPacket};
 use super::session::Session;
 
 /// A variable's value as SQL: numbers as they are, everything else quoted.
-pub fn value_sql(v: &str) -> String {
+pub fn value_sql(name: &str, v: &str) -> String {
+    // The tracker prints NULL as an empty value; for the character-set variables (where
+    // Connector/J sets `character_set_results = NULL`) an empty string is no charset at all.
+    if v.is_empty() && name.starts_with("character_set_") {
+        return "NULL".into();
+    }
     let numeric = !v.is_empty()
         && v.bytes()
             .enumerate()
@@ -36,13 +41,13 @@ pub fn variables_sql(conn: &MyConn, wanted: &[(String, String)]) -> Option<Strin
     let mut parts = Vec::new();
     for (k, v) in wanted.iter().filter(|(k, _)| !client_side(k)) {
         if !conn.variables.iter().any(|(ck, cv)| ck == k && cv == v) {
-            parts.push(format!("{k} = {}", value_sql(v)));
+            parts.push(format!("{k} = {}", value_sql(k, v)));
         }
     }
     for (k, _) in &conn.variables {
         if client_side(k) || !wanted.iter().any(|(wk, _)| wk == k) {
             match conn.baseline.iter().find(|(bk, _)| bk == k) {
-                Some((_, v)) => parts.push(format!("{k} = {}", value_sql(v))),
+                Some((_, v)) => parts.push(format!("{k} = {}", value_sql(k, v))),
                 None => parts.push(format!("{k} = DEFAULT")),
             }
         }
@@ -122,13 +127,14 @@ mod tests {
 
     #[test]
     fn values_are_quoted_unless_numbers() {
-        assert_eq!(value_sql("28800"), "28800");
-        assert_eq!(value_sql("-1"), "-1");
-        assert_eq!(value_sql("0.5"), "0.5");
-        assert_eq!(value_sql("+02:00"), "'+02:00'");
-        assert_eq!(value_sql("ON"), "'ON'");
-        assert_eq!(value_sql("it's"), "'it''s'");
-        assert_eq!(value_sql(""), "''");
-        assert_eq!(value_sql("1.2.3"), "'1.2.3'");
+        assert_eq!(value_sql("time_zone", "28800"), "28800");
+        assert_eq!(value_sql("time_zone", "-1"), "-1");
+        assert_eq!(value_sql("time_zone", "0.5"), "0.5");
+        assert_eq!(value_sql("time_zone", "+02:00"), "'+02:00'");
+        assert_eq!(value_sql("time_zone", "ON"), "'ON'");
+        assert_eq!(value_sql("time_zone", "it's"), "'it''s'");
+        assert_eq!(value_sql("time_zone", ""), "''");
+        assert_eq!(value_sql("time_zone", "1.2.3"), "'1.2.3'");
+        assert_eq!(value_sql("character_set_results", ""), "NULL");
     }
 }

@@ -25,15 +25,30 @@ use super::session::{ClientStmt, End, Session};
 /// cap them: max_prepared_stmt_count is 16,382 for the whole server by default).
 const PER_CONNECTION: usize = 256;
 
-/// The key of a statement's text prepared in `schema`: a prepared statement's table names
-/// resolve in the schema it was prepared in, so the same text in another schema is another
-/// statement. Hits are checked against the text itself (the hash is 64 bits).
-pub fn text_hash(schema: Option<&str>, sql: &[u8]) -> u64 {
+/// What decides how a server parses a statement's text, besides the text: the schema its
+/// table names resolve in, and the session's `sql_mode` (ANSI_QUOTES, PIPES_AS_CONCAT) and
+/// character set. A statement is prepared at most once per connection and per pool for each
+/// of these; hits are checked against the text itself (the hash is 64 bits).
+pub fn statement_key(schema: Option<&str>, vars: &[(String, String)], sql: &[u8]) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     schema.hash(&mut h);
+    for name in PARSE_VARIABLES {
+        vars.iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .hash(&mut h);
+    }
     sql.hash(&mut h);
     h.finish()
 }
+
+/// The session variables that change how a text parses.
+const PARSE_VARIABLES: [&str; 4] = [
+    "sql_mode",
+    "character_set_client",
+    "character_set_connection",
+    "collation_connection",
+];
 
 /// Why preparing on a server failed: the server refused the text (the connection is fine),
 /// or the connection broke or desynchronised (it must not be reused).
@@ -129,7 +144,7 @@ impl Session {
     pub(super) async fn prepare(&mut self, payload: BytesMut) -> Result<(), End> {
         self.metrics.query_requests.inc();
         let sql = Bytes::copy_from_slice(&payload[1..]);
-        let hash = text_hash(self.schema.as_deref(), &sql);
+        let hash = statement_key(self.schema.as_deref(), &self.vars, &sql);
         let classified = if sql.len() > pinning::SIZE_LIMIT {
             Classified {
                 pin: Some(PinReason::StatementSize),
@@ -327,9 +342,9 @@ impl Session {
                 _ => {}
             }
         }
-        self.forward_held(&payload, Expect::Results).await?;
-        self.hold = false;
-        Ok(())
+        // The server uses (and clears) this statement's long data at its execute.
+        self.long_data.remove(&hash);
+        self.forward_held(&payload, Expect::Results).await
     }
 
     fn set_server_types(&mut self, hash: u64, types: Option<Vec<u8>>) {
@@ -347,18 +362,18 @@ impl Session {
         let Some(id) = u32_at(&payload, 1) else {
             return Ok(());
         };
-        let Ok((server, _)) = self.server_stmt(id).await else {
+        let Ok((server, hash)) = self.server_stmt(id).await else {
             // No answer is defined: the execute that follows reports the error.
             return Ok(());
         };
         payload[1..5].copy_from_slice(&server.id.to_le_bytes());
-        self.hold = true;
+        self.long_data.insert(hash);
         if let Some(g) = self.guard.as_mut()
             && let Err(e) = g.conn().send(&payload).await
         {
             g.broken = true;
             self.guard = None;
-            self.hold = false;
+            self.long_data.clear();
             return Err(End::Error(format!("lost the server connection: {e}")));
         }
         Ok(())
@@ -401,9 +416,8 @@ impl Session {
         match server {
             Some(s) => {
                 payload[1..5].copy_from_slice(&s.id.to_le_bytes());
-                self.forward_held(&payload, Expect::Results).await?;
-                self.hold = false;
-                Ok(())
+                self.long_data.remove(&hash);
+                self.forward_held(&payload, Expect::Results).await
             }
             None => self.send_ok(1).await,
         }

@@ -3,7 +3,6 @@
 //! its ParameterStatus values (replayed to clients) and the prepared statements it holds.
 
 use std::collections::HashSet;
-use std::time::Instant;
 
 use bytes::{Buf, BufMut, BytesMut};
 use postgres_protocol::authentication::sasl::{ChannelBinding, ScramSha256};
@@ -73,9 +72,6 @@ pub struct ServerConn {
     pub pid: i32,
     pub secret: i32,
     pub addr: ServerAddr,
-    /// Which of its target's servers this connection is on (see `pg::topology`); 0 when the
-    /// target has one server.
-    pub server_index: usize,
     /// What a cancel for this connection needs, shared with the cancel registry while borrowed.
     pub cancel_key: std::sync::Arc<crate::cancel::ServerKey>,
     /// The values of the parameters the server reports (ParameterStatus), kept current from
@@ -94,8 +90,8 @@ pub struct ServerConn {
     /// Whose unnamed statement this connection holds: the number of the client Parse('') that
     /// made it (see `Session::unnamed`), or none (a simple query destroys it).
     pub unnamed: Option<u64>,
-    pub created: Instant,
-    pub last_used: Instant,
+    /// Its times and server, as the pool keeps them.
+    pub pooled: crate::pool::Pooled,
 }
 
 /// Which clients' `nextval` calls a server session may remember (PostgreSQL keeps the last value
@@ -209,7 +205,6 @@ impl ServerConn {
             pid: 0,
             secret: 0,
             addr: t.addr.clone(),
-            server_index: 0,
             cancel_key: std::sync::Arc::new(crate::cancel::ServerKey {
                 addr: t.addr.clone(),
                 pid: 0,
@@ -221,8 +216,7 @@ impl ServerConn {
             sequences: Sequences::Clean,
             prepared: HashSet::new(),
             unnamed: None,
-            created: Instant::now(),
-            last_used: Instant::now(),
+            pooled: crate::pool::Pooled::new(),
         };
         tokio::time::timeout(t.connect_timeout, conn.startup(t))
             .await
@@ -401,19 +395,10 @@ impl crate::pool::Backend for ServerConn {
     fn looks_alive(&self) -> bool {
         ServerConn::looks_alive(self)
     }
-    fn created(&self) -> Instant {
-        self.created
+    fn pooled(&self) -> &crate::pool::Pooled {
+        &self.pooled
     }
-    fn last_used(&self) -> Instant {
-        self.last_used
-    }
-    fn set_last_used(&mut self, at: Instant) {
-        self.last_used = at;
-    }
-    fn server_index(&self) -> usize {
-        self.server_index
-    }
-    fn set_server_index(&mut self, i: usize) {
-        self.server_index = i;
+    fn pooled_mut(&mut self) -> &mut crate::pool::Pooled {
+        &mut self.pooled
     }
 }
