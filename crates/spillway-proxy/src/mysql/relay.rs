@@ -47,8 +47,10 @@ pub struct Outcome {
 
 #[derive(Debug, thiserror::Error)]
 pub enum RelayError {
-    #[error(transparent)]
-    Server(#[from] MyBackendError),
+    /// The server failed; whether the client had part of the answer (it was written to the
+    /// client's buffer).
+    #[error("{0}")]
+    Server(MyBackendError, bool),
     #[error("the client went away: {0}")]
     Client(std::io::Error),
 }
@@ -60,6 +62,12 @@ enum State {
     /// still to send (it depends on what comes next: rows, or the end of a cursor's metadata).
     AfterColumns,
     Rows,
+}
+
+impl From<MyBackendError> for RelayError {
+    fn from(e: MyBackendError) -> Self {
+        RelayError::Server(e, false)
+    }
 }
 
 /// Sends `out` to the client and empties it.
@@ -86,14 +94,31 @@ fn put_server(out: &mut BytesMut, seq: &mut u8, packet: &[u8]) {
     *seq = seq.wrapping_add(1);
 }
 
-/// Relays the response to one command; `seq` is the client's next sequence number.
+/// Relays the response to one command; `seq` is the client's next sequence number. A server
+/// failure reports whether the client had been sent part of the answer already (it cannot be
+/// given an error packet then: the protocol has no place for one).
 pub async fn relay(
     conn: &mut MyConn,
     client: &mut Socket,
     out: &mut BytesMut,
     client_caps: u32,
     expect: Expect,
-    mut seq: u8,
+    seq: u8,
+) -> Result<Outcome, RelayError> {
+    let mut next = seq;
+    match relay_packets(conn, client, out, client_caps, expect, &mut next).await {
+        Err(RelayError::Server(e, _)) => Err(RelayError::Server(e, next != seq)),
+        r => r,
+    }
+}
+
+async fn relay_packets(
+    conn: &mut MyConn,
+    client: &mut Socket,
+    out: &mut BytesMut,
+    client_caps: u32,
+    expect: Expect,
+    seq: &mut u8,
 ) -> Result<Outcome, RelayError> {
     let deprecate_eof = client_caps & cap::DEPRECATE_EOF != 0;
     let tracks = client_caps & cap::SESSION_TRACK != 0;
@@ -134,13 +159,13 @@ pub async fn relay(
         let was_continuation = continuation;
         continuation = len == MAX_PART;
         if was_continuation {
-            put_server(out, &mut seq, &packet);
+            put_server(out, seq, &packet);
             continue;
         }
         let body = &packet[HEADER..];
         let first = body.first().copied();
         if expect == Expect::One {
-            put_server(out, &mut seq, &packet);
+            put_server(out, seq, &packet);
             break;
         }
         let end = match state {
@@ -148,11 +173,11 @@ pub async fn relay(
                 Some(OK) => {
                     let more = on_ok(conn, &mut outcome, body)?;
                     if tracks {
-                        put_server(out, &mut seq, &packet);
+                        put_server(out, seq, &packet);
                     } else {
                         put_own(
                             out,
-                            &mut seq,
+                            seq,
                             &OkPacket::parse(body, conn.capabilities)
                                 .map_err(MyBackendError::from)?
                                 .encode(client_caps, OK),
@@ -162,7 +187,7 @@ pub async fn relay(
                 }
                 Some(ERR) => {
                     on_err(conn, &mut outcome);
-                    put_server(out, &mut seq, &packet);
+                    put_server(out, seq, &packet);
                     true
                 }
                 Some(LOCAL_INFILE) if client_caps & cap::LOCAL_FILES != 0 => {
@@ -170,9 +195,9 @@ pub async fn relay(
                     // the server names a file, the client sends its contents and an empty
                     // packet, then the server answers as to any statement.
                     let server_seq = packet[3];
-                    put_server(out, &mut seq, &packet);
+                    put_server(out, seq, &packet);
                     flush(client, out).await?;
-                    seq = local_file(conn, client, server_seq).await?;
+                    *seq = local_file(conn, client, server_seq).await?;
                     false
                 }
                 Some(LOCAL_INFILE) => {
@@ -183,7 +208,7 @@ pub async fn relay(
                     let n = Reader::new(body)
                         .lenenc("column count")
                         .map_err(MyBackendError::from)?;
-                    put_server(out, &mut seq, &packet);
+                    put_server(out, seq, &packet);
                     state = State::Columns(n);
                     if n == 0 {
                         return Err(
@@ -194,7 +219,7 @@ pub async fn relay(
                 }
             },
             State::Columns(left) => {
-                put_server(out, &mut seq, &packet);
+                put_server(out, seq, &packet);
                 if left <= 1 {
                     state = if deprecate_eof {
                         State::Rows
@@ -217,14 +242,14 @@ pub async fn relay(
                         OkPacket::parse(body, conn.capabilities).map_err(MyBackendError::from)?;
                     put_own(
                         out,
-                        &mut seq,
+                        seq,
                         &eof(ok.warnings, ok.status & !status::SESSION_STATE_CHANGED),
                     );
                     true
                 } else {
                     put_own(
                         out,
-                        &mut seq,
+                        seq,
                         // The session's flags, without those that belong to the answer that
                         // set them (another result, a cursor, its last row).
                         &eof(
@@ -248,27 +273,23 @@ pub async fn relay(
             State::Rows => match first {
                 Some(ERR) => {
                     on_err(conn, &mut outcome);
-                    put_server(out, &mut seq, &packet);
+                    put_server(out, seq, &packet);
                     true
                 }
                 Some(f) if is_terminator(f, len, true) => {
                     let more = on_ok(conn, &mut outcome, body)?;
                     if deprecate_eof && tracks {
-                        put_server(out, &mut seq, &packet);
+                        put_server(out, seq, &packet);
                     } else if deprecate_eof {
                         let ok = OkPacket::parse(body, conn.capabilities)
                             .map_err(MyBackendError::from)?;
-                        put_own(
-                            out,
-                            &mut seq,
-                            &ok.encode(client_caps, super::constants::EOF),
-                        );
+                        put_own(out, seq, &ok.encode(client_caps, super::constants::EOF));
                     } else {
                         let ok = OkPacket::parse(body, conn.capabilities)
                             .map_err(MyBackendError::from)?;
                         put_own(
                             out,
-                            &mut seq,
+                            seq,
                             &eof(ok.warnings, ok.status & !status::SESSION_STATE_CHANGED),
                         );
                     }
@@ -276,7 +297,7 @@ pub async fn relay(
                     !more || expect != Expect::Results
                 }
                 _ => {
-                    put_server(out, &mut seq, &packet);
+                    put_server(out, seq, &packet);
                     if out.len() >= FLUSH_AT {
                         flush(client, out).await?;
                     }

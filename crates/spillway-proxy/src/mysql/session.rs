@@ -387,8 +387,7 @@ impl Session {
                     "the client went away during a response: {e}"
                 )))
             }
-            Err(RelayError::Server(e)) => {
-                let partial = !self.out.is_empty();
+            Err(RelayError::Server(e, partial)) => {
                 self.out.clear();
                 self.server_lost(e.to_string(), was_in_trans, partial).await
             }
