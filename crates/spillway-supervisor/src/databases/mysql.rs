@@ -79,7 +79,18 @@ struct Server<'a> {
 }
 
 impl Server<'_> {
+    /// A temporary directory of the server's own: servers sharing /tmp (two stacks, parallel
+    /// first starts) remove each other's temporary tables, and a first start then fails with
+    /// "Unknown table 'mysql.tmp_user_sys'".
+    fn tmp_dir(&self) -> Result<PathBuf, SupervisorError> {
+        let tmp = self.spec.dir.join("tmp");
+        std::fs::create_dir_all(&tmp).map_err(SupervisorError::io(&tmp))?;
+        self.run_as.own(&tmp)?;
+        Ok(tmp)
+    }
+
     fn spawn(&self, data: &Path) -> Result<Supervised, SupervisorError> {
+        let tmp = self.tmp_dir()?;
         let mut args = vec![
             "--no-defaults".into(),
             format!("--datadir={}", data.display()),
@@ -98,6 +109,7 @@ impl Server<'_> {
                 "--pid-file={}",
                 self.spec.dir.join("mariadbd.pid").display()
             ),
+            format!("--tmpdir={}", tmp.display()),
             format!("--max-connections={}", self.spec.max_connections),
             "--skip-name-resolve".into(),
             "--innodb-buffer-pool-size=64M".into(),
@@ -281,6 +293,7 @@ async fn bootstrap(
     }
     std::fs::create_dir_all(&partial).map_err(SupervisorError::io(&partial))?;
     server.run_as.own(&partial)?;
+    let tmp = server.tmp_dir()?;
     let started = Instant::now();
     progress(&format!(
         "databases.{}: creating a MariaDB data directory (first start only)...",
@@ -292,6 +305,7 @@ async fn bootstrap(
         args: vec![
             "--no-defaults".into(),
             format!("--datadir={}", partial.display()),
+            format!("--tmpdir={}", tmp.display()),
             "--auth-root-authentication-method=normal".into(),
             "--skip-test-db".into(),
         ],
