@@ -77,7 +77,7 @@ impl ServerTls {
     /// the same read.
     pub fn serve_after(&self, tcp: TcpStream, read: Vec<u8>, mut relay: UnixStream) {
         let acceptor = self.0.clone();
-        tokio::spawn(async move {
+        crate::runtime::spawn_crypto(async move {
             let stream = Prefixed {
                 prefix: read,
                 at: 0,
