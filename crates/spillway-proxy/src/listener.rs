@@ -98,13 +98,6 @@ pub fn spawn<F: Frontend>(
     shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<JoinHandle<()>> {
     let listener = listener.into_std()?;
-    // Called on spillway's multi-threaded runtime: TLS handshakes and relays go there, off the
-    // proxy's thread.
-    if let Ok(handle) = tokio::runtime::Handle::try_current()
-        && handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread
-    {
-        crate::runtime::set_crypto_runtime(handle);
-    }
     crate::runtime::spawn(async move {
         match TcpListener::from_std(listener) {
             Ok(listener) => serve(listener, proxy, metrics, shutdown).await,

@@ -20,33 +20,6 @@ use tokio::task::JoinHandle;
 
 static PROXY_RUNTIME: OnceLock<Result<Handle, String>> = OnceLock::new();
 
-/// Where TLS work runs: the multi-threaded runtime that started the first listener. A TLS
-/// handshake costs a few hundred microseconds of CPU, a plaintext query tens; on the proxy's
-/// one thread a storm of new TLS connections (report 004: one per request) saturated it at
-/// about 2,000 a second while the other core idled (bench/proxy-mysql.sh). The TLS relays
-/// talk to sessions over socketpairs, so they can live on any thread.
-static CRYPTO_RUNTIME: OnceLock<Handle> = OnceLock::new();
-
-/// Records the runtime TLS work goes to (the first caller's, normally spillway's main one).
-pub fn set_crypto_runtime(handle: Handle) {
-    let _ = CRYPTO_RUNTIME.set(handle);
-}
-
-/// Runs TLS work (a handshake and its relay) on the crypto runtime, or here without one.
-pub fn spawn_crypto<F>(fut: F)
-where
-    F: Future<Output = ()> + Send + 'static,
-{
-    match CRYPTO_RUNTIME.get() {
-        Some(h) => {
-            h.spawn(fut);
-        }
-        None => {
-            tokio::spawn(fut);
-        }
-    }
-}
-
 /// Runs `fut` on the proxy thread, starting that thread on first use.
 pub fn spawn<F>(fut: F) -> std::io::Result<JoinHandle<F::Output>>
 where

@@ -27,9 +27,19 @@ pub enum TlsError {
     Config(#[from] rustls::Error),
 }
 
-/// A loaded certificate and key.
+/// A loaded certificate and key, and where its handshakes run.
 #[derive(Clone)]
-pub struct ServerTls(pub TlsAcceptor);
+pub struct ServerTls {
+    acceptor: TlsAcceptor,
+    /// The multi-threaded runtime that loaded it (spillway's main one), if any: TLS work runs
+    /// there, off the proxy's one thread. A TLS handshake costs a few hundred microseconds of
+    /// CPU, a plaintext query tens; on the proxy's thread a storm of new TLS connections
+    /// (report 004 opens one per request) saturated it at about 2,000 a second while the other
+    /// core idled (bench/proxy-mysql.sh). The relay talks to its session over a socketpair, so
+    /// it can run on any thread. Kept per certificate, not globally: a process (a test binary)
+    /// may have several runtimes, each with its own stacks.
+    runtime: Option<tokio::runtime::Handle>,
+}
 
 impl fmt::Debug for ServerTls {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -62,7 +72,18 @@ impl ServerTls {
             .with_safe_default_protocol_versions()?
             .with_no_client_auth()
             .with_single_cert(certs, key_der)?;
-        Ok(Self(TlsAcceptor::from(Arc::new(config))))
+        let runtime = tokio::runtime::Handle::try_current()
+            .ok()
+            .filter(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        Ok(Self {
+            acceptor: TlsAcceptor::from(Arc::new(config)),
+            runtime,
+        })
+    }
+
+    /// The acceptor itself (the AWS endpoint serves its TLS with it).
+    pub fn acceptor(&self) -> TlsAcceptor {
+        self.acceptor.clone()
     }
 
     /// Runs the TLS handshake on `tcp` in its own task, then relays decrypted bytes to and from
@@ -76,8 +97,8 @@ impl ServerTls {
     /// client does not wait for an answer to its SSLRequest, so its ClientHello may arrive in
     /// the same read.
     pub fn serve_after(&self, tcp: TcpStream, read: Vec<u8>, mut relay: UnixStream) {
-        let acceptor = self.0.clone();
-        crate::runtime::spawn_crypto(async move {
+        let acceptor = self.acceptor.clone();
+        let relay_task = async move {
             let stream = Prefixed {
                 prefix: read,
                 at: 0,
@@ -89,7 +110,15 @@ impl ServerTls {
                 }
                 Err(e) => tracing::info!("TLS handshake with a client failed: {e}"),
             }
-        });
+        };
+        match &self.runtime {
+            Some(h) => {
+                h.spawn(relay_task);
+            }
+            None => {
+                tokio::spawn(relay_task);
+            }
+        }
     }
 }
 

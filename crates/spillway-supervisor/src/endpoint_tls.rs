@@ -36,7 +36,7 @@ pub fn acceptor(
         what: "stack.endpoint_tls".into(),
         detail: e.to_string(),
     })?;
-    Ok(Some(loaded_tls.0))
+    Ok(Some(loaded_tls.acceptor()))
 }
 
 /// The self-signed pair, generated for `localhost`, the loopback addresses and the endpoint's
