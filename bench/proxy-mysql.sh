@@ -32,7 +32,7 @@ source scripts/lib/system.sh
 DURATION="${DURATION:-10}"
 ROUNDS="${ROUNDS:-3}"
 IDLE_CLIENTS="${IDLE_CLIENTS:-10000}"
-STORM_RATES="${STORM_RATES:-200 500 1000}"
+STORM_RATES="${STORM_RATES:-200 500 1000 1500 2000}"
 STORM_SECONDS="${STORM_SECONDS:-10}"
 POOL=20
 REGION=us-east-1
@@ -45,8 +45,9 @@ ensure_rust
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/spillway/target}"
 if [ -z "${SKIP_BUILD:-}" ]; then
   say "building spillway and the storm client (release)"
-  cargo build --release --locked -q -p spillway
-  cargo build --release --locked -q -p spillway-proxy --example my_storm
+  # One invocation: two would unify dependency features differently (the example brings
+  # spillway-proxy's dev-dependencies) and each would rebuild half the tree the other built.
+  cargo build --release --locked -q -p spillway --bin spillway -p spillway-proxy --example my_storm
 fi
 SPILLWAY="${SPILLWAY:-$CARGO_TARGET_DIR/release/spillway}"
 STORM="$CARGO_TARGET_DIR/release/examples/my_storm"
@@ -151,21 +152,13 @@ window="$PWD/bench/sysbench_window.py"
 run() {
   local name=$1 port=$2 pid=$3 scenario=$4; shift 4
   local out
-  perf_pid=""
-  # PERF_DIR=dir: a flat perf profile of spillway in round 1's 50- and 1,000-client text runs.
-  if [ -n "${PERF_DIR:-}" ] && [ "$name" = spillway ] && [ "$round" = 1 ] && [[ "$scenario" == point-*-text ]] && [ "$scenario" != point-1-text ]; then
-    perf record -F 2000 -o "$PERF_DIR/$scenario.data" -p "$spillway_pid" > /dev/null 2>&1 &
-    perf_pid=$!
-  fi
   if ! out=$(timeout $((DURATION * 4 + 120)) python3 "$window" "$pid" "$db_pid" -- "${SB_COMMON[@]}" \
       --mysql-port="$port" --time="$DURATION" --report-interval=1 --histogram=on --percentile=95 "$@" run 2>&1); then
-    [ -n "$perf_pid" ] && { kill -INT "$perf_pid" 2>/dev/null || true; wait "$perf_pid" 2>/dev/null || true; }
     local why; why=$(grep -m1 -oE "(FATAL|error).*" <<< "$out" | tr ' ' '_' | cut -c1-100 || true)
     echo "$out" > "$work/fail-$name-$scenario.out"
     echo "$scenario $name fails ${why:-exit}" >> "$results"
     return
   fi
-  [ -n "$perf_pid" ] && { kill -INT "$perf_pid" 2>/dev/null || true; wait "$perf_pid" 2>/dev/null || true; }
   local tps; tps=$(grep -oE 'transactions: +[0-9]+ +\([0-9.]+' <<< "$out" | grep -oE '[0-9.]+$' || true)
   local errs; errs=$(grep -oE 'ignored errors: +[0-9]+' <<< "$out" | grep -oE '[0-9]+$' || echo 0)
   local cpu; cpu=$(grep -oE '^window: .*' <<< "$out" | cut -d' ' -f3- || true)
@@ -188,13 +181,13 @@ import boto3, sys
 print(boto3.client("rds", region_name=sys.argv[1]).generate_db_auth_token(
     DBHostname="127.0.0.1", Port=int(sys.argv[2]), DBUsername="iam", Region=sys.argv[1]))' "$REGION" "$sp_port"
 }
+# The kernel's count of connections dropped because a listener's accept queue was full.
+listen_overflows() {
+  awk '/^TcpExt:/ {if (!h) {for (i = 1; i <= NF; i++) if ($i == "ListenOverflows") c = i; h = 1} else print $c}' /proc/net/netstat
+}
 storm() {
-  local name=$1 rate=$2 out
-  perf_pid=""
-  if [ -n "${PERF_DIR:-}" ] && [ "$name" = spillway ] && [ "$rate" = "${STORM_RATES##* }" ] && [ "$round" = 1 ]; then
-    perf record -F 2000 -o "$PERF_DIR/storm-$rate.data" -p "$spillway_pid" > /dev/null 2>&1 &
-    perf_pid=$!
-  fi
+  local name=$1 rate=$2 out lo_before
+  lo_before=$(listen_overflows)
   if [ "$name" = direct ]; then
     out=$(MYSQL_PWD=app-password timeout $((STORM_SECONDS * 4 + 120)) "$STORM" 127.0.0.1 "$db_port" app shop \
       "$rate" "$STORM_SECONDS" tls native 0 "$db_pid" 2>&1 | tail -1) || true
@@ -204,8 +197,11 @@ storm() {
     out=$(MYSQL_PWD=$(token) timeout $((STORM_SECONDS * 4 + 120)) "$STORM" 127.0.0.1 "$sp_port" iam shop \
       "$rate" "$STORM_SECONDS" tls clear "$spillway_pid" "$db_pid" 2>&1 | tail -1) || true
   fi
-  [ -n "$perf_pid" ] && { kill -INT "$perf_pid" 2>/dev/null || true; wait "$perf_pid" 2>/dev/null || true; }
-  case "$out" in "{"*) ;; *) out="{\"failed\": $(python3 -c 'import json,sys; print(json.dumps(sys.argv[1]))' "$out")}" ;; esac
+  case "$out" in
+    "{"*) out=$(python3 -c 'import json, sys; d = json.loads(sys.argv[1]); d["listen_overflows"] = int(sys.argv[2]); print(json.dumps(d))' \
+            "$out" "$(( $(listen_overflows) - lo_before ))") ;;
+    *) out="{\"failed\": $(python3 -c 'import json,sys; print(json.dumps(sys.argv[1]))' "$out")}" ;;
+  esac
   echo "storm-$rate $name $out" >> "$results"
 }
 
@@ -253,6 +249,35 @@ for round in $(seq 1 "$ROUNDS"); do
   done
 done
 
+# --- Profiles (PERF_DIR=dir): spillway under perf, outside the measured rounds -------------------
+if [ -n "${PERF_DIR:-}" ]; then
+  mkdir -p "$PERF_DIR"
+  real_results=$results
+  results="$work/profiled.txt"
+  round=0
+  profile() {
+    local what=$1; shift
+    perf record -F 2000 -g -o "$PERF_DIR/$what.data" -p "$spillway_pid" > /dev/null 2>&1 &
+    perf_pid=$!
+    "$@"
+    kill -INT "$perf_pid" 2>/dev/null || true
+    wait "$perf_pid" 2>/dev/null || true
+    perf_pid=""
+    perf report -i "$PERF_DIR/$what.data" --no-children --sort symbol --stdio 2>/dev/null | grep -E '^ +[0-9]' | head -40 > "$PERF_DIR/$what.top.txt" || true
+  }
+  say "profiling spillway: point-50-text"
+  profile point-50-text run spillway "$sp_port" "$spillway_pid" point-50-text --threads=50 --db-ps-mode=disable
+  say "profiling spillway: point-1000-text"
+  profile point-1000-text run spillway "$sp_port" "$spillway_pid" point-1000-text --threads=1000 --db-ps-mode=disable
+  top_rate=${STORM_RATES##* }
+  if [ -n "$top_rate" ]; then
+    say "profiling spillway: storm at $top_rate/s"
+    profile "storm-$top_rate" storm spillway "$top_rate"
+  fi
+  cp "$results" "$PERF_DIR/profiled-runs.txt" 2>/dev/null || true
+  results=$real_results
+fi
+
 mkdir -p bench/results
 report="bench/results/proxy-mysql-$(date -u +%Y%m%dT%H%MZ).md"
 cp "$results" "${report%.md}.raw.txt"
@@ -293,29 +318,29 @@ def cell(s, t, k):
     return fmt(r[k])
 print(f"# MySQL proxy benchmark ({rounds} interleaved rounds of {duration}s, medians, {cores} cores)\n")
 print(f"MariaDB 10.11 (max_connections {max_conn}), spillway's proxy with a pool of 20, sysbench 1.0.20 oltp_point_select, 1 table of 10,000 rows.\n")
-print("| scenario | direct TPS | spillway TPS | spillway / direct | p50 µs (direct / spillway) | p95 µs (direct / spillway) | proxy CPU µs per query | machine CPU µs per query (direct / spillway) | sysbench µs | mariadbd µs (direct / spillway) |")
-print("|---|---|---|---|---|---|---|---|---|---|")
+print("| scenario | direct TPS | spillway TPS | spillway / direct | p50 µs (direct / spillway) | p95 µs (direct / spillway) | proxy CPU µs per query | machine CPU µs per query (direct / spillway) | sysbench µs | mariadbd µs (direct / spillway) | machine idle (direct / spillway) |")
+print("|---|---|---|---|---|---|---|---|---|---|---|")
 for s in SCEN:
     d, p = row[(s, "direct")], row[(s, "spillway")]
     g = lambda r, k: None if r is None else r[k]  # noqa: E731
     print(f"| {s} | {cell(s, 'direct', 'tps')} | {cell(s, 'spillway', 'tps')} | {ratio(g(p, 'tps'), g(d, 'tps'))} "
           f"| {fmt(g(d, 'p50'))} / {fmt(g(p, 'p50'))} | {fmt(g(d, 'p95'))} / {fmt(g(p, 'p95'))} | {fmt(g(p, 'proxy'))} "
-          f"| {fmt(g(d, 'machine'))} / {fmt(g(p, 'machine'))} | {fmt(g(d, 'sysbench'))} / {fmt(g(p, 'sysbench'))} | {fmt(g(d, 'db'))} / {fmt(g(p, 'db'))} |")
+          f"| {fmt(g(d, 'machine'))} / {fmt(g(p, 'machine'))} | {fmt(g(d, 'sysbench'))} / {fmt(g(p, 'sysbench'))} | {fmt(g(d, 'db'))} / {fmt(g(p, 'db'))} | {fmt(g(d, 'idle'))}% / {fmt(g(p, 'idle'))}% |")
 d, p = row[("point-1-text", "direct")], row[("point-1-text", "spillway")]
 if d and p and d["p50"] is not None and p["p50"] is not None:
     print(f"\nAdded p50 latency at 1 client (text protocol): **{p['p50'] - d['p50']:.0f} µs** ({d['p50']:.0f} → {p['p50']:.0f} µs).")
 print(f"\n## Connect storm: a new connection per query, fixed rate, {storm_s}s per run (medians of the rounds)\n")
 print("direct = TLS + mysql_native_password to MariaDB; spillway = TLS + RDS IAM token (mysql_clear_password, one token reused by every connection) to the proxy. Each: one `SELECT id, k, c, pad FROM sbtest1 WHERE id IN (10 ids)`, COM_QUIT, close. Latency is connect to last row.\n")
-print("| rate/s | target | achieved/s | ok | errors | p50 ms | p99 ms | client CPU ms/conn | proxy CPU ms/conn | mariadbd CPU ms/conn | spillway / direct achieved |")
-print("|---|---|---|---|---|---|---|---|---|---|---|")
+print("| rate/s | target | achieved/s | ok | errors | p50 ms | p99 ms | client CPU ms/conn | proxy CPU ms/conn | mariadbd CPU ms/conn | machine CPU ms/conn (idle) | listen queue overflows | spillway / direct: achieved, mariadbd CPU per conn |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 rates = sorted({int(k[0].split("-")[1]) for k in storms})
 for rate in rates:
-    ach = {}
+    ach, dbcpu = {}, {}
     for t in ["direct", "spillway"]:
         rs = [r for r in storms.get((f"storm-{rate}", t), []) if "failed" not in r]
         if not rs:
             why = [r.get("failed", "") for r in storms.get((f"storm-{rate}", t), [])]
-            print(f"| {rate} | {t} | failed: {(why or ['?'])[0][:80]} | | | | | | | | |")
+            print(f"| {rate} | {t} | failed: {(why or ['?'])[0][:80]} | | | | | | | | | | |")
             continue
         m = lambda k: med([r[k] for r in rs])  # noqa: E731
         ach[t] = m("achieved")
@@ -325,9 +350,10 @@ for rate in rates:
                 kinds[k] += v
         errs = fmt(m("errors")) + (f" ({'; '.join(f'{k[:50]}: {v}' for k, v in list(kinds.items())[:2])}, all rounds)" if kinds else "")
         pid_cpu = [med([r["pid_cpu_ms"][i] for r in rs]) for i in range(2)]
-        ratio_cell = ratio(ach.get("spillway"), ach.get("direct")) if t == "spillway" else ""
+        dbcpu[t] = pid_cpu[1]
+        ratio_cell = f"{ratio(ach.get('spillway'), ach.get('direct'))}, {ratio(dbcpu.get('spillway'), dbcpu.get('direct'))}" if t == "spillway" else ""
         print(f"| {rate} | {t} | {fmt(ach[t])} | {fmt(m('ok'))} | {errs} | {m('p50_ms') if m('p50_ms') is not None else '—'} | {m('p99_ms') if m('p99_ms') is not None else '—'} "
-              f"| {m('client_cpu_ms')} | {pid_cpu[0] if t == 'spillway' else '—'} | {pid_cpu[1]} | {ratio_cell} |")
+              f"| {m('client_cpu_ms')} | {pid_cpu[0] if t == 'spillway' else '—'} | {pid_cpu[1]} | {m('machine_cpu_ms')} ({m('machine_idle_pct')}%) | {fmt(m('listen_overflows'))} | {ratio_cell} |")
 if idle:
     held, before, during = idle
     print("\n## Idle clients\n")

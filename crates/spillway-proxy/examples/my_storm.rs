@@ -10,7 +10,8 @@
 //! mysql_native_password; `clear` sends the password with mysql_clear_password in the first
 //! handshake response (how a client that knows it holds an IAM token logs in). Prints one JSON
 //! line: target and achieved rate, successes, errors by message, p50/p99 ms from connect to the
-//! last row, and CPU ms per successful connection of this process and of each PID.
+//! last row, and CPU ms per successful connection of this process, of each PID and of the whole
+//! machine (with the share it left idle).
 
 use std::collections::BTreeMap;
 use std::io;
@@ -214,6 +215,22 @@ fn ticks(pid: u32) -> u64 {
     get(11) + get(12)
 }
 
+/// Busy and idle ticks of the whole machine, from /proc/stat's first line.
+fn machine() -> (u64, u64) {
+    let s = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let v: Vec<u64> = s
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    let at = |i: usize| v.get(i).copied().unwrap_or(0);
+    // user nice system idle iowait irq softirq steal
+    (at(0) + at(1) + at(2) + at(5) + at(6) + at(7), at(3) + at(4))
+}
+
 fn main() {
     let a: Vec<String> = std::env::args().skip(1).collect();
     if a.len() < 8 {
@@ -245,6 +262,7 @@ fn main() {
         .chain(pids.iter().copied())
         .map(ticks)
         .collect();
+    let machine_before = machine();
     let latencies = Arc::new(Mutex::new(Vec::<f64>::new()));
     let errors = Arc::new(Mutex::new(BTreeMap::<String, u64>::new()));
     // Whole runs only: a fractional connection is never started.
@@ -292,6 +310,7 @@ fn main() {
         .chain(pids.iter().copied())
         .map(ticks)
         .collect();
+    let machine_after = machine();
     let mut lat = latencies.lock().map(|l| l.clone()).unwrap_or_default();
     lat.sort_by(f64::total_cmp);
     let errors = errors.lock().map(|e| e.clone()).unwrap_or_default();
@@ -306,6 +325,15 @@ fn main() {
     };
     let cpu: Vec<Option<f64>> = before.iter().zip(&after).map(|(b, a)| per(a - b)).collect();
     let elapsed = (end - start).as_secs_f64();
+    let (busy, idle) = (
+        machine_after.0 - machine_before.0,
+        machine_after.1 - machine_before.1,
+    );
+    let idle_pct = if busy + idle > 0 {
+        (1000.0 * idle as f64 / (busy + idle) as f64).round() / 10.0
+    } else {
+        0.0
+    };
     let json = |v: Option<f64>| v.map_or("null".to_owned(), |v| v.to_string());
     let kinds: Vec<String> = errors
         .iter()
@@ -314,7 +342,7 @@ fn main() {
     println!(
         "{{\"rate\": {rate}, \"attempted\": {n}, \"ok\": {ok}, \"errors\": {}, \"error_kinds\": {{{}}}, \
          \"achieved\": {:.1}, \"p50_ms\": {}, \"p99_ms\": {}, \"client_cpu_ms\": {}, \"pid_cpu_ms\": [{}], \
-         \"elapsed_s\": {elapsed:.2}}}",
+         \"machine_cpu_ms\": {}, \"machine_idle_pct\": {idle_pct}, \"elapsed_s\": {elapsed:.2}}}",
         errors.values().sum::<u64>(),
         kinds.join(", "),
         ok as f64 / elapsed,
@@ -322,5 +350,6 @@ fn main() {
         json(pct(0.99)),
         json(cpu[0]),
         cpu[1..].iter().map(|c| json(*c)).collect::<Vec<_>>().join(", "),
+        json(per(busy)),
     );
 }
