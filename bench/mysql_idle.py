@@ -13,7 +13,9 @@ closes. (A connect storm lives in crates/spillway-proxy/examples/my_storm.rs: Py
 import argparse
 import asyncio
 import hashlib
+import os
 import resource
+import signal
 import struct
 import sys
 
@@ -209,4 +211,10 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except KeyboardInterrupt:
+        # Die of the SIGINT rather than exit 1: bash runs its INT trap only when the foreground
+        # child was killed by the signal, and proxy-mysql.sh's trap is what cleans up.
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGINT)

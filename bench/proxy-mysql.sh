@@ -4,7 +4,12 @@
 # within one run hold). The MySQL sibling of bench/proxy-pg.sh.
 #
 #   bench/proxy-mysql.sh                          # full run
-#   DURATION=5 ROUNDS=1 bench/proxy-mysql.sh      # quick look
+#   DURATION=5 ROUNDS=1 bench/proxy-mysql.sh      # quick look (DURATION >= 4: the CPU window
+#                                                 # needs three per-second reports)
+#   SYSBENCH=0 IDLE_CLIENTS=0 STORM_RATES="2500 3000" bench/proxy-mysql.sh   # storm only
+# Also: STORM_SECONDS (10), TLS_KEY=ec (ECDSA P-256 instead of RSA-2048), PERF_DIR=dir (perf
+# profiles of spillway after the rounds), SKIP_BUILD=1 (with SPILLWAY= and the built example),
+# KEEP_WORK=1 (keep the temp dir with the logs).
 #
 # Setup: a private MariaDB (the Debian package's mariadbd, started here in a temp dir with its
 # default max_connections of 151, mysql_native_password, and a certificate so that direct
@@ -72,6 +77,9 @@ cleanup() {
   if [ -n "${KEEP_WORK:-}" ]; then say "kept $work"; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
+# Ctrl-C reaches every child: `timeout --foreground` below keeps them in our process group
+# (plain timeout makes its own, out of the terminal's reach); bash runs this trap only if the
+# foreground child died of the signal, so run and storm also stop on a child's exit status 130.
 trap 'exit 130' INT TERM
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -152,15 +160,25 @@ sysbench "${SB_COMMON[@]}" --mysql-port="$db_port" prepare > "$work/prepare.log"
 
 rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 
+# A child that caught Ctrl-C and exited 130 (timeout does) leaves bash's INT trap unrun: stop
+# here instead. Ctrl-C also stops spillway (it shares our process group), which catches the
+# cases where no child reports the signal (the idle clients just see their logins fail).
+stop_if_interrupted() {
+  case "$1" in 130 | 143) say "interrupted"; exit 130 ;; esac
+  kill -0 "$spillway_pid" 2>/dev/null || { say "spillway has stopped (interrupted?)"; exit 130; }
+}
+
 # run NAME PORT PID SCENARIO ARGS... -> appends "scenario name tps p50_us p95_us proxy_us machine_us
 # idle_pct sysbench_us db_us" to results, or "scenario name fails REASON".
 results="$work/results.txt"
 window="$PWD/bench/sysbench_window.py"
 run() {
   local name=$1 port=$2 pid=$3 scenario=$4; shift 4
-  local out
-  if ! out=$(timeout $((DURATION * 4 + 120)) python3 "$window" "$pid" "$db_pid" -- "${SB_COMMON[@]}" \
-      --mysql-port="$port" --time="$DURATION" --report-interval=1 --histogram=on --percentile=95 "$@" run 2>&1); then
+  local out rc=0
+  out=$(timeout --foreground $((DURATION * 4 + 120)) python3 "$window" "$pid" "$db_pid" -- "${SB_COMMON[@]}" \
+      --mysql-port="$port" --time="$DURATION" --report-interval=1 --histogram=on --percentile=95 "$@" run 2>&1) || rc=$?
+  stop_if_interrupted "$rc"
+  if [ "$rc" != 0 ]; then
     local why; why=$(grep -m1 -oE "(FATAL|error).*" <<< "$out" | tr ' ' '_' | cut -c1-100 || true)
     echo "$out" > "$work/fail-$name-$scenario.out"
     echo "$scenario $name fails ${why:-exit}" >> "$results"
@@ -195,15 +213,20 @@ listen_overflows() {
 storm() {
   local name=$1 rate=$2 out lo_before
   lo_before=$(listen_overflows)
+  local rc=0
   if [ "$name" = direct ]; then
-    out=$(MYSQL_PWD=app-password timeout $((STORM_SECONDS * 4 + 120)) "$STORM" 127.0.0.1 "$db_port" app shop \
-      "$rate" "$STORM_SECONDS" tls native 0 "$db_pid" 2>&1 | tail -1) || true
+    MYSQL_PWD=app-password timeout --foreground $((STORM_SECONDS * 4 + 120)) "$STORM" 127.0.0.1 "$db_port" app shop \
+      "$rate" "$STORM_SECONDS" tls native 0 "$db_pid" > "$work/storm.out" 2>&1 || rc=$?
   else
     # One token per run, reused by every connection of the run (a token lives 15 minutes; a
     # Lambda function reuses its own).
-    out=$(MYSQL_PWD=$(token) timeout $((STORM_SECONDS * 4 + 120)) "$STORM" 127.0.0.1 "$sp_port" iam shop \
-      "$rate" "$STORM_SECONDS" tls clear "$spillway_pid" "$db_pid" 2>&1 | tail -1) || true
+    local tok; tok=$(token) || rc=$?
+    stop_if_interrupted "$rc"
+    MYSQL_PWD=$tok timeout --foreground $((STORM_SECONDS * 4 + 120)) "$STORM" 127.0.0.1 "$sp_port" iam shop \
+      "$rate" "$STORM_SECONDS" tls clear "$spillway_pid" "$db_pid" > "$work/storm.out" 2>&1 || rc=$?
   fi
+  stop_if_interrupted "$rc"
+  out=$(tail -1 "$work/storm.out")
   case "$out" in
     "{"*) out=$(python3 -c 'import json, sys; d = json.loads(sys.argv[1]); d["listen_overflows"] = int(sys.argv[2]); print(json.dumps(d))' \
             "$out" "$(( $(listen_overflows) - lo_before ))") ;;
@@ -224,7 +247,8 @@ line=""; read -r -t 600 line <&"${IDLER[0]}" || true
 held=${line#ready }
 during=$(rss_kb "$spillway_pid")
 exec {IDLER[1]}>&-
-wait "$idler_pid" 2>/dev/null || true
+idle_rc=0; wait "$idler_pid" 2>/dev/null || idle_rc=$?
+stop_if_interrupted "$idle_rc"
 echo "idle spillway ${held:-0} $before $during" >> "$results"
 fi
 

@@ -16,6 +16,7 @@ database server (DB_PID), plus the share of the machine left idle.
 
 import os
 import re
+import signal
 import subprocess
 import sys
 
@@ -41,14 +42,7 @@ def process_ticks(pid):
         return 0
 
 
-def main():
-    if len(sys.argv) < 4 or sys.argv[3] != "--":
-        sys.exit("usage: sysbench_window.py PROXY_PID DB_PID -- SYSBENCH_ARGS...")
-    proxy_pid, db_pid = int(sys.argv[1]), int(sys.argv[2])
-    proc = subprocess.Popen(
-        ["sysbench", *sys.argv[4:]], stdout=subprocess.PIPE, text=True, bufsize=1
-    )
-    samples = []  # (tps of the interval just ended, sample taken as it was printed)
+def read_reports(proc, samples, proxy_pid, db_pid):
     for line in proc.stdout:
         sys.stdout.write(line)
         m = REPORT.match(line)
@@ -59,6 +53,22 @@ def main():
                  (busy, idle, process_ticks(proc.pid), process_ticks(proxy_pid),
                   process_ticks(db_pid)))
             )
+
+
+def main():
+    if len(sys.argv) < 4 or sys.argv[3] != "--":
+        sys.exit("usage: sysbench_window.py PROXY_PID DB_PID -- SYSBENCH_ARGS...")
+    proxy_pid, db_pid = int(sys.argv[1]), int(sys.argv[2])
+    proc = subprocess.Popen(
+        ["sysbench", *sys.argv[4:]], stdout=subprocess.PIPE, text=True, bufsize=1
+    )
+    samples = []  # (tps of the interval just ended, sample taken as it was printed)
+    try:
+        read_reports(proc, samples, proxy_pid, db_pid)
+    except KeyboardInterrupt:
+        proc.kill()
+        proc.wait()
+        raise
     code = proc.wait()
     if len(samples) >= 3:
         first, last = samples[0][1], samples[-2][1]
@@ -76,4 +86,10 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except KeyboardInterrupt:
+        # Die of the SIGINT rather than exit 1: bash runs its INT trap only when the foreground
+        # child was killed by the signal, and proxy-mysql.sh's trap is what cleans up.
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGINT)
