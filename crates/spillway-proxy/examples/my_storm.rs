@@ -112,7 +112,10 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(
             Some(0xff) => return Err(io::Error::other(err_text(&p))),
             Some(0x01) => continue,
             Some(0xfe) => {
-                let end = p[1..].iter().position(|&b| b == 0).map_or(p.len(), |i| i + 1);
+                let end = p[1..]
+                    .iter()
+                    .position(|&b| b == 0)
+                    .map_or(p.len(), |i| i + 1);
                 let name = String::from_utf8_lossy(&p[1..end]).into_owned();
                 let data = p.get(end + 1..).unwrap_or_default();
                 let data = &data[..data.len().min(20)];
@@ -166,7 +169,8 @@ async fn one(t: &Target, ids: &str) -> io::Result<()> {
     if g.first() == Some(&0xff) {
         return Err(io::Error::other(err_text(&g)));
     }
-    let greeting = Greeting::parse(&g).map_err(|e| io::Error::other(format!("malformed greeting: {}", e.0)))?;
+    let greeting = Greeting::parse(&g)
+        .map_err(|e| io::Error::other(format!("malformed greeting: {}", e.0)))?;
     let caps = (cap::LONG_PASSWORD
         | cap::LONG_FLAG
         | cap::CONNECT_WITH_DB
@@ -244,7 +248,9 @@ fn main() {
     });
     let t = Arc::new(Target {
         host: a[0].clone(),
-        port: a[1].parse().unwrap_or_else(|_| panic!("not a port: {}", a[1])),
+        port: a[1]
+            .parse()
+            .unwrap_or_else(|_| panic!("not a port: {}", a[1])),
         user: a[2].clone(),
         db: a[3].clone(),
         password: std::env::var("MYSQL_PWD").unwrap_or_default().into_bytes(),
@@ -273,7 +279,8 @@ fn main() {
         for i in 0..n {
             let at = start + Duration::from_secs_f64(i as f64 / rate);
             tokio::time::sleep_until(at.into()).await;
-            let (t, latencies, errors) = (Arc::clone(&t), Arc::clone(&latencies), Arc::clone(&errors));
+            let (t, latencies, errors) =
+                (Arc::clone(&t), Arc::clone(&latencies), Arc::clone(&errors));
             let ids: Vec<String> = (0..10)
                 .map(|_| (rand::random::<u64>() % TABLE_SIZE + 1).to_string())
                 .collect();
@@ -349,7 +356,11 @@ fn main() {
         json(pct(0.5)),
         json(pct(0.99)),
         json(cpu[0]),
-        cpu[1..].iter().map(|c| json(*c)).collect::<Vec<_>>().join(", "),
+        cpu[1..]
+            .iter()
+            .map(|c| json(*c))
+            .collect::<Vec<_>>()
+            .join(", "),
         json(per(busy)),
     );
 }

@@ -96,29 +96,40 @@ impl ServerTls {
     /// [`serve`](Self::serve) for a client whose first TLS bytes were read already: a MySQL
     /// client does not wait for an answer to its SSLRequest, so its ClientHello may arrive in
     /// the same read.
-    pub fn serve_after(&self, tcp: TcpStream, read: Vec<u8>, mut relay: UnixStream) {
+    pub fn serve_after(&self, tcp: TcpStream, read: Vec<u8>, relay: UnixStream) {
         let acceptor = self.acceptor.clone();
-        let relay_task = async move {
-            let stream = Prefixed {
-                prefix: read,
-                at: 0,
-                inner: tcp,
-            };
-            match acceptor.accept(stream).await {
-                Ok(mut tls) => {
-                    let _ = tokio::io::copy_bidirectional(&mut tls, &mut relay).await;
-                }
-                Err(e) => tracing::info!("TLS handshake with a client failed: {e}"),
-            }
+        let Some(runtime) = &self.runtime else {
+            tokio::spawn(relay_tls(acceptor, tcp, read, relay));
+            return;
         };
-        match &self.runtime {
-            Some(h) => {
-                h.spawn(relay_task);
+        // Re-registered with the TLS runtime's own reactor, so that the readiness events of the
+        // encrypted side are that runtime's work too, not the proxy thread's.
+        match (tcp.into_std(), relay.into_std()) {
+            (Ok(tcp), Ok(relay)) => {
+                runtime.spawn(async move {
+                    match (TcpStream::from_std(tcp), UnixStream::from_std(relay)) {
+                        (Ok(tcp), Ok(relay)) => relay_tls(acceptor, tcp, read, relay).await,
+                        _ => tracing::info!("cannot move a TLS client to the TLS runtime"),
+                    }
+                });
             }
-            None => {
-                tokio::spawn(relay_task);
-            }
+            _ => tracing::info!("cannot move a TLS client to the TLS runtime"),
         }
+    }
+}
+
+/// The TLS handshake with a client, then its decrypted bytes to and from `relay`.
+async fn relay_tls(acceptor: TlsAcceptor, tcp: TcpStream, read: Vec<u8>, mut relay: UnixStream) {
+    let stream = Prefixed {
+        prefix: read,
+        at: 0,
+        inner: tcp,
+    };
+    match acceptor.accept(stream).await {
+        Ok(mut tls) => {
+            let _ = tokio::io::copy_bidirectional(&mut tls, &mut relay).await;
+        }
+        Err(e) => tracing::info!("TLS handshake with a client failed: {e}"),
     }
 }
 
