@@ -51,9 +51,14 @@ async fn closed(s: &mut TcpStream) -> bool {
     )
 }
 
-/// Logs in as app over a raw socket (the proof made by the proxy's own scramble module; real
-/// clients prove the formula in the other tests).
+/// Logs in as app over a raw socket.
 async fn login(port: u16) -> TcpStream {
+    login_as(port, "app", "app-password", "shop").await
+}
+
+/// Logs in over a raw socket (the proof made by the proxy's own scramble module; real clients
+/// prove the formula in the other tests).
+async fn login_as(port: u16, user: &str, password: &str, db: &str) -> TcpStream {
     let mut s = TcpStream::connect(("127.0.0.1", port))
         .await
         .unwrap_or_else(|e| panic!("{e}"));
@@ -65,9 +70,9 @@ async fn login(port: u16) -> TcpStream {
         capabilities: cap::OFFERED & !(cap::MULTI_STATEMENTS | cap::CONNECT_ATTRS),
         max_packet: 1 << 24,
         collation: 45,
-        user: b"app".to_vec(),
-        auth: scramble::native(b"app-password", &g.scramble),
-        database: Some(b"shop".to_vec()),
+        user: user.as_bytes().to_vec(),
+        auth: scramble::native(password.as_bytes(), &g.scramble),
+        database: Some(db.as_bytes().to_vec()),
         plugin: Some(scramble::NATIVE.as_bytes().to_vec()),
         attributes: Vec::new(),
     };
@@ -218,30 +223,7 @@ async fn a_server_restart_costs_a_client_at_most_one_error() {
     ))
     .await;
     let port = stack.port();
-    let mut s = TcpStream::connect(("127.0.0.1", port))
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let (_, greeting) = read_packet(&mut s)
-        .await
-        .unwrap_or_else(|| panic!("no greeting"));
-    let g = Greeting::parse(&greeting).unwrap_or_else(|e| panic!("{e}"));
-    let response = HandshakeResponse {
-        capabilities: cap::OFFERED & !cap::CONNECT_ATTRS,
-        max_packet: 1 << 24,
-        collation: 45,
-        user: b"test".to_vec(),
-        auth: scramble::native(b"test-password", &g.scramble),
-        database: Some(b"test".to_vec()),
-        plugin: Some(scramble::NATIVE.as_bytes().to_vec()),
-        attributes: Vec::new(),
-    };
-    s.write_all(&frame(1, &response.encode()))
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let (_, ok) = read_packet(&mut s)
-        .await
-        .unwrap_or_else(|| panic!("no login answer"));
-    assert_eq!(ok.first(), Some(&0));
+    let mut s = login_as(port, "test", "test-password", "test").await;
     assert_eq!(ask(&mut s).await, Some(Ok(vec![2, b'4', b'2'])));
     db.restart().await;
     tokio::time::sleep(Duration::from_millis(200)).await;
