@@ -2,6 +2,7 @@
 //   node mysql_clients.js iam-v3 HOST PORT USER REGION DATABASE   report 001: @aws-sdk/rds-signer
 //   node mysql_clients.js iam-v2 HOST PORT USER REGION DATABASE   report 004: aws-sdk v2 RDS.Signer
 //   node mysql_clients.js prepared HOST PORT USER PASSWORD DATABASE CLIENTS
+//   node mysql_clients.js change-user HOST PORT USER PASSWORD OTHER OTHER_PASSWORD DATABASE
 // Credentials for the signers come from the usual AWS_* environment variables. Each mode
 // prints one JSON line; a failure prints {"error": code, "errno": n, "message": ...}.
 const mysql = require("mysql2/promise");
@@ -49,6 +50,25 @@ async function prepared(host, port, user, password, database, clients) {
   return { ok };
 }
 
+// COM_CHANGE_USER (mysql2's changeUser): log in as one user, leave state behind, become another.
+async function changeUser(host, port, user, password, other, otherPassword, database) {
+  const c = await mysql.createConnection({ host, port: Number(port), user, password, database });
+  try {
+    await c.query("SET @left = 'behind'");
+    await c.changeUser({ user: other, password: otherPassword, database });
+    const [rows] = await c.query("SELECT CURRENT_USER() AS who, @left AS left_over");
+    let refused = null;
+    try {
+      await c.changeUser({ user, password: "wrong", database });
+    } catch (e) {
+      refused = e.errno;
+    }
+    return { ...rows[0], refused };
+  } finally {
+    c.destroy();
+  }
+}
+
 async function main() {
   const [mode, ...a] = process.argv.slice(2);
   let out;
@@ -62,6 +82,8 @@ async function main() {
     const AWS = require("aws-sdk");
     const signer = new AWS.RDS.Signer({ region, hostname: host, port: Number(port), username: user });
     out = await iam(() => Promise.resolve(signer.getAuthToken({})), host, port, user, database);
+  } else if (mode === "change-user") {
+    out = await changeUser(...a);
   } else if (mode === "prepared") {
     out = await prepared(...a);
   } else {

@@ -154,3 +154,80 @@ print(json.dumps([first, one(1, "SELECT @@time_zone"), one(0, "SELECT @@time_zon
     assert_eq!(out, r#"["+01:00", "+01:00", "-05:00"]"#);
     stack.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kill_uses_the_proxys_ids_and_change_user_starts_clean() {
+    let stack = stack(
+        &[
+            ("app", "app", "app-password"),
+            ("ops", "ops", "ops-password"),
+        ],
+        "",
+        "",
+    )
+    .await;
+    let port = stack.port().to_string();
+    let out = python(
+        r#"
+import json, sys, threading, time, pymysql
+port = int(sys.argv[1])
+def connect(user="app"):
+    return pymysql.connect(host="127.0.0.1", port=port, user=user, password=f"{user}-password", database="shop", autocommit=True)
+def error(c, sql):
+    try:
+        with c.cursor() as cur:
+            cur.execute(sql)
+        return None
+    except pymysql.MySQLError as e:
+        return e.args[0]
+victim, killer, other = connect(), connect(), connect("ops")
+result = {}
+def sleep():
+    started = time.time()
+    try:
+        with victim.cursor() as cur:
+            cur.execute("SELECT SLEEP(20)")
+            result["slept"] = cur.fetchone()[0]
+    except pymysql.MySQLError as e:
+        # MariaDB ends a killed SLEEP with 1317 (MySQL returns 1).
+        result["slept"] = e.args[0]
+    result["seconds"] = time.time() - started
+t = threading.Thread(target=sleep)
+t.start()
+time.sleep(1)
+out = {
+    # Another user may not; an id the proxy never gave is unknown; a server thread's KILL
+    # form is refused.
+    "other_user": error(other, f"KILL QUERY {victim.thread_id()}"),
+    "unknown": error(killer, "KILL QUERY 4000000000"),
+    "server_form": error(killer, "KILL QUERY (SELECT 1)"),
+    "same_user": error(killer, f"KILL QUERY {victim.thread_id()}"),
+}
+t.join(30)
+out["interrupted"] = result.get("slept") in (1, 1317) and result.get("seconds", 99) < 15
+out["victim_goes_on"] = error(victim, "SELECT 1")
+print(json.dumps(out, sort_keys=True))
+"#,
+        &[&port],
+    );
+    assert_eq!(
+        out,
+        r#"{"interrupted": true, "other_user": 1095, "same_user": null, "server_form": 1235, "unknown": 1094, "victim_goes_on": null}"#
+    );
+    let (ok, line) = node(
+        &[
+            "change-user",
+            "127.0.0.1",
+            &port,
+            "app",
+            "app-password",
+            "ops",
+            "ops-password",
+            "shop",
+        ],
+        &[],
+    );
+    assert!(ok, "{line}");
+    assert_eq!(line, r#"{"who":"ops@%","left_over":null,"refused":1045}"#);
+    stack.stop().await;
+}
