@@ -293,10 +293,13 @@ impl Session {
         if self.settings.debug_logging {
             tracing::info!(user = %self.user.name, proxy = %self.settings.proxy, sql = %String::from_utf8_lossy(sql), "statement");
         }
-        if let Some((query_only, id)) = parse_kill(sql) {
+        // One cheap pass decides whether the KILL parsers need to look at all (this runs for
+        // every query).
+        let kill_word = sql.windows(4).any(|w| w.eq_ignore_ascii_case(b"kill"));
+        if kill_word && let Some((query_only, id)) = parse_kill(sql) {
             return self.kill(query_only, id).await;
         }
-        if super::threads::mentions_kill(sql) {
+        if kill_word && super::threads::mentions_kill(sql) {
             // Any other KILL names server threads (or users) that pooled connections share
             // between clients: refused, not passed on.
             self.send_err(
@@ -455,10 +458,19 @@ impl Session {
         let autocommit_off = self.autocommit_off();
         let in_trans = st & status::IN_TRANS != 0 || (error && (was_in_trans || autocommit_off));
         if let Some(g) = self.guard.as_mut() {
-            // The connection's session now matches the client's.
             let conn = g.conn();
-            // (Client-side variables a statement set stay listed while they are on the
-            // connection, so that `release` takes them off.)
+            if in_trans {
+                conn.status |= status::IN_TRANS;
+            }
+        }
+        if let Some(g) = self.guard.as_mut()
+            && !changes.variables.is_empty()
+        {
+            // The connection's session now matches the client's (sync made it so before the
+            // command; only what the command itself set needs taking in). Client-side
+            // variables a statement set stay listed while they are on the connection, so that
+            // `release` takes them off.
+            let conn = g.conn();
             let on_conn: Vec<(String, String)> = conn
                 .variables
                 .iter()
@@ -472,9 +484,6 @@ impl Session {
                 .cloned()
                 .chain(on_conn)
                 .collect();
-            if in_trans {
-                conn.status |= status::IN_TRANS;
-            }
         }
         let keep = in_trans
             || self.pinned.is_some()
