@@ -90,16 +90,23 @@ impl MyBackendError {
         }
     }
 
-    /// The error a client sees: the server's own refusal as it was, else 2013-class loss
-    /// reported as 1105 with the reason (the client's library shows the text).
+    /// The error a client sees: the server's own refusal as it was, else 1105 naming the
+    /// kind of failure.
     pub fn to_client(&self) -> ErrPacket {
-        match self {
-            MyBackendError::Refused(e) => e.clone(),
-            other => ErrPacket::new(
-                super::constants::error::UNKNOWN_ERROR,
-                format!("the proxy cannot reach the database: {other}"),
-            ),
-        }
+        let what = match self {
+            MyBackendError::Refused(e) => return e.clone(),
+            MyBackendError::Connect(..) | MyBackendError::Timeout(_) => {
+                "the proxy cannot reach the database server"
+            }
+            MyBackendError::Closed | MyBackendError::Io(_) => {
+                "the proxy lost its connection to the database server"
+            }
+            _ => "the proxy cannot log in to the database server",
+        };
+        // The details (addresses, socket paths, what the server sent) are the operator's: the
+        // log has them, the client gets the kind of failure.
+        tracing::warn!("{what}: {self}");
+        ErrPacket::new(super::constants::error::UNKNOWN_ERROR, what)
     }
 }
 

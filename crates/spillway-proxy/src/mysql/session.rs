@@ -417,7 +417,7 @@ impl Session {
             1,
             ErrPacket::new(
                 error::UNKNOWN_ERROR,
-                format!("Lost connection to the database server during the query ({why})"),
+                "Lost connection to the database server during the query",
             ),
         )
         .await;
