@@ -34,6 +34,8 @@ pub struct Observed {
     pub apis: Vec<Arc<spillway_gateway::Gateway>>,
     /// The queues, for their metrics.
     pub queues: Option<Arc<spillway_queue::QueueService>>,
+    /// The DynamoDB tables, for their metrics.
+    pub tables: Option<Arc<spillway_tables::Tables>>,
     /// The AWS-compatible APIs (none in one-line proxy mode).
     pub aws: Option<Arc<spillway_aws::Endpoint>>,
     /// Who may read metrics and pools, when not everyone may (the endpoint is off loopback).
@@ -128,6 +130,9 @@ fn observe(
                 o.apis.iter().map(|a| &a.metrics),
             ));
             text.push_str(&queue_metrics);
+            if let Some(t) = &o.tables {
+                text.push_str(&t.render_metrics());
+            }
             respond(StatusCode::OK, "text/plain; version=0.0.4", text)
         }
         (&Method::GET, "/_spillway/pools") => {

@@ -15,6 +15,7 @@ pub mod process;
 mod proxies;
 pub mod queues;
 mod stack;
+pub mod tables;
 pub mod standalone;
 pub mod state;
 

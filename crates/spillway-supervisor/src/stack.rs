@@ -54,6 +54,8 @@ pub struct Running {
     queues: Option<Arc<spillway_queue::QueueService>>,
     /// The event source mappings' pollers.
     pollers: Vec<JoinHandle<()>>,
+    /// The DynamoDB tables, closed last with the queues.
+    tables: Option<Arc<spillway_tables::Tables>>,
 }
 
 impl Running {
@@ -190,6 +192,9 @@ impl Running {
         }
         if let Some(q) = &self.queues {
             q.close();
+        }
+        if let Some(t) = &self.tables {
+            t.close();
         }
         stop_databases(self.databases).await;
     }
@@ -414,7 +419,13 @@ pub async fn start(
             }
             // Functions start once the endpoint they call exists, queues with that endpoint,
             // and APIs after the functions and queues they call (below).
-            Kind::Secret | Kind::Function | Kind::User | Kind::Role | Kind::Api | Kind::Queue => {
+            Kind::Secret
+            | Kind::Function
+            | Kind::User
+            | Kind::Role
+            | Kind::Api
+            | Kind::Queue
+            | Kind::Table => {
                 continue;
             }
             _ => {
@@ -434,6 +445,7 @@ pub async fn start(
     let mut apis = Vec::new();
     let mut sts_handle = None;
     let mut queue_service = None;
+    let mut table_service = None;
     let mut pollers = Vec::new();
     let http = if running.proxies.is_empty()
         && stack.users.is_empty()
@@ -441,6 +453,7 @@ pub async fn start(
         && stack.functions.is_empty()
         && stack.apis.is_empty()
         && stack.queues.is_empty()
+        && stack.tables.is_empty()
     {
         None
     } else {
@@ -497,6 +510,23 @@ pub async fn start(
                 return Err(e);
             }
         };
+        let tables = match crate::tables::start(loaded).await {
+            Ok(t) => t,
+            Err(e) => {
+                queues.close();
+                let _ = shutdown.send(true);
+                stop_databases(running.databases).await;
+                return Err(e);
+            }
+        };
+        table_service = Some(Arc::clone(&tables));
+        for name in stack.tables.keys() {
+            rows.push(Row {
+                resource: format!("tables.{name}"),
+                endpoint: format!("{endpoint_scheme}://{addr} (DynamoDB)"),
+                credentials: "users' access keys".into(),
+            });
+        }
         let lambda = if stack.functions.is_empty() {
             None
         } else {
@@ -616,6 +646,7 @@ pub async fn start(
             }),
             apis: apis.iter().map(|a| Arc::clone(&a.gateway)).collect(),
             queues: Some(Arc::clone(&queues)),
+            tables: Some(Arc::clone(&tables)),
             functions: function_host.clone(),
             registry: Arc::clone(&registry),
             targets: running
@@ -640,9 +671,14 @@ pub async fn start(
                 },
                 sts,
                 lambda,
-                services: vec![Arc::new(spillway_queue::api::SqsApi {
-                    service: Arc::clone(&queues),
-                })],
+                services: vec![
+                    Arc::new(spillway_queue::api::SqsApi {
+                        service: Arc::clone(&queues),
+                    }),
+                    Arc::new(spillway_tables::api::DynamoDbApi {
+                        tables: Arc::clone(&tables),
+                    }),
+                ],
                 auth: spillway_aws::auth::Authenticator::new(
                     Arc::clone(&key_ring),
                     &stack.stack.region,
@@ -690,6 +726,7 @@ pub async fn start(
         sts: sts_handle,
         queues: queue_service,
         pollers,
+        tables: table_service,
     })
 }
 

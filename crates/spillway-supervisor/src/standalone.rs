@@ -262,6 +262,7 @@ pub async fn start(options: Options) -> Result<Standalone, SupervisorError> {
         let observed = Arc::new(crate::http::Observed {
             apis: Vec::new(),
             queues: None,
+            tables: None,
             functions: None,
             registry,
             targets: vec![("proxy".into(), Arc::clone(&target))],
