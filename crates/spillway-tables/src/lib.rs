@@ -6,5 +6,6 @@
 //! schemas and the order-preserving key encoding), [`store`] (redb: items in key order, indexes
 //! and TTL entries written in the same transaction), [`api`] (the actions).
 
+pub mod expr;
 pub mod number;
 pub mod value;
