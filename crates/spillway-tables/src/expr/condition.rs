@@ -202,10 +202,26 @@ impl Parser<'_, '_> {
         } else {
             match self.operand_or_function()? {
                 Node::Operand(op) => op,
+                // `attribute_exists(a) = :v`: a condition function used as an operand.
+                Node::Cond(c) if self.at_comparison() => {
+                    let name = function_name(&c);
+                    self.problems.record(Slot::MisusedFunction, || {
+                        format!("The function is not allowed to be used this way in an expression; function: {name}")
+                    });
+                    Operand::Value(AttributeValue::Null)
+                }
                 other => return Ok(other),
             }
         };
         self.comparison_tail(left, allow_operand)
+    }
+
+    fn at_comparison(&self) -> bool {
+        matches!(
+            self.cur.peek().tok,
+            Tok::Eq | Tok::Ne | Tok::Lt | Tok::Le | Tok::Gt | Tok::Ge
+        ) || self.cur.at_keyword("BETWEEN")
+            || self.cur.at_keyword("IN")
     }
 
     fn comparison_tail(&mut self, left: Operand, allow_operand: bool) -> Result<Node, ExprError> {
