@@ -646,3 +646,103 @@ impl Condition {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn subs() -> Substitutions {
+        Substitutions::new(
+            [("#a".to_owned(), "a".to_owned())].into(),
+            [(":v".to_owned(), AttributeValue::S("x".into()))].into(),
+        )
+    }
+
+    fn parse(text: &str) -> Result<Condition, String> {
+        parse_condition(text, ExprKind::Condition, &mut subs()).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn parenthesized_operands_and_conditions() {
+        assert!(parse("(a) = :v").is_ok());
+        assert!(parse("(a = :v) AND (#a = :v OR NOT b = :v)").is_ok());
+        assert_eq!(
+            parse("NOT (a)").err().as_deref(),
+            Some("Invalid ConditionExpression: Syntax error; token: \"<EOF>\", near: \")\"")
+        );
+        assert_eq!(
+            parse("a = :v AND").err().as_deref(),
+            Some("Invalid ConditionExpression: Syntax error; token: \"<EOF>\", near: \"AND\"")
+        );
+        assert_eq!(
+            parse("a = ((:v))").err().as_deref(),
+            Some("Invalid ConditionExpression: The expression has redundant parentheses;")
+        );
+    }
+
+    #[test]
+    fn precedence_is_not_and_or() {
+        let Ok(Condition::Or(_, right)) = parse("a = :v OR NOT b = :v AND c = :v") else {
+            panic!("OR must be outermost");
+        };
+        assert!(matches!(*right, Condition::And(ref l, _) if matches!(**l, Condition::Not(_))));
+    }
+
+    #[test]
+    fn keywords_ignore_case_but_functions_do_not() {
+        assert!(parse("a between :v and :v oR a In (:v)").is_ok());
+        assert_eq!(
+            parse("Begins_With(a, :v)").err().as_deref(),
+            Some("Invalid ConditionExpression: Invalid function name; function: Begins_With")
+        );
+    }
+
+    #[test]
+    fn deep_paths_are_refused() {
+        let deep = format!("attribute_exists(a{})", ".b".repeat(32));
+        assert_eq!(
+            parse(&deep).err().as_deref(),
+            Some(
+                "Invalid ConditionExpression: The document path has too many nesting levels; nesting levels: 33"
+            )
+        );
+    }
+
+    #[test]
+    fn evaluation_follows_dynamodb() {
+        let item: Item = [
+            ("s".to_owned(), AttributeValue::S("héllo".into())),
+            ("b".to_owned(), AttributeValue::B(vec![1, 2, 3])),
+            (
+                "l".to_owned(),
+                AttributeValue::L(vec![AttributeValue::S("x".into())]),
+            ),
+        ]
+        .into();
+        let mut s = Substitutions::new(
+            Default::default(),
+            [
+                (":x".to_owned(), AttributeValue::S("x".into())),
+                (":ll".to_owned(), AttributeValue::S("ll".into())),
+                (
+                    ":six".to_owned(),
+                    AttributeValue::N(Number::parse("6").unwrap_or_else(|_| Number::zero())),
+                ),
+                (":b".to_owned(), AttributeValue::B(vec![2, 3])),
+            ]
+            .into(),
+        );
+        let mut check = |text: &str| {
+            parse_condition(text, ExprKind::Filter, &mut s)
+                .unwrap_or_else(|e| panic!("{text}: {e}"))
+                .eval(&item)
+        };
+        assert!(check("contains(s, :ll)"));
+        assert!(check("contains(l, :x)"));
+        assert!(check("contains(b, :b)"));
+        assert!(!check("begins_with(b, :b)"));
+        assert!(check("size(s) = :six"), "string size counts UTF-8 bytes");
+        assert!(!check("s < :six"));
+        assert!(check("NOT s = :six"));
+    }
+}

@@ -208,3 +208,53 @@ impl KeyCondition {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reshapes_and_refuses() {
+        let mut subs = Substitutions::new(
+            Default::default(),
+            [
+                (":a".to_owned(), AttributeValue::S("a".into())),
+                (":b".to_owned(), AttributeValue::S("b".into())),
+            ]
+            .into(),
+        );
+        let mut parse =
+            |t: &str| parse_key_condition(t, &mut subs, "h", Some("r")).map_err(|e| e.to_string());
+        let k = parse(":a > r and h = :b").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            k.range,
+            Some(RangeCondition::Lt(AttributeValue::S("a".into())))
+        );
+        assert!(k.range_matches(&AttributeValue::S("0".into())));
+        assert!(!k.range_matches(&AttributeValue::S("b".into())));
+        assert_eq!(
+            parse("h <> :a").err().as_deref(),
+            Some("Invalid operator used in KeyConditionExpression: <>")
+        );
+        assert_eq!(
+            parse("size(h) > :a").err().as_deref(),
+            Some("KeyConditionExpressions cannot contain nested operations")
+        );
+        assert_eq!(
+            parse("begins_with(:a, h)").err().as_deref(),
+            Some(
+                "Invalid condition in KeyConditionExpression: begins_with operator must have the key attribute as its first operand"
+            )
+        );
+        assert_eq!(
+            parse(":a > :b AND h = :a").err().as_deref(),
+            Some("Invalid condition in KeyConditionExpression: No key attribute specified")
+        );
+        assert_eq!(
+            parse("h = r").err().as_deref(),
+            Some(
+                "Invalid condition in KeyConditionExpression: Multiple attribute names used in one condition"
+            )
+        );
+    }
+}

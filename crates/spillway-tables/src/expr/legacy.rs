@@ -334,3 +334,85 @@ pub fn attribute_updates(updates: &Value) -> Result<Update, ExprError> {
         legacy: true,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn err(r: Result<Option<Condition>, ExprError>) -> Option<String> {
+        r.err().map(|e| e.to_string())
+    }
+
+    #[test]
+    fn filter_checks() {
+        assert_eq!(
+            err(filter_to_condition(
+                &json!({"a": {"ComparisonOperator": "NULL", "AttributeValueList": [{"S": "a"}]}}),
+                None
+            ))
+            .as_deref(),
+            Some(
+                "One or more parameter values were invalid: Invalid number of argument(s) for the NULL ComparisonOperator"
+            )
+        );
+        assert_eq!(
+            err(filter_to_condition(
+                &json!({"a": {"ComparisonOperator": "LT", "AttributeValueList": [{"BOOL": true}]}}),
+                None
+            ))
+            .as_deref(),
+            Some(
+                "One or more parameter values were invalid: ComparisonOperator LT is not valid for BOOL AttributeValue type"
+            )
+        );
+        assert_eq!(
+            err(filter_to_condition(&json!({"a": {"ComparisonOperator": "BETWEEN", "AttributeValueList": [{"N": "2"}, {"N": "1"}]}}), None)).as_deref(),
+            Some("The BETWEEN condition was provided a range where the lower bound is greater than the upper bound")
+        );
+        assert_eq!(
+            err(filter_to_condition(&json!({"a": {"ComparisonOperator": "IN", "AttributeValueList": [{"N": "2"}, {"S": "1"}]}}), None)).as_deref(),
+            Some("One or more parameter values were invalid: AttributeValues inside AttributeValueList must be of same type")
+        );
+    }
+
+    #[test]
+    fn expected_checks() {
+        assert_eq!(
+            err(expected_to_condition(
+                &json!({"a": {"Exists": false, "Value": {"S": "x"}}}),
+                None
+            ))
+            .as_deref(),
+            Some(
+                "One or more parameter values were invalid: Value cannot be used when Exists is false for Attribute: a"
+            )
+        );
+        assert_eq!(
+            err(expected_to_condition(
+                &json!({"a": {"ComparisonOperator": "EQ"}}),
+                None
+            ))
+            .as_deref(),
+            Some(
+                "One or more parameter values were invalid: Value or AttributeValueList must be used with ComparisonOperator: EQ for Attribute: a"
+            )
+        );
+        assert_eq!(
+            attribute_updates(&json!({"a": {"Action": "PUT"}}))
+                .err()
+                .map(|e| e.to_string())
+                .as_deref(),
+            Some(
+                "One or more parameter values were invalid: Only DELETE action is allowed when no attribute value is specified"
+            )
+        );
+        assert_eq!(
+            attributes_to_get(&json!(["a", "a"]))
+                .err()
+                .map(|e| e.to_string())
+                .as_deref(),
+            Some("One or more parameter values were invalid: Duplicate value in attribute name: a")
+        );
+    }
+}

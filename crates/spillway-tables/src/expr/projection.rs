@@ -103,3 +103,31 @@ pub fn project(item: &Item, paths: &[Path]) -> Item {
         .filter_map(|(k, v)| v.map(|v| (k, v.into_value())))
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn list_picks_compact_in_index_order_and_nest() {
+        let s = |v: &str| AttributeValue::S(v.to_owned());
+        let inner = AttributeValue::M([("x".to_owned(), s("1")), ("y".to_owned(), s("2"))].into());
+        let item: Item = [(
+            "l".to_owned(),
+            AttributeValue::L(vec![s("a"), inner, s("c")]),
+        )]
+        .into();
+        let paths = parse_projection("l[2], l[1].y", &mut Substitutions::default())
+            .unwrap_or_else(|e| panic!("{e}"));
+        let got = project(&item, &paths);
+        let want: Item = [(
+            "l".to_owned(),
+            AttributeValue::L(vec![
+                AttributeValue::M([("y".to_owned(), s("2"))].into()),
+                s("c"),
+            ]),
+        )]
+        .into();
+        assert_eq!(got, want);
+    }
+}

@@ -518,3 +518,76 @@ impl Update {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::number::Number;
+
+    fn n(s: &str) -> AttributeValue {
+        AttributeValue::N(Number::parse(s).unwrap_or_else(|_| Number::zero()))
+    }
+
+    fn run(text: &str, item: &mut Item) -> Result<(), String> {
+        let mut subs = Substitutions::new(
+            Default::default(),
+            [
+                (":one".to_owned(), n("1")),
+                (":l".to_owned(), AttributeValue::L(vec![n("9")])),
+            ]
+            .into(),
+        );
+        parse_update(text, &mut subs)
+            .and_then(|u| u.apply(item))
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn failed_updates_leave_the_item_alone() {
+        let mut item: Item = [("a".to_owned(), n("1"))].into();
+        let before = item.clone();
+        assert!(run("SET a = a + :one, b.c = :one", &mut item).is_err());
+        assert_eq!(item, before);
+    }
+
+    #[test]
+    fn nested_sets_and_list_appends() {
+        let mut item: Item = [
+            ("m".to_owned(), AttributeValue::M(Item::new())),
+            ("l".to_owned(), AttributeValue::L(vec![n("1"), n("2")])),
+        ]
+        .into();
+        run(
+            "SET m.x = :one, l[5] = :one, l[0] = l[1] ADD m.y :one",
+            &mut item,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            item.get("l"),
+            Some(&AttributeValue::L(vec![n("2"), n("2"), n("1")]))
+        );
+        assert_eq!(
+            item.get("m"),
+            Some(&AttributeValue::M(
+                [("x".to_owned(), n("1")), ("y".to_owned(), n("1"))].into()
+            ))
+        );
+    }
+
+    #[test]
+    fn paths_lists_every_target() {
+        let mut subs = Substitutions::new(Default::default(), [(":one".to_owned(), n("1"))].into());
+        let u = parse_update("SET a = :one REMOVE b.c ADD d :one", &mut subs)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let tops: Vec<&str> = u.paths().map(Path::top).collect();
+        assert_eq!(tops, vec!["a", "b", "d"]);
+    }
+
+    #[test]
+    fn parenthesized_right_hand_sides() {
+        let mut item: Item = [("a".to_owned(), n("1"))].into();
+        run("SET b = (a + :one), c = (a) - (:one)", &mut item).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(item.get("b"), Some(&n("2")));
+        assert_eq!(item.get("c"), Some(&n("0")));
+    }
+}
