@@ -428,10 +428,6 @@ pub async fn start(
             | Kind::Table => {
                 continue;
             }
-            _ => {
-                not_served.push(id.to_string());
-                continue;
-            }
         };
         if let Err(e) = result {
             let _ = shutdown.send(true);
