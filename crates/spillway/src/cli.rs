@@ -72,6 +72,39 @@ pub enum Command {
     /// user's policies apply as to any SQS client. The stack must be running (`spillway up`).
     #[command(subcommand)]
     Queue(QueueCommand),
+    /// The running stack's DynamoDB tables, through its AWS endpoint.
+    ///
+    /// Requests are signed as one of the stack's users (--user, or the only one), so that
+    /// user's policies apply as to any DynamoDB client. The stack must be running.
+    #[command(subcommand)]
+    Tables(TablesCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TablesCommand {
+    /// Every table with its key, item count and size.
+    List(QueueListArgs),
+    /// Print a table's items, one JSON object per line (Scan, page after page).
+    ///
+    /// Example: spillway tables scan EventLog --limit 20
+    Scan(TablesScanArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct TablesScanArgs {
+    /// The table's name.
+    pub table: String,
+    #[command(flatten)]
+    pub target: QueueTarget,
+    /// Stop after this many items (default: the whole table).
+    #[arg(short = 'n', long)]
+    pub limit: Option<usize>,
+    /// Scan this index of the table instead.
+    #[arg(long)]
+    pub index: Option<String>,
+    /// Items in DynamoDB's JSON ({"S": "..."}) instead of plain JSON.
+    #[arg(long)]
+    pub raw: bool,
 }
 
 #[derive(Subcommand, Debug)]

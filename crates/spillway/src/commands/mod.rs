@@ -7,6 +7,7 @@ mod logs;
 mod proxy;
 mod queue;
 mod schema;
+mod tables;
 mod up;
 mod validate;
 
@@ -27,6 +28,7 @@ pub async fn run(command: Command, json_logs: bool) -> ExitCode {
         Command::Iam(crate::cli::IamCommand::Simulate(args)) => iam::simulate(&args),
         Command::Logs(args) => logs::run(&args).await,
         Command::Queue(command) => queue::run(&command).await,
+        Command::Tables(command) => tables::run(&command).await,
     };
     ExitCode::from(code)
 }

@@ -1,7 +1,8 @@
-//! A small SQS client for `spillway queue`: JSON 1.0 requests (`X-Amz-Target: AmazonSQS.X`)
-//! signed with SigV4 as one of the stack's users, one connection per call. It goes through the
-//! endpoint's front door on purpose: the user's policies apply exactly as to any SDK, and there
-//! is no second, less guarded way into the queues.
+//! A small AWS JSON 1.0 client for `spillway queue` and `spillway tables`: requests
+//! (`X-Amz-Target: AmazonSQS.X`, `DynamoDB_20120810.X`) signed with SigV4 as one of the
+//! stack's users, one connection per call. It goes through the endpoint's front door on
+//! purpose: the user's policies apply exactly as to any SDK, and there is no second, less
+//! guarded way into the queues or the tables.
 
 use std::time::SystemTime;
 
@@ -16,7 +17,31 @@ use serde_json::Value;
 
 use super::QueueCliError;
 
-pub struct SqsClient {
+/// Which service a client calls: its signing name and its `X-Amz-Target` prefix.
+#[derive(Clone, Copy)]
+pub enum Service {
+    Sqs,
+    DynamoDb,
+}
+
+impl Service {
+    fn signing_name(self) -> &'static str {
+        match self {
+            Service::Sqs => "sqs",
+            Service::DynamoDb => "dynamodb",
+        }
+    }
+
+    fn target_prefix(self) -> &'static str {
+        match self {
+            Service::Sqs => "AmazonSQS",
+            Service::DynamoDb => "DynamoDB_20120810",
+        }
+    }
+}
+
+pub struct AwsJsonClient {
+    service: Service,
     /// `http://HOST:PORT`, as the running stack remembered it.
     url: String,
     /// `HOST:PORT`: where to connect, and the signed Host header.
@@ -25,16 +50,23 @@ pub struct SqsClient {
     identity: Identity,
 }
 
-impl SqsClient {
-    pub fn new(url: &str, region: &str, key_id: &str, secret: &str) -> Result<Self, QueueCliError> {
+impl AwsJsonClient {
+    pub fn new(
+        service: Service,
+        url: &str,
+        region: &str,
+        key_id: &str,
+        secret: &str,
+    ) -> Result<Self, QueueCliError> {
         let Some(authority) = url.strip_prefix("http://") else {
             // The self-signed certificate of `endpoint_tls` would need its own trust setup
             // here; until then, say so rather than fail in a TLS handshake.
             return Err(QueueCliError::Input(format!(
-                "the endpoint is {url}: spillway queue speaks plain http only (not yet [stack] endpoint_tls)"
+                "the endpoint is {url}: spillway's clients speak plain http only (not yet [stack] endpoint_tls)"
             )));
         };
         Ok(Self {
+            service,
             url: url.to_owned(),
             authority: authority.trim_end_matches('/').to_owned(),
             region: region.to_owned(),
@@ -45,7 +77,7 @@ impl SqsClient {
     /// Calls `action` with `input`; the answer's JSON, or AWS's error code and message.
     pub async fn call(&self, action: &str, input: &Value) -> Result<Value, QueueCliError> {
         let body = input.to_string();
-        let target = format!("AmazonSQS.{action}");
+        let target = format!("{}.{action}", self.service.target_prefix());
         let headers = [
             ("host", self.authority.as_str()),
             ("content-type", "application/x-amz-json-1.0"),
@@ -54,7 +86,7 @@ impl SqsClient {
         let params = v4::SigningParams::builder()
             .identity(&self.identity)
             .region(&self.region)
-            .name("sqs")
+            .name(self.service.signing_name())
             .time(SystemTime::now())
             .settings(SigningSettings::default())
             .build()

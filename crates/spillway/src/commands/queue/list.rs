@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use super::client::SqsClient;
+use super::client::AwsJsonClient;
 use super::{QueueCliError, attributes, text};
 use crate::cli::QueueListArgs;
 
@@ -19,7 +19,7 @@ struct Row {
 
 /// Every queue URL, following NextToken (bounded: a page is 1,000 queues, and a token that
 /// repeats would otherwise loop forever).
-async fn all_urls(client: &SqsClient) -> Result<Vec<String>, QueueCliError> {
+async fn all_urls(client: &AwsJsonClient) -> Result<Vec<String>, QueueCliError> {
     let mut urls = Vec::new();
     let mut token: Option<String> = None;
     for _ in 0..1_000 {
@@ -39,7 +39,7 @@ async fn all_urls(client: &SqsClient) -> Result<Vec<String>, QueueCliError> {
     Ok(urls)
 }
 
-pub async fn run(client: &SqsClient, args: &QueueListArgs) -> Result<u8, QueueCliError> {
+pub async fn run(client: &AwsJsonClient, args: &QueueListArgs) -> Result<u8, QueueCliError> {
     let mut rows = Vec::new();
     for url in all_urls(client).await? {
         let attrs = match attributes(

@@ -1,7 +1,7 @@
 //! `spillway queue list|peek|purge|redrive`: the running stack's queues, through its AWS
 //! endpoint as one of its users (see client.rs for why not a side door).
 
-mod client;
+pub(crate) mod client;
 mod list;
 mod peek;
 mod redrive;
@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use super::{EXIT_INPUT, EXIT_RUNTIME, print_load_error};
 use crate::cli::{QueueCommand, QueueTarget};
-use client::SqsClient;
+use client::{AwsJsonClient, Service};
 
 /// What can go wrong, and so what the person sees and the exit code.
 #[derive(Debug, thiserror::Error)]
@@ -30,7 +30,7 @@ pub enum QueueCliError {
 }
 
 impl QueueCliError {
-    fn exit_code(&self) -> u8 {
+    pub(crate) fn exit_code(&self) -> u8 {
         match self {
             Self::Input(_) => EXIT_INPUT,
             _ => EXIT_RUNTIME,
@@ -52,7 +52,7 @@ pub async fn run(command: &QueueCommand) -> u8 {
             return EXIT_INPUT;
         }
     };
-    let result = match connect(&loaded, target) {
+    let result = match connect(&loaded, target, Service::Sqs) {
         Ok(client) => match command {
             QueueCommand::List(a) => list::run(&client, a).await,
             QueueCommand::Peek(a) => peek::run(&client, a).await,
@@ -71,10 +71,11 @@ pub async fn run(command: &QueueCommand) -> u8 {
 }
 
 /// A client for the running stack's endpoint, signing as the chosen user.
-fn connect(
+pub(crate) fn connect(
     loaded: &spillway_stack::LoadedStack,
     target: &QueueTarget,
-) -> Result<SqsClient, QueueCliError> {
+    service: Service,
+) -> Result<AwsJsonClient, QueueCliError> {
     let state = loaded.state_dir();
     let Some(url) = spillway_supervisor::state::remembered_endpoint(&state) else {
         return Err(QueueCliError::NotRunning(format!(
@@ -90,7 +91,7 @@ fn connect(
         (None, [only]) => only,
         (None, []) => {
             return Err(QueueCliError::Input(
-                "the stack has no [users.*]: spillway queue signs its requests as one of them"
+                "the stack has no [users.*]: spillway signs its requests as one of them"
                     .into(),
             ));
         }
@@ -107,11 +108,11 @@ fn connect(
             names.join(", ")
         )));
     };
-    SqsClient::new(&url, &loaded.stack.stack.region, id, secret)
+    AwsJsonClient::new(service, &url, &loaded.stack.stack.region, id, secret)
 }
 
 /// A queue's URL by name (GetQueueUrl: AWS's QueueDoesNotExist for an unknown one).
-async fn queue_url(client: &SqsClient, name: &str) -> Result<String, QueueCliError> {
+async fn queue_url(client: &AwsJsonClient, name: &str) -> Result<String, QueueCliError> {
     let out = client
         .call("GetQueueUrl", &json!({"QueueName": name}))
         .await?;
@@ -120,7 +121,7 @@ async fn queue_url(client: &SqsClient, name: &str) -> Result<String, QueueCliErr
 
 /// The named attributes of the queue at `url`.
 async fn attributes(
-    client: &SqsClient,
+    client: &AwsJsonClient,
     url: &str,
     names: &[&str],
 ) -> Result<serde_json::Map<String, Value>, QueueCliError> {
@@ -144,7 +145,7 @@ fn text<'a>(v: &'a Value, key: &str) -> &'a str {
 
 /// PurgeQueue. AWS allows one purge per queue per 60 s; the second is its
 /// PurgeQueueInProgress, printed as any other error.
-async fn purge(client: &SqsClient, name: &str) -> Result<u8, QueueCliError> {
+async fn purge(client: &AwsJsonClient, name: &str) -> Result<u8, QueueCliError> {
     let url = queue_url(client, name).await?;
     client.call("PurgeQueue", &json!({"QueueUrl": url})).await?;
     println!("purged {name}");

@@ -12,11 +12,11 @@ use std::collections::HashSet;
 
 use serde_json::{Value, json};
 
-use super::client::SqsClient;
+use super::client::AwsJsonClient;
 use super::{EXIT_INPUT, QueueCliError, attributes, queue_url, text};
 use crate::cli::QueuePeekArgs;
 
-pub async fn run(client: &SqsClient, args: &QueuePeekArgs) -> Result<u8, QueueCliError> {
+pub async fn run(client: &AwsJsonClient, args: &QueuePeekArgs) -> Result<u8, QueueCliError> {
     let url = queue_url(client, &args.queue).await?;
     let attrs = attributes(client, &url, &["RedrivePolicy"]).await?;
     if !args.force && attrs.get("RedrivePolicy").is_some_and(|p| p != "") {

@@ -6,14 +6,14 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::client::SqsClient;
+use super::client::AwsJsonClient;
 use super::{QueueCliError, attributes, queue_url, text};
 use crate::cli::QueueRedriveArgs;
 
 /// The exit code after Ctrl-C, as a shell reports a process ended by SIGINT.
 const EXIT_INTERRUPTED: u8 = 130;
 
-async fn arn(client: &SqsClient, name: &str) -> Result<String, QueueCliError> {
+async fn arn(client: &AwsJsonClient, name: &str) -> Result<String, QueueCliError> {
     let url = queue_url(client, name).await?;
     let attrs = attributes(client, &url, &["QueueArn"]).await?;
     Ok(attrs
@@ -23,7 +23,7 @@ async fn arn(client: &SqsClient, name: &str) -> Result<String, QueueCliError> {
         .to_owned())
 }
 
-pub async fn run(client: &SqsClient, args: &QueueRedriveArgs) -> Result<u8, QueueCliError> {
+pub async fn run(client: &AwsJsonClient, args: &QueueRedriveArgs) -> Result<u8, QueueCliError> {
     let source = arn(client, &args.dlq).await?;
     let mut input = json!({"SourceArn": source});
     if let Some(to) = &args.to {
