@@ -15,9 +15,9 @@ pub mod process;
 mod proxies;
 pub mod queues;
 mod stack;
-pub mod tables;
 pub mod standalone;
 pub mod state;
+pub mod tables;
 
 pub use error::SupervisorError;
 pub use stack::{Row, Running, start, user_keys};

@@ -10,8 +10,8 @@ use serde_json::{Value, json};
 use spillway_stack::model::{KeyAttribute, Table};
 use spillway_tables::Tables;
 
-use spillway_stack::LoadedStack;
 use crate::error::SupervisorError;
+use spillway_stack::LoadedStack;
 
 fn failure(name: &str, detail: impl std::fmt::Display) -> SupervisorError {
     SupervisorError::Queues {
@@ -80,7 +80,8 @@ pub async fn start(loaded: &LoadedStack) -> Result<Arc<Tables>, SupervisorError>
         let Value::Object(request) = request else {
             continue;
         };
-        let wanted = spillway_tables::api::table_from_request(&request).map_err(|e| failure(name, e))?;
+        let wanted =
+            spillway_tables::api::table_from_request(&request).map_err(|e| failure(name, e))?;
         tables
             .ensure_from_stack(wanted, spec.ttl_attribute.as_deref())
             .await

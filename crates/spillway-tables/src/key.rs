@@ -72,7 +72,9 @@ pub struct KeySchema {
 pub enum KeyError {
     #[error("One or more parameter values were invalid: Missing the key {0} in the item")]
     MissingInItem(String),
-    #[error("One or more parameter values were invalid: Type mismatch for key {name} expected: {expected} actual: {actual}")]
+    #[error(
+        "One or more parameter values were invalid: Type mismatch for key {name} expected: {expected} actual: {actual}"
+    )]
     TypeMismatch {
         name: String,
         expected: &'static str,
@@ -81,11 +83,17 @@ pub enum KeyError {
     /// A `Key` parameter without every key attribute, with others, or of the wrong type.
     #[error("The provided key element does not match the schema")]
     DoesNotMatchSchema,
-    #[error("One or more parameter values are not valid. The AttributeValue for a key attribute cannot contain an empty {kind} value. Key: {name}")]
+    #[error(
+        "One or more parameter values are not valid. The AttributeValue for a key attribute cannot contain an empty {kind} value. Key: {name}"
+    )]
     Empty { kind: &'static str, name: String },
-    #[error("One or more parameter values were invalid: Size of hashkey has exceeded the maximum size limit of2048 bytes")]
+    #[error(
+        "One or more parameter values were invalid: Size of hashkey has exceeded the maximum size limit of2048 bytes"
+    )]
     HashTooLarge,
-    #[error("One or more parameter values were invalid: Aggregated size of all range keys has exceeded the size limit of 1024 bytes")]
+    #[error(
+        "One or more parameter values were invalid: Aggregated size of all range keys has exceeded the size limit of 1024 bytes"
+    )]
     RangeTooLarge,
 }
 
@@ -134,7 +142,10 @@ impl KeySchema {
     /// The key of an item for an index: `None` when the item lacks an index key attribute or
     /// has it with another type (the item is not in the index: indexes are sparse).
     pub fn of_indexed<'a>(&self, item: &'a Item) -> Option<KeyValues<'a>> {
-        let get = |a: &KeyAttr| item.get(&a.name).filter(|v| a.ty.matches(v) && !is_empty(v));
+        let get = |a: &KeyAttr| {
+            item.get(&a.name)
+                .filter(|v| a.ty.matches(v) && !is_empty(v))
+        };
         let hash = get(&self.hash)?;
         let range = match &self.range {
             Some(r) => Some(get(r)?),
@@ -159,7 +170,11 @@ fn is_empty(v: &AttributeValue) -> bool {
     }
 }
 
-fn key_value<'a>(item: &'a Item, attr: &KeyAttr, in_item: bool) -> Result<&'a AttributeValue, KeyError> {
+fn key_value<'a>(
+    item: &'a Item,
+    attr: &KeyAttr,
+    in_item: bool,
+) -> Result<&'a AttributeValue, KeyError> {
     let Some(v) = item.get(&attr.name) else {
         return Err(if in_item {
             KeyError::MissingInItem(attr.name.clone())
@@ -180,7 +195,11 @@ fn key_value<'a>(item: &'a Item, attr: &KeyAttr, in_item: bool) -> Result<&'a At
     }
     if is_empty(v) {
         return Err(KeyError::Empty {
-            kind: if attr.ty == ScalarType::S { "string" } else { "binary" },
+            kind: if attr.ty == ScalarType::S {
+                "string"
+            } else {
+                "binary"
+            },
             name: attr.name.clone(),
         });
     }
@@ -300,7 +319,10 @@ mod tests {
     }
 
     fn item(pairs: &[(&str, AttributeValue)]) -> Item {
-        pairs.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.clone()))
+            .collect()
     }
 
     #[test]
@@ -317,7 +339,9 @@ mod tests {
         ]);
         assert_eq!(
             s.of_item(&wrong).err().map(|e| e.to_string()).as_deref(),
-            Some("One or more parameter values were invalid: Type mismatch for key date expected: S actual: N")
+            Some(
+                "One or more parameter values were invalid: Type mismatch for key date expected: S actual: N"
+            )
         );
         assert_eq!(s.of_key(&wrong), Err(KeyError::DoesNotMatchSchema));
         let empty = item(&[
@@ -326,7 +350,9 @@ mod tests {
         ]);
         assert_eq!(
             s.of_item(&empty).err().map(|e| e.to_string()).as_deref(),
-            Some("One or more parameter values are not valid. The AttributeValue for a key attribute cannot contain an empty string value. Key: date")
+            Some(
+                "One or more parameter values are not valid. The AttributeValue for a key attribute cannot contain an empty string value. Key: date"
+            )
         );
         let extra = item(&[
             ("date", AttributeValue::S("d".into())),
@@ -376,7 +402,9 @@ mod tests {
         assert_eq!(by_bytes, words);
         let mut p = Vec::new();
         encode_prefix(&AttributeValue::S("a".into()), &mut p);
-        assert!(enc("a\0b").starts_with(&p) && enc("ab").starts_with(&p) && !enc("b").starts_with(&p));
+        assert!(
+            enc("a\0b").starts_with(&p) && enc("ab").starts_with(&p) && !enc("b").starts_with(&p)
+        );
         assert_eq!(prefix_end(&[1, 0xFF]), Some(vec![2]));
         assert_eq!(prefix_end(&[0xFF]), None);
     }

@@ -62,7 +62,10 @@ impl Metrics {
 
     pub fn conditional_check_failed(&self, table: &str) {
         let mut tables = self.tables.lock().unwrap_or_else(|p| p.into_inner());
-        tables.entry(table.to_owned()).or_default().conditional_failed += 1;
+        tables
+            .entry(table.to_owned())
+            .or_default()
+            .conditional_failed += 1;
     }
 
     pub fn ttl_deleted(&self, n: u64) {
@@ -78,7 +81,9 @@ impl Metrics {
             let series: [(&str, Get); 3] = [
                 ("ConsumedReadCapacityUnits", |t| t.read_units),
                 ("ConsumedWriteCapacityUnits", |t| t.write_units),
-                ("ConditionalCheckFailedRequests", |t| t.conditional_failed as f64),
+                ("ConditionalCheckFailedRequests", |t| {
+                    t.conditional_failed as f64
+                }),
             ];
             for (name, get) in series {
                 out.push_str(&format!("# TYPE spillway_dynamodb_{name} counter\n"));
@@ -95,8 +100,12 @@ impl Metrics {
             let ops = self.operations.lock().unwrap_or_else(|p| p.into_inner());
             type Get = fn(&PerOperation) -> f64;
             let series: [(&str, &str, Get); 5] = [
-                ("SuccessfulRequestLatency_sum", "counter", |o| o.latency_ms_sum),
-                ("SuccessfulRequestLatency_count", "counter", |o| o.successes as f64),
+                ("SuccessfulRequestLatency_sum", "counter", |o| {
+                    o.latency_ms_sum
+                }),
+                ("SuccessfulRequestLatency_count", "counter", |o| {
+                    o.successes as f64
+                }),
                 ("ReturnedItemCount", "counter", |o| o.returned_items as f64),
                 ("SystemErrors", "counter", |o| o.system_errors as f64),
                 ("ThrottledRequests", "counter", |_| 0.0),

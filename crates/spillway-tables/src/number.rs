@@ -24,9 +24,13 @@ pub enum NumberError {
     NotANumber,
     #[error("Attempting to store more than 38 significant digits in a Number")]
     TooPrecise,
-    #[error("Number overflow. Attempting to store a number with magnitude larger than supported range")]
+    #[error(
+        "Number overflow. Attempting to store a number with magnitude larger than supported range"
+    )]
     Overflow,
-    #[error("Number underflow. Attempting to store a number with magnitude smaller than supported range")]
+    #[error(
+        "Number underflow. Attempting to store a number with magnitude smaller than supported range"
+    )]
     Underflow,
 }
 
@@ -264,7 +268,10 @@ mod tests {
 
     #[test]
     fn arithmetic_is_exact_decimal() {
-        assert_eq!(n("0.1").add(&n("0.2")).map(|x| x.to_string()), Ok("0.3".into()));
+        assert_eq!(
+            n("0.1").add(&n("0.2")).map(|x| x.to_string()),
+            Ok("0.3".into())
+        );
         assert_eq!(
             n("12345678901234567890123456789012345678")
                 .add(&n("1"))
@@ -275,7 +282,10 @@ mod tests {
             n("99999999999999999999999999999999999999").add(&n("0.1")),
             Err(NumberError::TooPrecise)
         );
-        assert_eq!(n("5").sub(&n("7.5")).map(|x| x.to_string()), Ok("-2.5".into()));
+        assert_eq!(
+            n("5").sub(&n("7.5")).map(|x| x.to_string()),
+            Ok("-2.5".into())
+        );
     }
 
     #[test]

@@ -48,7 +48,11 @@ impl Tables {
         // Indexes left CREATING by a stop mid-backfill start again from the beginning (the
         // backfill writes are idempotent).
         for meta in tables.tables() {
-            for index in meta.indexes.iter().filter(|i| i.status == IndexStatus::Creating) {
+            for index in meta
+                .indexes
+                .iter()
+                .filter(|i| i.status == IndexStatus::Creating)
+            {
                 tables.clone().spawn_backfill(meta.name.clone(), index.id);
             }
         }
@@ -104,7 +108,10 @@ impl Tables {
         self.table(name).ok_or_else(TablesError::no_table)
     }
 
-    pub(crate) async fn change(&self, change: CatalogChange) -> Result<Arc<TableMeta>, TablesError> {
+    pub(crate) async fn change(
+        &self,
+        change: CatalogChange,
+    ) -> Result<Arc<TableMeta>, TablesError> {
         self.writer.catalog(change).await.map_err(|e| match e {
             CatalogError::Exists => TablesError::ResourceInUse("Table already exists".into()),
             CatalogError::NotFound => TablesError::no_table(),
@@ -190,7 +197,11 @@ impl Tables {
                 if !tables.tables().iter().any(|t| t.ttl.enabled) {
                     continue;
                 }
-                match tables.writer.expire(clock::now(), TTL_DELETES_PER_ROUND).await {
+                match tables
+                    .writer
+                    .expire(clock::now(), TTL_DELETES_PER_ROUND)
+                    .await
+                {
                     Ok(0) => {}
                     Ok(n) => {
                         tracing::debug!(deleted = n, "tables: expired items deleted");
@@ -208,7 +219,11 @@ impl Tables {
         tokio::spawn(async move {
             let mut after = None;
             loop {
-                match self.writer.backfill(&table, index_id, after, BACKFILL_STEP).await {
+                match self
+                    .writer
+                    .backfill(&table, index_id, after, BACKFILL_STEP)
+                    .await
+                {
                     Ok(Some(last)) => after = Some(last),
                     Ok(None) => break,
                     Err(e) => {
@@ -217,7 +232,9 @@ impl Tables {
                     }
                 }
             }
-            let Some(meta) = self.table(&table) else { return };
+            let Some(meta) = self.table(&table) else {
+                return;
+            };
             let mut meta = (*meta).clone();
             let Some(index) = meta.indexes.iter_mut().find(|i| i.id == index_id) else {
                 return;

@@ -138,7 +138,9 @@ impl AttributeValue {
             AttributeValue::N(n) => n.stored_size(),
             AttributeValue::B(b) => b.len(),
             AttributeValue::Bool(_) | AttributeValue::Null => 1,
-            AttributeValue::M(m) => 3 + m.iter().map(|(k, v)| k.len() + v.size() + 1).sum::<usize>(),
+            AttributeValue::M(m) => {
+                3 + m.iter().map(|(k, v)| k.len() + v.size() + 1).sum::<usize>()
+            }
             AttributeValue::L(l) => 3 + l.iter().map(|v| v.size() + 1).sum::<usize>(),
             AttributeValue::Ss(s) => s.iter().map(String::len).sum(),
             AttributeValue::Ns(n) => n.iter().map(Number::stored_size).sum(),
@@ -189,7 +191,12 @@ impl AttributeValue {
                 let Value::Array(items) = val else {
                     return Err(shape(val, "List"));
                 };
-                AttributeValue::L(items.iter().map(AttributeValue::from_json).collect::<Result<_, _>>()?)
+                AttributeValue::L(
+                    items
+                        .iter()
+                        .map(AttributeValue::from_json)
+                        .collect::<Result<_, _>>()?,
+                )
             }
             "SS" => {
                 let members = array(val)?
@@ -199,9 +206,11 @@ impl AttributeValue {
                 if members.is_empty() {
                     return Err(ValueError::invalid("An string set  may not be empty"));
                 }
-                AttributeValue::Ss(dedup_sorted(members, |a, b| a.as_bytes().cmp(b.as_bytes()), |m| {
-                    format!("[{}]", m.join(", "))
-                })?)
+                AttributeValue::Ss(dedup_sorted(
+                    members,
+                    |a, b| a.as_bytes().cmp(b.as_bytes()),
+                    |m| format!("[{}]", m.join(", ")),
+                )?)
             }
             "NS" => {
                 let members = array(val)?
@@ -214,7 +223,10 @@ impl AttributeValue {
                 AttributeValue::Ns(dedup_sorted(members, Ord::cmp, |_| String::new())?)
             }
             "BS" => {
-                let members = array(val)?.iter().map(binary).collect::<Result<Vec<_>, _>>()?;
+                let members = array(val)?
+                    .iter()
+                    .map(binary)
+                    .collect::<Result<Vec<_>, _>>()?;
                 if members.is_empty() {
                     return Err(ValueError::invalid("Binary sets should not be empty"));
                 }
@@ -233,10 +245,22 @@ impl AttributeValue {
             AttributeValue::Bool(b) => ("BOOL", Value::Bool(*b)),
             AttributeValue::Null => ("NULL", Value::Bool(true)),
             AttributeValue::M(item) => ("M", item_to_json(item)),
-            AttributeValue::L(l) => ("L", Value::Array(l.iter().map(AttributeValue::to_json).collect())),
-            AttributeValue::Ss(s) => ("SS", Value::Array(s.iter().cloned().map(Value::String).collect())),
-            AttributeValue::Ns(n) => ("NS", Value::Array(n.iter().map(|x| Value::String(x.to_string())).collect())),
-            AttributeValue::Bs(b) => ("BS", Value::Array(b.iter().map(|x| Value::String(BASE64.encode(x))).collect())),
+            AttributeValue::L(l) => (
+                "L",
+                Value::Array(l.iter().map(AttributeValue::to_json).collect()),
+            ),
+            AttributeValue::Ss(s) => (
+                "SS",
+                Value::Array(s.iter().cloned().map(Value::String).collect()),
+            ),
+            AttributeValue::Ns(n) => (
+                "NS",
+                Value::Array(n.iter().map(|x| Value::String(x.to_string())).collect()),
+            ),
+            AttributeValue::Bs(b) => (
+                "BS",
+                Value::Array(b.iter().map(|x| Value::String(BASE64.encode(x))).collect()),
+            ),
         };
         m.insert(k.to_owned(), v);
         Value::Object(m)
@@ -254,11 +278,7 @@ pub fn item_from_json(v: &Value) -> Result<Item, ValueError> {
 }
 
 pub fn item_to_json(item: &Item) -> Value {
-    Value::Object(
-        item.iter()
-            .map(|(k, v)| (k.clone(), v.to_json()))
-            .collect(),
-    )
+    Value::Object(item.iter().map(|(k, v)| (k.clone(), v.to_json())).collect())
 }
 
 /// The bytes DynamoDB counts for an item: each attribute's name plus its value.
@@ -319,7 +339,10 @@ fn binary(v: &Value) -> Result<Vec<u8>, ValueError> {
         return Err(shape(v, "Blob"));
     };
     BASE64.decode(s.as_bytes()).map_err(|_| {
-        ValueError::Serialization("Base64 encoded length is expected a multiple of 4 bytes but found: ".to_owned() + &s.len().to_string())
+        ValueError::Serialization(
+            "Base64 encoded length is expected a multiple of 4 bytes but found: ".to_owned()
+                + &s.len().to_string(),
+        )
     })
 }
 
@@ -338,7 +361,10 @@ fn dedup_sorted<T: Clone>(
 ) -> Result<Vec<T>, ValueError> {
     let original = members.clone();
     members.sort_by(&cmp);
-    if members.windows(2).any(|w| cmp(&w[0], &w[1]) == Ordering::Equal) {
+    if members
+        .windows(2)
+        .any(|w| cmp(&w[0], &w[1]) == Ordering::Equal)
+    {
         let listed = show(&original);
         return Err(ValueError::invalid(if listed.is_empty() {
             "Input collection contains duplicates.".to_owned()
@@ -407,7 +433,10 @@ impl<'de> Deserialize<'de> for ByteBuf {
             fn visit_byte_buf<E>(self, v: Vec<u8>) -> Result<ByteBuf, E> {
                 Ok(ByteBuf(v))
             }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut a: A) -> Result<ByteBuf, A::Error> {
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut a: A,
+            ) -> Result<ByteBuf, A::Error> {
                 let mut out = Vec::new();
                 while let Some(b) = a.next_element::<u8>()? {
                     out.push(b);
@@ -446,11 +475,15 @@ mod tests {
         let err = |v: Value| AttributeValue::from_json(&v).err().map(|e| e.to_string());
         assert_eq!(
             err(json!({})).as_deref(),
-            Some("Supplied AttributeValue is empty, must contain exactly one of the supported datatypes")
+            Some(
+                "Supplied AttributeValue is empty, must contain exactly one of the supported datatypes"
+            )
         );
         assert_eq!(
             err(json!({"S": "a", "N": "1"})).as_deref(),
-            Some("Supplied AttributeValue has more than one datatypes set, must contain exactly one of the supported datatypes")
+            Some(
+                "Supplied AttributeValue has more than one datatypes set, must contain exactly one of the supported datatypes"
+            )
         );
         assert_eq!(
             err(json!({"SS": []})).as_deref(),
@@ -458,11 +491,15 @@ mod tests {
         );
         assert_eq!(
             err(json!({"SS": ["a", "a"]})).as_deref(),
-            Some("One or more parameter values were invalid: Input collection [a, a] contains duplicates.")
+            Some(
+                "One or more parameter values were invalid: Input collection [a, a] contains duplicates."
+            )
         );
         assert_eq!(
             err(json!({"NS": ["1", "1.0"]})).as_deref(),
-            Some("One or more parameter values were invalid: Input collection contains duplicates.")
+            Some(
+                "One or more parameter values were invalid: Input collection contains duplicates."
+            )
         );
         assert_eq!(
             err(json!({"N": "x"})).as_deref(),
@@ -478,8 +515,14 @@ mod tests {
     fn sizes_follow_dynamodbs_rules() {
         let item: Item = [
             ("name".to_owned(), AttributeValue::S("abc".into())),
-            ("n".to_owned(), AttributeValue::N(Number::parse("123").unwrap_or_else(|_| Number::zero()))),
-            ("l".to_owned(), AttributeValue::L(vec![AttributeValue::Bool(true)])),
+            (
+                "n".to_owned(),
+                AttributeValue::N(Number::parse("123").unwrap_or_else(|_| Number::zero())),
+            ),
+            (
+                "l".to_owned(),
+                AttributeValue::L(vec![AttributeValue::Bool(true)]),
+            ),
         ]
         .into_iter()
         .collect();

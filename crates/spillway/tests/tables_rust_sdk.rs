@@ -10,8 +10,8 @@ use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, Put,
-    ReturnValue, ScalarAttributeType, TransactWriteItem,
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, Put, ReturnValue,
+    ScalarAttributeType, TransactWriteItem,
 };
 use spillway_testkit::up_in_process;
 
@@ -93,7 +93,9 @@ async fn the_rust_sdk_creates_writes_queries_and_reads_errors() {
         .table_name("Orders")
         .key("customer", s("c1"))
         .key("at", n("3"))
-        .update_expression("SET amount = amount + :x, labels = list_append(if_not_exists(labels, :empty), :t)")
+        .update_expression(
+            "SET amount = amount + :x, labels = list_append(if_not_exists(labels, :empty), :t)",
+        )
         .expression_attribute_values(":x", n("0.01"))
         .expression_attribute_values(":empty", AttributeValue::L(vec![]))
         .expression_attribute_values(":t", AttributeValue::L(vec![s("gift")]))
@@ -103,7 +105,10 @@ async fn the_rust_sdk_creates_writes_queries_and_reads_errors() {
         .unwrap_or_else(|e| panic!("{e:?}"));
     let attrs = updated.attributes().cloned().unwrap_or_default();
     assert_eq!(attrs.get("amount"), Some(&n("10")));
-    assert_eq!(attrs.get("labels"), Some(&AttributeValue::L(vec![s("gift")])));
+    assert_eq!(
+        attrs.get("labels"),
+        Some(&AttributeValue::L(vec![s("gift")]))
+    );
 
     // A paginator over Limit-sized pages, backwards, with a key condition.
     let pages: Vec<_> = ddb
@@ -196,7 +201,10 @@ async fn the_rust_sdk_creates_writes_queries_and_reads_errors() {
         .send()
         .await
         .unwrap_or_else(|e| panic!("{e:?}"));
-    assert!(none.item().is_none(), "a cancelled transaction wrote nothing");
+    assert!(
+        none.item().is_none(),
+        "a cancelled transaction wrote nothing"
+    );
     let missing = ddb.describe_table().table_name("Nope").send().await;
     assert!(
         matches!(&missing, Err(SdkError::ServiceError(e)) if e.err().is_resource_not_found_exception()),

@@ -43,7 +43,12 @@ pub async fn batch_get(ctx: &Ctx<'_>, input: &Input) -> Result<Value, TablesErro
     let report = capacity::report(input)?;
     let total: usize = requests
         .values()
-        .map(|r| r.get("Keys").and_then(Value::as_array).map(Vec::len).unwrap_or(0))
+        .map(|r| {
+            r.get("Keys")
+                .and_then(Value::as_array)
+                .map(Vec::len)
+                .unwrap_or(0)
+        })
         .sum();
     if total > MAX_GET_KEYS {
         return Err(TablesError::Validation(
@@ -65,7 +70,11 @@ pub async fn batch_get(ctx: &Ctx<'_>, input: &Input) -> Result<Value, TablesErro
         let request = as_obj(request)?;
         let meta = ctx.tables.require(name)?;
         let keys = opt_array(request, "Keys")?.ok_or_else(|| {
-            TablesError::constraint("null", "requestItems.member.keys", "Member must not be null")
+            TablesError::constraint(
+                "null",
+                "requestItems.member.keys",
+                "Member must not be null",
+            )
         })?;
         if keys.is_empty() {
             return Err(TablesError::constraint(
@@ -78,7 +87,12 @@ pub async fn batch_get(ctx: &Ctx<'_>, input: &Input) -> Result<Value, TablesErro
         let mut seen = BTreeSet::new();
         for k in keys {
             let key_item = item_from_json(k).map_err(value_error)?;
-            let e = encode_key(&meta.key.of_key(&key_item).map_err(|e| TablesError::Validation(e.to_string()))?);
+            let e = encode_key(
+                &meta
+                    .key
+                    .of_key(&key_item)
+                    .map_err(|e| TablesError::Validation(e.to_string()))?,
+            );
             if !seen.insert(e.clone()) {
                 return Err(TablesError::Validation(
                     "Provided list of item keys contains duplicates".into(),
@@ -129,7 +143,11 @@ pub async fn batch_get(ctx: &Ctx<'_>, input: &Input) -> Result<Value, TablesErro
             again.insert("Keys".into(), Value::Array(left));
             unprocessed.insert(one.name.clone(), Value::Object(again));
         }
-        let units = capacity::read_units(read_bytes, one.consistent).max(if one.keys.is_empty() { 0.0 } else { 0.5 });
+        let units = capacity::read_units(read_bytes, one.consistent).max(if one.keys.is_empty() {
+            0.0
+        } else {
+            0.5
+        });
         ctx.tables.metrics.consumed(&one.name, units, 0.0);
         consumed.push(Consumed {
             table: one.name,
@@ -164,7 +182,9 @@ pub async fn batch_write(ctx: &Ctx<'_>, input: &Input) -> Result<Value, TablesEr
         ctx.authorize("BatchWriteItem", name, None)?;
         let meta = ctx.tables.require(name)?;
         let Value::Array(list) = list else {
-            return Err(TablesError::Serialization("Unexpected value type in payload".into()));
+            return Err(TablesError::Serialization(
+                "Unexpected value type in payload".into(),
+            ));
         };
         if list.is_empty() {
             return Err(TablesError::Validation(format!(
@@ -179,19 +199,30 @@ pub async fn batch_write(ctx: &Ctx<'_>, input: &Input) -> Result<Value, TablesEr
             let (key, decision) = match (put, delete) {
                 (Some(p), None) => {
                     let item = req_item(p, "Item")?;
-                    let key = encode_key(&meta.key.of_item(&item).map_err(|e| TablesError::Validation(e.to_string()))?);
+                    let key = encode_key(
+                        &meta
+                            .key
+                            .of_item(&item)
+                            .map_err(|e| TablesError::Validation(e.to_string()))?,
+                    );
                     check_size(&item).map_err(TablesError::Validation)?;
                     check_index_keys(&meta, &item).map_err(TablesError::Validation)?;
                     (key, Decision::Put(item))
                 }
                 (None, Some(d)) => {
                     let key_item = req_item(d, "Key")?;
-                    let key = encode_key(&meta.key.of_key(&key_item).map_err(|e| TablesError::Validation(e.to_string()))?);
+                    let key = encode_key(
+                        &meta
+                            .key
+                            .of_key(&key_item)
+                            .map_err(|e| TablesError::Validation(e.to_string()))?,
+                    );
                     (key, Decision::Delete)
                 }
                 _ => {
                     return Err(TablesError::Validation(
-                        "A write request must contain exactly one of PutRequest or DeleteRequest".into(),
+                        "A write request must contain exactly one of PutRequest or DeleteRequest"
+                            .into(),
                     ));
                 }
             };

@@ -16,7 +16,11 @@ pub enum Report {
 
 pub fn report(input: &Input) -> Result<Report, TablesError> {
     Ok(
-        match opt_enum(input, "ReturnConsumedCapacity", &["INDEXES", "TOTAL", "NONE"])? {
+        match opt_enum(
+            input,
+            "ReturnConsumedCapacity",
+            &["INDEXES", "TOTAL", "NONE"],
+        )? {
             Some("INDEXES") => Report::Indexes,
             Some("TOTAL") => Report::Total,
             _ => Report::None,

@@ -98,7 +98,8 @@ fn key_schema(
     }
     if attrs.len() == 2 && attrs[0] == attrs[1] {
         return Err(TablesError::Validation(
-            "Both the Hash Key and the Range Key element in the KeySchema have the same name".into(),
+            "Both the Hash Key and the Range Key element in the KeySchema have the same name"
+                .into(),
         ));
     }
     let lookup = |name: &str| -> Result<KeyAttr, TablesError> {
@@ -136,7 +137,11 @@ fn projection(input: &Input) -> Result<Projection, TablesError> {
     match (kind, non_key) {
         (Some("INCLUDE"), Some(list)) => Ok(Projection::Include(
             list.iter()
-                .map(|v| v.as_str().map(str::to_owned).ok_or_else(|| TablesError::Serialization("NonKeyAttributes must be strings".into())))
+                .map(|v| {
+                    v.as_str().map(str::to_owned).ok_or_else(|| {
+                        TablesError::Serialization("NonKeyAttributes must be strings".into())
+                    })
+                })
                 .collect::<Result<_, _>>()?,
         )),
         (Some("INCLUDE"), None) => Err(TablesError::invalid(
@@ -147,13 +152,15 @@ fn projection(input: &Input) -> Result<Projection, TablesError> {
         ))),
         (Some("KEYS_ONLY"), None) => Ok(Projection::KeysOnly),
         (Some(_), None) => Ok(Projection::All),
-        (None, _) => Err(TablesError::invalid(
-            "Unknown ProjectionType: null",
-        )),
+        (None, _) => Err(TablesError::invalid("Unknown ProjectionType: null")),
     }
 }
 
-fn provisioned(input: &Input, billing: BillingMode, what: &str) -> Result<Option<Throughput>, TablesError> {
+fn provisioned(
+    input: &Input,
+    billing: BillingMode,
+    what: &str,
+) -> Result<Option<Throughput>, TablesError> {
     let pt = opt_obj(input, "ProvisionedThroughput")?;
     match (billing, pt) {
         (BillingMode::PayPerRequest, Some(_)) => Err(TablesError::invalid(format!(
@@ -307,7 +314,10 @@ pub fn table_from_request(input: &Input) -> Result<TableMeta, TablesError> {
     let mut names: Vec<&str> = indexes.iter().map(|i| i.name.as_str()).collect();
     names.sort_unstable();
     if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
-        return Err(TablesError::invalid(format!("Duplicate index name: {}", w[0])));
+        return Err(TablesError::invalid(format!(
+            "Duplicate index name: {}",
+            w[0]
+        )));
     }
     check_projected_total(&indexes)?;
     if used.len() != defs.len() {
@@ -316,9 +326,13 @@ pub fn table_from_request(input: &Input) -> Result<TableMeta, TablesError> {
         ));
     }
     let tags = tags(input, "Tags")?.unwrap_or_default();
-    let table_class = opt_enum(input, "TableClass", &["STANDARD", "STANDARD_INFREQUENT_ACCESS"])?
-        .unwrap_or("STANDARD")
-        .to_owned();
+    let table_class = opt_enum(
+        input,
+        "TableClass",
+        &["STANDARD", "STANDARD_INFREQUENT_ACCESS"],
+    )?
+    .unwrap_or("STANDARD")
+    .to_owned();
     Ok(TableMeta {
         name,
         id: 0,
@@ -359,12 +373,15 @@ fn tags(input: &Input, key: &str) -> Result<Option<BTreeMap<String, String>>, Ta
 pub async fn create_table(tables: &Arc<Tables>, input: &Input) -> Result<Value, TablesError> {
     let meta = table_from_request(input)?;
     let name = meta.name.clone();
-    let created = tables.change(CatalogChange::Create(meta)).await.map_err(|e| match e {
-        TablesError::ResourceInUse(_) => {
-            TablesError::ResourceInUse(format!("Table already exists: {name}"))
-        }
-        other => other,
-    })?;
+    let created = tables
+        .change(CatalogChange::Create(meta))
+        .await
+        .map_err(|e| match e {
+            TablesError::ResourceInUse(_) => {
+                TablesError::ResourceInUse(format!("Table already exists: {name}"))
+            }
+            other => other,
+        })?;
     tracing::info!(table = name, "tables: table created");
     // DynamoDB answers CREATING and the table turns ACTIVE a few seconds later; here it is
     // usable at once, and DescribeTable reports ACTIVE from the first call.
@@ -374,7 +391,9 @@ pub async fn create_table(tables: &Arc<Tables>, input: &Input) -> Result<Value, 
 /// The table a control-plane action names, or DynamoDB's wording for an unknown one.
 fn named(tables: &Tables, name: &str) -> Result<Arc<TableMeta>, TablesError> {
     tables.table(name).ok_or_else(|| {
-        TablesError::ResourceNotFound(format!("Requested resource not found: Table: {name} not found"))
+        TablesError::ResourceNotFound(format!(
+            "Requested resource not found: Table: {name} not found"
+        ))
     })
 }
 
@@ -473,7 +492,11 @@ pub async fn update_table(tables: &Arc<Tables>, input: &Input) -> Result<Value, 
         changed |= p != meta.deletion_protection;
         meta.deletion_protection = p;
     }
-    if let Some(c) = opt_enum(input, "TableClass", &["STANDARD", "STANDARD_INFREQUENT_ACCESS"])? {
+    if let Some(c) = opt_enum(
+        input,
+        "TableClass",
+        &["STANDARD", "STANDARD_INFREQUENT_ACCESS"],
+    )? {
         changed |= c != meta.table_class;
         meta.table_class = c.to_owned();
     }
@@ -511,12 +534,22 @@ pub async fn update_table(tables: &Arc<Tables>, input: &Input) -> Result<Value, 
                         "Attempting to create an index which already exists: {iname}"
                     )));
                 }
-                if meta.indexes.iter().filter(|i| i.kind == IndexKind::Global).count() >= MAX_GSIS {
+                if meta
+                    .indexes
+                    .iter()
+                    .filter(|i| i.kind == IndexKind::Global)
+                    .count()
+                    >= MAX_GSIS
+                {
                     return Err(TablesError::LimitExceeded(format!(
                         "GlobalSecondaryIndex count exceeds the per-table limit of {MAX_GSIS}"
                     )));
                 }
-                if meta.indexes.iter().any(|i| i.status == IndexStatus::Creating) {
+                if meta
+                    .indexes
+                    .iter()
+                    .any(|i| i.status == IndexStatus::Creating)
+                {
                     return Err(TablesError::LimitExceeded(
                         "Subscriber limit exceeded: Only 1 online index can be created or deleted simultaneously per table".into(),
                     ));
@@ -596,7 +629,9 @@ pub async fn update_table(tables: &Arc<Tables>, input: &Input) -> Result<Value, 
     if let Some(iname) = new_index
         && let Some(index) = updated.index(&iname)
     {
-        tables.clone().spawn_backfill(updated.name.clone(), index.id);
+        tables
+            .clone()
+            .spawn_backfill(updated.name.clone(), index.id);
     }
     Ok(json!({"TableDescription": describe(tables, &updated, "UPDATING")}))
 }
@@ -612,7 +647,11 @@ pub async fn update_time_to_live(tables: &Tables, input: &Input) -> Result<Value
         ));
     };
     let enabled = opt_bool(spec, "Enabled")?.ok_or_else(|| {
-        TablesError::constraint("null", "timeToLiveSpecification.enabled", "Member must not be null")
+        TablesError::constraint(
+            "null",
+            "timeToLiveSpecification.enabled",
+            "Member must not be null",
+        )
     })?;
     let attribute = req_str(spec, "AttributeName")?;
     if attribute.is_empty() || attribute.len() > 255 {
@@ -624,10 +663,14 @@ pub async fn update_time_to_live(tables: &Tables, input: &Input) -> Result<Value
     }
     let ttl = &current.ttl;
     if enabled && ttl.enabled {
-        return Err(TablesError::Validation("TimeToLive is already enabled".into()));
+        return Err(TablesError::Validation(
+            "TimeToLive is already enabled".into(),
+        ));
     }
     if !enabled && !ttl.enabled {
-        return Err(TablesError::Validation("TimeToLive is already disabled".into()));
+        return Err(TablesError::Validation(
+            "TimeToLive is already disabled".into(),
+        ));
     }
     if !enabled && ttl.attribute.as_deref() != Some(attribute) {
         return Err(TablesError::Validation(format!(
@@ -658,7 +701,10 @@ pub fn describe_time_to_live(tables: &Tables, input: &Input) -> Result<Value, Ta
 /// The table a tag action's ARN names.
 fn by_arn(tables: &Tables, input: &Input) -> Result<Arc<TableMeta>, TablesError> {
     let arn = req_str(input, "ResourceArn")?;
-    let prefix = format!("arn:aws:dynamodb:{}:{}:table/", tables.region, tables.account);
+    let prefix = format!(
+        "arn:aws:dynamodb:{}:{}:table/",
+        tables.region, tables.account
+    );
     let not_found = || {
         TablesError::ResourceNotFound(format!(
             "Requested resource not found: ResourcArn: {arn} not found"
@@ -668,7 +714,9 @@ fn by_arn(tables: &Tables, input: &Input) -> Result<Arc<TableMeta>, TablesError>
         if arn.starts_with("arn:") {
             not_found()
         } else {
-            TablesError::Validation(format!("Invalid TableArn: Invalid ResourceArn provided as input {arn}"))
+            TablesError::Validation(format!(
+                "Invalid TableArn: Invalid ResourceArn provided as input {arn}"
+            ))
         }
     })?;
     tables.table(name).ok_or_else(not_found)
@@ -676,9 +724,8 @@ fn by_arn(tables: &Tables, input: &Input) -> Result<Arc<TableMeta>, TablesError>
 
 pub async fn tag_resource(tables: &Tables, input: &Input) -> Result<Value, TablesError> {
     let current = by_arn(tables, input)?;
-    let new = tags(input, "Tags")?.ok_or_else(|| {
-        TablesError::constraint("null", "tags", "Member must not be null")
-    })?;
+    let new = tags(input, "Tags")?
+        .ok_or_else(|| TablesError::constraint("null", "tags", "Member must not be null"))?;
     let mut meta = (*current).clone();
     meta.tags.extend(new);
     if meta.tags.len() > MAX_TAGS {
@@ -692,9 +739,8 @@ pub async fn tag_resource(tables: &Tables, input: &Input) -> Result<Value, Table
 
 pub async fn untag_resource(tables: &Tables, input: &Input) -> Result<Value, TablesError> {
     let current = by_arn(tables, input)?;
-    let keys = opt_array(input, "TagKeys")?.ok_or_else(|| {
-        TablesError::constraint("null", "tagKeys", "Member must not be null")
-    })?;
+    let keys = opt_array(input, "TagKeys")?
+        .ok_or_else(|| TablesError::constraint("null", "tagKeys", "Member must not be null"))?;
     let mut meta = (*current).clone();
     for k in keys {
         if let Some(k) = k.as_str() {
@@ -707,7 +753,9 @@ pub async fn untag_resource(tables: &Tables, input: &Input) -> Result<Value, Tab
 
 pub fn list_tags_of_resource(tables: &Tables, input: &Input) -> Result<Value, TablesError> {
     let meta = by_arn(tables, input)?;
-    Ok(json!({"Tags": meta.tags.iter().map(|(k, v)| json!({"Key": k, "Value": v})).collect::<Vec<_>>()}))
+    Ok(
+        json!({"Tags": meta.tags.iter().map(|(k, v)| json!({"Key": k, "Value": v})).collect::<Vec<_>>()}),
+    )
 }
 
 pub fn describe_limits() -> Value {

@@ -3,7 +3,9 @@
 use serde_json::{Value, json};
 
 use crate::key::KeySchema;
-use crate::schema::{BillingMode, IndexKind, IndexMeta, IndexStatus, Projection, TableMeta, Throughput};
+use crate::schema::{
+    BillingMode, IndexKind, IndexMeta, IndexStatus, Projection, TableMeta, Throughput,
+};
 use crate::service::Tables;
 
 pub fn key_schema(k: &KeySchema) -> Value {
@@ -44,7 +46,12 @@ fn throughput(t: &Throughput, billing: BillingMode) -> Value {
 /// DeleteTable's, UPDATING in UpdateTable's).
 pub fn describe(tables: &Tables, meta: &TableMeta, status: &str) -> Value {
     let snapshot = tables.db.snapshot().ok();
-    let stats = |id: u64| snapshot.as_ref().and_then(|s| s.stats(id).ok()).unwrap_or((0, 0));
+    let stats = |id: u64| {
+        snapshot
+            .as_ref()
+            .and_then(|s| s.stats(id).ok())
+            .unwrap_or((0, 0))
+    };
     let (count, bytes) = stats(meta.id);
     let arn = tables.table_arn(&meta.name);
     let mut t = json!({

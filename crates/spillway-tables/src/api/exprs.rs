@@ -80,7 +80,10 @@ fn conditional_operator(input: &Input) -> Result<Option<&str>, TablesError> {
 }
 
 /// `ConditionExpression`, or the legacy `Expected`.
-pub fn condition(input: &Input, subs: &mut Substitutions) -> Result<Option<Condition>, TablesError> {
+pub fn condition(
+    input: &Input,
+    subs: &mut Substitutions,
+) -> Result<Option<Condition>, TablesError> {
     if let Some(t) = text(input, "ConditionExpression")? {
         return expr::parse_condition(t, ExprKind::Condition, subs)
             .map(Some)
@@ -110,7 +113,10 @@ pub fn filter(
 }
 
 /// `ProjectionExpression`, or the legacy `AttributesToGet`.
-pub fn projection(input: &Input, subs: &mut Substitutions) -> Result<Option<Vec<Path>>, TablesError> {
+pub fn projection(
+    input: &Input,
+    subs: &mut Substitutions,
+) -> Result<Option<Vec<Path>>, TablesError> {
     if let Some(t) = text(input, "ProjectionExpression")? {
         return expr::parse_projection(t, subs).map(Some).map_err(error);
     }

@@ -90,7 +90,7 @@ pub fn opt_array<'a>(input: &'a Input, key: &str) -> Result<Option<&'a Vec<Value
     }
 }
 
-pub fn as_obj<'a>(v: &'a Value) -> Result<&'a Input, TablesError> {
+pub fn as_obj(v: &Value) -> Result<&Input, TablesError> {
     match v {
         Value::Object(m) => Ok(m),
         other => Err(wrong_type(other, "Structure")),
@@ -134,7 +134,12 @@ pub fn value_map(
         return Ok(None);
     };
     m.iter()
-        .map(|(k, v)| Ok((k.clone(), AttributeValue::from_json(v).map_err(value_error)?)))
+        .map(|(k, v)| {
+            Ok((
+                k.clone(),
+                AttributeValue::from_json(v).map_err(value_error)?,
+            ))
+        })
         .collect::<Result<_, _>>()
         .map(Some)
 }

@@ -5,10 +5,10 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
+use super::Ctx;
 use super::capacity::{self, Consumed, Report};
 use super::exprs;
 use super::input::*;
-use super::Ctx;
 use crate::clock;
 use crate::error::TablesError;
 use crate::expr::{Condition, Path, Update, project};
@@ -34,7 +34,12 @@ pub fn check_index_keys(meta: &TableMeta, item: &Item) -> Result<(), String> {
     for index in &meta.indexes {
         for attr in index.key.names() {
             let Some(v) = item.get(attr) else { continue };
-            let Some(ty) = meta.attributes.iter().find(|a| a.name == attr).map(|a| a.ty) else {
+            let Some(ty) = meta
+                .attributes
+                .iter()
+                .find(|a| a.name == attr)
+                .map(|a| a.ty)
+            else {
                 continue;
             };
             let ok = matches!(
@@ -59,7 +64,11 @@ pub fn check_index_keys(meta: &TableMeta, item: &Item) -> Result<(), String> {
             if empty {
                 return Err(format!(
                     "One or more parameter values are not valid. A value specified for a secondary index key is not supported. The AttributeValue for a key attribute cannot contain an empty {} value. IndexName: {}, IndexKey: {attr}",
-                    if ty == ScalarType::S { "string" } else { "binary" },
+                    if ty == ScalarType::S {
+                        "string"
+                    } else {
+                        "binary"
+                    },
                     index.name
                 ));
             }
@@ -77,15 +86,20 @@ pub fn return_values<'a>(input: &'a Input, allowed: &[&str]) -> Result<&'a str, 
     )?
     .unwrap_or("NONE");
     if !allowed.contains(&v) {
-        return Err(TablesError::Validation("Return values set to invalid value".into()));
+        return Err(TablesError::Validation(
+            "Return values set to invalid value".into(),
+        ));
     }
     Ok(v)
 }
 
 /// Whether a failed condition should return the item (`ReturnValuesOnConditionCheckFailure`).
 pub fn old_on_failure(input: &Input) -> Result<bool, TablesError> {
-    Ok(opt_enum(input, "ReturnValuesOnConditionCheckFailure", &["ALL_OLD", "NONE"])?
-        == Some("ALL_OLD"))
+    Ok(opt_enum(
+        input,
+        "ReturnValuesOnConditionCheckFailure",
+        &["ALL_OLD", "NONE"],
+    )? == Some("ALL_OLD"))
 }
 
 /// The decision of a conditional write: the condition against the stored item (an absent
@@ -143,7 +157,9 @@ pub async fn write_one(
     match results.pop() {
         Some(Ok(applied)) => Ok(applied),
         Some(Err(e)) => Err(write_error(e, &meta.name, return_old, ctx)),
-        None => Err(TablesError::Internal("the writer returned no result".into())),
+        None => Err(TablesError::Internal(
+            "the writer returned no result".into(),
+        )),
     }
 }
 
@@ -157,27 +173,30 @@ pub fn write_consumed(meta: &TableMeta, applied: &Applied, factor: f64) -> Consu
         ..Consumed::default()
     };
     for index in &meta.indexes {
-        let in_old = applied.old.as_ref().and_then(|o| index.key.of_indexed(o)).is_some();
-        let in_new = applied.new.as_ref().and_then(|n| index.key.of_indexed(n)).is_some();
+        let in_old = applied
+            .old
+            .as_ref()
+            .and_then(|o| index.key.of_indexed(o))
+            .is_some();
+        let in_new = applied
+            .new
+            .as_ref()
+            .and_then(|n| index.key.of_indexed(n))
+            .is_some();
         if in_old || in_new {
-            let units = capacity::write_units(size(&applied.new).max(size(&applied.old)))
-                * factor
-                * if in_old && in_new { 1.0 } else { 1.0 };
+            let units = capacity::write_units(size(&applied.new).max(size(&applied.old))) * factor;
             c.indexes.push((index.name.clone(), 0.0, units));
         }
     }
     c
 }
 
-fn finish_write(
-    ctx: &Ctx<'_>,
-    mut out: Value,
-    consumed: Consumed,
-    report: Report,
-) -> Value {
-    ctx.tables
-        .metrics
-        .consumed(&consumed.table, consumed.read, consumed.total() - consumed.read);
+fn finish_write(ctx: &Ctx<'_>, mut out: Value, consumed: Consumed, report: Report) -> Value {
+    ctx.tables.metrics.consumed(
+        &consumed.table,
+        consumed.read,
+        consumed.total() - consumed.read,
+    );
     if let Some(c) = consumed.render(report) {
         out["ConsumedCapacity"] = c;
     }
@@ -194,7 +213,12 @@ pub async fn put_item(ctx: &Ctx<'_>, input: &Input) -> Result<Value, TablesError
     let name = table_name(input, "TableName")?;
     let item = req_item(input, "Item")?;
     let meta = ctx.tables.require(name)?;
-    let key = encode_key(&meta.key.of_item(&item).map_err(|e| TablesError::Validation(e.to_string()))?);
+    let key = encode_key(
+        &meta
+            .key
+            .of_item(&item)
+            .map_err(|e| TablesError::Validation(e.to_string()))?,
+    );
     check_size(&item).map_err(TablesError::Validation)?;
     check_index_keys(&meta, &item).map_err(TablesError::Validation)?;
     let rv = return_values(input, &["NONE", "ALL_OLD"])?;
@@ -209,14 +233,24 @@ pub async fn put_item(ctx: &Ctx<'_>, input: &Input) -> Result<Value, TablesError
     if rv == "ALL_OLD" {
         attributes(&mut out, applied.old.as_ref());
     }
-    Ok(finish_write(ctx, out, write_consumed(&meta, &applied, 1.0), report))
+    Ok(finish_write(
+        ctx,
+        out,
+        write_consumed(&meta, &applied, 1.0),
+        report,
+    ))
 }
 
 pub async fn delete_item(ctx: &Ctx<'_>, input: &Input) -> Result<Value, TablesError> {
     let name = table_name(input, "TableName")?;
     let key_item = req_item(input, "Key")?;
     let meta = ctx.tables.require(name)?;
-    let key = encode_key(&meta.key.of_key(&key_item).map_err(|e| TablesError::Validation(e.to_string()))?);
+    let key = encode_key(
+        &meta
+            .key
+            .of_key(&key_item)
+            .map_err(|e| TablesError::Validation(e.to_string()))?,
+    );
     let rv = return_values(input, &["NONE", "ALL_OLD"])?;
     let report = capacity::report(input)?;
     let return_old = old_on_failure(input)?;
@@ -224,7 +258,11 @@ pub async fn delete_item(ctx: &Ctx<'_>, input: &Input) -> Result<Value, TablesEr
     let condition = exprs::condition(input, &mut subs)?;
     exprs::finish(&subs)?;
     let decide = conditional(condition, |old| {
-        Ok(if old.is_some() { Decision::Delete } else { Decision::Keep })
+        Ok(if old.is_some() {
+            Decision::Delete
+        } else {
+            Decision::Keep
+        })
     });
     let applied = write_one(ctx, &meta, key, decide, return_old).await?;
     let mut out = json!({});
@@ -258,7 +296,8 @@ pub fn updated(
 ) -> Result<Item, Refused> {
     let mut new = old.cloned().unwrap_or_else(|| key_item.clone());
     if let Some(u) = update {
-        u.apply(&mut new).map_err(|e| Refused::Invalid(e.to_string()))?;
+        u.apply(&mut new)
+            .map_err(|e| Refused::Invalid(e.to_string()))?;
     }
     check_size(&new).map_err(Refused::Invalid)?;
     check_index_keys(meta, &new).map_err(Refused::Invalid)?;
@@ -269,7 +308,12 @@ pub async fn update_item(ctx: &Ctx<'_>, input: &Input) -> Result<Value, TablesEr
     let name = table_name(input, "TableName")?;
     let key_item = req_item(input, "Key")?;
     let meta = ctx.tables.require(name)?;
-    let key = encode_key(&meta.key.of_key(&key_item).map_err(|e| TablesError::Validation(e.to_string()))?);
+    let key = encode_key(
+        &meta
+            .key
+            .of_key(&key_item)
+            .map_err(|e| TablesError::Validation(e.to_string()))?,
+    );
     let rv = return_values(
         input,
         &["NONE", "ALL_OLD", "UPDATED_OLD", "ALL_NEW", "UPDATED_NEW"],
@@ -312,14 +356,24 @@ pub async fn update_item(ctx: &Ctx<'_>, input: &Input) -> Result<Value, TablesEr
         }
         _ => {}
     }
-    Ok(finish_write(ctx, out, write_consumed(&meta, &applied, 1.0), report))
+    Ok(finish_write(
+        ctx,
+        out,
+        write_consumed(&meta, &applied, 1.0),
+        report,
+    ))
 }
 
 pub async fn get_item(ctx: &Ctx<'_>, input: &Input) -> Result<Value, TablesError> {
     let name = table_name(input, "TableName")?;
     let key_item = req_item(input, "Key")?;
     let meta = ctx.tables.require(name)?;
-    let key = encode_key(&meta.key.of_key(&key_item).map_err(|e| TablesError::Validation(e.to_string()))?);
+    let key = encode_key(
+        &meta
+            .key
+            .of_key(&key_item)
+            .map_err(|e| TablesError::Validation(e.to_string()))?,
+    );
     let consistent = opt_bool(input, "ConsistentRead")?.unwrap_or(false);
     let report = capacity::report(input)?;
     let mut subs = exprs::substitutions(input)?;

@@ -76,14 +76,23 @@ impl AsyncService for DynamoDbApi {
                 Err(e) => {
                     match &e {
                         TablesError::Internal(why) => {
-                            tracing::error!(request_id = req.request_id, action, "DynamoDB request failed: {why}");
+                            tracing::error!(
+                                request_id = req.request_id,
+                                action,
+                                "DynamoDB request failed: {why}"
+                            );
                             self.tables.metrics.system_error("", static_action(action));
                         }
                         TablesError::ConditionalCheckFailed { .. }
                         | TablesError::TransactionCanceled { .. } => {}
                         _ => self.tables.metrics.user_error(),
                     }
-                    tracing::info!(request_id = req.request_id, action, code = e.name(), "DynamoDB request refused: {e}");
+                    tracing::info!(
+                        request_id = req.request_id,
+                        action,
+                        code = e.name(),
+                        "DynamoDB request refused: {e}"
+                    );
                     (e.status(), e.body())
                 }
             };
@@ -117,7 +126,12 @@ pub(crate) struct Ctx<'a> {
 
 impl Ctx<'_> {
     /// Authorizes `dynamodb:ACTION` on a table (or one of its indexes).
-    pub fn authorize(&self, action: &str, table: &str, index: Option<&str>) -> Result<(), TablesError> {
+    pub fn authorize(
+        &self,
+        action: &str,
+        table: &str,
+        index: Option<&str>,
+    ) -> Result<(), TablesError> {
         let mut resource = self.tables.table_arn(table);
         if let Some(i) = index {
             resource.push_str("/index/");
@@ -147,7 +161,9 @@ impl DynamoDbApi {
             Value::Object(Default::default())
         } else {
             serde_json::from_slice(req.body).map_err(|e| {
-                TablesError::Serialization(format!("Start of structure or map found where not expected: {e}"))
+                TablesError::Serialization(format!(
+                    "Start of structure or map found where not expected: {e}"
+                ))
             })?
         };
         let Value::Object(input) = input else {
@@ -161,10 +177,7 @@ impl DynamoDbApi {
         };
         let started = Instant::now();
         let out = dispatch(&ctx, action, &input).await?;
-        let table = input
-            .get("TableName")
-            .and_then(Value::as_str)
-            .unwrap_or("");
+        let table = input.get("TableName").and_then(Value::as_str).unwrap_or("");
         let returned = out
             .get("Items")
             .and_then(Value::as_array)
@@ -182,7 +195,13 @@ impl DynamoDbApi {
 
 async fn dispatch(ctx: &Ctx<'_>, action: &str, input: &Input) -> Result<Value, TablesError> {
     let tables = ctx.tables;
-    let named = |input: &Input| input.get("TableName").and_then(Value::as_str).unwrap_or("").to_owned();
+    let named = |input: &Input| {
+        input
+            .get("TableName")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned()
+    };
     match action {
         "ListTables" => {
             ctx.authorize_any("ListTables")?;
@@ -193,7 +212,10 @@ async fn dispatch(ctx: &Ctx<'_>, action: &str, input: &Input) -> Result<Value, T
             Ok(control::describe_limits())
         }
         "TagResource" | "UntagResource" | "ListTagsOfResource" => {
-            let arn = input.get("ResourceArn").and_then(Value::as_str).unwrap_or("*");
+            let arn = input
+                .get("ResourceArn")
+                .and_then(Value::as_str)
+                .unwrap_or("*");
             ctx.caller
                 .authorize(&format!("dynamodb:{action}"), arn, 400)
                 .map_err(|e| TablesError::AccessDenied(e.message))?;

@@ -34,12 +34,18 @@ struct Source {
 }
 
 impl Source {
-    fn resolve(meta: Arc<TableMeta>, input: &Input, consistent: bool) -> Result<Source, TablesError> {
+    fn resolve(
+        meta: Arc<TableMeta>,
+        input: &Input,
+        consistent: bool,
+    ) -> Result<Source, TablesError> {
         let Some(name) = opt_str(input, "IndexName")? else {
             return Ok(Source { meta, index: None });
         };
         let index = meta.index(name).cloned().ok_or_else(|| {
-            TablesError::Validation(format!("The table does not have the specified index: {name}"))
+            TablesError::Validation(format!(
+                "The table does not have the specified index: {name}"
+            ))
         })?;
         if index.kind == IndexKind::Global && consistent {
             return Err(TablesError::Validation(
@@ -58,7 +64,10 @@ impl Source {
     }
 
     fn key(&self) -> &KeySchema {
-        self.index.as_ref().map(|i| &i.key).unwrap_or(&self.meta.key)
+        self.index
+            .as_ref()
+            .map(|i| &i.key)
+            .unwrap_or(&self.meta.key)
     }
 
     fn storage(&self) -> String {
@@ -90,7 +99,11 @@ impl Source {
             return Err(invalid());
         }
         let table_key_item = self.meta.key.key_item(start);
-        let table_key = self.meta.key.of_key(&table_key_item).map_err(|_| invalid())?;
+        let table_key = self
+            .meta
+            .key
+            .of_key(&table_key_item)
+            .map_err(|_| invalid())?;
         let mut encoded = Vec::new();
         if let Some(i) = &self.index {
             let values = i.key.of_indexed(start).ok_or_else(invalid)?;
@@ -113,7 +126,12 @@ fn select(input: &Input, source: &Source, has_projection: bool) -> Result<Select
     let asked = opt_enum(
         input,
         "Select",
-        &["ALL_ATTRIBUTES", "ALL_PROJECTED_ATTRIBUTES", "SPECIFIC_ATTRIBUTES", "COUNT"],
+        &[
+            "ALL_ATTRIBUTES",
+            "ALL_PROJECTED_ATTRIBUTES",
+            "SPECIFIC_ATTRIBUTES",
+            "COUNT",
+        ],
     )?;
     let s = match asked {
         Some("ALL_ATTRIBUTES") => Select::All,
@@ -219,14 +237,9 @@ fn run_plan(tables: &crate::service::Tables, plan: &Plan) -> Result<Page, StoreE
                 return Ok(Visit::Stop);
             }
             if plan.fetch_from_table {
-                let key = encode_key(
-                    &plan
-                        .source
-                        .meta
-                        .key
-                        .of_indexed(&item)
-                        .ok_or_else(|| StoreError::Corrupt("an index entry without the table key".into()))?,
-                );
+                let key = encode_key(&plan.source.meta.key.of_indexed(&item).ok_or_else(|| {
+                    StoreError::Corrupt("an index entry without the table key".into())
+                })?);
                 if let Some(full) = snapshot.get(&table_storage, &key)? {
                     item = full;
                 }
@@ -254,7 +267,12 @@ fn run_plan(tables: &crate::service::Tables, plan: &Plan) -> Result<Page, StoreE
     Ok(page)
 }
 
-async fn execute(ctx: &Ctx<'_>, plan: Plan, consistent: bool, report: capacity::Report) -> Result<Value, TablesError> {
+async fn execute(
+    ctx: &Ctx<'_>,
+    plan: Plan,
+    consistent: bool,
+    report: capacity::Report,
+) -> Result<Value, TablesError> {
     let tables = ctx.tables.clone();
     let plan = Arc::new(plan);
     let for_task = plan.clone();
@@ -277,7 +295,9 @@ async fn execute(ctx: &Ctx<'_>, plan: Plan, consistent: bool, report: capacity::
         Some(i) => consumed.indexes.push((i.name.clone(), units, 0.0)),
         None => consumed.read = units,
     }
-    ctx.tables.metrics.consumed(&consumed.table, consumed.total(), 0.0);
+    ctx.tables
+        .metrics
+        .consumed(&consumed.table, consumed.total(), 0.0);
     if let Some(c) = consumed.render(report) {
         out["ConsumedCapacity"] = c;
     }
@@ -294,10 +314,11 @@ fn matches_type(ty: ScalarType, v: &AttributeValue) -> bool {
 }
 
 /// The stored-key range of a key condition.
-fn key_range(schema: &KeySchema, cond: &KeyCondition) -> Result<(Bound<Vec<u8>>, Bound<Vec<u8>>), TablesError> {
-    let mismatch = || {
-        TablesError::invalid("Condition parameter type does not match schema type")
-    };
+/// A range of stored keys.
+type KeyRange = (Bound<Vec<u8>>, Bound<Vec<u8>>);
+
+fn key_range(schema: &KeySchema, cond: &KeyCondition) -> Result<KeyRange, TablesError> {
+    let mismatch = || TablesError::invalid("Condition parameter type does not match schema type");
     if !matches_type(schema.hash.ty, &cond.hash) {
         return Err(mismatch());
     }
@@ -320,7 +341,11 @@ fn key_range(schema: &KeySchema, cond: &KeyCondition) -> Result<(Bound<Vec<u8>>,
         ));
     };
     let check = |v: &AttributeValue| {
-        if matches_type(range_attr.ty, v) { Ok(()) } else { Err(mismatch()) }
+        if matches_type(range_attr.ty, v) {
+            Ok(())
+        } else {
+            Err(mismatch())
+        }
     };
     Ok(match range {
         RangeCondition::Eq(v) => {
@@ -383,25 +408,37 @@ fn after_start(
     upper: Bound<Vec<u8>>,
     start: Option<Vec<u8>>,
     forward: bool,
-) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
-    let Some(s) = start else { return (lower, upper) };
+) -> KeyRange {
+    let Some(s) = start else {
+        return (lower, upper);
+    };
     if forward {
         let keep = match &lower {
             Bound::Included(l) | Bound::Excluded(l) => l > &s,
             Bound::Unbounded => false,
         };
-        if keep { (lower, upper) } else { (Bound::Excluded(s), upper) }
+        if keep {
+            (lower, upper)
+        } else {
+            (Bound::Excluded(s), upper)
+        }
     } else {
         let keep = match &upper {
             Bound::Included(u) | Bound::Excluded(u) => u < &s,
             Bound::Unbounded => false,
         };
-        if keep { (lower, upper) } else { (lower, Bound::Excluded(s)) }
+        if keep {
+            (lower, upper)
+        } else {
+            (lower, Bound::Excluded(s))
+        }
     }
 }
 
 fn fetch_from_table(source: &Source, select: Select, projection: &Option<Vec<Path>>) -> bool {
-    let Some(index) = &source.index else { return false };
+    let Some(index) = &source.index else {
+        return false;
+    };
     if index.kind != IndexKind::Local || index.projection == Projection::All {
         return false;
     }
@@ -538,7 +575,10 @@ pub async fn scan(ctx: &Ctx<'_>, input: &Input) -> Result<Value, TablesError> {
             };
             if from == to {
                 // More segments than hash values: this one is empty.
-                (Bound::Excluded(vec![0xFF; 3]), Bound::Excluded(vec![0xFF; 3]))
+                (
+                    Bound::Excluded(vec![0xFF; 3]),
+                    Bound::Excluded(vec![0xFF; 3]),
+                )
             } else {
                 (lower, upper)
             }

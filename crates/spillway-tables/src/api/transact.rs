@@ -16,7 +16,9 @@ use super::Ctx;
 use super::capacity::{self, Consumed};
 use super::exprs;
 use super::input::*;
-use super::items::{check_index_keys, check_size, check_update_paths, conditional, updated, write_consumed};
+use super::items::{
+    check_index_keys, check_size, check_update_paths, conditional, updated, write_consumed,
+};
 use crate::clock;
 use crate::error::{CancellationReason, TablesError};
 use crate::expr::project;
@@ -29,7 +31,7 @@ const MAX_ITEMS: usize = 100;
 /// Largest transaction, in bytes of items (DynamoDB's 4 MB).
 const MAX_BYTES: usize = 4 * 1024 * 1024;
 
-fn transact_items<'a>(input: &'a Input) -> Result<&'a Vec<Value>, TablesError> {
+fn transact_items(input: &Input) -> Result<&Vec<Value>, TablesError> {
     let items = opt_array(input, "TransactItems")?.ok_or_else(|| {
         TablesError::constraint("null", "transactItems", "Member must not be null")
     })?;
@@ -84,7 +86,8 @@ pub async fn transact_write(ctx: &Ctx<'_>, input: &Input) -> Result<Value, Table
                 "TransactItems can only contain one of Check, Put, Update or Delete".into(),
             ));
         };
-        let op = opt_obj(entry, kind)?.ok_or_else(|| TablesError::Serialization("expected a structure".into()))?;
+        let op = opt_obj(entry, kind)?
+            .ok_or_else(|| TablesError::Serialization("expected a structure".into()))?;
         let name = table_name(op, "TableName")?;
         let action = match *kind {
             "ConditionCheck" => "ConditionCheckItem",
@@ -99,25 +102,47 @@ pub async fn transact_write(ctx: &Ctx<'_>, input: &Input) -> Result<Value, Table
         let (key, decide) = match *kind {
             "Put" => {
                 let item = req_item(op, "Item")?;
-                let key = encode_key(&meta.key.of_item(&item).map_err(|e| TablesError::Validation(e.to_string()))?);
+                let key = encode_key(
+                    &meta
+                        .key
+                        .of_item(&item)
+                        .map_err(|e| TablesError::Validation(e.to_string()))?,
+                );
                 check_size(&item).map_err(TablesError::Validation)?;
                 check_index_keys(&meta, &item).map_err(TablesError::Validation)?;
                 bytes += item_size(&item);
-                (key, conditional(condition, move |_| Ok(Decision::Put(item))))
+                (
+                    key,
+                    conditional(condition, move |_| Ok(Decision::Put(item))),
+                )
             }
             "Delete" => {
                 let key_item = req_item(op, "Key")?;
-                let key = encode_key(&meta.key.of_key(&key_item).map_err(|e| TablesError::Validation(e.to_string()))?);
+                let key = encode_key(
+                    &meta
+                        .key
+                        .of_key(&key_item)
+                        .map_err(|e| TablesError::Validation(e.to_string()))?,
+                );
                 (
                     key,
                     conditional(condition, |old| {
-                        Ok(if old.is_some() { Decision::Delete } else { Decision::Keep })
+                        Ok(if old.is_some() {
+                            Decision::Delete
+                        } else {
+                            Decision::Keep
+                        })
                     }),
                 )
             }
             "ConditionCheck" => {
                 let key_item = req_item(op, "Key")?;
-                let key = encode_key(&meta.key.of_key(&key_item).map_err(|e| TablesError::Validation(e.to_string()))?);
+                let key = encode_key(
+                    &meta
+                        .key
+                        .of_key(&key_item)
+                        .map_err(|e| TablesError::Validation(e.to_string()))?,
+                );
                 if condition.is_none() {
                     return Err(TablesError::constraint(
                         "null",
@@ -129,7 +154,12 @@ pub async fn transact_write(ctx: &Ctx<'_>, input: &Input) -> Result<Value, Table
             }
             _ => {
                 let key_item = req_item(op, "Key")?;
-                let key = encode_key(&meta.key.of_key(&key_item).map_err(|e| TablesError::Validation(e.to_string()))?);
+                let key = encode_key(
+                    &meta
+                        .key
+                        .of_key(&key_item)
+                        .map_err(|e| TablesError::Validation(e.to_string()))?,
+                );
                 let update = exprs::update(op, &mut subs)?;
                 let Some(update) = update else {
                     return Err(TablesError::constraint(
@@ -143,7 +173,12 @@ pub async fn transact_write(ctx: &Ctx<'_>, input: &Input) -> Result<Value, Table
                 (
                     key,
                     conditional(condition, move |old| {
-                        Ok(Decision::Put(updated(&for_decide, &key_item, Some(&update), old)?))
+                        Ok(Decision::Put(updated(
+                            &for_decide,
+                            &key_item,
+                            Some(&update),
+                            old,
+                        )?))
                     }),
                 )
             }
@@ -155,8 +190,11 @@ pub async fn transact_write(ctx: &Ctx<'_>, input: &Input) -> Result<Value, Table
             ));
         }
         return_old.push(
-            opt_enum(op, "ReturnValuesOnConditionCheckFailure", &["ALL_OLD", "NONE"])?
-                == Some("ALL_OLD"),
+            opt_enum(
+                op,
+                "ReturnValuesOnConditionCheckFailure",
+                &["ALL_OLD", "NONE"],
+            )? == Some("ALL_OLD"),
         );
         ops.push(WriteOp {
             table: meta.name.clone(),
@@ -241,7 +279,12 @@ pub async fn transact_get(ctx: &Ctx<'_>, input: &Input) -> Result<Value, TablesE
         ctx.authorize("GetItem", name, None)?;
         let meta = ctx.tables.require(name)?;
         let key_item = req_item(get, "Key")?;
-        let key = encode_key(&meta.key.of_key(&key_item).map_err(|e| TablesError::Validation(e.to_string()))?);
+        let key = encode_key(
+            &meta
+                .key
+                .of_key(&key_item)
+                .map_err(|e| TablesError::Validation(e.to_string()))?,
+        );
         let mut subs = exprs::substitutions(get)?;
         let projection = exprs::projection(get, &mut subs)?;
         exprs::finish(&subs)?;

@@ -9,6 +9,15 @@ use redb::{ReadTransaction, ReadableDatabase};
 use super::{Db, STATS, StoreError, decode_item, def};
 use crate::value::Item;
 
+/// One entry of a range, as redb yields it.
+type Entry<'a> = Result<
+    (
+        redb::AccessGuard<'a, &'static [u8]>,
+        redb::AccessGuard<'a, &'static [u8]>,
+    ),
+    redb::StorageError,
+>;
+
 pub struct Snapshot {
     txn: ReadTransaction,
 }
@@ -64,12 +73,13 @@ impl Snapshot {
             (lower, upper)
             && (a > b
                 || (a == b
-                    && !(matches!(lower, Bound::Included(_)) && matches!(upper, Bound::Included(_)))))
+                    && !(matches!(lower, Bound::Included(_))
+                        && matches!(upper, Bound::Included(_)))))
         {
             return Ok(());
         }
         let range = t.range::<&[u8]>((lower, upper)).map_err(StoreError::io)?;
-        let mut step = |entry: Result<(redb::AccessGuard<'_, &[u8]>, redb::AccessGuard<'_, &[u8]>), redb::StorageError>| -> Result<Visit, StoreError> {
+        let mut step = |entry: Entry<'_>| -> Result<Visit, StoreError> {
             let (k, v) = entry.map_err(StoreError::io)?;
             visit(k.value(), decode_item(v.value())?)
         };
@@ -92,6 +102,9 @@ impl Snapshot {
     /// Item count and bytes of the table with storage id `id`.
     pub fn stats(&self, id: u64) -> Result<(u64, u64), StoreError> {
         let t = self.txn.open_table(STATS).map_err(StoreError::io)?;
-        Ok(t.get(id).map_err(StoreError::io)?.map(|v| v.value()).unwrap_or((0, 0)))
+        Ok(t.get(id)
+            .map_err(StoreError::io)?
+            .map(|v| v.value())
+            .unwrap_or((0, 0)))
     }
 }

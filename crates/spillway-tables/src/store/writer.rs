@@ -112,7 +112,7 @@ enum Job {
         reply: oneshot::Sender<Result<Vec<Result<Applied, WriteError>>, WriteError>>,
     },
     Catalog {
-        change: CatalogChange,
+        change: Box<CatalogChange>,
         reply: oneshot::Sender<Result<Arc<TableMeta>, CatalogError>>,
     },
     Backfill {
@@ -172,8 +172,11 @@ impl Writer {
 
     pub async fn catalog(&self, change: CatalogChange) -> Result<Arc<TableMeta>, CatalogError> {
         let (reply, answer) = oneshot::channel();
-        self.send(Job::Catalog { change, reply })
-            .map_err(|_| CatalogError::Store(Arc::new(StoreError::Closed)))?;
+        self.send(Job::Catalog {
+            change: Box::new(change),
+            reply,
+        })
+        .map_err(|_| CatalogError::Store(Arc::new(StoreError::Closed)))?;
         answer
             .await
             .map_err(|_| CatalogError::Store(Arc::new(StoreError::Closed)))?
@@ -245,7 +248,10 @@ enum Answer {
         oneshot::Sender<Result<Option<Vec<u8>>, WriteError>>,
         Result<Option<Vec<u8>>, WriteError>,
     ),
-    Expire(oneshot::Sender<Result<usize, WriteError>>, Result<usize, WriteError>),
+    Expire(
+        oneshot::Sender<Result<usize, WriteError>>,
+        Result<usize, WriteError>,
+    ),
 }
 
 impl Answer {
@@ -346,7 +352,7 @@ fn run_job(
             }
         }
         Job::Catalog { change, reply } => {
-            let r = catalog_change(txn, catalog, change);
+            let r = catalog_change(txn, catalog, *change);
             if r.is_ok() {
                 *catalog_changed = true;
             }
@@ -382,8 +388,13 @@ fn writes(
 ) -> Result<Vec<Result<Applied, WriteError>>, WriteError> {
     let store = |e: StoreError| WriteError::Store(Arc::new(e));
     if let Some(t) = &token {
-        let tokens = txn.open_table(TOKENS).map_err(|e| store(StoreError::io(e)))?;
-        if let Some(seen) = tokens.get(t.token.as_str()).map_err(|e| store(StoreError::io(e)))? {
+        let tokens = txn
+            .open_table(TOKENS)
+            .map_err(|e| store(StoreError::io(e)))?;
+        if let Some(seen) = tokens
+            .get(t.token.as_str())
+            .map_err(|e| store(StoreError::io(e)))?
+        {
             let seen = seen.value();
             let at = seen
                 .get(32..40)
@@ -406,7 +417,11 @@ fn writes(
         let mut reasons: Vec<Option<Refused>> = Vec::with_capacity(ops.len());
         let mut failed = false;
         for op in ops {
-            let Some(meta) = catalog.get(&op.table).filter(|m| m.id == op.table_id).cloned() else {
+            let Some(meta) = catalog
+                .get(&op.table)
+                .filter(|m| m.id == op.table_id)
+                .cloned()
+            else {
                 return Err(WriteError::NoTable);
             };
             let old = read_item(txn, &items_table(meta.id), &op.key).map_err(store)?;
@@ -425,23 +440,33 @@ fn writes(
             return Err(WriteError::Cancelled(reasons));
         }
         for (meta, key, old, d) in decided {
-            results.push(Ok(apply(txn, &meta, stats, &key, old, d, now).map_err(store)?));
+            results.push(Ok(
+                apply(txn, &meta, stats, &key, old, d, now).map_err(store)?
+            ));
         }
     } else {
         for op in ops {
-            let Some(meta) = catalog.get(&op.table).filter(|m| m.id == op.table_id).cloned() else {
+            let Some(meta) = catalog
+                .get(&op.table)
+                .filter(|m| m.id == op.table_id)
+                .cloned()
+            else {
                 results.push(Err(WriteError::NoTable));
                 continue;
             };
             let old = read_item(txn, &items_table(meta.id), &op.key).map_err(store)?;
             match (op.decide)(old.as_ref()) {
-                Ok(d) => results.push(Ok(apply(txn, &meta, stats, &op.key, old, d, now).map_err(store)?)),
+                Ok(d) => results.push(Ok(
+                    apply(txn, &meta, stats, &op.key, old, d, now).map_err(store)?
+                )),
                 Err(r) => results.push(Err(WriteError::Refused(r))),
             }
         }
     }
     if let Some(t) = token {
-        let mut tokens = txn.open_table(TOKENS).map_err(|e| store(StoreError::io(e)))?;
+        let mut tokens = txn
+            .open_table(TOKENS)
+            .map_err(|e| store(StoreError::io(e)))?;
         let mut v = t.fingerprint.to_vec();
         v.extend_from_slice(&now.to_be_bytes());
         tokens
@@ -507,7 +532,9 @@ fn apply(
         Decision::Delete => None,
     };
     {
-        let mut items = txn.open_table(def(&items_table(meta.id))).map_err(StoreError::io)?;
+        let mut items = txn
+            .open_table(def(&items_table(meta.id)))
+            .map_err(StoreError::io)?;
         match &new {
             Some(item) => {
                 items
@@ -525,7 +552,9 @@ fn apply(
         if old_k.is_none() && new_k.is_none() {
             continue;
         }
-        let mut t = txn.open_table(def(&index_table(index.id))).map_err(StoreError::io)?;
+        let mut t = txn
+            .open_table(def(&index_table(index.id)))
+            .map_err(StoreError::io)?;
         let counts = stats.entry(index.id).or_default();
         if let (Some(k), Some(o)) = (&old_k, &old) {
             counts.0 -= 1;
@@ -546,7 +575,9 @@ fn apply(
         let old_t = old.as_ref().and_then(|o| ttl_key(meta, o, key, now));
         let new_t = new.as_ref().and_then(|n| ttl_key(meta, n, key, now));
         if old_t != new_t {
-            let mut t = txn.open_table(def(&ttl_table(meta.id))).map_err(StoreError::io)?;
+            let mut t = txn
+                .open_table(def(&ttl_table(meta.id)))
+                .map_err(StoreError::io)?;
             if let Some(k) = old_t {
                 t.remove(k.as_slice()).map_err(StoreError::io)?;
             }
@@ -567,13 +598,20 @@ fn apply(
     Ok(Applied { old, new })
 }
 
-fn write_stats(txn: &WriteTransaction, deltas: &HashMap<u64, (i64, i64)>) -> Result<(), StoreError> {
+fn write_stats(
+    txn: &WriteTransaction,
+    deltas: &HashMap<u64, (i64, i64)>,
+) -> Result<(), StoreError> {
     if deltas.is_empty() {
         return Ok(());
     }
     let mut t = txn.open_table(STATS).map_err(StoreError::io)?;
     for (id, (dc, db)) in deltas {
-        let (c, b) = t.get(*id).map_err(StoreError::io)?.map(|v| v.value()).unwrap_or((0, 0));
+        let (c, b) = t
+            .get(*id)
+            .map_err(StoreError::io)?
+            .map(|v| v.value())
+            .unwrap_or((0, 0));
         let c = (c as i64 + dc).max(0) as u64;
         let b = (b as i64 + db).max(0) as u64;
         t.insert(*id, (c, b)).map_err(StoreError::io)?;
@@ -583,7 +621,11 @@ fn write_stats(txn: &WriteTransaction, deltas: &HashMap<u64, (i64, i64)>) -> Res
 
 fn next_id(txn: &WriteTransaction) -> Result<u64, StoreError> {
     let mut t = txn.open_table(SEQUENCE).map_err(StoreError::io)?;
-    let next = t.get("id").map_err(StoreError::io)?.map(|v| v.value()).unwrap_or(1);
+    let next = t
+        .get("id")
+        .map_err(StoreError::io)?
+        .map(|v| v.value())
+        .unwrap_or(1);
     t.insert("id", next + 1).map_err(StoreError::io)?;
     Ok(next)
 }
@@ -591,7 +633,8 @@ fn next_id(txn: &WriteTransaction) -> Result<u64, StoreError> {
 fn save_meta(txn: &WriteTransaction, meta: &TableMeta) -> Result<(), StoreError> {
     let mut t = txn.open_table(CATALOG).map_err(StoreError::io)?;
     let bytes = serde_json::to_vec(meta).map_err(StoreError::io)?;
-    t.insert(meta.name.as_str(), bytes.as_slice()).map_err(StoreError::io)?;
+    t.insert(meta.name.as_str(), bytes.as_slice())
+        .map_err(StoreError::io)?;
     Ok(())
 }
 
@@ -689,7 +732,9 @@ fn rebuild_ttl(txn: &WriteTransaction, meta: &TableMeta) -> Result<(), StoreErro
     let now = crate::clock::now();
     let mut entries = Vec::new();
     {
-        let items = txn.open_table(def(&items_table(meta.id))).map_err(StoreError::io)?;
+        let items = txn
+            .open_table(def(&items_table(meta.id)))
+            .map_err(StoreError::io)?;
         for entry in items.iter().map_err(StoreError::io)? {
             let (k, v) = entry.map_err(StoreError::io)?;
             let item = decode_item(v.value())?;
@@ -698,7 +743,9 @@ fn rebuild_ttl(txn: &WriteTransaction, meta: &TableMeta) -> Result<(), StoreErro
             }
         }
     }
-    let mut t = txn.open_table(def(&ttl_table(meta.id))).map_err(StoreError::io)?;
+    let mut t = txn
+        .open_table(def(&ttl_table(meta.id)))
+        .map_err(StoreError::io)?;
     for e in entries {
         t.insert(e.as_slice(), &[][..]).map_err(StoreError::io)?;
     }
@@ -722,7 +769,9 @@ fn backfill(
     };
     let mut batch = Vec::new();
     {
-        let items = txn.open_table(def(&items_table(meta.id))).map_err(StoreError::io)?;
+        let items = txn
+            .open_table(def(&items_table(meta.id)))
+            .map_err(StoreError::io)?;
         let lower = match &after {
             Some(a) => std::ops::Bound::Excluded(a.as_slice()),
             None => std::ops::Bound::Unbounded,
@@ -737,7 +786,9 @@ fn backfill(
         }
     }
     let last = batch.last().map(|(k, _)| k.clone());
-    let mut t = txn.open_table(def(&index_table(index.id))).map_err(StoreError::io)?;
+    let mut t = txn
+        .open_table(def(&index_table(index.id)))
+        .map_err(StoreError::io)?;
     let counts = stats.entry(index.id).or_default();
     for (k, item) in &batch {
         if let Some(ik) = index_key(index, item, k) {
@@ -767,12 +818,17 @@ fn expire(
     let mut deleted = 0;
     for meta in catalog.values().filter(|m| m.ttl.enabled) {
         let due: Vec<Vec<u8>> = {
-            let t = txn.open_table(def(&ttl_table(meta.id))).map_err(StoreError::io)?;
+            let t = txn
+                .open_table(def(&ttl_table(meta.id)))
+                .map_err(StoreError::io)?;
             let upper = (now.max(0.0) as u64).to_be_bytes();
             let end = prefix_end(&upper).unwrap_or_else(|| vec![0xFF; 9]);
             let mut keys = Vec::new();
             for entry in t
-                .range::<&[u8]>((std::ops::Bound::Unbounded, std::ops::Bound::Excluded(end.as_slice())))
+                .range::<&[u8]>((
+                    std::ops::Bound::Unbounded,
+                    std::ops::Bound::Excluded(end.as_slice()),
+                ))
                 .map_err(StoreError::io)?
                 .take(limit)
             {
@@ -782,17 +838,31 @@ fn expire(
             keys
         };
         for entry in due {
-            let Some(item_key) = entry.get(8..) else { continue };
+            let Some(item_key) = entry.get(8..) else {
+                continue;
+            };
             let old = read_item(txn, &items_table(meta.id), item_key)?;
             match old {
-                Some(item) if ttl_key(meta, &item, item_key, now).as_deref() == Some(entry.as_slice()) => {
-                    apply(txn, meta, stats, item_key, Some(item), Decision::Delete, now)?;
+                Some(item)
+                    if ttl_key(meta, &item, item_key, now).as_deref() == Some(entry.as_slice()) =>
+                {
+                    apply(
+                        txn,
+                        meta,
+                        stats,
+                        item_key,
+                        Some(item),
+                        Decision::Delete,
+                        now,
+                    )?;
                     deleted += 1;
                 }
                 _ => {
                     // A stale entry (the item changed without its TTL entry, which apply
                     // never does; kept defensive so the sweeper cannot loop on it).
-                    let mut t = txn.open_table(def(&ttl_table(meta.id))).map_err(StoreError::io)?;
+                    let mut t = txn
+                        .open_table(def(&ttl_table(meta.id)))
+                        .map_err(StoreError::io)?;
                     t.remove(entry.as_slice()).map_err(StoreError::io)?;
                 }
             }

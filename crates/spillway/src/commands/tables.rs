@@ -76,7 +76,10 @@ async fn list(client: &AwsJsonClient, as_json: bool) -> Result<(), CliError> {
         println!("{}", Value::Array(rows));
         return Ok(());
     }
-    println!("{:<32} {:<24} {:>10} {:>12}", "TABLE", "KEY", "ITEMS", "BYTES");
+    println!(
+        "{:<32} {:<24} {:>10} {:>12}",
+        "TABLE", "KEY", "ITEMS", "BYTES"
+    );
     for t in rows {
         let key: Vec<&str> = t["KeySchema"]
             .as_array()

@@ -91,8 +91,7 @@ pub(crate) fn connect(
         (None, [only]) => only,
         (None, []) => {
             return Err(QueueCliError::Input(
-                "the stack has no [users.*]: spillway signs its requests as one of them"
-                    .into(),
+                "the stack has no [users.*]: spillway signs its requests as one of them".into(),
             ));
         }
         (None, several) => {
