@@ -168,7 +168,7 @@ gsi = desc["GlobalSecondaryIndexes"][0]
 equal("describe.gsi.name", gsi["IndexName"], "gsi1")
 equal("describe.gsi.status", gsi["IndexStatus"], "ACTIVE")
 equal("describe.gsi.projection", gsi["Projection"], {"ProjectionType": "ALL"})
-check("describe.gsi.arn", gsi["IndexArn"].endswith(f":table/{MAIN}/index/gsi1"), gsi["IndexArn"])
+check("describe.gsi.arn", gsi.get("IndexArn", "").endswith(f":table/{MAIN}/index/gsi1"), gsi.get("IndexArn"))
 lsi = desc["LocalSecondaryIndexes"][0]
 equal("describe.lsi.name", lsi["IndexName"], "lsi1")
 equal("describe.lsi.projection", lsi["Projection"], {"ProjectionType": "KEYS_ONLY"})
@@ -539,7 +539,7 @@ expect_error(
     "batch_write.same_key_twice",
     "ValidationException",
     lambda: ddb.batch_write_item(
-        RequestItems={PROV: [{"PutRequest": {"Item": {"id": n(1)}}}, {"DeleteRequest": {"Key": {"id": n(1)}}}]}
+        RequestItems={PROV: [{"PutRequest": {"Item": {"id": n(500)}}}, {"DeleteRequest": {"Key": {"id": n(500)}}}]}
     ),
     message="Provided list of item keys contains duplicates",
 )
@@ -613,10 +613,10 @@ if not skipped("transactions"):
         message="Transaction cancelled, please refer cancellation reasons for specific reasons "
         "[None, ConditionalCheckFailed, None]",
     )
-    reasons = err.response.get("CancellationReasons")
+    reasons = err.response.get("CancellationReasons") or [{}, {}, {}]
     equal(
         "transact_write.cancellation_reasons",
-        [r.get("Code") for r in reasons or []],
+        [r.get("Code") for r in reasons],
         ["None", "ConditionalCheckFailed", "None"],
     )
     equal("transact_write.cancellation_message", reasons[1].get("Message"), "The conditional request failed")
@@ -640,7 +640,7 @@ if not skipped("transactions"):
     )
     equal(
         "transact_write.cancelled_all_old.item",
-        err.response["CancellationReasons"][0].get("Item"),
+        (err.response.get("CancellationReasons") or [{}])[0].get("Item"),
         {**key("t", "1"), "v": s("one")},
     )
     expect_error(

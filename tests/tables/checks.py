@@ -41,15 +41,23 @@ def suffix():
     return uuid.uuid4().hex[:10]
 
 
+_failed = []
+# KEEP_GOING=1 reports every failed check and exits 1 at the end, to see all divergences in one run.
+KEEP_GOING = os.environ.get("KEEP_GOING") == "1"
+
+
 def fail(name, detail):
     print(f"FAIL {name}: {detail}", file=sys.stderr)
-    sys.exit(1)
+    if not KEEP_GOING:
+        sys.exit(1)
+    _failed.append(name)
 
 
 def check(name, condition, detail=""):
     global _count
     if not condition:
         fail(name, detail or "condition false")
+        return
     _count += 1
 
 
@@ -66,6 +74,12 @@ def skipped(group):
     return False
 
 
+class _NoError:
+    """Stands in for the missing error under KEEP_GOING so later checks on it fail, not crash."""
+
+    response = {}
+
+
 def expect_error(name, code, call, message=None, prefix=None, contains=None):
     """Run call(); it must raise a ClientError with this code (and message, if given). Returns the error."""
     global _count
@@ -76,15 +90,17 @@ def expect_error(name, code, call, message=None, prefix=None, contains=None):
         got_message = err.response.get("Error", {}).get("Message", "")
         if got_code != code:
             fail(name, f"expected {code}, got {got_code}: {got_message}")
-        if message is not None and got_message != message:
+        elif message is not None and got_message != message:
             fail(name, f"message: expected {message!r}, got {got_message!r}")
-        if prefix is not None and not got_message.startswith(prefix):
+        elif prefix is not None and not got_message.startswith(prefix):
             fail(name, f"message: expected prefix {prefix!r}, got {got_message!r}")
-        if contains is not None and contains not in got_message:
+        elif contains is not None and contains not in got_message:
             fail(name, f"message: expected to contain {contains!r}, got {got_message!r}")
-        _count += 1
+        else:
+            _count += 1
         return err
     fail(name, f"expected {code}, call succeeded: {result!r}")
+    return _NoError()
 
 
 def eventually(name, probe, timeout=60.0, interval=0.5):
@@ -97,9 +113,13 @@ def eventually(name, probe, timeout=60.0, interval=0.5):
             return last
         time.sleep(interval)
     fail(name, f"not reached within {timeout}s; last {last!r}")
+    return last
 
 
 def finish():
+    if _failed:
+        print(f"FAILED {len(_failed)} checks: {', '.join(_failed)}", file=sys.stderr)
+        sys.exit(1)
     if _skipped:
         print(f"skipped groups: {', '.join(_skipped)}", file=sys.stderr)
     print(f"ok {_count} checks")

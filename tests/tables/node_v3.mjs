@@ -40,13 +40,24 @@ const skip = new Set(
     .join(',').split(',').map(s => s.trim()).filter(Boolean))
 
 let checks = 0
+// KEEP_GOING=1 reports every failed check and exits 1 at the end, to see all divergences in one run.
+const keepGoing = process.env.KEEP_GOING === '1'
+const failed = []
 function fail (name, detail) {
   console.error(`FAIL ${name}: ${detail}`)
-  process.exit(1)
+  if (!keepGoing) process.exit(1)
+  failed.push(name)
 }
 function check (name, condition, detail = 'condition false') {
-  if (!condition) fail(name, detail)
+  if (!condition) return fail(name, detail)
   checks++
+}
+function finish () {
+  if (failed.length) {
+    console.error(`FAILED ${failed.length} checks: ${failed.join(', ')}`)
+    process.exit(1)
+  }
+  finish()
 }
 function equal (name, actual, expected) {
   const a = JSON.stringify(actual, jsonSets)
@@ -67,6 +78,7 @@ async function expectError (name, errorName, call) {
     return err
   }
   fail(name, `expected ${errorName}, call succeeded`)
+  return { $metadata: {} }
 }
 
 const region = process.env.AWS_DEFAULT_REGION ?? 'us-east-1'
@@ -243,7 +255,7 @@ async function main () {
   equal('waiter.table_not_exists', gone.state, 'SUCCESS')
   await expectError('describe.after_delete', 'ResourceNotFoundException', () =>
     client.send(new DescribeTableCommand({ TableName })))
-  console.log(`ok ${checks} checks`)
+  finish()
 }
 
 main().catch(async err => {
