@@ -36,7 +36,7 @@ ensure_node() {
 ensure_node_clients() {
   ensure_node
   local m=tests/node/node_modules
-  if [ ! -d $m/pg ] || [ ! -d $m/@aws-sdk/rds-signer ] || [ ! -d $m/@aws-sdk/client-secrets-manager ] || [ ! -d $m/@aws-sdk/client-lambda ] || [ ! -d $m/playwright-core ] || [ ! -d $m/mysql2 ]; then
+  if [ ! -d $m/pg ] || [ ! -d $m/@aws-sdk/rds-signer ] || [ ! -d $m/@aws-sdk/client-secrets-manager ] || [ ! -d $m/@aws-sdk/client-lambda ] || [ ! -d $m/playwright-core ] || [ ! -d $m/mysql2 ] || [ ! -d $m/@aws-sdk/lib-dynamodb ]; then
     say "installing Node.js test clients (npm ci in tests/node)"
     (cd tests/node && npm ci --no-audit --no-fund --silent)
   fi

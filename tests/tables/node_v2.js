@@ -42,9 +42,17 @@ function finish () {
   }
   console.log(`ok ${checks} checks`)
 }
+// DynamoDB gives a map's attributes in no particular order: compare with keys sorted.
+function canonical (v) {
+  if (Array.isArray(v)) return v.map(canonical)
+  if (v && typeof v === 'object' && !Buffer.isBuffer(v) && v.constructor === Object) {
+    return Object.fromEntries(Object.keys(v).sort().map(k => [k, canonical(v[k])]))
+  }
+  return v
+}
 function equal (name, actual, expected) {
-  const a = JSON.stringify(actual)
-  const e = JSON.stringify(expected)
+  const a = JSON.stringify(canonical(actual))
+  const e = JSON.stringify(canonical(expected))
   check(name, a === e, `expected ${e}, got ${a}`)
 }
 async function expectError (name, code, call) {

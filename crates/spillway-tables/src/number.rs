@@ -20,8 +20,9 @@ const MIN_EXPONENT: i64 = -129;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NumberError {
-    #[error("A value provided cannot be converted into a number")]
-    NotANumber,
+    /// The text the client sent (DynamoDB quotes it after the colon; empty text stands alone).
+    #[error("The parameter cannot be converted to a numeric value{}", if .0.is_empty() { String::new() } else { format!(": {}", .0) })]
+    NotANumber(String),
     #[error("Attempting to store more than 38 significant digits in a Number")]
     TooPrecise,
     #[error(
@@ -52,9 +53,10 @@ impl Number {
                 .all(|b| b.is_ascii_digit() || matches!(b, b'+' | b'-' | b'.' | b'e' | b'E'))
             || !t.bytes().any(|b| b.is_ascii_digit())
         {
-            return Err(NumberError::NotANumber);
+            return Err(NumberError::NotANumber(text.to_owned()));
         }
-        let value = BigDecimal::from_str(t).map_err(|_| NumberError::NotANumber)?;
+        let value =
+            BigDecimal::from_str(t).map_err(|_| NumberError::NotANumber(text.to_owned()))?;
         Number::checked(value)
     }
 
@@ -253,7 +255,11 @@ mod tests {
     #[test]
     fn refuses_what_dynamodb_refuses() {
         for bad in ["", "abc", "NaN", "Infinity", "1..2", "0x10", " ", "1e"] {
-            assert_eq!(Number::parse(bad), Err(NumberError::NotANumber), "{bad:?}");
+            assert_eq!(
+                Number::parse(bad),
+                Err(NumberError::NotANumber(bad.to_owned())),
+                "{bad:?}"
+            );
         }
         assert_eq!(
             Number::parse("123456789012345678901234567890123456789"),

@@ -503,7 +503,7 @@ mod tests {
         );
         assert_eq!(
             err(json!({"N": "x"})).as_deref(),
-            Some("A value provided cannot be converted into a number")
+            Some("The parameter cannot be converted to a numeric value: x")
         );
         assert!(matches!(
             AttributeValue::from_json(&json!({"L": 5})),

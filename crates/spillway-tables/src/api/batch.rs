@@ -50,6 +50,18 @@ pub async fn batch_get(ctx: &Ctx<'_>, input: &Input) -> Result<Value, TablesErro
                 .unwrap_or(0)
         })
         .sum();
+    for (name, r) in requests {
+        if r.get("Keys")
+            .and_then(Value::as_array)
+            .is_some_and(|k| k.len() > MAX_GET_KEYS)
+        {
+            return Err(TablesError::constraint(
+                "'[...]'",
+                &format!("requestItems.{name}.member.keys"),
+                "Member must have length less than or equal to 100",
+            ));
+        }
+    }
     if total > MAX_GET_KEYS {
         return Err(TablesError::Validation(
             "Too many items requested for the BatchGetItem call".into(),
