@@ -14,10 +14,11 @@ mod observe_auth;
 pub mod process;
 mod proxies;
 pub mod queues;
+mod self_signed;
 mod stack;
-pub mod tables;
 pub mod standalone;
 pub mod state;
+pub mod tables;
 
 pub use error::SupervisorError;
 pub use stack::{Row, Running, start, user_keys};
