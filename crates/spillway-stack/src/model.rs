@@ -892,14 +892,32 @@ fn default_log_destination() -> String {
 pub struct Domain {
     /// The host name (SNI).
     pub name: String,
-    /// Certificate and key.
-    pub tls: TlsFiles,
+    /// Certificate and key, or a generated self-signed pair.
+    pub tls: DomainTls,
     /// Base path mapped to this API.
     #[serde(default)]
     pub base_path: Option<String>,
     /// Stage mapped to the base path.
     #[serde(default)]
     pub stage: Option<String>,
+}
+
+/// A custom domain's certificate: `{ cert, key }` (PEM, relative to the stack file) or
+/// `{ self_signed = true }`, which generates a pair for the domain's name, `localhost`,
+/// `127.0.0.1` and `::1` into the state directory (`domain-tls/NAME/cert.pem`, `key.pem`,
+/// mode 0600) on first start and keeps it, so clients trust it once (`curl --cacert`).
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DomainTls {
+    /// PEM certificate chain.
+    #[serde(default)]
+    pub cert: Option<PathBuf>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    #[serde(default)]
+    pub key: Option<PathBuf>,
+    /// Generate (once) and use a self-signed certificate for the domain.
+    #[serde(default)]
+    pub self_signed: bool,
 }
 
 /// `[apis.NAME.api_keys.KEY]`: a REST API key, sent by clients in `x-api-key`.

@@ -436,6 +436,53 @@ fn dev_mode_needs_every_listener_on_loopback() {
 }
 
 #[test]
+fn a_domain_names_both_files_or_asks_for_a_self_signed_certificate_for_a_host_name() {
+    let api = |domains: &str| {
+        format!(
+            "[apis.a]\ndomains = [{domains}]\n\n[[apis.a.routes]]\nroute = \"GET /\"\nmock = {{ status = 200 }}\n"
+        )
+    };
+    assert_eq!(
+        errors(&api(
+            r#"{ name = "events.example", tls = { self_signed = true } }"#
+        )),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        errors(&api(r#"{ name = "events.example", tls = { key = "k.pem" } }"#)),
+        vec![
+            "spillway.toml:2:45: apis.a.domains[0].tls: tls needs both cert and key (PEM files), or self_signed = true"
+                .to_owned()
+        ]
+    );
+    let errs = errors(&api(
+        r#"{ name = "e.example", tls = { cert = "c.pem", key = "k.pem", self_signed = true } }"#,
+    ));
+    assert!(
+        errs.iter().any(|e| e.contains(
+            "apis.a.domains[0].tls.self_signed: self_signed = true generates a certificate"
+        )),
+        "{errs:#?}"
+    );
+    let errs = errors(&api(r#"{ name = "../x", tls = { self_signed = true } }"#));
+    assert!(
+        errs.iter()
+            .any(|e| e
+                .contains("apis.a.domains[0].name: a self-signed certificate needs a host name")),
+        "{errs:#?}"
+    );
+    let errs = errors(&api(
+        r#"{ name = "e.example", tls = { cert = "missing.pem", key = "k.pem" } }"#,
+    ));
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("apis.a.domains[0].tls.cert: certificate")
+                && e.contains("does not exist")),
+        "{errs:#?}"
+    );
+}
+
+#[test]
 fn endpoint_tls_names_both_files_or_asks_for_a_generated_pair() {
     assert_eq!(
         errors("[stack]\nendpoint_tls = { self_signed = true }\n"),

@@ -53,6 +53,35 @@ fn read(loaded: &LoadedStack, p: &std::path::Path) -> Result<Vec<u8>, Supervisor
     std::fs::read(&path).map_err(SupervisorError::io(path.display().to_string()))
 }
 
+/// Where generated domain certificates live, under the state directory (one directory per
+/// domain name, which validation keeps to host-name characters).
+pub const GENERATED_DOMAIN_DIR: &str = "domain-tls";
+
+/// A custom domain's certificate and key files: the configured ones, or a self-signed pair
+/// for the domain (and loopback, so `https://127.0.0.1:PORT` verifies too), generated on first
+/// start under `STATE_DIR/domain-tls/NAME/` and reused after.
+fn domain_cert_files(
+    loaded: &LoadedStack,
+    d: &model::Domain,
+) -> Result<(std::path::PathBuf, std::path::PathBuf), SupervisorError> {
+    match (&d.tls.cert, &d.tls.key) {
+        (Some(cert), Some(key)) if !d.tls.self_signed => Ok((cert.clone(), key.clone())),
+        _ => {
+            let dir = loaded
+                .state_dir()
+                .join(GENERATED_DOMAIN_DIR)
+                .join(d.name.to_ascii_lowercase());
+            let names = vec![
+                d.name.to_ascii_lowercase(),
+                "localhost".into(),
+                "127.0.0.1".into(),
+                "::1".into(),
+            ];
+            crate::self_signed::pair(&dir, names, &format!("the domain {}", d.name))
+        }
+    }
+}
+
 /// A JWKS from a URL, fetched once at start (identity providers rotate keys slowly and
 /// publish new ones ahead of use; a restart picks them up). Plain `http://` only: spillway has
 /// no TLS client, so an `https://` JWKS must be saved to a file.
@@ -296,10 +325,11 @@ pub async fn start(
     } else {
         let mut certs = Vec::new();
         for d in &api.domains {
+            let (cert, key) = domain_cert_files(loaded, d)?;
             certs.push(spillway_gateway::tls::DomainCert {
                 name: d.name.clone(),
-                cert_pem: read(loaded, &d.tls.cert)?,
-                key_pem: read(loaded, &d.tls.key)?,
+                cert_pem: read(loaded, &cert)?,
+                key_pem: read(loaded, &key)?,
             });
         }
         Some(spillway_gateway::tls::acceptor(&certs).map_err(setup)?)
@@ -331,4 +361,50 @@ pub async fn start(
         gateway,
         task,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio_rustls::rustls::pki_types::CertificateDer;
+    use tokio_rustls::rustls::pki_types::pem::PemObject;
+
+    use super::*;
+
+    const STACK: &str = r#"
+[apis.events]
+domains = [{ name = "Events.Example", tls = { self_signed = true } }]
+
+[[apis.events.routes]]
+route = "GET /events"
+mock = { status = 200 }
+"#;
+
+    #[test]
+    fn a_self_signed_domain_gets_a_certificate_for_its_name_kept_in_the_state_dir() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let file = dir.path().join("spillway.toml");
+        let loaded = spillway_stack::load::load_str(&file, STACK, &|_| None)
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        let domain = &loaded.stack.apis["events"].domains[0];
+        let (cert, key) = domain_cert_files(&loaded, domain).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            cert,
+            dir.path()
+                .join(".spillway/domain-tls/events.example/cert.pem")
+        );
+        let first = std::fs::read(&cert).unwrap_or_else(|e| panic!("{e}"));
+        // The gateway's own loader takes the pair, and the name is in the certificate.
+        let certs = [spillway_gateway::tls::DomainCert {
+            name: domain.name.clone(),
+            cert_pem: first.clone(),
+            key_pem: std::fs::read(&key).unwrap_or_else(|e| panic!("{e}")),
+        }];
+        assert!(spillway_gateway::tls::acceptor(&certs).is_ok());
+        let der = CertificateDer::from_pem_slice(&first).unwrap_or_else(|e| panic!("{e}"));
+        let has = |needle: &[u8]| der.windows(needle.len()).any(|w| w == needle);
+        assert!(has(b"events.example") && has(b"localhost") && has(&[127, 0, 0, 1]));
+        // A second start reuses it: clients that trusted it keep trusting it.
+        let (again, _) = domain_cert_files(&loaded, domain).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(std::fs::read(again).unwrap_or_default(), first);
+    }
 }

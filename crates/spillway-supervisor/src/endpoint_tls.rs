@@ -1,6 +1,6 @@
 //! https for the stack's endpoint (`[stack] endpoint_tls`): the configured certificate and key,
-//! or a self-signed pair generated on first start and kept in the state directory, so a client
-//! told to trust it once (`AWS_CA_BUNDLE`) keeps trusting it across restarts.
+//! or a self-signed pair generated on first start and kept in the state directory (see
+//! `self_signed`).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -42,50 +42,9 @@ pub fn acceptor(
 /// The self-signed pair, generated for `localhost`, the loopback addresses and the endpoint's
 /// own address when it has one, unless both files are already there.
 fn generated(state_dir: &Path, addr: SocketAddr) -> Result<(PathBuf, PathBuf), SupervisorError> {
-    let dir = state_dir.join(GENERATED_DIR);
-    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    if cert.exists() && key.exists() {
-        return Ok((cert, key));
-    }
-    std::fs::create_dir_all(&dir).map_err(SupervisorError::io(&dir))?;
     let mut names = vec!["localhost".to_owned(), "127.0.0.1".into(), "::1".into()];
     if !addr.ip().is_unspecified() && !addr.ip().is_loopback() {
         names.push(addr.ip().to_string());
     }
-    let pair = rcgen::generate_simple_self_signed(names).map_err(|e| SupervisorError::Command {
-        what: "generating the endpoint's self-signed certificate".into(),
-        detail: e.to_string(),
-    })?;
-    // The key first: a crash between the two writes leaves no certificate without its key.
-    crate::state::write_private(&key, &pair.key_pair.serialize_pem())?;
-    crate::state::write_private(&cert, &pair.cert.pem())?;
-    tracing::info!(
-        "generated a self-signed certificate for the AWS endpoint: {}",
-        cert.display()
-    );
-    Ok((cert, key))
-}
-
-#[cfg(test)]
-mod tests {
-    use std::os::unix::fs::PermissionsExt;
-
-    use super::*;
-
-    #[test]
-    fn a_generated_pair_is_private_and_kept() {
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let addr = SocketAddr::from(([127, 0, 0, 1], 4566));
-        let (cert, key) = generated(dir.path(), addr).unwrap_or_else(|e| panic!("{e}"));
-        for p in [&cert, &key] {
-            let mode = std::fs::metadata(p)
-                .map(|m| m.permissions().mode())
-                .unwrap_or_default();
-            assert_eq!(mode & 0o777, 0o600, "{}", p.display());
-        }
-        let first = std::fs::read(&cert).unwrap_or_default();
-        assert!(ServerTls::load(&cert, &key).is_ok());
-        let _ = generated(dir.path(), addr).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(std::fs::read(&cert).unwrap_or_default(), first);
-    }
+    crate::self_signed::pair(&state_dir.join(GENERATED_DIR), names, "the AWS endpoint")
 }

@@ -14,6 +14,7 @@ mod observe_auth;
 pub mod process;
 mod proxies;
 pub mod queues;
+mod self_signed;
 mod stack;
 pub mod standalone;
 pub mod state;

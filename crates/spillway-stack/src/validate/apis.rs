@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use super::Checker;
+use super::{Checker, TlsChoice, check_tls_choice};
 use crate::diagnostic::FieldPath;
 use crate::model::*;
 use crate::resource::{Kind, ResourceId};
@@ -273,16 +273,23 @@ pub(super) fn check_apis(c: &mut Checker<'_>, stack: &Stack) {
             );
         }
         for (i, d) in api.domains.iter().enumerate() {
-            c.file_exists(
-                at("domains").index(i).key("tls").key("cert"),
-                &d.tls.cert,
-                "certificate",
-            );
-            c.file_exists(
-                at("domains").index(i).key("tls").key("key"),
-                &d.tls.key,
-                "key",
-            );
+            let choice = TlsChoice {
+                cert: d.tls.cert.as_deref(),
+                key: d.tls.key.as_deref(),
+                self_signed: d.tls.self_signed,
+            };
+            check_tls_choice(c, at("domains").index(i).key("tls"), "tls", choice);
+            // A generated certificate names the domain and is kept in a directory named
+            // after it: a host name, not a pattern or a path.
+            if d.tls.self_signed && !is_host_name(&d.name) {
+                c.err(
+                    at("domains").index(i).key("name"),
+                    format!(
+                        "a self-signed certificate needs a host name (letters, digits, '-' and '.'), found {:?}",
+                        d.name
+                    ),
+                );
+            }
             if let Some(s) = &d.stage
                 && !api.stages.contains_key(s)
                 && s != "$default"
@@ -294,4 +301,18 @@ pub(super) fn check_apis(c: &mut Checker<'_>, stack: &Stack) {
             }
         }
     }
+}
+
+/// A DNS host name: dot-separated labels of letters, digits and inner hyphens.
+fn is_host_name(name: &str) -> bool {
+    name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || ch == '-')
+        })
 }

@@ -284,20 +284,47 @@ fn check_endpoint_tls(c: &mut Checker<'_>, s: &StackSettings) {
     let Some(tls) = &s.endpoint_tls else {
         return;
     };
-    let at = |k: &str| FieldPath::of(&["stack", "endpoint_tls", k]);
-    match (&tls.cert, &tls.key, tls.self_signed) {
+    let choice = TlsChoice {
+        cert: tls.cert.as_deref(),
+        key: tls.key.as_deref(),
+        self_signed: tls.self_signed,
+    };
+    check_tls_choice(
+        c,
+        FieldPath::of(&["stack", "endpoint_tls"]),
+        "endpoint_tls",
+        choice,
+    );
+}
+
+/// A listener's certificate as written: its files, or a request to generate one.
+pub(super) struct TlsChoice<'a> {
+    pub cert: Option<&'a Path>,
+    pub key: Option<&'a Path>,
+    pub self_signed: bool,
+}
+
+/// A TLS table (at `at`, called `field` in messages) names both files that exist, or asks
+/// for a generated pair; never both, never neither.
+pub(super) fn check_tls_choice(
+    c: &mut Checker<'_>,
+    at: FieldPath,
+    field: &str,
+    tls: TlsChoice<'_>,
+) {
+    match (tls.cert, tls.key, tls.self_signed) {
         (Some(cert), Some(key), false) => {
-            c.file_exists(at("cert"), cert, "certificate");
-            c.file_exists(at("key"), key, "key");
+            c.file_exists(at.key("cert"), cert, "certificate");
+            c.file_exists(at.key("key"), key, "key");
         }
         (None, None, true) => {}
         (Some(_), Some(_), true) => c.err(
-            at("self_signed"),
+            at.key("self_signed"),
             "self_signed = true generates a certificate; it cannot be combined with cert and key",
         ),
         _ => c.err(
-            FieldPath::of(&["stack", "endpoint_tls"]),
-            "endpoint_tls needs both cert and key (PEM files), or self_signed = true",
+            at,
+            format!("{field} needs both cert and key (PEM files), or self_signed = true"),
         ),
     }
 }

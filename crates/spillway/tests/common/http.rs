@@ -94,8 +94,19 @@ pub async fn curl(args: &[&str]) -> Answer {
 /// `awscurl --fail-with-body` signing for `execute-api` with these keys: whether the status
 /// was 2xx (awscurl prints no status line), and the body.
 pub async fn awscurl(key: (&str, &str), args: &[&str]) -> (bool, String) {
+    awscurl_with_env(key, &[], args).await
+}
+
+/// `awscurl` as above with more environment, e.g. `REQUESTS_CA_BUNDLE` to trust a
+/// certificate (awscurl's HTTP library, requests, reads it).
+pub async fn awscurl_with_env(
+    key: (&str, &str),
+    env: &[(&str, &str)],
+    args: &[&str],
+) -> (bool, String) {
     let mut cmd = Command::new(require_tool("awscurl", "awscurl (pip)"));
     spillway_testkit::aws_client_env(&mut cmd, key.0, key.1);
+    cmd.envs(env.iter().copied());
     cmd.args([
         "--fail-with-body",
         "--service",
