@@ -55,6 +55,23 @@ impl Number {
         {
             return Err(NumberError::NotANumber(text.to_owned()));
         }
+        // An exponent far outside DynamoDB's range is decided from the text: bigdecimal's
+        // scale arithmetic would overflow on exponents near i64's limits.
+        if let Some(at) = t.find(['e', 'E']) {
+            let (mantissa, exp) = (&t[..at], &t[at + 1..]);
+            let digits = exp.trim_start_matches(['+', '-']);
+            let significant = digits.trim_start_matches('0');
+            if significant.len() > 6 && digits.bytes().all(|b| b.is_ascii_digit()) {
+                if !mantissa.bytes().any(|b| (b'1'..=b'9').contains(&b)) {
+                    return Ok(Number::zero());
+                }
+                return Err(if exp.starts_with('-') {
+                    NumberError::Underflow
+                } else {
+                    NumberError::Overflow
+                });
+            }
+        }
         let value =
             BigDecimal::from_str(t).map_err(|_| NumberError::NotANumber(text.to_owned()))?;
         Number::checked(value)
@@ -269,6 +286,16 @@ mod tests {
         assert_eq!(Number::parse("1E126"), Err(NumberError::Overflow));
         assert!(Number::parse("9.9999999999999999999999999999999999999E+125").is_ok());
         assert_eq!(Number::parse("1E-131"), Err(NumberError::Underflow));
+        assert_eq!(
+            Number::parse("1e9223372036854775808"),
+            Err(NumberError::Overflow)
+        );
+        assert_eq!(Number::parse("5e-99999999"), Err(NumberError::Underflow));
+        assert_eq!(Number::parse("0e99999999"), Ok(Number::zero()));
+        assert_eq!(
+            Number::parse("1e+0000000005").map(|n| n.to_string()),
+            Ok("100000".into())
+        );
         assert!(Number::parse("1E-130").is_ok());
     }
 

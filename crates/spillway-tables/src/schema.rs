@@ -103,6 +103,10 @@ pub struct TableMeta {
     pub table_uuid: String,
     /// Set by the stack file (`[tables.NAME]`): `up` keeps such a table in line with the file.
     pub from_stack: bool,
+    /// Bumped by every change: a change made from an older description is refused (two
+    /// concurrent UpdateTable/TagResource calls cannot undo each other).
+    #[serde(default)]
+    pub version: u64,
 }
 
 impl TableMeta {

@@ -12,7 +12,8 @@ use crate::schema::{IndexStatus, TableMeta};
 use crate::store::writer::{Catalog, CatalogChange, CatalogError, Writer};
 use crate::store::{Db, StoreError};
 
-/// How often expired items are looked for. DynamoDB deletes expired items "within a few days";
+/// How often expired items (and transactions' idempotency tokens past their 10 minutes) are
+/// looked for. DynamoDB deletes expired items "within a few days";
 /// spillway within about a minute, in rounds bounded so that writers are not held up.
 const TTL_SWEEP_EVERY: Duration = Duration::from_secs(20);
 const TTL_DELETES_PER_ROUND: usize = 1000;
@@ -115,6 +116,9 @@ impl Tables {
         self.writer.catalog(change).await.map_err(|e| match e {
             CatalogError::Exists => TablesError::ResourceInUse("Table already exists".into()),
             CatalogError::NotFound => TablesError::no_table(),
+            CatalogError::Conflict => TablesError::ResourceInUse(
+                "Attempt to change a resource which is still in use: the table was changed by another request meanwhile".into(),
+            ),
             CatalogError::Store(e) => TablesError::Internal(e.to_string()),
         })
     }
@@ -194,9 +198,6 @@ impl Tables {
                     _ = stopped.notified() => return,
                 }
                 let Some(tables) = weak.upgrade() else { return };
-                if !tables.tables().iter().any(|t| t.ttl.enabled) {
-                    continue;
-                }
                 match tables
                     .writer
                     .expire(clock::now(), TTL_DELETES_PER_ROUND)
@@ -232,18 +233,29 @@ impl Tables {
                     }
                 }
             }
-            let Some(meta) = self.table(&table) else {
-                return;
-            };
-            let mut meta = (*meta).clone();
-            let Some(index) = meta.indexes.iter_mut().find(|i| i.id == index_id) else {
-                return;
-            };
-            index.status = IndexStatus::Active;
-            let name = index.name.clone();
-            match self.writer.catalog(CatalogChange::Update(meta)).await {
-                Ok(_) => tracing::info!(table, index = name, "tables: index backfilled and active"),
-                Err(e) => tracing::warn!(table, "tables: marking an index active: {e}"),
+            // Another change (tags, TTL) may land between reading the description and
+            // writing it back: read it again and retry.
+            for _ in 0..20 {
+                let Some(meta) = self.table(&table) else {
+                    return;
+                };
+                let mut meta = (*meta).clone();
+                let Some(index) = meta.indexes.iter_mut().find(|i| i.id == index_id) else {
+                    return;
+                };
+                index.status = IndexStatus::Active;
+                let name = index.name.clone();
+                match self.writer.catalog(CatalogChange::Update(meta)).await {
+                    Ok(_) => {
+                        tracing::info!(table, index = name, "tables: index backfilled and active");
+                        return;
+                    }
+                    Err(CatalogError::Conflict) => continue,
+                    Err(e) => {
+                        tracing::warn!(table, "tables: marking an index active: {e}");
+                        return;
+                    }
+                }
             }
         });
     }

@@ -319,3 +319,29 @@ print('checks', checks, 'bad', bad)
     );
     assert!(out.trim_end().ends_with("checks 121 bad 0"), "{out}");
 }
+
+#[test]
+fn concurrent_catalog_changes_never_undo_each_other() {
+    let node = start();
+    // 20 TagResource calls at once: each is applied or refused (ResourceInUseException, the
+    // description changed meanwhile); none that was answered with success is lost.
+    let out = boto3(
+        &node,
+        ADMIN,
+        r#"
+import threading
+arn = ddb.describe_table(TableName='Other')['Table']['TableArn']
+ok, refused = [], []
+def tag(i):
+    c = boto3.client('dynamodb', endpoint_url=sys.argv[1])
+    r = code(c.tag_resource, ResourceArn=arn, Tags=[{'Key': 'k%d' % i, 'Value': 'v'}])
+    (ok if r == 'ok' else refused).append('k%d' % i if r == 'ok' else r)
+ts = [threading.Thread(target=tag, args=(i,)) for i in range(20)]
+[t.start() for t in ts]
+[t.join() for t in ts]
+tags = sorted(t['Key'] for t in ddb.list_tags_of_resource(ResourceArn=arn)['Tags'])
+print(len(ok) >= 1, set(refused) <= {'ResourceInUseException'}, sorted(ok) == tags)
+"#,
+    );
+    assert_eq!(out.trim(), "True True True", "{out}");
+}

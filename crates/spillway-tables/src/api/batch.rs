@@ -271,13 +271,13 @@ pub async fn batch_write(ctx: &Ctx<'_>, input: &Input) -> Result<Value, TablesEr
         match consumed.iter_mut().find(|x| x.table == meta.name) {
             Some(x) => {
                 x.write += c.write;
-                for (n, r, w) in c.indexes {
+                for (n, r, w, local) in c.indexes {
                     match x.indexes.iter_mut().find(|i| i.0 == n) {
                         Some(i) => {
                             i.1 += r;
                             i.2 += w;
                         }
-                        None => x.indexes.push((n, r, w)),
+                        None => x.indexes.push((n, r, w, local)),
                     }
                 }
             }

@@ -43,12 +43,13 @@ pub struct Consumed {
     pub table: String,
     pub read: f64,
     pub write: f64,
-    pub indexes: Vec<(String, f64, f64)>,
+    /// Per index: name, read units, write units, whether it is a local index.
+    pub indexes: Vec<(String, f64, f64, bool)>,
 }
 
 impl Consumed {
     pub fn total(&self) -> f64 {
-        self.read + self.write + self.indexes.iter().map(|(_, r, w)| r + w).sum::<f64>()
+        self.read + self.write + self.indexes.iter().map(|(_, r, w, _)| r + w).sum::<f64>()
     }
 
     pub fn render(&self, how: Report) -> Option<Value> {
@@ -62,11 +63,16 @@ impl Consumed {
                     "Table": {"CapacityUnits": self.read + self.write},
                 });
                 let mut gsis = serde_json::Map::new();
-                for (name, r, w) in &self.indexes {
-                    gsis.insert(name.clone(), json!({"CapacityUnits": r + w}));
+                let mut lsis = serde_json::Map::new();
+                for (name, r, w, local) in &self.indexes {
+                    let into = if *local { &mut lsis } else { &mut gsis };
+                    into.insert(name.clone(), json!({"CapacityUnits": r + w}));
                 }
                 if !gsis.is_empty() {
                     v["GlobalSecondaryIndexes"] = Value::Object(gsis);
+                }
+                if !lsis.is_empty() {
+                    v["LocalSecondaryIndexes"] = Value::Object(lsis);
                 }
                 Some(v)
             }

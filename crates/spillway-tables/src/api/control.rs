@@ -348,6 +348,7 @@ pub fn table_from_request(input: &Input) -> Result<TableMeta, TablesError> {
         table_class,
         table_uuid: uuid::Uuid::new_v4().to_string(),
         from_stack: false,
+        version: 0,
     })
 }
 
@@ -370,8 +371,16 @@ fn tags(input: &Input, key: &str) -> Result<Option<BTreeMap<String, String>>, Ta
     Ok(Some(out))
 }
 
+/// Tables per account (DynamoDB's default quota).
+const MAX_TABLES: usize = 2500;
+
 pub async fn create_table(tables: &Arc<Tables>, input: &Input) -> Result<Value, TablesError> {
     let meta = table_from_request(input)?;
+    if tables.tables().len() >= MAX_TABLES {
+        return Err(TablesError::LimitExceeded(format!(
+            "Subscriber limit exceeded: the account already has {MAX_TABLES} tables"
+        )));
+    }
     let name = meta.name.clone();
     let created = tables
         .change(CatalogChange::Create(meta))

@@ -185,7 +185,12 @@ pub fn write_consumed(meta: &TableMeta, applied: &Applied, factor: f64) -> Consu
             .is_some();
         if in_old || in_new {
             let units = capacity::write_units(size(&applied.new).max(size(&applied.old))) * factor;
-            c.indexes.push((index.name.clone(), 0.0, units));
+            c.indexes.push((
+                index.name.clone(),
+                0.0,
+                units,
+                index.kind == crate::schema::IndexKind::Local,
+            ));
         }
     }
     c

@@ -292,7 +292,9 @@ async fn execute(
         ..Consumed::default()
     };
     match &plan.source.index {
-        Some(i) => consumed.indexes.push((i.name.clone(), units, 0.0)),
+        Some(i) => consumed
+            .indexes
+            .push((i.name.clone(), units, 0.0, i.kind == IndexKind::Local)),
         None => consumed.read = units,
     }
     ctx.tables

@@ -34,7 +34,7 @@ pub fn mixed_parameters_error(non_expression: &[&str], expression: &[&str]) -> E
 }
 
 fn combine(
-    mut conds: Vec<Condition>,
+    conds: Vec<Condition>,
     conditional_operator: Option<&str>,
 ) -> Result<Option<Condition>, ExprError> {
     let or = match conditional_operator {
@@ -46,17 +46,21 @@ fn combine(
             )));
         }
     };
-    let Some(mut acc) = conds.pop() else {
-        return Ok(None);
-    };
-    while let Some(c) = conds.pop() {
-        acc = if or {
-            Condition::Or(Box::new(c), Box::new(acc))
+    // A balanced tree, not a chain: thousands of legacy conditions nest log2(n) deep, so
+    // evaluating or dropping them never runs a thread out of stack.
+    fn balanced(mut conds: Vec<Condition>, or: bool) -> Option<Condition> {
+        if conds.len() <= 1 {
+            return conds.pop();
+        }
+        let right = conds.split_off(conds.len() / 2);
+        let (l, r) = (balanced(conds, or)?, balanced(right, or)?);
+        Some(if or {
+            Condition::Or(Box::new(l), Box::new(r))
         } else {
-            Condition::And(Box::new(c), Box::new(acc))
-        };
+            Condition::And(Box::new(l), Box::new(r))
+        })
     }
-    Ok(Some(acc))
+    Ok(balanced(conds, or))
 }
 
 /// One `ComparisonOperator` + values on attribute `name` as a condition, with the count

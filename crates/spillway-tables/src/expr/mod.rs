@@ -32,6 +32,9 @@ pub const MAX_EXPRESSION_BYTES: usize = 4096;
 pub const MAX_PATH_DEPTH: usize = 32;
 /// Most operands after the left side of an `IN`.
 pub const MAX_IN_OPERANDS: usize = 100;
+/// Deepest nesting of parentheses (or NOTs) accepted; spillway's own guard (DynamoDB
+/// documents none), far beyond what real expressions use.
+pub const MAX_NESTING: usize = 100;
 /// Most operators and functions in one update expression.
 pub const MAX_UPDATE_OPERATORS: usize = 300;
 
@@ -96,6 +99,33 @@ pub(crate) fn check_text(kind: ExprKind, text: &str) -> Result<(), ExprError> {
             format!(
                 "Expression size has exceeded the maximum allowed size; expression size: {}",
                 text.len()
+            ),
+        ));
+    }
+    // The parsers recurse per parenthesis and per NOT; DynamoDB's 4 KB would allow ~1,000
+    // levels, enough to exhaust a worker thread's stack. Real expressions nest a few levels.
+    let mut depth = 0usize;
+    let mut deepest = 0usize;
+    for b in text.bytes() {
+        match b {
+            b'(' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b')' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    let nots = text
+        .split(|c: char| !c.is_ascii_alphanumeric() && c != '_' && c != '#' && c != ':')
+        .filter(|w| w.eq_ignore_ascii_case("NOT"))
+        .count();
+    if deepest > MAX_NESTING || nots > MAX_NESTING {
+        return Err(ExprError::invalid(
+            kind,
+            format!(
+                "The expression is nested too deeply; nesting levels: {}, limit: {MAX_NESTING}",
+                deepest.max(nots)
             ),
         ));
     }

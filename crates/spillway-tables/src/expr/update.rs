@@ -408,12 +408,31 @@ impl Slot2<'_> {
 }
 
 fn union_sets(existing: &mut AttributeValue, add: &AttributeValue) -> Result<(), ExprError> {
+    // Both sets are sorted (value.rs keeps them so): one linear merge, not a search and an
+    // insert per member, since this runs on the writer thread.
     fn merge<T: Clone>(into: &mut Vec<T>, from: &[T], cmp: impl Fn(&T, &T) -> Ordering) {
-        for v in from {
-            if let Err(at) = into.binary_search_by(|m| cmp(m, v)) {
-                into.insert(at, v.clone());
+        let mut out = Vec::with_capacity(into.len() + from.len());
+        let (mut i, mut j) = (0, 0);
+        while i < into.len() && j < from.len() {
+            match cmp(&into[i], &from[j]) {
+                Ordering::Less => {
+                    out.push(into[i].clone());
+                    i += 1;
+                }
+                Ordering::Greater => {
+                    out.push(from[j].clone());
+                    j += 1;
+                }
+                Ordering::Equal => {
+                    out.push(into[i].clone());
+                    i += 1;
+                    j += 1;
+                }
             }
         }
+        out.extend_from_slice(&into[i..]);
+        out.extend_from_slice(&from[j..]);
+        *into = out;
     }
     match (existing, add) {
         (AttributeValue::Ss(a), AttributeValue::Ss(b)) => {
@@ -433,15 +452,19 @@ fn union_sets(existing: &mut AttributeValue, add: &AttributeValue) -> Result<(),
 fn subtract_sets(existing: &mut AttributeValue, take: &AttributeValue) -> Result<bool, ExprError> {
     Ok(match (existing, take) {
         (AttributeValue::Ss(a), AttributeValue::Ss(b)) => {
-            a.retain(|m| !b.contains(m));
+            // `b` is sorted: a binary search per member (this runs on the writer thread).
+            a.retain(|m| {
+                b.binary_search_by(|x| x.as_bytes().cmp(m.as_bytes()))
+                    .is_err()
+            });
             a.is_empty()
         }
         (AttributeValue::Ns(a), AttributeValue::Ns(b)) => {
-            a.retain(|m| !b.contains(m));
+            a.retain(|m| b.binary_search(m).is_err());
             a.is_empty()
         }
         (AttributeValue::Bs(a), AttributeValue::Bs(b)) => {
-            a.retain(|m| !b.contains(m));
+            a.retain(|m| b.binary_search(m).is_err());
             a.is_empty()
         }
         _ => return Err(runtime(BAD_TYPE)),

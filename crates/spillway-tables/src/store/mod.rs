@@ -80,6 +80,8 @@ pub(crate) fn decode_item(bytes: &[u8]) -> Result<Item, StoreError> {
 pub struct Db {
     path: PathBuf,
     db: std::sync::RwLock<Option<Database>>,
+    /// Set by [`Db::close`]: a closed store is never reopened.
+    closed: std::sync::atomic::AtomicBool,
 }
 
 impl Db {
@@ -90,6 +92,7 @@ impl Db {
         Ok(Db {
             path,
             db: std::sync::RwLock::new(Some(db)),
+            closed: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -106,13 +109,26 @@ impl Db {
                 return f(db);
             }
         }
-        Err(StoreError::Closed)
+        if self.closed.load(std::sync::atomic::Ordering::Acquire) {
+            return Err(StoreError::Closed);
+        }
+        // A reopen after a failed write failed too (the disk still full, say): try again now,
+        // so the store comes back by itself once the cause is gone.
+        let mut guard = self.db.write().unwrap_or_else(|p| p.into_inner());
+        if guard.is_none() {
+            *guard = Some(open_database(&self.path)?);
+            tracing::info!(path = %self.path.display(), "tables: the store is open again");
+        }
+        match guard.as_ref() {
+            Some(db) => f(db),
+            None => Err(StoreError::Closed),
+        }
     }
 
     /// Drops and reopens the database after a failed commit.
     pub(crate) fn reopen(&self) {
         let mut guard = self.db.write().unwrap_or_else(|p| p.into_inner());
-        if guard.is_none() {
+        if self.closed.load(std::sync::atomic::Ordering::Acquire) {
             return;
         }
         *guard = None;
@@ -124,6 +140,8 @@ impl Db {
 
     /// Releases the file (a stack stopping; a restart in the same process opens it again).
     pub fn close(&self) {
+        self.closed
+            .store(true, std::sync::atomic::Ordering::Release);
         let mut guard = self.db.write().unwrap_or_else(|p| p.into_inner());
         *guard = None;
     }

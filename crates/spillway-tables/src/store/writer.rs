@@ -99,6 +99,9 @@ pub enum CatalogError {
     Exists,
     #[error("not found")]
     NotFound,
+    /// The change was made from a description that is no longer current.
+    #[error("conflict")]
+    Conflict,
     #[error(transparent)]
     Store(Arc<StoreError>),
 }
@@ -673,7 +676,10 @@ fn catalog_change(
             let Some(current) = catalog.get(&meta.name).cloned() else {
                 return Err(CatalogError::NotFound);
             };
-            meta.id = current.id;
+            if current.id != meta.id || current.version != meta.version {
+                return Err(CatalogError::Conflict);
+            }
+            meta.version += 1;
             for gone in current
                 .indexes
                 .iter()
@@ -815,6 +821,7 @@ fn expire(
     now: f64,
     limit: usize,
 ) -> Result<usize, StoreError> {
+    prune_tokens(txn, now, limit)?;
     let mut deleted = 0;
     for meta in catalog.values().filter(|m| m.ttl.enabled) {
         let due: Vec<Vec<u8>> = {
@@ -869,4 +876,29 @@ fn expire(
         }
     }
     Ok(deleted)
+}
+
+/// Forgets idempotency tokens older than their 10 minutes (at most `limit` per round).
+fn prune_tokens(txn: &WriteTransaction, now: f64, limit: usize) -> Result<(), StoreError> {
+    let mut tokens = txn.open_table(TOKENS).map_err(StoreError::io)?;
+    let mut stale = Vec::new();
+    for entry in tokens.iter().map_err(StoreError::io)? {
+        let (k, v) = entry.map_err(StoreError::io)?;
+        let at = v
+            .value()
+            .get(32..40)
+            .and_then(|b| b.try_into().ok())
+            .map(f64::from_be_bytes)
+            .unwrap_or(0.0);
+        if now - at >= TOKEN_SECONDS {
+            stale.push(k.value().to_owned());
+            if stale.len() >= limit {
+                break;
+            }
+        }
+    }
+    for k in stale {
+        tokens.remove(k.as_str()).map_err(StoreError::io)?;
+    }
+    Ok(())
 }
