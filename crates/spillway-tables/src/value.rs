@@ -298,7 +298,7 @@ fn json_kind(v: &Value) -> &'static str {
 }
 
 /// The SerializationException DynamoDB's JSON layer answers for a member of the wrong type.
-fn shape(v: &Value, expected: &str) -> ValueError {
+pub(crate) fn shape(v: &Value, expected: &str) -> ValueError {
     let found = match v {
         Value::Null => "NULL_VALUE",
         Value::Bool(_) => "BOOLEAN_VALUE",

@@ -10,11 +10,12 @@ use super::Ctx;
 use super::capacity::{self, Consumed};
 use super::exprs;
 use super::input::*;
-use super::items::{check_index_keys, check_size, write_consumed, write_error};
+use super::items::{
+    check_index_keys, check_size, item_key, stored_key, write_consumed, write_error,
+};
 use crate::clock;
 use crate::error::TablesError;
 use crate::expr::project;
-use crate::key::encode_key;
 use crate::store::items_table;
 use crate::store::writer::{Decision, WriteOp};
 use crate::value::{item_from_json, item_size, item_to_json};
@@ -99,12 +100,7 @@ pub async fn batch_get(ctx: &Ctx<'_>, input: &Input) -> Result<Value, TablesErro
         let mut seen = BTreeSet::new();
         for k in keys {
             let key_item = item_from_json(k).map_err(value_error)?;
-            let e = encode_key(
-                &meta
-                    .key
-                    .of_key(&key_item)
-                    .map_err(|e| TablesError::Validation(e.to_string()))?,
-            );
+            let e = stored_key(&meta, &key_item)?;
             if !seen.insert(e.clone()) {
                 return Err(TablesError::Validation(
                     "Provided list of item keys contains duplicates".into(),
@@ -211,24 +207,14 @@ pub async fn batch_write(ctx: &Ctx<'_>, input: &Input) -> Result<Value, TablesEr
             let (key, decision) = match (put, delete) {
                 (Some(p), None) => {
                     let item = req_item(p, "Item")?;
-                    let key = encode_key(
-                        &meta
-                            .key
-                            .of_item(&item)
-                            .map_err(|e| TablesError::Validation(e.to_string()))?,
-                    );
+                    let key = item_key(&meta, &item)?;
                     check_size(&item).map_err(TablesError::Validation)?;
                     check_index_keys(&meta, &item).map_err(TablesError::Validation)?;
                     (key, Decision::Put(item))
                 }
                 (None, Some(d)) => {
                     let key_item = req_item(d, "Key")?;
-                    let key = encode_key(
-                        &meta
-                            .key
-                            .of_key(&key_item)
-                            .map_err(|e| TablesError::Validation(e.to_string()))?,
-                    );
+                    let key = stored_key(&meta, &key_item)?;
                     (key, Decision::Delete)
                 }
                 _ => {

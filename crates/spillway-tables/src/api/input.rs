@@ -18,15 +18,7 @@ pub fn member_name(key: &str) -> String {
 }
 
 fn wrong_type(v: &Value, expected: &str) -> TablesError {
-    let found = match v {
-        Value::Null => "NULL_VALUE",
-        Value::Bool(_) => "BOOLEAN_VALUE",
-        Value::Number(_) => "NUMBER_VALUE",
-        Value::String(_) => "STRING_VALUE",
-        Value::Array(_) => "START_ARRAY",
-        Value::Object(_) => "START_OBJECT",
-    };
-    TablesError::Serialization(format!("{found} cannot be converted to {expected}"))
+    value_error(crate::value::shape(v, expected))
 }
 
 pub fn value_error(e: ValueError) -> TablesError {

@@ -18,6 +18,24 @@ use crate::store::items_table;
 use crate::store::writer::{Applied, Decide, Decision, Refused, WriteError, WriteOp};
 use crate::value::{AttributeValue, Item, item_size, item_to_json};
 
+/// The stored key of a `Key` parameter, or DynamoDB's refusal.
+pub fn stored_key(meta: &TableMeta, key_item: &Item) -> Result<Vec<u8>, TablesError> {
+    let values = meta
+        .key
+        .of_key(key_item)
+        .map_err(|e| TablesError::Validation(e.to_string()))?;
+    Ok(encode_key(&values))
+}
+
+/// The stored key of an item being written, or DynamoDB's refusal.
+pub fn item_key(meta: &TableMeta, item: &Item) -> Result<Vec<u8>, TablesError> {
+    let values = meta
+        .key
+        .of_item(item)
+        .map_err(|e| TablesError::Validation(e.to_string()))?;
+    Ok(encode_key(&values))
+}
+
 /// Largest item, in bytes as DynamoDB counts them.
 pub const MAX_ITEM_BYTES: usize = 400 * 1024;
 
@@ -218,12 +236,7 @@ pub async fn put_item(ctx: &Ctx<'_>, input: &Input) -> Result<Value, TablesError
     let name = table_name(input, "TableName")?;
     let item = req_item(input, "Item")?;
     let meta = ctx.tables.require(name)?;
-    let key = encode_key(
-        &meta
-            .key
-            .of_item(&item)
-            .map_err(|e| TablesError::Validation(e.to_string()))?,
-    );
+    let key = item_key(&meta, &item)?;
     check_size(&item).map_err(TablesError::Validation)?;
     check_index_keys(&meta, &item).map_err(TablesError::Validation)?;
     let rv = return_values(input, &["NONE", "ALL_OLD"])?;
@@ -250,12 +263,7 @@ pub async fn delete_item(ctx: &Ctx<'_>, input: &Input) -> Result<Value, TablesEr
     let name = table_name(input, "TableName")?;
     let key_item = req_item(input, "Key")?;
     let meta = ctx.tables.require(name)?;
-    let key = encode_key(
-        &meta
-            .key
-            .of_key(&key_item)
-            .map_err(|e| TablesError::Validation(e.to_string()))?,
-    );
+    let key = stored_key(&meta, &key_item)?;
     let rv = return_values(input, &["NONE", "ALL_OLD"])?;
     let report = capacity::report(input)?;
     let return_old = old_on_failure(input)?;
@@ -313,12 +321,7 @@ pub async fn update_item(ctx: &Ctx<'_>, input: &Input) -> Result<Value, TablesEr
     let name = table_name(input, "TableName")?;
     let key_item = req_item(input, "Key")?;
     let meta = ctx.tables.require(name)?;
-    let key = encode_key(
-        &meta
-            .key
-            .of_key(&key_item)
-            .map_err(|e| TablesError::Validation(e.to_string()))?,
-    );
+    let key = stored_key(&meta, &key_item)?;
     let rv = return_values(
         input,
         &["NONE", "ALL_OLD", "UPDATED_OLD", "ALL_NEW", "UPDATED_NEW"],
@@ -373,12 +376,7 @@ pub async fn get_item(ctx: &Ctx<'_>, input: &Input) -> Result<Value, TablesError
     let name = table_name(input, "TableName")?;
     let key_item = req_item(input, "Key")?;
     let meta = ctx.tables.require(name)?;
-    let key = encode_key(
-        &meta
-            .key
-            .of_key(&key_item)
-            .map_err(|e| TablesError::Validation(e.to_string()))?,
-    );
+    let key = stored_key(&meta, &key_item)?;
     let consistent = opt_bool(input, "ConsistentRead")?.unwrap_or(false);
     let report = capacity::report(input)?;
     let mut subs = exprs::substitutions(input)?;

@@ -17,12 +17,12 @@ use super::capacity::{self, Consumed};
 use super::exprs;
 use super::input::*;
 use super::items::{
-    check_index_keys, check_size, check_update_paths, conditional, updated, write_consumed,
+    check_index_keys, check_size, check_update_paths, conditional, item_key, stored_key, updated,
+    write_consumed,
 };
 use crate::clock;
 use crate::error::{CancellationReason, TablesError};
 use crate::expr::project;
-use crate::key::encode_key;
 use crate::store::items_table;
 use crate::store::writer::{Decision, Refused, Token, WriteError, WriteOp};
 use crate::value::{item_size, item_to_json};
@@ -102,12 +102,7 @@ pub async fn transact_write(ctx: &Ctx<'_>, input: &Input) -> Result<Value, Table
         let (key, decide) = match *kind {
             "Put" => {
                 let item = req_item(op, "Item")?;
-                let key = encode_key(
-                    &meta
-                        .key
-                        .of_item(&item)
-                        .map_err(|e| TablesError::Validation(e.to_string()))?,
-                );
+                let key = item_key(&meta, &item)?;
                 check_size(&item).map_err(TablesError::Validation)?;
                 check_index_keys(&meta, &item).map_err(TablesError::Validation)?;
                 bytes += item_size(&item);
@@ -118,12 +113,7 @@ pub async fn transact_write(ctx: &Ctx<'_>, input: &Input) -> Result<Value, Table
             }
             "Delete" => {
                 let key_item = req_item(op, "Key")?;
-                let key = encode_key(
-                    &meta
-                        .key
-                        .of_key(&key_item)
-                        .map_err(|e| TablesError::Validation(e.to_string()))?,
-                );
+                let key = stored_key(&meta, &key_item)?;
                 (
                     key,
                     conditional(condition, |old| {
@@ -137,12 +127,7 @@ pub async fn transact_write(ctx: &Ctx<'_>, input: &Input) -> Result<Value, Table
             }
             "ConditionCheck" => {
                 let key_item = req_item(op, "Key")?;
-                let key = encode_key(
-                    &meta
-                        .key
-                        .of_key(&key_item)
-                        .map_err(|e| TablesError::Validation(e.to_string()))?,
-                );
+                let key = stored_key(&meta, &key_item)?;
                 if condition.is_none() {
                     return Err(TablesError::constraint(
                         "null",
@@ -154,12 +139,7 @@ pub async fn transact_write(ctx: &Ctx<'_>, input: &Input) -> Result<Value, Table
             }
             _ => {
                 let key_item = req_item(op, "Key")?;
-                let key = encode_key(
-                    &meta
-                        .key
-                        .of_key(&key_item)
-                        .map_err(|e| TablesError::Validation(e.to_string()))?,
-                );
+                let key = stored_key(&meta, &key_item)?;
                 let update = exprs::update(op, &mut subs)?;
                 let Some(update) = update else {
                     return Err(TablesError::constraint(
@@ -279,12 +259,7 @@ pub async fn transact_get(ctx: &Ctx<'_>, input: &Input) -> Result<Value, TablesE
         ctx.authorize("GetItem", name, None)?;
         let meta = ctx.tables.require(name)?;
         let key_item = req_item(get, "Key")?;
-        let key = encode_key(
-            &meta
-                .key
-                .of_key(&key_item)
-                .map_err(|e| TablesError::Validation(e.to_string()))?,
-        );
+        let key = stored_key(&meta, &key_item)?;
         let mut subs = exprs::substitutions(get)?;
         let projection = exprs::projection(get, &mut subs)?;
         exprs::finish(&subs)?;

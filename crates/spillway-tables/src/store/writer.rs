@@ -399,11 +399,7 @@ fn writes(
             .map_err(|e| store(StoreError::io(e)))?
         {
             let seen = seen.value();
-            let at = seen
-                .get(32..40)
-                .and_then(|b| b.try_into().ok())
-                .map(f64::from_be_bytes)
-                .unwrap_or(0.0);
+            let at = token_time(seen);
             if now - at < TOKEN_SECONDS {
                 return if seen.get(..32) == Some(&t.fingerprint[..]) {
                     // Already applied: answer as the first time did, change nothing.
@@ -884,12 +880,7 @@ fn prune_tokens(txn: &WriteTransaction, now: f64, limit: usize) -> Result<(), St
     let mut stale = Vec::new();
     for entry in tokens.iter().map_err(StoreError::io)? {
         let (k, v) = entry.map_err(StoreError::io)?;
-        let at = v
-            .value()
-            .get(32..40)
-            .and_then(|b| b.try_into().ok())
-            .map(f64::from_be_bytes)
-            .unwrap_or(0.0);
+        let at = token_time(v.value());
         if now - at >= TOKEN_SECONDS {
             stale.push(k.value().to_owned());
             if stale.len() >= limit {
@@ -901,4 +892,14 @@ fn prune_tokens(txn: &WriteTransaction, now: f64, limit: usize) -> Result<(), St
         tokens.remove(k.as_str()).map_err(StoreError::io)?;
     }
     Ok(())
+}
+
+/// When a stored token was recorded: its value is the request's fingerprint (32 bytes) and
+/// the time (f64, big-endian).
+fn token_time(stored: &[u8]) -> f64 {
+    stored
+        .get(32..40)
+        .and_then(|b| b.try_into().ok())
+        .map(f64::from_be_bytes)
+        .unwrap_or(0.0)
 }
