@@ -76,16 +76,30 @@ pub fn describe_table(table: &str) -> Bytes {
 }
 
 /// The `"Count":N` of a Query answer, found without parsing the whole answer (an answer of
-/// 100 items is ~30 KB; parsing it would cost the generator more than sending it).
+/// 100 items is ~30 KB; parsing it would cost the generator more than sending it). The count
+/// sits before or after the items, so both ends are looked at before the whole body.
 pub fn count_in(body: &[u8]) -> Option<u64> {
+    const END: usize = 256;
+    let head = &body[..body.len().min(END)];
+    let tail = &body[body.len().saturating_sub(END)..];
+    count_in_part(head)
+        .or_else(|| count_in_part(tail))
+        .or_else(|| count_in_part(body))
+}
+
+fn count_in_part(part: &[u8]) -> Option<u64> {
     let needle = b"\"Count\":";
-    let at = body.windows(needle.len()).position(|w| w == needle)? + needle.len();
-    let digits: Vec<u8> = body[at..]
+    let at = part.windows(needle.len()).position(|w| w == needle)? + needle.len();
+    let digits: Vec<u8> = part[at..]
         .iter()
         .skip_while(|b| **b == b' ')
         .take_while(|b| b.is_ascii_digit())
         .copied()
         .collect();
+    // Digits running to the end of a window may be cut off by it (JSON never ends in one).
+    if at + digits.len() >= part.len() {
+        return None;
+    }
     std::str::from_utf8(&digits).ok()?.parse().ok()
 }
 
@@ -103,5 +117,9 @@ mod tests {
         assert_eq!(count_in(br#"{"Count":100,"Items":[]}"#), Some(100));
         assert_eq!(count_in(br#"{"Items": [], "Count": 7}"#), Some(7));
         assert_eq!(count_in(br#"{"Items":[]}"#), None);
+        // A count cut by the head's window is read from the whole body.
+        let mut long = vec![b' '; 246];
+        long.extend_from_slice(br#""Count":100,"Items":[]}"#);
+        assert_eq!(count_in(&long), Some(100));
     }
 }
