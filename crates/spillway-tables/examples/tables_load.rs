@@ -145,7 +145,14 @@ async fn execute(args: &Args) -> Result<Value, Error> {
             setup::create(&target).await?;
             return Ok(json!({"mode": "create", "table": target.table, "ok": true}));
         }
-        "load" => return Ok(load(target, concurrency).await),
+        "load" => {
+            let v = load(target, concurrency).await;
+            // A table left short would skew every later run against it.
+            if v["errors"].as_u64().unwrap_or(0) > 0 {
+                return Err(format!("load failed: {v}").into());
+            }
+            return Ok(v);
+        }
         other => return Err(format!("unknown mode {other:?}").into()),
     };
     let cpu0 = stats::cpu_time();
@@ -227,6 +234,12 @@ fn summary(
         "cpu_us_per_req": round(cpu.as_secs_f64() * 1e6 / (tally.sent.max(1) as f64), 1),
         "cpu_pct": round(cpu.as_secs_f64() * 100.0 / secs, 1),
     });
+    if !tally.lags_us.is_empty() {
+        tally.lags_us.sort_unstable();
+        let g = &tally.lags_us;
+        v["send_lag_p50_ms"] = json!(round(stats::quantile_ms(g, 0.50), 3));
+        v["send_lag_p99_ms"] = json!(round(stats::quantile_ms(g, 0.99), 3));
+    }
     if let (Some(obj), Value::Object(more)) = (v.as_object_mut(), extra) {
         obj.extend(more);
     }

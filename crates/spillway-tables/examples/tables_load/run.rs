@@ -2,7 +2,8 @@
 //! send back to back for the duration. Open model (`--rate R`): a ticker schedules requests
 //! at fixed intervals and the connection workers take them in order; a request's latency
 //! counts from its scheduled time, not from when a connection got free, so a target that
-//! falls behind shows its queueing in the percentiles (no coordinated omission). Requests still
+//! falls behind shows its queueing in the percentiles (no coordinated omission); how late each
+//! request started against its schedule is kept too (`send_lag_*`). Requests still
 //! waiting when the grace period ends are counted as `unsent`, each with the time it had waited
 //! as a lower bound of its latency.
 
@@ -161,6 +162,7 @@ pub async fn open(
                     );
                     break;
                 }
+                tally.lag(intended.elapsed());
                 let outcome = once(&mut conn, &t, op, worker, n).await;
                 tally.sent += 1;
                 record(&mut tally, outcome, intended.elapsed());
@@ -169,24 +171,11 @@ pub async fn open(
             tally
         }));
     }
-    let interval = Duration::from_secs_f64(1.0 / rate);
     let total = (rate * duration.as_secs_f64()).round() as u64;
-    let mut scheduled = 0;
-    while scheduled < total {
-        let intended = start + interval.mul_f64(scheduled as f64);
-        let now = Instant::now();
-        if intended > now {
-            tokio::time::sleep_until(intended.into()).await;
-        }
-        // Everything due by now goes out at once: the timer's millisecond granularity must not
-        // lower the rate.
-        let now = Instant::now();
-        while scheduled < total && start + interval.mul_f64(scheduled as f64) <= now {
-            let _ = tx.send(start + interval.mul_f64(scheduled as f64));
-            scheduled += 1;
-        }
-    }
-    drop(tx);
+    // The ticker sleeps on an OS thread: nanosleep wakes within tens of microseconds, tokio's
+    // timer within a millisecond, which would show as latency against a sub-millisecond target.
+    let ticker = tokio::task::spawn_blocking(move || tick(&tx, start, rate, total));
+    let scheduled = ticker.await.unwrap_or(0);
     let mut tally = join(workers).await;
     // What no worker took before the grace ended waited at least until now.
     let mut rx = rx.lock().await;
@@ -205,6 +194,28 @@ pub async fn open(
         scheduled,
         unsent,
     }
+}
+
+/// Hands out `total` scheduled times `start + k / rate`; returns how many it handed out.
+fn tick(tx: &mpsc::UnboundedSender<Instant>, start: Instant, rate: f64, total: u64) -> u64 {
+    let interval = Duration::from_secs_f64(1.0 / rate);
+    let at = |k: u64| start + interval.mul_f64(k as f64);
+    let mut scheduled = 0;
+    while scheduled < total {
+        let now = Instant::now();
+        if at(scheduled) > now {
+            std::thread::sleep(at(scheduled) - now);
+        }
+        // Everything due by now goes out at once, so a late wake-up does not lower the rate.
+        let now = Instant::now();
+        while scheduled < total && at(scheduled) <= now {
+            if tx.send(at(scheduled)).is_err() {
+                return scheduled;
+            }
+            scheduled += 1;
+        }
+    }
+    scheduled
 }
 
 async fn join(workers: Vec<tokio::task::JoinHandle<Tally>>) -> Tally {

@@ -9,6 +9,9 @@ pub struct Tally {
     pub latencies_us: Vec<u64>,
     pub sent: u64,
     pub errors: u64,
+    /// Open model: how late each request started against its scheduled time (the ticker's
+    /// wake-up plus waiting for a free connection), in microseconds.
+    pub lags_us: Vec<u64>,
     /// 200s whose answer held fewer items than asked for (a Query's Count, a missing Item).
     pub short: u64,
     /// The first few failures, for stderr.
@@ -18,6 +21,7 @@ pub struct Tally {
 impl Tally {
     pub fn merge(&mut self, other: Tally) {
         self.latencies_us.extend(other.latencies_us);
+        self.lags_us.extend(other.lags_us);
         self.sent += other.sent;
         self.errors += other.errors;
         self.short += other.short;
@@ -30,6 +34,11 @@ impl Tally {
         if self.samples.len() < 5 {
             self.samples.push(sample);
         }
+    }
+
+    pub fn lag(&mut self, lag: Duration) {
+        self.lags_us
+            .push(u64::try_from(lag.as_micros()).unwrap_or(u64::MAX));
     }
 
     pub fn ok(&mut self, latency: Duration) {
