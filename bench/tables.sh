@@ -50,8 +50,9 @@ MINISTACK_VERSION=1.5.33
 MOTO_VERSION=5.2.5
 DYNALITE_VERSION=4.0.0
 
+has() { [[ " $TARGETS " == *" $1 "* ]]; }
 ensure_rust
-ensure_node
+if has dynalite; then ensure_node; fi
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/spillway/target}"
 TCK=$(getconf CLK_TCK)
 cache="$HOME/.cache/spillway/bench-tables"
@@ -81,7 +82,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-has() { [[ " $TARGETS " == *" $1 "* ]]; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # --- Builds and peers --------------------------------------------------------------------------
