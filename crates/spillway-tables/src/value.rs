@@ -281,6 +281,118 @@ pub fn item_to_json(item: &Item) -> Value {
     Value::Object(item.iter().map(|(k, v)| (k.clone(), v.to_json())).collect())
 }
 
+/// Appends an item as DynamoDB JSON text, the same as `item_to_json(item).to_string()`
+/// without building the JSON tree first: Query and Scan pages of hundreds of items spent most
+/// of their time allocating that tree (docs/BENCHMARKS.md, "Tables").
+pub fn write_item_json(item: &Item, out: &mut String) {
+    out.push('{');
+    for (i, (k, v)) in item.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        write_json_str(k, out);
+        out.push(':');
+        write_value_json(v, out);
+    }
+    out.push('}');
+}
+
+fn write_value_json(v: &AttributeValue, out: &mut String) {
+    use std::fmt::Write as _;
+    let list = |out: &mut String, n: usize, each: &mut dyn FnMut(usize, &mut String)| {
+        out.push('[');
+        for i in 0..n {
+            if i > 0 {
+                out.push(',');
+            }
+            each(i, out);
+        }
+        out.push(']');
+    };
+    match v {
+        AttributeValue::S(s) => {
+            out.push_str("{\"S\":");
+            write_json_str(s, out);
+        }
+        AttributeValue::N(n) => {
+            let _ = write!(out, "{{\"N\":\"{n}\"");
+        }
+        AttributeValue::B(b) => {
+            out.push_str("{\"B\":\"");
+            BASE64.encode_string(b, out);
+            out.push('"');
+        }
+        AttributeValue::Bool(b) => {
+            out.push_str(if *b {
+                "{\"BOOL\":true"
+            } else {
+                "{\"BOOL\":false"
+            });
+        }
+        AttributeValue::Null => out.push_str("{\"NULL\":true"),
+        AttributeValue::M(m) => {
+            out.push_str("{\"M\":");
+            write_item_json(m, out);
+        }
+        AttributeValue::L(l) => {
+            out.push_str("{\"L\":");
+            list(out, l.len(), &mut |i, out| write_value_json(&l[i], out));
+        }
+        AttributeValue::Ss(s) => {
+            out.push_str("{\"SS\":");
+            list(out, s.len(), &mut |i, out| write_json_str(&s[i], out));
+        }
+        AttributeValue::Ns(n) => {
+            out.push_str("{\"NS\":");
+            list(out, n.len(), &mut |i, out| {
+                let _ = write!(out, "\"{}\"", n[i]);
+            });
+        }
+        AttributeValue::Bs(b) => {
+            out.push_str("{\"BS\":");
+            list(out, b.len(), &mut |i, out| {
+                out.push('"');
+                BASE64.encode_string(&b[i], out);
+                out.push('"');
+            });
+        }
+    }
+    out.push('}');
+}
+
+/// A JSON string literal: quotes, backslashes and control characters escaped, the rest copied.
+pub fn write_json_str(s: &str, out: &mut String) {
+    use std::fmt::Write as _;
+    out.push('"');
+    // Most names and values need no escape: one scan, one copy.
+    if !s.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20) {
+        out.push_str(s);
+        out.push('"');
+        return;
+    }
+    let mut start = 0;
+    for (i, b) in s.bytes().enumerate() {
+        let escape = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0..=0x1f => "",
+            _ => continue,
+        };
+        out.push_str(&s[start..i]);
+        if escape.is_empty() {
+            let _ = write!(out, "\\u{b:04x}");
+        } else {
+            out.push_str(escape);
+        }
+        start = i + 1;
+    }
+    out.push_str(&s[start..]);
+    out.push('"');
+}
+
 /// The bytes DynamoDB counts for an item: each attribute's name plus its value.
 pub fn item_size(item: &Item) -> usize {
     item.iter().map(|(k, v)| k.len() + v.size()).sum()
@@ -468,6 +580,19 @@ mod tests {
         let stored = postcard::to_allocvec(&parsed).unwrap_or_default();
         let back: AttributeValue = postcard::from_bytes(&stored).unwrap_or(AttributeValue::Null);
         assert_eq!(back, parsed);
+    }
+
+    #[test]
+    fn written_json_is_the_json_trees_text() {
+        let v = json!({"a": {"S": "q\"uote\\ \n\u{1} é"}, "b": {"N": "-1.5"}, "c": {"B": "AAE="},
+            "d": {"BOOL": false}, "e": {"NULL": true}, "f": {"L": [{"S": "y"}, {"M": {}}]},
+            "g": {"SS": ["a", "b"]}, "h": {"NS": ["9", "10"]}, "i": {"BS": ["AA==", "AQ=="]}, "j": {"L": []}});
+        let item = item_from_json(&v).unwrap_or_else(|e| panic!("{e}"));
+        let mut text = String::new();
+        write_item_json(&item, &mut text);
+        assert_eq!(text, item_to_json(&item).to_string());
+        let back: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        assert_eq!(item_from_json(&back).ok(), Some(item));
     }
 
     #[test]

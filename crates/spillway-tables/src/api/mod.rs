@@ -68,11 +68,10 @@ impl AsyncService for DynamoDbApi {
 
     fn handle<'a>(&'a self, req: ServiceRequest<'a>) -> ServiceFuture<'a> {
         Box::pin(async move {
-            let started = Instant::now();
             let action = req.op.name.as_str();
             let result = self.run(&req).await;
-            let (status, body) = match result {
-                Ok(v) => (200, v),
+            let (status, text) = match result {
+                Ok(reply) => (200, reply.into_text()),
                 Err(e) => {
                     match &e {
                         TablesError::Internal(why) => {
@@ -93,11 +92,9 @@ impl AsyncService for DynamoDbApi {
                         code = e.name(),
                         "DynamoDB request refused: {e}"
                     );
-                    (e.status(), e.body())
+                    (e.status(), e.body().to_string())
                 }
             };
-            let _ = started;
-            let text = body.to_string();
             let crc = crc32fast::hash(text.as_bytes());
             ServiceResponse {
                 status,
@@ -150,7 +147,7 @@ impl Ctx<'_> {
 }
 
 impl DynamoDbApi {
-    async fn run(&self, req: &ServiceRequest<'_>) -> Result<Value, TablesError> {
+    async fn run(&self, req: &ServiceRequest<'_>) -> Result<Reply, TablesError> {
         let action = req.op.name.as_str();
         if !ACTIONS.contains(&action) {
             return Err(TablesError::UnknownOperation(format!(
@@ -178,11 +175,14 @@ impl DynamoDbApi {
         let started = Instant::now();
         let out = dispatch(&ctx, action, &input).await?;
         let table = input.get("TableName").and_then(Value::as_str).unwrap_or("");
-        let returned = out
-            .get("Items")
-            .and_then(Value::as_array)
-            .map(|a| a.len() as u64)
-            .unwrap_or(0);
+        let returned = match &out {
+            Reply::Json(v) => v
+                .get("Items")
+                .and_then(Value::as_array)
+                .map(|a| a.len() as u64)
+                .unwrap_or(0),
+            Reply::Text { returned, .. } => *returned,
+        };
         self.tables.metrics.success(
             table,
             static_action(action),
@@ -193,7 +193,37 @@ impl DynamoDbApi {
     }
 }
 
-async fn dispatch(ctx: &Ctx<'_>, action: &str, input: &Input) -> Result<Value, TablesError> {
+/// An answer: a JSON tree, or JSON text written directly (Query and Scan pages, which are
+/// mostly items: building a tree for them first cost more than the read).
+pub(crate) enum Reply {
+    Json(Value),
+    Text { body: String, returned: u64 },
+}
+
+impl Reply {
+    fn into_text(self) -> String {
+        match self {
+            Reply::Json(v) => v.to_string(),
+            Reply::Text { body, .. } => body,
+        }
+    }
+}
+
+async fn dispatch(ctx: &Ctx<'_>, action: &str, input: &Input) -> Result<Reply, TablesError> {
+    if let "Query" | "Scan" = action {
+        let index = input.get("IndexName").and_then(Value::as_str);
+        let table = input.get("TableName").and_then(Value::as_str).unwrap_or("");
+        ctx.authorize(action, table, index)?;
+        return if action == "Query" {
+            query::query(ctx, input).await
+        } else {
+            query::scan(ctx, input).await
+        };
+    }
+    dispatch_json(ctx, action, input).await.map(Reply::Json)
+}
+
+async fn dispatch_json(ctx: &Ctx<'_>, action: &str, input: &Input) -> Result<Value, TablesError> {
     let tables = ctx.tables;
     let named = |input: &Input| {
         input
@@ -229,16 +259,6 @@ async fn dispatch(ctx: &Ctx<'_>, action: &str, input: &Input) -> Result<Value, T
         "BatchWriteItem" => batch::batch_write(ctx, input).await,
         "TransactWriteItems" => transact::transact_write(ctx, input).await,
         "TransactGetItems" => transact::transact_get(ctx, input).await,
-        "Query" => {
-            let index = input.get("IndexName").and_then(Value::as_str);
-            ctx.authorize("Query", &named(input), index)?;
-            query::query(ctx, input).await
-        }
-        "Scan" => {
-            let index = input.get("IndexName").and_then(Value::as_str);
-            ctx.authorize("Scan", &named(input), index)?;
-            query::scan(ctx, input).await
-        }
         _ => {
             ctx.authorize(action, &named(input), None)?;
             match action {

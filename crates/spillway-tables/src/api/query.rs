@@ -7,12 +7,12 @@
 use std::ops::Bound;
 use std::sync::Arc;
 
-use serde_json::{Value, json};
+use std::fmt::Write as _;
 
-use super::Ctx;
 use super::capacity::{self, Consumed};
 use super::exprs;
 use super::input::*;
+use super::{Ctx, Reply};
 use crate::error::TablesError;
 use crate::expr::{Condition, KeyCondition, Path, RangeCondition, project};
 use crate::key::{
@@ -22,7 +22,7 @@ use crate::key::{
 use crate::schema::{IndexKind, IndexMeta, IndexStatus, Projection, TableMeta};
 use crate::store::reader::Visit;
 use crate::store::{StoreError, index_table, items_table};
-use crate::value::{AttributeValue, Item, item_size, item_to_json};
+use crate::value::{AttributeValue, Item, item_size, write_item_json};
 
 /// Items evaluated per page at most, in bytes (DynamoDB's 1 MB).
 const PAGE_BYTES: usize = 1024 * 1024;
@@ -272,19 +272,32 @@ async fn execute(
     plan: Plan,
     consistent: bool,
     report: capacity::Report,
-) -> Result<Value, TablesError> {
+) -> Result<Reply, TablesError> {
     let tables = ctx.tables.clone();
     let plan = Arc::new(plan);
     let for_task = plan.clone();
     let page = tokio::task::spawn_blocking(move || run_plan(&tables, &for_task))
         .await
         .map_err(|e| TablesError::Internal(e.to_string()))??;
-    let mut out = json!({"Count": page.count, "ScannedCount": page.scanned});
+    let mut out = String::with_capacity(page.bytes + page.bytes / 2 + 128);
+    let _ = write!(
+        out,
+        "{{\"Count\":{},\"ScannedCount\":{}",
+        page.count, page.scanned
+    );
     if plan.select != Select::Count {
-        out["Items"] = Value::Array(page.items.iter().map(item_to_json).collect());
+        out.push_str(",\"Items\":[");
+        for (i, item) in page.items.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            write_item_json(item, &mut out);
+        }
+        out.push(']');
     }
     if let Some(last) = &page.last {
-        out["LastEvaluatedKey"] = item_to_json(last);
+        out.push_str(",\"LastEvaluatedKey\":");
+        write_item_json(last, &mut out);
     }
     let units = capacity::read_units(page.bytes, consistent);
     let mut consumed = Consumed {
@@ -301,9 +314,13 @@ async fn execute(
         .metrics
         .consumed(&consumed.table, consumed.total(), 0.0);
     if let Some(c) = consumed.render(report) {
-        out["ConsumedCapacity"] = c;
+        let _ = write!(out, ",\"ConsumedCapacity\":{c}");
     }
-    Ok(out)
+    out.push('}');
+    Ok(Reply::Text {
+        body: out,
+        returned: page.items.len() as u64,
+    })
 }
 
 fn matches_type(ty: ScalarType, v: &AttributeValue) -> bool {
@@ -460,7 +477,7 @@ fn fetch_from_table(source: &Source, select: Select, projection: &Option<Vec<Pat
     }
 }
 
-pub async fn query(ctx: &Ctx<'_>, input: &Input) -> Result<Value, TablesError> {
+pub async fn query(ctx: &Ctx<'_>, input: &Input) -> Result<Reply, TablesError> {
     let name = table_name(input, "TableName")?;
     let meta = ctx.tables.require(name)?;
     let consistent = opt_bool(input, "ConsistentRead")?.unwrap_or(false);
@@ -523,7 +540,7 @@ pub async fn query(ctx: &Ctx<'_>, input: &Input) -> Result<Value, TablesError> {
     execute(ctx, plan, consistent, report).await
 }
 
-pub async fn scan(ctx: &Ctx<'_>, input: &Input) -> Result<Value, TablesError> {
+pub async fn scan(ctx: &Ctx<'_>, input: &Input) -> Result<Reply, TablesError> {
     let name = table_name(input, "TableName")?;
     let meta = ctx.tables.require(name)?;
     let consistent = opt_bool(input, "ConsistentRead")?.unwrap_or(false);
