@@ -53,6 +53,12 @@ ensure_aws_clients() {
 # (Debian's packages; mysql2 comes with the Node.js clients).
 ensure_mysql_clients() {
   python3 -c 'import pymysql' 2>/dev/null || ensure_packages python3-pymysql
+  # Debian's package serves Debian's python3; a python3 of its own first on PATH (pyenv) needs
+  # PyPI's, installed for it alone.
+  if ! python3 -c 'import pymysql' 2>/dev/null; then
+    say "installing PyMySQL for $(command -v python3)"
+    python3 -m pip install --quiet --disable-pip-version-check 'PyMySQL==1.1.1'
+  fi
   have sysbench || ensure_packages sysbench
 }
 
