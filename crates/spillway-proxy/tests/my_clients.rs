@@ -45,7 +45,9 @@ async fn cli_pymysql_mysql2_slap_and_sysbench_share_a_pool_of_two() {
     let py = python(
         r#"
 import json, sys, pymysql
-c = pymysql.connect(host="127.0.0.1", port=int(sys.argv[1]), user="app", password="app-password", database="shop")
+# binary_prefix: bytes go as _binary'...' literals (PyMySQL 1.x sends them as text otherwise,
+# and the server answers them as utf8mb4 text that is not valid UTF-8).
+c = pymysql.connect(host="127.0.0.1", port=int(sys.argv[1]), user="app", password="app-password", database="shop", binary_prefix=True)
 with c.cursor() as cur:
     cur.executemany("INSERT INTO notes (body) VALUES (%s)", [("three",), (None,), ("fünf",)])
     c.commit()
