@@ -254,12 +254,14 @@ async fn open(
             handles.retain(|h: &tokio::task::JoinHandle<()>| !h.is_finished());
         }
     }
-    // Arrivals that were due before the deadline but never got a slot.
-    let due = (shared.plan.run_time.as_secs_f64() / gap).ceil() as u64;
-    shared
-        .recorder
-        .unsent
-        .fetch_add(due.saturating_sub(n), Ordering::Relaxed);
+    // Arrivals that were due before the deadline but never got a slot (the loop stopped at
+    // the one it was waiting for); counted with the same arithmetic as their intended times.
+    let mut unsent = 0;
+    while start + Duration::from_secs_f64(gap * n as f64) < deadline {
+        n += 1;
+        unsent += 1;
+    }
+    shared.recorder.unsent.fetch_add(unsent, Ordering::Relaxed);
     for h in handles {
         let _ = h.await;
     }

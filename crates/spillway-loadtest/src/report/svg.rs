@@ -62,14 +62,16 @@ pub fn line_chart(title: &str, unit: &str, lines: &[Line]) -> String {
     let ys = lines
         .iter()
         .flat_map(|l| l.points.iter().filter_map(|p| p.1));
-    let x_max = xs.fold(1.0f64, f64::max);
+    let x_max = xs.filter(|x| x.is_finite()).fold(1.0f64, f64::max);
     let y_max = ys.fold(0.0f64, f64::max);
-    let y_step = nice_step(y_max.max(1e-9), 5.0);
-    let y_top = if y_max <= 0.0 {
-        1.0
+    // An all-zero chart still gets a 0..1 axis (and a bounded number of grid lines).
+    let y_span = if y_max > 0.0 && y_max.is_finite() {
+        y_max
     } else {
-        (y_max / y_step).ceil() * y_step
+        1.0
     };
+    let y_step = nice_step(y_span, 5.0);
+    let y_top = (y_span / y_step).ceil() * y_step;
     let x_step = nice_step(x_max, 8.0);
     let pw = W - LEFT - RIGHT;
     let ph = H - TOP - BOTTOM;
@@ -165,4 +167,28 @@ pub fn line_chart(title: &str, unit: &str, lines: &[Line]) -> String {
     }
     s.push_str("</svg>");
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flat_and_empty_charts_are_bounded() {
+        for points in [
+            vec![],
+            vec![(0.0, Some(0.0)), (5.0, Some(0.0))],
+            vec![(1.0, None)],
+        ] {
+            let svg = line_chart(
+                "t",
+                "u",
+                &[Line {
+                    name: "a".into(),
+                    points,
+                }],
+            );
+            assert!(svg.len() < 10_000, "{} bytes", svg.len());
+        }
+    }
 }
