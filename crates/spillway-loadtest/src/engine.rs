@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use tokio::sync::{Mutex, Semaphore};
+use tokio::sync::{Mutex, Semaphore, watch};
 use tokio::time::Instant;
 
 use crate::client::{Connection, Prepared, Target};
@@ -112,8 +112,26 @@ fn judge(tasks: &TaskSet, index: usize, result: Result<crate::client::Answer, St
     }
 }
 
-/// Runs the plan to its end; returns when every user has stopped.
-pub async fn run(tasks: Arc<TaskSet>, target: Target, recorder: Arc<Recorder>, plan: Plan) {
+/// Resolves once the run is told to stop (the run time is up, or Ctrl-C).
+async fn stopped(rx: &mut watch::Receiver<bool>) {
+    let _ = rx.wait_for(|v| *v).await;
+}
+
+/// Resolves `grace` after the stop: how long a request already sent may still take.
+async fn past_grace(mut rx: watch::Receiver<bool>, grace: Duration) {
+    stopped(&mut rx).await;
+    tokio::time::sleep(grace).await;
+}
+
+/// Runs the plan until its run time is up or `stop` turns true (Ctrl-C); returns when every
+/// user has stopped.
+pub async fn run(
+    tasks: Arc<TaskSet>,
+    target: Target,
+    recorder: Arc<Recorder>,
+    plan: Plan,
+    stop: watch::Receiver<bool>,
+) {
     let shared = Arc::new(Shared {
         tasks,
         target,
@@ -121,19 +139,29 @@ pub async fn run(tasks: Arc<TaskSet>, target: Target, recorder: Arc<Recorder>, p
         plan,
     });
     let start = Instant::now();
-    let deadline = start + shared.plan.run_time;
-    let hard_stop = deadline + shared.plan.stop_timeout;
+    // The run time ends the run through the same signal as Ctrl-C: one way to stop.
+    let (timer_tx, timer_rx) = watch::channel(false);
+    let run_time = shared.plan.run_time;
+    let mut outer = stop;
+    let timer = tokio::spawn(async move {
+        tokio::select! {
+            _ = tokio::time::sleep(run_time) => {},
+            _ = stopped(&mut outer) => {},
+        }
+        let _ = timer_tx.send(true);
+    });
     match shared.plan.model.clone() {
         Model::Closed {
             users,
             spawn_rate,
             wait,
-        } => closed(shared, users, spawn_rate, wait, start, deadline, hard_stop).await,
+        } => closed(shared, users, spawn_rate, wait, start, timer_rx).await,
         Model::Open {
             rate,
             max_in_flight,
-        } => open(shared, rate, max_in_flight, start, deadline, hard_stop).await,
+        } => open(shared, rate, max_in_flight, start, timer_rx).await,
     }
+    timer.abort();
 }
 
 async fn closed(
@@ -142,21 +170,22 @@ async fn closed(
     spawn_rate: f64,
     wait: Wait,
     start: Instant,
-    deadline: Instant,
-    hard_stop: Instant,
+    stop: watch::Receiver<bool>,
 ) {
     let mut handles = Vec::with_capacity(users as usize);
     let spawn_gap = Duration::from_secs_f64(1.0 / spawn_rate.max(1e-6));
+    let mut rx = stop.clone();
     for id in 0..users {
         let due = start + spawn_gap.mul_f64(f64::from(id));
-        if due >= deadline {
-            break;
+        tokio::select! {
+            _ = tokio::time::sleep_until(due) => {},
+            _ = stopped(&mut rx) => break,
         }
-        tokio::time::sleep_until(due).await;
         let shared = Arc::clone(&shared);
+        let stop = stop.clone();
         handles.push(tokio::spawn(async move {
             shared.recorder.users.fetch_add(1, Ordering::Relaxed);
-            let _ = tokio::time::timeout_at(hard_stop, user(&shared, id, wait, deadline)).await;
+            user(&shared, id, wait, stop).await;
             shared.recorder.users.fetch_sub(1, Ordering::Relaxed);
         }));
     }
@@ -165,7 +194,7 @@ async fn closed(
     }
 }
 
-async fn user(shared: &Shared, id: u32, wait: Wait, deadline: Instant) {
+async fn user(shared: &Shared, id: u32, wait: Wait, mut stop: watch::Receiver<bool>) {
     // A seed per user derived from the run's seed: a run is reproducible, users differ.
     let mut rng = StdRng::seed_from_u64(
         shared
@@ -174,22 +203,27 @@ async fn user(shared: &Shared, id: u32, wait: Wait, deadline: Instant) {
             .wrapping_add(u64::from(id).wrapping_mul(0x9E37_79B9_7F4A_7C15)),
     );
     let mut conn = Connection::default();
-    while Instant::now() < deadline {
+    while !*stop.borrow() {
         let index = shared.tasks.pick(&mut rng);
         let Some(req) = prepare(&shared.tasks, index, &mut rng) else {
             return;
         };
         let sent = Instant::now();
-        let result = conn
-            .send(&shared.target, &req, shared.plan.request_timeout)
-            .await;
+        let result = tokio::select! {
+            r = conn.send(&shared.target, &req, shared.plan.request_timeout) => r,
+            // Locust's --stop-timeout: a request still running after it is abandoned.
+            _ = past_grace(stop.clone(), shared.plan.stop_timeout) => return,
+        };
         let latency = sent.elapsed();
         shared
             .recorder
             .record(index, latency, judge(&shared.tasks, index, result));
         let pause = wait.sample(&mut rng);
         if !pause.is_zero() {
-            tokio::time::sleep_until((Instant::now() + pause).min(deadline)).await;
+            tokio::select! {
+                _ = tokio::time::sleep(pause) => {},
+                _ = stopped(&mut stop) => return,
+            }
         }
     }
 }
@@ -199,29 +233,31 @@ async fn open(
     rate: f64,
     max_in_flight: usize,
     start: Instant,
-    deadline: Instant,
-    hard_stop: Instant,
+    stop: watch::Receiver<bool>,
 ) {
     let mut rng = StdRng::seed_from_u64(shared.plan.seed);
     let slots = Arc::new(Semaphore::new(max_in_flight.max(1)));
     // Idle kept-alive connections, reused by whichever arrival comes next.
     let idle: Arc<Mutex<Vec<Connection>>> = Arc::new(Mutex::new(Vec::new()));
     let gap = 1.0 / rate.max(1e-6);
+    let intended_at = |n: u64| start + Duration::from_secs_f64(gap * n as f64);
+    let mut rx = stop.clone();
     let mut handles = Vec::new();
     let mut n: u64 = 0;
+    let mut unsent: u64 = 0;
     loop {
-        let intended = start + Duration::from_secs_f64(gap * n as f64);
-        if intended >= deadline {
-            break;
+        let intended = intended_at(n);
+        tokio::select! {
+            _ = tokio::time::sleep_until(intended) => {},
+            _ = stopped(&mut rx) => break,
         }
         n += 1;
-        tokio::time::sleep_until(intended).await;
         // Waiting here for a slot delays later arrivals too; their intended times do not move,
         // so the wait shows in their latency.
         let permit = tokio::select! {
             p = Arc::clone(&slots).acquire_owned() => match p { Ok(p) => p, Err(_) => break },
-            _ = tokio::time::sleep_until(deadline) => {
-                shared.recorder.unsent.fetch_add(1, Ordering::Relaxed);
+            _ = stopped(&mut rx) => {
+                unsent += 1;
                 break;
             }
         };
@@ -231,6 +267,7 @@ async fn open(
         };
         let shared = Arc::clone(&shared);
         let idle = Arc::clone(&idle);
+        let stop = stop.clone();
         handles.push(tokio::spawn(async move {
             shared.recorder.users.fetch_add(1, Ordering::Relaxed);
             let job = async {
@@ -245,7 +282,10 @@ async fn open(
                 );
                 idle.lock().await.push(conn);
             };
-            let _ = tokio::time::timeout_at(hard_stop, job).await;
+            tokio::select! {
+                _ = job => {},
+                _ = past_grace(stop, shared.plan.stop_timeout) => {},
+            }
             shared.recorder.users.fetch_sub(1, Ordering::Relaxed);
             drop(permit);
         }));
@@ -254,10 +294,10 @@ async fn open(
             handles.retain(|h: &tokio::task::JoinHandle<()>| !h.is_finished());
         }
     }
-    // Arrivals that were due before the deadline but never got a slot (the loop stopped at
-    // the one it was waiting for); counted with the same arithmetic as their intended times.
-    let mut unsent = 0;
-    while start + Duration::from_secs_f64(gap * n as f64) < deadline {
+    // Arrivals that were due before the stop but never got a slot (the loop stopped at the
+    // one it was waiting for), counted with the same arithmetic as their intended times.
+    let end = Instant::now().min(start + shared.plan.run_time);
+    while intended_at(n) < end {
         n += 1;
         unsent += 1;
     }

@@ -61,6 +61,8 @@ pub struct Config {
     pub live: bool,
     /// Draw the live view for a terminal.
     pub tty: bool,
+    /// Turns true to end the run early (Ctrl-C); reports are still written.
+    pub stop: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
 fn describe(plan: &Plan) -> String {
@@ -116,11 +118,15 @@ pub async fn run(config: Config) -> Result<Results, LoadtestError> {
     let mut display =
         display::Display::new(config.tty, meta.iter().map(|(n, _)| n.clone()).collect());
 
+    // Without a stop signal from the caller, one that never fires (its sender lives here).
+    let (_never, never_rx) = tokio::sync::watch::channel(false);
+    let stop = config.stop.clone().unwrap_or(never_rx);
     let mut load = tokio::spawn(engine::run(
         Arc::clone(&tasks),
         target,
         Arc::clone(&recorder),
         config.plan.clone(),
+        stop,
     ));
     let mut history = Vec::new();
     let mut samples = Vec::new();

@@ -99,3 +99,25 @@ async fn open_model_latency_counts_from_the_intended_send_time() {
     assert!(r.unsent > 0);
     assert_eq!(r.unsent + slow.requests, 200);
 }
+
+#[tokio::test]
+async fn a_stop_signal_ends_a_long_run_and_keeps_its_results() {
+    let (host, counts) = common::serve().await;
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let mut config = common::config(
+        &host,
+        "[[task]]\nname='ok'\npath='/ok'\n",
+        common::closed(2),
+        3600,
+    );
+    config.stop = Some(rx);
+    let run = tokio::spawn(spillway_loadtest::run(config));
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let _ = tx.send(true);
+    let r = run
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(r.aggregated.requests > 0);
+    assert_eq!(r.aggregated.requests, counts.get("/ok"));
+}

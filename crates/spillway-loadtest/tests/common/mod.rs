@@ -105,6 +105,7 @@ pub fn config(
         html: None,
         live: false,
         tty: false,
+        stop: None,
     }
 }
 
