@@ -19,7 +19,14 @@ pub struct Display {
 fn pct(p: &Option<Vec<f64>>, i: usize) -> String {
     p.as_ref()
         .and_then(|v| v.get(i))
-        .map(|v| format!("{v:.0}"))
+        // Below 10 ms one decimal: on loopback most answers take well under a millisecond.
+        .map(|v| {
+            if *v < 10.0 {
+                format!("{v:.1}")
+            } else {
+                format!("{v:.0}")
+            }
+        })
         .unwrap_or_else(|| "-".into())
 }
 
