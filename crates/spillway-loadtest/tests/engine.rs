@@ -121,3 +121,34 @@ async fn a_stop_signal_ends_a_long_run_and_keeps_its_results() {
     assert!(r.aggregated.requests > 0);
     assert_eq!(r.aggregated.requests, counts.get("/ok"));
 }
+
+#[tokio::test]
+async fn samples_the_metrics_endpoint_and_a_server_process() {
+    let (host, _) = common::serve().await;
+    let mut config = common::config(
+        &host,
+        "[[task]]\nname='ok'\npath='/ok'\n",
+        common::closed(2),
+        2,
+    );
+    config.metrics_url = Some(format!("{host}/_spillway/metrics"));
+    // This test process stands in for a database server: it holds the test server's sockets.
+    config.servers = vec![spillway_loadtest::procfs::FoundServer {
+        name: "self".into(),
+        pid: std::process::id(),
+    }];
+    let r = spillway_loadtest::run(config)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let s = r.samples.first().unwrap_or_else(|| panic!("no samples"));
+    assert_eq!(s.metrics_error, None);
+    assert_eq!(s.proxy_client_connections, Some(7.0));
+    assert_eq!(s.proxy_database_connections, Some(3.0));
+    assert_eq!(s.function_concurrency, Some(2.0));
+    assert_eq!(s.servers[0].name, "self");
+    assert!(s.servers[0].cpu_pct.is_some());
+    assert!(s.servers[0].connections.is_some_and(|c| c > 0));
+    // Rates and the borrow mean come from differences, so from the second sample on.
+    let later = r.samples.get(1).unwrap_or_else(|| panic!("one sample"));
+    assert_eq!(later.function_errors_per_s.map(f64::round), Some(0.0));
+}

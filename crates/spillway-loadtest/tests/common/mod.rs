@@ -1,5 +1,6 @@
 //! A tiny HTTP server for the tests, on 127.0.0.1:0: /ok answers 200, /fail 500, /slow 200
-//! after 50 ms. It counts what it answered, so tests compare the generator's counts with it.
+//! after 50 ms, /_spillway/metrics a fixed Prometheus text. It counts what it answered, so
+//! tests compare the generator's counts with it.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,6 +13,19 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 
 pub const SLOW: Duration = Duration::from_millis(50);
+
+/// The shape of the stack's metrics (spillway-proxy's metrics.rs, spillway-functions' host.rs).
+const METRICS: &str = "# TYPE spillway_proxy_ClientConnections gauge
+spillway_proxy_ClientConnections{engine=\"postgres\",proxy=\"p\",endpoint=\"default\"} 5
+spillway_proxy_ClientConnections{engine=\"mysql\",proxy=\"m\",endpoint=\"default\"} 2
+spillway_proxy_DatabaseConnections{engine=\"postgres\",proxy=\"p\",target=\"db\"} 3
+spillway_proxy_DatabaseConnectionsBorrowLatency_sum{engine=\"postgres\",proxy=\"p\",target=\"db\"} 0.5
+spillway_proxy_DatabaseConnectionsBorrowLatency_count{engine=\"postgres\",proxy=\"p\",target=\"db\"} 10
+# TYPE spillway_function_concurrent_executions gauge
+spillway_function_concurrent_executions{function=\"tenant\"} 2
+# TYPE spillway_function_errors_total counter
+spillway_function_errors_total{function=\"tenant\"} 4
+";
 
 #[derive(Default)]
 pub struct Counts {
@@ -51,6 +65,11 @@ pub async fn serve() -> (String, Arc<Counts>) {
                     let c = Arc::clone(&c);
                     async move {
                         let path = req.uri().path().to_owned();
+                        if path == "/_spillway/metrics" {
+                            return hyper::Response::builder()
+                                .status(200)
+                                .body(Full::new(Bytes::from_static(METRICS.as_bytes())));
+                        }
                         let status = match path.as_str() {
                             "/ok" | "/" => 200,
                             "/fail" => 500,
