@@ -64,6 +64,21 @@ pub struct Answer {
     pub bytes: u64,
 }
 
+/// Why one attempt failed: `Stale` when a kept-alive connection turned out closed before the
+/// request was handled, which is worth one retry on a fresh connection.
+enum Failure {
+    Stale(String),
+    Other(String),
+}
+
+impl Failure {
+    fn into_text(self) -> String {
+        match self {
+            Failure::Stale(s) | Failure::Other(s) => s,
+        }
+    }
+}
+
 /// A connection slot: empty until the first request, emptied when a request fails.
 #[derive(Default)]
 pub struct Connection {
@@ -94,13 +109,29 @@ impl Connection {
     }
 
     async fn send_inner(&mut self, target: &Target, req: &Prepared) -> Result<Answer, String> {
+        let reused = self.sender.as_ref().is_some_and(|s| !s.is_closed());
+        match self.attempt(target, req).await {
+            Err(Failure::Stale(_)) if reused => {
+                // The server closed a kept-alive connection between two requests (an idle
+                // timeout, or HTTP/1.0): once more on a fresh one, as HTTP clients do.
+                self.sender = None;
+                self.attempt(target, req).await.map_err(Failure::into_text)
+            }
+            other => other.map_err(Failure::into_text),
+        }
+    }
+
+    async fn attempt(&mut self, target: &Target, req: &Prepared) -> Result<Answer, Failure> {
         if self.sender.as_ref().is_none_or(|s| s.is_closed()) {
-            self.sender = Some(connect(&target.authority).await?);
+            self.sender = Some(connect(&target.authority).await.map_err(Failure::Other)?);
         }
         let Some(sender) = self.sender.as_mut() else {
-            return Err("no connection".into());
+            return Err(Failure::Other("no connection".into()));
         };
-        sender.ready().await.map_err(|e| e.to_string())?;
+        sender
+            .ready()
+            .await
+            .map_err(|e| Failure::Stale(e.to_string()))?;
         let mut builder = hyper::Request::builder()
             .method(req.method.clone())
             .uri(format!("{}{}", target.base_path, req.path_and_query))
@@ -109,17 +140,32 @@ impl Connection {
             builder = builder.header(k, v);
         }
         let body = Full::new(Bytes::from(req.body.clone().unwrap_or_default()));
-        let request = builder.body(body).map_err(|e| e.to_string())?;
-        let response = sender
-            .send_request(request)
-            .await
-            .map_err(|e| e.to_string())?;
+        let request = builder
+            .body(body)
+            .map_err(|e| Failure::Other(e.to_string()))?;
+        let idempotent = matches!(
+            req.method,
+            hyper::Method::GET
+                | hyper::Method::HEAD
+                | hyper::Method::PUT
+                | hyper::Method::DELETE
+                | hyper::Method::OPTIONS
+        );
+        let response = sender.send_request(request).await.map_err(|e| {
+            // Canceled: the request never left. Incomplete: it may have been handled, so
+            // only an idempotent request is safe to send again.
+            if e.is_canceled() || (idempotent && e.is_incomplete_message()) {
+                Failure::Stale(e.to_string())
+            } else {
+                Failure::Other(e.to_string())
+            }
+        })?;
         let status = response.status().as_u16();
         let body = response
             .into_body()
             .collect()
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| Failure::Other(e.to_string()))?;
         Ok(Answer {
             status,
             bytes: body.to_bytes().len() as u64,
