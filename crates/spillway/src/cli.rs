@@ -78,6 +78,111 @@ pub enum Command {
     /// user's policies apply as to any DynamoDB client. The stack must be running.
     #[command(subcommand)]
     Tables(TablesCommand),
+    /// Load-test an HTTP endpoint as Locust does (users, spawn rate, run time, weighted tasks),
+    /// sampling the stack while it runs; writes Locust-format CSVs and an offline HTML report.
+    ///
+    /// Always headless: a live table on a terminal (plain lines otherwise) on stderr, a summary
+    /// at the end. Exits 0 when no request failed, 1 when some did, 2 on bad input.
+    /// Example: spillway loadtest -H http://127.0.0.1:4566 -f tasks.toml -u 1000 -r 10 -t 10m
+    ///          --wait 5s..9s --compare proxy,no_proxy --html report.html --csv run
+    Loadtest(LoadtestArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct LoadtestArgs {
+    /// Host to load test, in the format http://HOST[:PORT][/PREFIX]; task paths are appended.
+    #[arg(short = 'H', long)]
+    pub host: String,
+    /// The tasks file (TOML, [[task]] entries; see docs/loadtest.md) [default: one task, GET /].
+    #[arg(
+        short = 'f',
+        long = "tasks",
+        visible_alias = "locustfile",
+        value_name = "FILE"
+    )]
+    pub tasks: Option<PathBuf>,
+    /// Peak number of concurrent users (closed model).
+    #[arg(short = 'u', long, default_value_t = 1, conflicts_with = "arrival_rate",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub users: u32,
+    /// Rate to start users at (users per second) until --users run.
+    #[arg(
+        short = 'r',
+        long,
+        default_value_t = 1.0,
+        conflicts_with = "arrival_rate"
+    )]
+    pub spawn_rate: f64,
+    /// Stop after this long, e.g. 300s, 20m, 1h30m [default: run until Ctrl-C].
+    #[arg(short = 't', long, value_parser = humantime::parse_duration)]
+    pub run_time: Option<std::time::Duration>,
+    /// Each user's wait after every task: MIN..MAX drawn uniformly (Locust's between), or one
+    /// constant duration.
+    #[arg(long, default_value = "0s", conflicts_with = "arrival_rate")]
+    pub wait: String,
+    /// Open model instead of users: start this many requests per second whatever the answers'
+    /// pace; latency is measured from each request's intended send time.
+    #[arg(long, value_name = "PER_SECOND")]
+    pub arrival_rate: Option<f64>,
+    /// Open model: most requests in flight at once; later arrivals queue (and their queueing
+    /// counts in their latency).
+    #[arg(long, default_value_t = 1000, requires = "arrival_rate")]
+    pub max_in_flight: usize,
+    /// How long a request still running at the end may take to finish before it is abandoned
+    /// (not counted).
+    #[arg(short = 's', long, default_value = "0s", value_parser = humantime::parse_duration)]
+    pub stop_timeout: std::time::Duration,
+    /// Give up on a request after this long (a failure).
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    pub timeout: std::time::Duration,
+    /// Seed of the random choices (tasks, query ranges, waits) [default: from the clock].
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Store request stats in CSV files: PREFIX_stats.csv, PREFIX_stats_history.csv and
+    /// PREFIX_failures.csv, in Locust's columns.
+    #[arg(
+        help_heading = "Request statistics options",
+        long,
+        value_name = "PREFIX"
+    )]
+    pub csv: Option<String>,
+    /// Also write every task's row, not only the aggregate, to PREFIX_stats_history.csv.
+    #[arg(help_heading = "Request statistics options", long, requires = "csv")]
+    pub csv_full_history: bool,
+    /// Store the HTML report (one self-contained file, opens offline) at this path.
+    #[arg(help_heading = "Request statistics options", long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+    /// Print the final results as JSON on stdout (and nothing else there).
+    #[arg(help_heading = "Request statistics options", long)]
+    pub json: bool,
+    /// No live statistics while running; only the summary at the end.
+    #[arg(help_heading = "Request statistics options", long)]
+    pub only_summary: bool,
+    /// Accepted for Locust compatibility: spillway has no web UI, every run is headless.
+    #[arg(long, hide = true)]
+    pub headless: bool,
+    /// Put task groups side by side in the report, e.g. proxy,no_proxy (tasks' `group`).
+    #[arg(
+        help_heading = "Request statistics options",
+        long,
+        value_delimiter = ',',
+        value_name = "GROUP,GROUP"
+    )]
+    pub compare: Vec<String>,
+    /// Sample the stack's Prometheus metrics from this URL every second
+    /// [default with --stack: the running stack's /_spillway/metrics].
+    #[arg(help_heading = "Stack sampling options", long, value_name = "URL")]
+    pub metrics: Option<String>,
+    /// A stack directory (or file): watch its managed database servers and read its metrics.
+    #[arg(help_heading = "Stack sampling options", long, value_name = "DIR")]
+    pub stack: Option<PathBuf>,
+    /// Also watch this database server process (connections and CPU); repeatable.
+    #[arg(
+        help_heading = "Stack sampling options",
+        long = "db-pid",
+        value_name = "PID"
+    )]
+    pub db_pid: Vec<u32>,
 }
 
 #[derive(Subcommand, Debug)]

@@ -3,6 +3,7 @@
 
 mod iam;
 mod init;
+mod loadtest;
 mod logs;
 mod proxy;
 mod queue;
@@ -29,6 +30,7 @@ pub async fn run(command: Command, json_logs: bool) -> ExitCode {
         Command::Logs(args) => logs::run(&args).await,
         Command::Queue(command) => queue::run(&command).await,
         Command::Tables(command) => tables::run(&command).await,
+        Command::Loadtest(args) => loadtest::run(args).await,
     };
     ExitCode::from(code)
 }
