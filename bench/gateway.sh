@@ -26,6 +26,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/system.sh
+source bench/lib.sh
 
 RATE="${RATE:-5000}"
 LOW_RATE="${LOW_RATE:-1000}"
@@ -75,17 +76,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-# Runs a command in the background and waits for it, so a Ctrl-C or TERM reaches the trap at
-# once and the cleanup can stop the command by its pid.
-run_child() {
-  "$@" &
-  child_pid=$!
-  local rc=0
-  wait "$child_pid" || rc=$?
-  child_pid=""
-  return "$rc"
-}
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 

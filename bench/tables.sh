@@ -28,6 +28,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/system.sh
+source bench/lib.sh
 
 if [ -n "${QUICK:-}" ]; then
   : "${ROUNDS:=1}" "${DURATION:=3}" "${BIG:=100000}"
@@ -119,23 +120,6 @@ ticks() { # utime + stime of a process and its children so far, in clock ticks
   echo "${v:-0}"
 }
 busy() { awk '/^cpu /{print $2+$3+$4+$7+$8, $2+$3+$4+$5+$6+$7+$8}' /proc/stat; }
-rss_mb() { awk '/VmRSS/{printf "%.0f", $2/1024}' "/proc/$1/status" 2>/dev/null || echo -; }
-wait_http() { # URL PID: until it answers anything, bounded
-  for _ in $(seq 1 300); do
-    curl -s -o /dev/null "$1" && return 0
-    kill -0 "$2" 2>/dev/null || return 1
-    sleep 0.1
-  done
-  return 1
-}
-run_child() {
-  "$@" &
-  child_pid=$!
-  local rc=0
-  wait "$child_pid" || rc=$?
-  child_pid=""
-  return "$rc"
-}
 
 results="$work/results.txt"
 : > "$results"
