@@ -80,7 +80,15 @@ impl AsyncService for DynamoDbApi {
                                 action,
                                 "DynamoDB request failed: {why}"
                             );
-                            self.tables.metrics.system_error("", static_action(action));
+                            // A rare path: the table's name is read from the body again
+                            // rather than carried through every action.
+                            let table = serde_json::from_slice::<Value>(req.body)
+                                .ok()
+                                .and_then(|v| v.get("TableName")?.as_str().map(str::to_owned))
+                                .unwrap_or_default();
+                            self.tables
+                                .metrics
+                                .system_error(&table, static_action(action));
                         }
                         TablesError::ConditionalCheckFailed { .. }
                         | TablesError::TransactionCanceled { .. } => {}

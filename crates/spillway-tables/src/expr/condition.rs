@@ -86,7 +86,7 @@ pub fn parse_condition(
         cur: Cursor::new(text, kind),
         subs,
         problems: Problems::default(),
-        last_group_close: None,
+        last_group: None,
     };
     let node = p.or(false)?;
     if p.cur.peek().tok != Tok::Eof {
@@ -107,8 +107,8 @@ struct Parser<'t, 's> {
     cur: Cursor<'t>,
     subs: &'s mut Substitutions,
     problems: Problems,
-    /// Token position just after the last `)` that closed a condition group.
-    last_group_close: Option<usize>,
+    /// The last condition group closed: the position of its `(` and the one just after its `)`.
+    last_group: Option<(usize, usize)>,
 }
 
 fn dummy() -> Condition {
@@ -184,17 +184,20 @@ impl Parser<'_, '_> {
 
     fn primary(&mut self, allow_operand: bool) -> Result<Node, ExprError> {
         let left = if self.cur.peek().tok == Tok::LParen {
+            let open = self.cur.pos();
             self.cur.next();
             let doubled = self.cur.peek().tok == Tok::LParen;
             let inner = self.or(true)?;
-            // `((x))`: the inner group closed right where the outer one closes.
-            if doubled && self.last_group_close == Some(self.cur.pos()) {
+            // `((x))`: the group that opened right after this one closes right where this one
+            // closes. (Only that group: in `((a) OR NOT (b))` the last group to close is
+            // `(b)`, and the outer parentheses are needed.)
+            if doubled && self.last_group == Some((open + 1, self.cur.pos())) {
                 self.problems.record(Slot::Parens, || {
                     "The expression has redundant parentheses;".into()
                 });
             }
             self.cur.expect(Tok::RParen)?;
-            self.last_group_close = Some(self.cur.pos());
+            self.last_group = Some((open, self.cur.pos()));
             match inner {
                 Node::Operand(op) => op,
                 other => return Ok(other),
