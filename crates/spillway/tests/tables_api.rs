@@ -345,3 +345,44 @@ print(len(ok) >= 1, set(refused) <= {'ResourceInUseException'}, sorted(ok) == ta
     );
     assert_eq!(out.trim(), "True True True", "{out}");
 }
+
+#[test]
+fn consumed_capacity_follows_dynamodbs_unit_rules() {
+    let node = start();
+    // A 2,500-byte item: 3 write units (1 KB each, rounded up); reading it is one 4 KB read
+    // unit, halved when eventually consistent; an index write and read are reported under the
+    // index with INDEXES; a transaction costs twice.
+    let out = boto3(
+        &node,
+        ADMIN,
+        r#"
+item = {'date': {'S': 'cap'}, 'seq': {'N': '1'}, 'user': {'S': 'u'}, 'pad': {'S': 'x' * (2500 - 18)}}
+key = {'date': {'S': 'cap'}, 'seq': {'N': '1'}}
+p = ddb.put_item(TableName='Events', Item=item, ReturnConsumedCapacity='TOTAL')['ConsumedCapacity']
+print(p['TableName'], p['CapacityUnits'])
+g1 = ddb.get_item(TableName='Events', Key=key, ReturnConsumedCapacity='TOTAL')['ConsumedCapacity']['CapacityUnits']
+g2 = ddb.get_item(TableName='Events', Key=key, ConsistentRead=True, ReturnConsumedCapacity='TOTAL')['ConsumedCapacity']['CapacityUnits']
+print(g1, g2)
+q = ddb.query(TableName='Events', IndexName='byUser', KeyConditionExpression='#u = :u', ExpressionAttributeNames={'#u': 'user'}, ExpressionAttributeValues={':u': {'S': 'u'}}, ReturnConsumedCapacity='INDEXES')['ConsumedCapacity']
+print(sorted(q['GlobalSecondaryIndexes']), q['GlobalSecondaryIndexes']['byUser']['CapacityUnits'])
+w = ddb.put_item(TableName='Events', Item=item, ReturnConsumedCapacity='INDEXES')['ConsumedCapacity']
+print(w['Table']['CapacityUnits'], w['GlobalSecondaryIndexes']['byUser']['CapacityUnits'])
+t = ddb.transact_write_items(TransactItems=[{'Put': {'TableName': 'Other', 'Item': {'id': {'S': 'a'}}}}], ReturnConsumedCapacity='TOTAL')['ConsumedCapacity']
+print(t[0]['TableName'], t[0]['CapacityUnits'])
+print('ConsumedCapacity' in ddb.get_item(TableName='Events', Key=key))
+"#,
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "Events 6.0",
+            "0.5 1.0",
+            "['byUser'] 0.5",
+            "3.0 3.0",
+            "Other 2.0",
+            "False"
+        ],
+        "{out}"
+    );
+}
