@@ -222,7 +222,8 @@ pub struct Database {
     /// spillway starts and manages a private server for this database.
     #[serde(default)]
     pub url: Option<Template>,
-    /// Read replicas of an external server (URLs), for read-only proxy endpoints.
+    /// Read replicas of an external server (URLs), for read-only proxy endpoints (a managed
+    /// server has `readers` instead).
     #[serde(default)]
     pub replicas: Vec<Template>,
     /// The database to create in a managed server; defaults to the resource name.
@@ -251,6 +252,12 @@ pub struct Database {
     /// `max_connections` of a managed server.
     #[serde(default = "default_max_connections")]
     pub max_connections: u32,
+    /// Read replicas of a managed server (0-15, as an Aurora cluster has up to 15 readers),
+    /// started and stopped with it and fed by the engine's own replication (MariaDB: GTID
+    /// replication; PostgreSQL: streaming replication, hot standby). Read-only proxy endpoints
+    /// spread connections over them. External servers list theirs in `replicas`.
+    #[serde(default)]
+    pub readers: u32,
 }
 
 fn default_max_connections() -> u32 {

@@ -152,17 +152,20 @@ fn server_tls(
         .map_err(|e| fail(e.to_string()))
 }
 
-/// The database's replicas, from their (resolved) URLs; the URLs' credentials are not used,
-/// since the proxy logs in with its secrets everywhere.
+/// The database's replicas: an external server's `replicas` from their (resolved) URLs, whose
+/// credentials are not used since the proxy logs in with its secrets everywhere, and a managed
+/// server's readers on their sockets. Both feed the same topology.
 fn replica_addrs(
     loaded: &LoadedStack,
     name: &str,
     values: &Values,
+    running: &DatabaseEndpoint,
 ) -> Result<Vec<ServerAddr>, SupervisorError> {
     let stack = &loaded.stack;
     let p = &stack.proxies[name];
+    let readers = running.readers.iter().map(server_addr);
     let Some(db) = stack.databases.get(&p.database) else {
-        return Ok(Vec::new());
+        return Ok(readers.collect());
     };
     let field = |i: usize| format!("databases.{}.replicas[{i}]", p.database);
     db.replicas
@@ -184,6 +187,7 @@ fn replica_addrs(
                 })?;
             Ok(server_at(&host, port))
         })
+        .chain(readers.map(Ok))
         .collect()
 }
 
@@ -469,7 +473,7 @@ pub async fn start(
 ) -> Result<Option<RunningProxy>, SupervisorError> {
     let stack = &loaded.stack;
     let p = &stack.proxies[name];
-    let replicas = replica_addrs(loaded, name, values)?;
+    let replicas = replica_addrs(loaded, name, values, db)?;
     let iam = if p.auth.iter().any(|a| a.iam != IamAuth::Disabled) {
         Some(crate::identity::ProxyTokens::new(loaded, name, keys))
     } else {
@@ -762,7 +766,7 @@ impl RunningProxy {
         let endpoints_then: Vec<(&String, EndpointRole)> =
             self.endpoints.iter().map(|(n, r, _)| (n, *r)).collect();
         if endpoints_now != endpoints_then
-            || replica_addrs(loaded, &self.name, values)? != self.replicas
+            || replica_addrs(loaded, &self.name, values, &self.db)? != self.replicas
         {
             notes.push(format!(
                 "proxies.{}: endpoints or replicas changed; they apply at the next start",

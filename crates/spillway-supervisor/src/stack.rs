@@ -105,9 +105,12 @@ impl Running {
     pub async fn unexpected_exit(&mut self) -> String {
         loop {
             for db in &mut self.databases {
-                if let Some(p) = db.process.as_mut()
-                    && let Some(status) = p.try_exited()
-                {
+                // A reader is supervised like its primary: if it dies, so does the stack (it
+                // is not restarted behind the user's back; see docs/stack-file.md).
+                for p in db.process.iter_mut().chain(db.readers.iter_mut()) {
+                    let Some(status) = p.try_exited() else {
+                        continue;
+                    };
                     return format!(
                         "{} exited unexpectedly ({status}); see {}",
                         p.what,
@@ -160,7 +163,13 @@ impl Running {
         {
             notes.push("apis changed; they apply at the next start".into());
         }
-        if loaded.stack.databases.len() != self.stack.databases.len() {
+        let readers_changed = loaded.stack.databases.iter().any(|(name, db)| {
+            self.stack
+                .databases
+                .get(name)
+                .is_some_and(|then| then.readers != db.readers)
+        });
+        if loaded.stack.databases.len() != self.stack.databases.len() || readers_changed {
             notes.push("databases changed; they apply at the next start".into());
         }
         self.values = values;
@@ -202,6 +211,11 @@ impl Running {
 
 async fn stop_databases(databases: Vec<RunningDatabase>) {
     for db in databases.into_iter().rev() {
+        // Readers first, so none is left replicating from a primary that is gone.
+        for (r, p) in db.endpoint.readers.iter().zip(db.readers).rev() {
+            tracing::info!(database = %r.resource, "stopping");
+            p.stop(Duration::from_secs(60)).await;
+        }
         if let Some(p) = db.process {
             tracing::info!(database = %db.endpoint.resource, "stopping");
             p.stop(Duration::from_secs(60)).await;
@@ -767,6 +781,16 @@ fn record_database(
             .as_deref()
             .map_or_else(|| "from its url".to_owned(), show),
     });
+    for r in &e.readers {
+        rows.push(Row {
+            resource: format!("databases.{}", r.resource),
+            endpoint: format!("{} (read-only replica)", r.url()),
+            credentials: r
+                .admin_password_file
+                .as_deref()
+                .map_or_else(|| "as the primary".to_owned(), show),
+        });
+    }
 }
 
 async fn start_database(
@@ -819,6 +843,7 @@ async fn start_database(
         max_connections: db.max_connections,
         init,
         users,
+        readers: db.readers,
     };
     match db.engine {
         spillway_stack::model::Engine::Postgres => {

@@ -8,6 +8,9 @@ use crate::diagnostic::FieldPath;
 use crate::model::*;
 use crate::resource::{Kind, ResourceId};
 
+/// The most read replicas a managed database may have (an Aurora cluster's limit).
+pub const MAX_READERS: u32 = 15;
+
 fn url_scheme_ok(engine: Engine, url: &str) -> bool {
     if url.contains("${") {
         return true; // checked once resolved
@@ -40,12 +43,17 @@ pub(super) fn check_databases(c: &mut Checker<'_>, stack: &Stack) {
             if db.port.is_some() {
                 c.err(at("port"), "port applies to managed databases only; an external database's port is in its url");
             }
+            if db.readers > 0 {
+                c.err(at("readers"), "readers applies to managed databases only; list an external server's replicas in `replicas`");
+            }
         } else if !db.replicas.is_empty() {
             c.err(
                 at("replicas"),
-                "replicas need an external primary (url); managed databases have no replicas",
+                "replicas need an external primary (url); a managed database gets replicas with `readers = N`",
             );
         }
+        // Aurora's limit: up to 15 replicas per cluster.
+        c.range(at("readers"), db.readers, 0, MAX_READERS);
         for (i, r) in db.replicas.iter().enumerate() {
             if !url_scheme_ok(db.engine, r.as_str()) {
                 c.err(
@@ -211,11 +219,13 @@ pub(super) fn check_proxies(c: &mut Checker<'_>, stack: &Stack) {
             c.err(at("max_connections"), "expected at least 1");
         }
         for (ep, e) in &p.endpoints {
-            if e.role == EndpointRole::ReadOnly && engine.is_some_and(|db| db.replicas.is_empty()) {
+            if e.role == EndpointRole::ReadOnly
+                && engine.is_some_and(|db| db.replicas.is_empty() && db.readers == 0)
+            {
                 c.err(
                     at("endpoints").key(ep.clone()).key("role"),
                     format!(
-                        "a read-only endpoint needs databases.{}.replicas",
+                        "a read-only endpoint needs databases.{0}.replicas (external) or databases.{0}.readers (managed)",
                         p.database
                     ),
                 );

@@ -280,8 +280,10 @@ pub async fn check(
             admin_password_file: None,
             server_version: version,
             log: None,
+            readers: Vec::new(),
         },
         process: None,
+        readers: Vec::new(),
     })
 }
 

@@ -3,7 +3,9 @@
 
 pub mod external;
 pub mod mysql;
+mod mysql_readers;
 pub mod postgres;
+pub mod readers;
 mod sql;
 
 use std::path::{Path, PathBuf};
@@ -36,6 +38,8 @@ pub struct ManagedSpec {
     /// Absolute paths of init SQL files.
     pub init: Vec<PathBuf>,
     pub users: Vec<DbUser>,
+    /// How many read replicas to run beside it (`readers`).
+    pub readers: u32,
 }
 
 /// Where and how to reach a database.
@@ -58,6 +62,9 @@ pub struct DatabaseEndpoint {
     pub admin_password_file: Option<PathBuf>,
     pub server_version: String,
     pub log: Option<PathBuf>,
+    /// A managed server's read replicas (`readers = N`), in order; each is reached like a
+    /// managed server without TCP (its own Unix socket).
+    pub readers: Vec<DatabaseEndpoint>,
 }
 
 impl DatabaseEndpoint {
@@ -125,6 +132,8 @@ pub struct RunningDatabase {
     pub endpoint: DatabaseEndpoint,
     /// The server process, for managed databases.
     pub process: Option<Supervised>,
+    /// The readers' server processes, in the order of `endpoint.readers`.
+    pub readers: Vec<Supervised>,
 }
 
 /// A socket path must fit in `sun_path` (108 bytes with the NUL). Deep stack directories get a
@@ -206,13 +215,14 @@ pub(crate) fn prepare_layout(
     service: &'static str,
     longest_socket_name: &str,
     socket_only_port: u16,
+    needs_port: bool,
 ) -> Result<Layout, SupervisorError> {
     let run_as = crate::process::RunAs::for_service(service_user);
     std::fs::create_dir_all(&spec.dir).map_err(SupervisorError::io(&spec.dir))?;
     run_as.check_reachable(&spec.dir)?;
     let data = spec.dir.join("data");
     check_owner(&data, run_as.uid, service)?;
-    let port = if spec.tcp || spec.port.is_some() {
+    let port = if spec.listens_on_tcp() || needs_port {
         crate::state::managed_port(
             &spec.dir,
             spec.port,
@@ -221,17 +231,8 @@ pub(crate) fn prepare_layout(
     } else {
         socket_only_port
     };
-    let sockets = socket_dir(&spec.dir, longest_socket_name);
-    std::fs::create_dir_all(&sockets).map_err(SupervisorError::io(&sockets))?;
-    // Only the server's account (and root) may enter it: a function running under a user of
-    // its own must not reach the database's socket, and MariaDB makes its socket 0777.
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&sockets, std::fs::Permissions::from_mode(0o700))
-            .map_err(SupervisorError::io(&sockets))?;
-    }
     run_as.own(&spec.dir)?;
-    run_as.own(&sockets)?;
+    let sockets = private_socket_dir(&spec.dir, longest_socket_name, &run_as)?;
     Ok(Layout {
         run_as,
         data,
@@ -239,6 +240,23 @@ pub(crate) fn prepare_layout(
         sockets,
         password_file: spec.dir.join("admin-password"),
     })
+}
+
+/// The socket directory of a server whose state directory is `dir`, made and owned by its
+/// account. Only that account (and root) may enter it: a function running under a user of its
+/// own must not reach the database's socket, and MariaDB makes its socket 0777.
+pub(crate) fn private_socket_dir(
+    dir: &Path,
+    longest_socket_name: &str,
+    run_as: &crate::process::RunAs,
+) -> Result<PathBuf, SupervisorError> {
+    use std::os::unix::fs::PermissionsExt;
+    let sockets = socket_dir(dir, longest_socket_name);
+    std::fs::create_dir_all(&sockets).map_err(SupervisorError::io(&sockets))?;
+    std::fs::set_permissions(&sockets, std::fs::Permissions::from_mode(0o700))
+        .map_err(SupervisorError::io(&sockets))?;
+    run_as.own(&sockets)?;
+    Ok(sockets)
 }
 
 impl ManagedSpec {
@@ -265,6 +283,7 @@ mod tests {
             admin_password_file: None,
             server_version: "15".into(),
             log: None,
+            readers: Vec::new(),
         }
     }
 

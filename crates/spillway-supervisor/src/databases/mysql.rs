@@ -13,7 +13,7 @@ use spillway_stack::model::Engine;
 use tokio::io::AsyncReadExt;
 
 use super::sql::{my_ident, my_literal};
-use super::{DatabaseEndpoint, ManagedSpec, RunningDatabase, wait_for_stale};
+use super::{DatabaseEndpoint, ManagedSpec, RunningDatabase, mysql_readers, wait_for_stale};
 use super::{Layout, prepare_layout};
 use crate::error::SupervisorError;
 use crate::process::{RunAs, Spec, Supervised, find_program, run};
@@ -22,19 +22,19 @@ use crate::state::{admin_password, write_private};
 /// The administrative user of a managed MariaDB (socket logins only).
 pub const ADMIN_USER: &str = "root";
 const READY_TIMEOUT: Duration = Duration::from_secs(90);
-const STOP_GRACE: Duration = Duration::from_secs(60);
+pub(super) const STOP_GRACE: Duration = Duration::from_secs(60);
 
-struct Binaries {
+pub(super) struct Binaries {
     install_db: PathBuf,
     server: PathBuf,
-    client: PathBuf,
+    pub(super) client: PathBuf,
 }
 
 /// `SPILLWAY_MARIADB_BINDIR` picks the server binaries (e.g. one of several installed
 /// versions); then only that directory is searched for mariadb-install-db and mariadbd.
 pub const BINDIR_VAR: &str = "SPILLWAY_MARIADB_BINDIR";
 
-fn binaries() -> Result<Binaries, SupervisorError> {
+pub(super) fn binaries() -> Result<Binaries, SupervisorError> {
     let pinned = std::env::var_os(BINDIR_VAR).map(PathBuf::from);
     let extra = [
         PathBuf::from("/usr/sbin"),
@@ -69,34 +69,64 @@ fn binaries() -> Result<Binaries, SupervisorError> {
     })
 }
 
-struct Server<'a> {
-    spec: &'a ManagedSpec,
-    bins: &'a Binaries,
-    run_as: &'a RunAs,
-    port: u16,
-    socket: PathBuf,
-    log: PathBuf,
+/// Which server of a database this is.
+#[derive(Clone, Copy)]
+pub(super) enum Role {
+    /// The primary; `replicated` when it has readers: it then keeps a binary log and listens
+    /// on its loopback port, because MariaDB replicas reach their primary over TCP only.
+    Primary { replicated: bool },
+    /// Reader `index` (from 1): a read-only replica of the primary.
+    Reader { index: u32 },
+}
+
+pub(super) struct Server<'a> {
+    pub(super) spec: &'a ManagedSpec,
+    pub(super) bins: &'a Binaries,
+    pub(super) run_as: &'a RunAs,
+    pub(super) port: u16,
+    pub(super) socket: PathBuf,
+    pub(super) log: PathBuf,
+    /// The server's own state directory (the database's, or its reader's).
+    pub(super) dir: PathBuf,
+    pub(super) role: Role,
 }
 
 impl Server<'_> {
+    /// `databases.NAME`, or `databases.NAME.readers.N` for a reader.
+    pub(super) fn label(&self) -> String {
+        match self.role {
+            Role::Primary { .. } => format!("databases.{}", self.spec.resource),
+            Role::Reader { index } => {
+                format!(
+                    "databases.{}",
+                    super::readers::name(&self.spec.resource, index)
+                )
+            }
+        }
+    }
+
     /// A temporary directory of the server's own: servers sharing /tmp (two stacks, parallel
     /// first starts) remove each other's temporary tables, and a first start then fails with
     /// "Unknown table 'mysql.tmp_user_sys'".
     fn tmp_dir(&self) -> Result<PathBuf, SupervisorError> {
-        let tmp = self.spec.dir.join("tmp");
+        let tmp = self.dir.join("tmp");
         std::fs::create_dir_all(&tmp).map_err(SupervisorError::io(&tmp))?;
         self.run_as.own(&tmp)?;
         Ok(tmp)
     }
 
-    fn spawn(&self, data: &Path) -> Result<Supervised, SupervisorError> {
+    pub(super) fn spawn(&self, data: &Path) -> Result<Supervised, SupervisorError> {
         let tmp = self.tmp_dir()?;
         let mut args = vec![
             "--no-defaults".into(),
             format!("--datadir={}", data.display()),
             format!("--socket={}", self.socket.display()),
         ];
-        if self.spec.listens_on_tcp() {
+        let tcp = match self.role {
+            Role::Primary { replicated } => self.spec.listens_on_tcp() || replicated,
+            Role::Reader { .. } => false,
+        };
+        if tcp {
             args.extend([
                 format!("--port={}", self.port),
                 "--bind-address=127.0.0.1".into(),
@@ -104,11 +134,30 @@ impl Server<'_> {
         } else {
             args.push("--skip-networking".into());
         }
+        match self.role {
+            Role::Primary { replicated: false } => {}
+            // GTID replication needs the binary log (row-based: replicas apply exactly what
+            // changed). Two days of it cover replicas that were stopped with the stack.
+            Role::Primary { replicated: true } => args.extend([
+                "--server-id=1".into(),
+                "--log-bin=binlog".into(),
+                "--binlog-format=ROW".into(),
+                "--expire-logs-days=2".into(),
+            ]),
+            // A reader keeps a binary log too: its first start reads the primary's position
+            // from the copied one (`gtid_binlog_pos`). Replication starts only once spillway
+            // has pointed it at the primary's current port.
+            Role::Reader { index } => args.extend([
+                format!("--server-id={}", 100 + index),
+                "--log-bin=binlog".into(),
+                "--relay-log=relay-bin".into(),
+                "--binlog-format=ROW".into(),
+                "--read-only=ON".into(),
+                "--skip-slave-start".into(),
+            ]),
+        }
         args.extend([
-            format!(
-                "--pid-file={}",
-                self.spec.dir.join("mariadbd.pid").display()
-            ),
+            format!("--pid-file={}", self.dir.join("mariadbd.pid").display()),
             format!("--tmpdir={}", tmp.display()),
             format!("--max-connections={}", self.spec.max_connections),
             "--skip-name-resolve".into(),
@@ -116,7 +165,7 @@ impl Server<'_> {
             "--character-set-server=utf8mb4".into(),
         ]);
         Supervised::spawn(&Spec {
-            what: format!("mariadbd for databases.{}", self.spec.resource),
+            what: format!("mariadbd for {}", self.label()),
             program: self.bins.server.clone(),
             args,
             env: vec![],
@@ -124,12 +173,12 @@ impl Server<'_> {
             log: self.log.clone(),
             // SIGTERM is mariadbd's normal, clean shutdown.
             stop_signal: Signal::SIGTERM,
-            cwd: Some(self.spec.dir.clone()),
+            cwd: Some(self.dir.clone()),
         })
     }
 
     /// Ready means the server sends its handshake (protocol version 10) on its socket.
-    async fn wait_ready(&self, process: &mut Supervised) -> Result<(), SupervisorError> {
+    pub(super) async fn wait_ready(&self, process: &mut Supervised) -> Result<(), SupervisorError> {
         process
             .wait_until_ready(READY_TIMEOUT, Duration::from_millis(50), || {
                 handshake(&self.socket)
@@ -139,7 +188,7 @@ impl Server<'_> {
 
     /// Runs SQL as root over the socket with the `mariadb` client (so init files written for it,
     /// DELIMITER and all, work as they are).
-    async fn client(
+    pub(super) async fn client(
         &self,
         password: Option<&str>,
         db: Option<&str>,
@@ -167,12 +216,12 @@ impl Server<'_> {
             (None, None) => None,
         };
         let spec = Spec {
-            what: format!("databases.{}: {what}", self.spec.resource),
+            what: format!("{}: {what}", self.label()),
             program: self.bins.client.clone(),
             args,
             env,
             run_as: RunAs::current(),
-            log: self.spec.dir.join("setup.log"),
+            log: self.dir.join("setup.log"),
             stop_signal: Signal::SIGTERM,
             cwd: None,
         };
@@ -217,13 +266,21 @@ pub async fn start(
     progress: &(dyn Fn(&str) + Sync),
 ) -> Result<RunningDatabase, SupervisorError> {
     let bins = binaries()?;
+    let replicated = spec.readers > 0;
     let Layout {
         run_as,
         data,
         port,
         sockets,
         password_file,
-    } = prepare_layout(spec, "mysql", "mariadbd", "mysqld.sock.lock", 3306)?;
+    } = prepare_layout(
+        spec,
+        "mysql",
+        "mariadbd",
+        "mysqld.sock.lock",
+        3306,
+        replicated,
+    )?;
     let log = spec.dir.join("mariadbd.log");
     let server = Server {
         spec,
@@ -232,6 +289,8 @@ pub async fn start(
         port,
         socket: sockets.join("mysqld.sock"),
         log: log.clone(),
+        dir: spec.dir.clone(),
+        role: Role::Primary { replicated },
     };
 
     if !data.exists() {
@@ -245,38 +304,62 @@ pub async fn start(
         &format!("databases.{}", spec.resource),
     )
     .await?;
+    // Readers are seeded now, while the primary is stopped: a copy of a stopped server's
+    // files is consistent without any backup tool.
+    mysql_readers::seed(&server, &data, progress).await?;
     let mut process = server.spawn(&data)?;
     let ready = async {
         server.wait_ready(&mut process).await?;
-        server.sync_users(&password).await
+        server.sync_users(&password).await?;
+        mysql_readers::sync_primary(&server, &password).await
     }
     .await;
-    if let Err(e) = ready {
-        process.stop(STOP_GRACE).await;
-        return Err(e);
-    }
-    Ok(RunningDatabase {
-        endpoint: DatabaseEndpoint {
-            resource: spec.resource.clone(),
-            engine: Engine::Mysql,
-            host: if spec.listens_on_tcp() {
-                "127.0.0.1".into()
-            } else {
-                "localhost".into()
-            },
-            port,
-            tcp: spec.listens_on_tcp(),
-            socket: Some(server.socket.clone()),
-            dbname: spec.dbname.clone(),
-            admin_user: ADMIN_USER.into(),
-            admin_password_file: Some(password_file),
-            server_version: std::fs::read_to_string(data.join("mariadb_upgrade_info"))
-                .unwrap_or_default()
-                .trim()
-                .to_owned(),
-            log: Some(log),
+    let replication_password = match ready {
+        Ok(p) => p,
+        Err(e) => {
+            process.stop(STOP_GRACE).await;
+            return Err(e);
+        }
+    };
+    let mut endpoint = DatabaseEndpoint {
+        resource: spec.resource.clone(),
+        engine: Engine::Mysql,
+        host: if spec.listens_on_tcp() {
+            "127.0.0.1".into()
+        } else {
+            "localhost".into()
         },
+        port,
+        tcp: spec.listens_on_tcp(),
+        socket: Some(server.socket.clone()),
+        dbname: spec.dbname.clone(),
+        admin_user: ADMIN_USER.into(),
+        admin_password_file: Some(password_file),
+        server_version: std::fs::read_to_string(data.join("mariadb_upgrade_info"))
+            .unwrap_or_default()
+            .trim()
+            .to_owned(),
+        log: Some(log),
+        readers: Vec::new(),
+    };
+    let readers = match replication_password {
+        Some(repl) => {
+            match mysql_readers::start_all(&server, &endpoint, &password, &repl, progress).await {
+                Ok(r) => r,
+                Err(e) => {
+                    process.stop(STOP_GRACE).await;
+                    return Err(e);
+                }
+            }
+        }
+        None => Vec::new(),
+    };
+    let (endpoints, processes) = readers.into_iter().unzip();
+    endpoint.readers = endpoints;
+    Ok(RunningDatabase {
+        endpoint,
         process: Some(process),
+        readers: processes,
     })
 }
 
@@ -286,6 +369,15 @@ async fn bootstrap(
     password_file: &Path,
     progress: &(dyn Fn(&str) + Sync),
 ) -> Result<(), SupervisorError> {
+    // The first start keeps no binary log and opens no port: readers are seeded from the
+    // finished data directory, not from its making.
+    let server = &Server {
+        socket: server.socket.clone(),
+        log: server.log.clone(),
+        dir: server.dir.clone(),
+        role: Role::Primary { replicated: false },
+        ..*server
+    };
     let spec = server.spec;
     let partial = spec.dir.join("data.partial");
     if partial.exists() {

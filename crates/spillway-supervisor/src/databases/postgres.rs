@@ -264,7 +264,14 @@ pub async fn start(
         port,
         sockets,
         password_file,
-    } = prepare_layout(spec, "postgres", "postgres", ".s.PGSQL.65535.lock", 5432)?;
+    } = prepare_layout(
+        spec,
+        "postgres",
+        "postgres",
+        ".s.PGSQL.65535.lock",
+        5432,
+        false,
+    )?;
     let log = spec.dir.join("postgres.log");
     let server = Server {
         spec,
@@ -316,8 +323,10 @@ pub async fn start(
             admin_password_file: Some(password_file),
             server_version: version,
             log: Some(log),
+            readers: Vec::new(),
         },
         process: Some(process),
+        readers: Vec::new(),
     })
 }
 
