@@ -5,6 +5,7 @@ pub mod external;
 pub mod mysql;
 mod mysql_readers;
 pub mod postgres;
+mod postgres_readers;
 pub mod readers;
 mod sql;
 

@@ -12,7 +12,7 @@ use nix::sys::signal::Signal;
 use spillway_stack::model::Engine;
 
 use super::sql::{pg_ident, pg_literal};
-use super::{DatabaseEndpoint, ManagedSpec, RunningDatabase, wait_for_stale};
+use super::{DatabaseEndpoint, ManagedSpec, RunningDatabase, postgres_readers, wait_for_stale};
 use super::{Layout, prepare_layout};
 use crate::error::SupervisorError;
 use crate::process::{RunAs, Spec, Supervised, find_program, run};
@@ -21,12 +21,23 @@ use crate::state::{admin_password, write_private};
 /// The superuser spillway creates in every managed PostgreSQL.
 pub const ADMIN_USER: &str = "spillway";
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
-const STOP_GRACE: Duration = Duration::from_secs(30);
+pub(super) const STOP_GRACE: Duration = Duration::from_secs(30);
 
-struct Binaries {
+pub(super) struct Binaries {
     initdb: PathBuf,
     postgres: PathBuf,
     psql: PathBuf,
+}
+
+impl Binaries {
+    /// A tool of the same installation as the server (pg_basebackup).
+    pub(super) fn beside_server(&self, name: &str) -> PathBuf {
+        self.postgres
+            .parent()
+            .map(|d| d.join(name))
+            .filter(|p| p.exists())
+            .unwrap_or_else(|| PathBuf::from(name))
+    }
 }
 
 /// Debian installs server binaries under /usr/lib/postgresql/VERSION/bin; prefer the newest.
@@ -116,18 +127,47 @@ fn binaries() -> Result<Binaries, SupervisorError> {
     })
 }
 
-struct Server<'a> {
-    spec: &'a ManagedSpec,
-    bins: &'a Binaries,
-    run_as: &'a RunAs,
-    port: u16,
-    sockets: PathBuf,
-    log: PathBuf,
+/// Which server of a database this is.
+#[derive(Clone, Copy)]
+pub(super) enum Role {
+    Primary,
+    /// Reader `index` (from 1): a hot standby streaming from the primary.
+    Reader {
+        index: u32,
+    },
+}
+
+pub(super) struct Server<'a> {
+    pub(super) spec: &'a ManagedSpec,
+    pub(super) bins: &'a Binaries,
+    pub(super) run_as: &'a RunAs,
+    pub(super) port: u16,
+    pub(super) sockets: PathBuf,
+    pub(super) log: PathBuf,
+    /// The server's own state directory (the database's, or its reader's).
+    pub(super) dir: PathBuf,
+    pub(super) role: Role,
+    /// Extra `-c` settings (a reader's `primary_conninfo`).
+    pub(super) settings: Vec<String>,
 }
 
 impl Server<'_> {
-    fn spawn(&self, data: &Path) -> Result<Supervised, SupervisorError> {
-        let args = vec![
+    /// `databases.NAME`, or `databases.NAME.readers.N` for a reader.
+    pub(super) fn label(&self) -> String {
+        match self.role {
+            Role::Primary => format!("databases.{}", self.spec.resource),
+            Role::Reader { index } => {
+                format!(
+                    "databases.{}",
+                    super::readers::name(&self.spec.resource, index)
+                )
+            }
+        }
+    }
+
+    pub(super) fn spawn(&self, data: &Path) -> Result<Supervised, SupervisorError> {
+        let tcp = matches!(self.role, Role::Primary) && self.spec.listens_on_tcp();
+        let mut args = vec![
             "-D".into(),
             data.display().to_string(),
             "-p".into(),
@@ -136,14 +176,7 @@ impl Server<'_> {
             self.sockets.display().to_string(),
             "-c".into(),
             // Empty: the Unix socket only.
-            format!(
-                "listen_addresses={}",
-                if self.spec.listens_on_tcp() {
-                    "127.0.0.1"
-                } else {
-                    ""
-                }
-            ),
+            format!("listen_addresses={}", if tcp { "127.0.0.1" } else { "" }),
             "-c".into(),
             format!("max_connections={}", self.spec.max_connections),
             "-c".into(),
@@ -151,8 +184,21 @@ impl Server<'_> {
             "-c".into(),
             "password_encryption=scram-sha-256".into(),
         ];
+        if self.spec.readers > 0 {
+            // A standby needs at least its primary's max_wal_senders, so both get the same
+            // value; the kept WAL covers readers stopped a little before their primary.
+            args.extend([
+                "-c".into(),
+                format!("max_wal_senders={}", (self.spec.readers + 2).max(10)),
+                "-c".into(),
+                "wal_keep_size=128MB".into(),
+            ]);
+        }
+        for setting in &self.settings {
+            args.extend(["-c".into(), setting.clone()]);
+        }
         Supervised::spawn(&Spec {
-            what: format!("postgres for databases.{}", self.spec.resource),
+            what: format!("postgres for {}", self.label()),
             program: self.bins.postgres.clone(),
             args,
             env: vec![("LC_ALL".into(), "C".into())],
@@ -160,12 +206,13 @@ impl Server<'_> {
             log: self.log.clone(),
             // SIGINT is PostgreSQL's "fast shutdown": roll back, checkpoint, exit cleanly.
             stop_signal: Signal::SIGINT,
-            cwd: Some(self.spec.dir.clone()),
+            cwd: Some(self.dir.clone()),
         })
     }
 
-    /// PostgreSQL writes "ready" into line 8 of postmaster.pid once it accepts connections.
-    async fn wait_ready(
+    /// PostgreSQL writes "ready" into line 8 of postmaster.pid once it accepts connections
+    /// ("standby" for a hot standby that does).
+    pub(super) async fn wait_ready(
         &self,
         data: &Path,
         process: &mut Supervised,
@@ -173,16 +220,18 @@ impl Server<'_> {
         let pid_file = data.join("postmaster.pid");
         process
             .wait_until_ready(READY_TIMEOUT, Duration::from_millis(25), || {
-                let ready = std::fs::read_to_string(&pid_file)
-                    .ok()
-                    .is_some_and(|s| s.lines().nth(7).is_some_and(|l| l.trim() == "ready"));
+                let ready = std::fs::read_to_string(&pid_file).ok().is_some_and(|s| {
+                    s.lines()
+                        .nth(7)
+                        .is_some_and(|l| matches!(l.trim(), "ready" | "standby"))
+                });
                 std::future::ready(ready)
             })
             .await
     }
 
     /// Runs SQL as the superuser with psql (so init files written for psql work as they are).
-    async fn psql(
+    pub(super) async fn psql(
         &self,
         password: &str,
         db: &str,
@@ -203,14 +252,14 @@ impl Server<'_> {
             db.into(),
         ];
         let (what, stdin) = match input {
-            PsqlInput::Sql(sql) => ("setting up users".to_owned(), Some(sql.to_owned())),
+            PsqlInput::Sql(what, sql) => (what.to_owned(), Some(sql.to_owned())),
             PsqlInput::File(f) => {
                 args.extend(["-f".into(), f.display().to_string()]);
                 (format!("init file {}", f.display()), None)
             }
         };
         let spec = Spec {
-            what: format!("databases.{}: {what}", self.spec.resource),
+            what: format!("{}: {what}", self.label()),
             program: self.bins.psql.clone(),
             args,
             env: vec![
@@ -218,7 +267,7 @@ impl Server<'_> {
                 ("PGCONNECT_TIMEOUT".into(), "10".into()),
             ],
             run_as: RunAs::current(),
-            log: self.spec.dir.join("setup.log"),
+            log: self.dir.join("setup.log"),
             stop_signal: Signal::SIGTERM,
             cwd: None,
         };
@@ -242,13 +291,18 @@ impl Server<'_> {
                 pg_literal(&u.password)
             ));
         }
-        self.psql(password, &self.spec.dbname, PsqlInput::Sql(&sql))
-            .await
+        self.psql(
+            password,
+            &self.spec.dbname,
+            PsqlInput::Sql("setting up users", &sql),
+        )
+        .await
     }
 }
 
-enum PsqlInput<'a> {
-    Sql(&'a str),
+pub(super) enum PsqlInput<'a> {
+    /// What it does, and the SQL.
+    Sql(&'a str, &'a str),
     File(&'a Path),
 }
 
@@ -280,6 +334,9 @@ pub async fn start(
         port,
         sockets: sockets.clone(),
         log: log.clone(),
+        dir: spec.dir.clone(),
+        role: Role::Primary,
+        settings: Vec::new(),
     };
 
     if !data.exists() {
@@ -302,31 +359,45 @@ pub async fn start(
         process.stop(STOP_GRACE).await;
         return Err(e);
     }
+    if let Err(e) = super::readers::remove_surplus(spec) {
+        process.stop(STOP_GRACE).await;
+        return Err(e);
+    }
     let version = std::fs::read_to_string(data.join("PG_VERSION"))
         .unwrap_or_default()
         .trim()
         .to_owned();
-    Ok(RunningDatabase {
-        endpoint: DatabaseEndpoint {
-            resource: spec.resource.clone(),
-            engine: Engine::Postgres,
-            host: if spec.listens_on_tcp() {
-                "127.0.0.1".into()
-            } else {
-                sockets.display().to_string()
-            },
-            port,
-            tcp: spec.listens_on_tcp(),
-            socket: Some(sockets),
-            dbname: spec.dbname.clone(),
-            admin_user: ADMIN_USER.into(),
-            admin_password_file: Some(password_file),
-            server_version: version,
-            log: Some(log),
-            readers: Vec::new(),
+    let mut endpoint = DatabaseEndpoint {
+        resource: spec.resource.clone(),
+        engine: Engine::Postgres,
+        host: if spec.listens_on_tcp() {
+            "127.0.0.1".into()
+        } else {
+            sockets.display().to_string()
         },
-        process: Some(process),
+        port,
+        tcp: spec.listens_on_tcp(),
+        socket: Some(sockets),
+        dbname: spec.dbname.clone(),
+        admin_user: ADMIN_USER.into(),
+        admin_password_file: Some(password_file),
+        server_version: version,
+        log: Some(log),
         readers: Vec::new(),
+    };
+    let readers = match postgres_readers::start_all(&server, &endpoint, &password, progress).await {
+        Ok(r) => r,
+        Err(e) => {
+            process.stop(STOP_GRACE).await;
+            return Err(e);
+        }
+    };
+    let (endpoints, processes) = readers.into_iter().unzip();
+    endpoint.readers = endpoints;
+    Ok(RunningDatabase {
+        endpoint,
+        process: Some(process),
+        readers: processes,
     })
 }
 
@@ -391,7 +462,10 @@ async fn bootstrap(
             .psql(
                 &password,
                 "postgres",
-                PsqlInput::Sql(&format!("CREATE DATABASE {};\n", pg_ident(&spec.dbname))),
+                PsqlInput::Sql(
+                    "creating the database",
+                    &format!("CREATE DATABASE {};\n", pg_ident(&spec.dbname)),
+                ),
             )
             .await?;
         server.sync_users(&password).await?;
