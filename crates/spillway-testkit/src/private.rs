@@ -38,6 +38,7 @@ fn spec(dir: &std::path::Path, init: Vec<std::path::PathBuf>) -> ManagedSpec {
             name: USER.into(),
             password: PASSWORD.into(),
         }],
+        readers: 0,
     }
 }
 
