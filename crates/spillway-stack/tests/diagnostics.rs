@@ -576,3 +576,26 @@ fn the_queue_backend_is_embedded_or_a_nats_url_with_a_namespace_jetstream_accept
         ]
     );
 }
+
+#[test]
+fn readers_belong_to_managed_databases_and_are_bounded() {
+    assert_error(
+        "[databases.main]\nengine = \"mysql\"\nurl = \"mysql://a:b@db:3306/main\"\nreaders = 2\n",
+        "spillway.toml:4:11: databases.main.readers: readers applies to managed databases only; list an external server's replicas in `replicas`",
+    );
+    assert_error(
+        "[databases.main]\nengine = \"postgres\"\nreaders = 16\n",
+        "spillway.toml:3:11: databases.main.readers: expected a value from 0 to 15, found 16",
+    );
+    assert!(errors("[databases.main]\nengine = \"postgres\"\nreaders = 15\n").is_empty());
+    // A read-only endpoint needs readers (or an external server's replicas).
+    let proxy = "[secrets.app]\nusername = \"app\"\npassword = \"pw\"\n\n[proxies.p]\ndatabase = \"main\"\nauth = [{ secret = \"app\" }]\nendpoints.ro = { listen = \"127.0.0.1:0\", role = \"read-only\" }\n";
+    let without = format!("[databases.main]\nengine = \"mysql\"\n\n{proxy}");
+    let errs = errors(&without);
+    assert!(
+        errs.iter().any(|e| e.contains("proxies.p.endpoints.ro.role: a read-only endpoint needs databases.main.replicas (external) or databases.main.readers (managed)")),
+        "{errs:#?}"
+    );
+    let with = format!("[databases.main]\nengine = \"mysql\"\nreaders = 1\n\n{proxy}");
+    assert!(errors(&with).is_empty(), "{:#?}", errors(&with));
+}
