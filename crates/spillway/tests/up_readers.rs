@@ -66,7 +66,16 @@ fn mariadb(port: u16, sql: &str) -> Output {
 
 fn psql(port: u16, sql: &str) -> Output {
     Command::new(require_tool("psql", "postgresql-client"))
-        .args(["-X", "-A", "-t", "-v", "VERBOSITY=verbose", "-h", "127.0.0.1", "-p"])
+        .args([
+            "-X",
+            "-A",
+            "-t",
+            "-v",
+            "VERBOSITY=verbose",
+            "-h",
+            "127.0.0.1",
+            "-p",
+        ])
         .arg(port.to_string())
         .args(["-U", "app", "-d", "shop", "-c", sql])
         .env("PGPASSWORD", "app-password-1")
@@ -122,7 +131,8 @@ fn readers_end_to_end(engine: &Engine) {
     up.wait_for("spillway is up", START);
     for i in [1, 2] {
         assert!(
-            up.output().contains(&format!("databases.main.readers.{i} ")),
+            up.output()
+                .contains(&format!("databases.main.readers.{i} ")),
             "{}",
             up.output()
         );
@@ -142,10 +152,18 @@ fn readers_end_to_end(engine: &Engine) {
     assert_eq!(text(&sql(rw, engine.is_replica)).trim(), "0");
     let out = sql(ro, "INSERT INTO notes VALUES (2, 'refused')");
     assert!(!out.status.success());
-    assert!(text(&out).contains(engine.read_only_error), "{}", text(&out));
+    assert!(
+        text(&out).contains(engine.read_only_error),
+        "{}",
+        text(&out)
+    );
 
     up.signal(Signal::SIGINT);
-    assert!(up.wait_exit(Duration::from_secs(120)).success(), "{}", up.output());
+    assert!(
+        up.wait_exit(Duration::from_secs(120)).success(),
+        "{}",
+        up.output()
+    );
     assert!(
         processes_mentioning(&readers_dir).is_empty(),
         "a reader outlived spillway"
@@ -154,17 +172,26 @@ fn readers_end_to_end(engine: &Engine) {
     // A restart keeps the readers: no new copy, the old row is there, and replication runs.
     let mut up = Spillway::start(&binary(), &["up"], dir.path());
     up.wait_for("spillway is up", START);
-    assert!(!up.output().contains("first start of this reader"), "{}", up.output());
+    assert!(
+        !up.output().contains("first start of this reader"),
+        "{}",
+        up.output()
+    );
     assert_eq!(rows(ro), "1\tfirst\n");
     let out = sql(rw, "INSERT INTO notes VALUES (3, 'after the restart')");
     assert!(out.status.success(), "{}", text(&out));
     assert!(
-        eventually(REPLICATION, || rows(ro) == "1\tfirst\n3\tafter the restart\n"),
+        eventually(REPLICATION, || rows(ro)
+            == "1\tfirst\n3\tafter the restart\n"),
         "replication stopped after the restart: {:?}",
         rows(ro)
     );
     up.signal(Signal::SIGINT);
-    assert!(up.wait_exit(Duration::from_secs(120)).success(), "{}", up.output());
+    assert!(
+        up.wait_exit(Duration::from_secs(120)).success(),
+        "{}",
+        up.output()
+    );
     assert!(
         processes_mentioning(&readers_dir).is_empty(),
         "a reader outlived spillway"
@@ -201,5 +228,9 @@ fn mariadb_replication_port_refuses_the_stacks_users() {
     let out = mariadb(rw, "SELECT 1");
     assert_eq!(text(&out).trim(), "1");
     up.signal(Signal::SIGINT);
-    assert!(up.wait_exit(Duration::from_secs(120)).success(), "{}", up.output());
+    assert!(
+        up.wait_exit(Duration::from_secs(120)).success(),
+        "{}",
+        up.output()
+    );
 }
