@@ -4,6 +4,7 @@
 pub mod external;
 pub mod mysql;
 pub mod postgres;
+mod private_dir;
 mod sql;
 
 use std::path::{Path, PathBuf};
@@ -208,7 +209,8 @@ pub(crate) fn prepare_layout(
     socket_only_port: u16,
 ) -> Result<Layout, SupervisorError> {
     let run_as = crate::process::RunAs::for_service(service_user);
-    std::fs::create_dir_all(&spec.dir).map_err(SupervisorError::io(&spec.dir))?;
+    // The server's files (its log included) are nobody else's to read.
+    private_dir::make_private(&spec.dir, &run_as, service)?;
     run_as.check_reachable(&spec.dir)?;
     let data = spec.dir.join("data");
     check_owner(&data, run_as.uid, service)?;
@@ -222,16 +224,9 @@ pub(crate) fn prepare_layout(
         socket_only_port
     };
     let sockets = socket_dir(&spec.dir, longest_socket_name);
-    std::fs::create_dir_all(&sockets).map_err(SupervisorError::io(&sockets))?;
     // Only the server's account (and root) may enter it: a function running under a user of
     // its own must not reach the database's socket, and MariaDB makes its socket 0777.
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&sockets, std::fs::Permissions::from_mode(0o700))
-            .map_err(SupervisorError::io(&sockets))?;
-    }
-    run_as.own(&spec.dir)?;
-    run_as.own(&sockets)?;
+    private_dir::make_private(&sockets, &run_as, service)?;
     Ok(Layout {
         run_as,
         data,
@@ -265,6 +260,33 @@ mod tests {
             admin_password_file: None,
             server_version: "15".into(),
             log: None,
+        }
+    }
+
+    #[test]
+    fn a_managed_servers_directory_and_socket_directory_are_closed_to_other_users() {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        // Under root the server's account must pass through the parents, as in a real stack.
+        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let spec = ManagedSpec {
+            resource: "main".into(),
+            dbname: "main".into(),
+            dir: tmp.path().join("databases/main"),
+            tcp: false,
+            port: None,
+            max_connections: 10,
+            init: vec![],
+            users: vec![],
+        };
+        let layout = prepare_layout(&spec, "postgres", "postgres", ".s.PGSQL.65535.lock", 5432)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(layout.sockets, spec.dir.join("run"));
+        for dir in [&spec.dir, &layout.sockets] {
+            let meta = std::fs::metadata(dir).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(meta.mode() & 0o777, 0o700, "{}", dir.display());
+            assert_eq!(meta.uid(), layout.run_as.uid, "{}", dir.display());
         }
     }
 
