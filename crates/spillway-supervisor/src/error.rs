@@ -31,6 +31,10 @@ pub enum SupervisorError {
         "the {user} user cannot reach {path}: a parent directory is not searchable by it (chmod o+x the parents, or move the stack / set [stack] state_dir)"
     )]
     Unreachable { user: String, path: PathBuf },
+    #[error(
+        "{path} is {what}, not a directory of spillway's own; refusing to keep a database's files or socket there (remove it)"
+    )]
+    NotADirectory { path: PathBuf, what: &'static str },
     #[error("{what} failed: {detail}")]
     Command { what: String, detail: String },
     #[error("{what} did not become ready within {secs}s; last lines of {log}:\n{tail}")]

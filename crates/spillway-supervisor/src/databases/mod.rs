@@ -6,6 +6,7 @@ pub mod mysql;
 mod mysql_readers;
 pub mod postgres;
 mod postgres_readers;
+mod private_dir;
 pub mod readers;
 mod sql;
 
@@ -219,7 +220,8 @@ pub(crate) fn prepare_layout(
     needs_port: bool,
 ) -> Result<Layout, SupervisorError> {
     let run_as = crate::process::RunAs::for_service(service_user);
-    std::fs::create_dir_all(&spec.dir).map_err(SupervisorError::io(&spec.dir))?;
+    // The server's files (its log included) are nobody else's to read.
+    private_dir::make_private(&spec.dir, &run_as, service)?;
     run_as.check_reachable(&spec.dir)?;
     let data = spec.dir.join("data");
     check_owner(&data, run_as.uid, service)?;
@@ -232,8 +234,7 @@ pub(crate) fn prepare_layout(
     } else {
         socket_only_port
     };
-    run_as.own(&spec.dir)?;
-    let sockets = private_socket_dir(&spec.dir, longest_socket_name, &run_as)?;
+    let sockets = private_socket_dir(&spec.dir, longest_socket_name, &run_as, service)?;
     Ok(Layout {
         run_as,
         data,
@@ -243,20 +244,18 @@ pub(crate) fn prepare_layout(
     })
 }
 
-/// The socket directory of a server whose state directory is `dir`, made and owned by its
-/// account. Only that account (and root) may enter it: a function running under a user of its
-/// own must not reach the database's socket, and MariaDB makes its socket 0777.
+/// The socket directory of a server whose state directory is `dir`, made private to its
+/// account (`private_dir.rs`). Only that account (and root) may enter it: a function running
+/// under a user of its own must not reach the database's socket, and MariaDB makes its socket
+/// 0777.
 pub(crate) fn private_socket_dir(
     dir: &Path,
     longest_socket_name: &str,
     run_as: &crate::process::RunAs,
+    service: &'static str,
 ) -> Result<PathBuf, SupervisorError> {
-    use std::os::unix::fs::PermissionsExt;
     let sockets = socket_dir(dir, longest_socket_name);
-    std::fs::create_dir_all(&sockets).map_err(SupervisorError::io(&sockets))?;
-    std::fs::set_permissions(&sockets, std::fs::Permissions::from_mode(0o700))
-        .map_err(SupervisorError::io(&sockets))?;
-    run_as.own(&sockets)?;
+    private_dir::make_private(&sockets, run_as, service)?;
     Ok(sockets)
 }
 
@@ -285,6 +284,41 @@ mod tests {
             server_version: "15".into(),
             log: None,
             readers: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_managed_servers_directory_and_socket_directory_are_closed_to_other_users() {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        // Under root the server's account must pass through the parents, as in a real stack.
+        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let spec = ManagedSpec {
+            resource: "main".into(),
+            dbname: "main".into(),
+            dir: tmp.path().join("databases/main"),
+            tcp: false,
+            port: None,
+            max_connections: 10,
+            init: vec![],
+            users: vec![],
+            readers: 0,
+        };
+        let layout = prepare_layout(
+            &spec,
+            "postgres",
+            "postgres",
+            ".s.PGSQL.65535.lock",
+            5432,
+            false,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(layout.sockets, spec.dir.join("run"));
+        for dir in [&spec.dir, &layout.sockets] {
+            let meta = std::fs::metadata(dir).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(meta.mode() & 0o777, 0o700, "{}", dir.display());
+            assert_eq!(meta.uid(), layout.run_as.uid, "{}", dir.display());
         }
     }
 

@@ -19,6 +19,7 @@ use std::path::Path;
 use nix::sys::signal::Signal;
 
 use super::mysql::{Role, STOP_GRACE, Server};
+use super::private_dir::make_private;
 use super::readers;
 use super::sql::my_literal;
 use super::{DatabaseEndpoint, check_owner, private_socket_dir, wait_for_stale};
@@ -50,8 +51,7 @@ pub(super) async fn seed(
         if dir.join("data").exists() {
             continue;
         }
-        std::fs::create_dir_all(&dir).map_err(SupervisorError::io(&dir))?;
-        primary.run_as.own(&dir)?;
+        make_private(&dir, primary.run_as, "mariadbd")?;
         let partial = dir.join("data.partial");
         if partial.exists() {
             std::fs::remove_dir_all(&partial).map_err(SupervisorError::io(&partial))?;
@@ -218,7 +218,7 @@ async fn start_one(
 ) -> Result<(DatabaseEndpoint, Supervised), SupervisorError> {
     let spec = primary.spec;
     let dir = readers::dir(spec, index);
-    let sockets = private_socket_dir(&dir, "mysqld.sock.lock", primary.run_as)?;
+    let sockets = private_socket_dir(&dir, "mysqld.sock.lock", primary.run_as, "mariadbd")?;
     let server = Server {
         socket: sockets.join("mysqld.sock"),
         log: dir.join("mariadbd.log"),

@@ -14,6 +14,7 @@ use std::path::Path;
 use nix::sys::signal::Signal;
 
 use super::postgres::{ADMIN_USER, PsqlInput, Role, STOP_GRACE, Server};
+use super::private_dir::make_private;
 use super::readers;
 use super::{DatabaseEndpoint, check_owner, private_socket_dir, wait_for_stale};
 use crate::error::SupervisorError;
@@ -66,9 +67,8 @@ async fn start_one(
     let spec = primary.spec;
     let name = readers::name(&spec.resource, index);
     let dir = readers::dir(spec, index);
-    std::fs::create_dir_all(&dir).map_err(SupervisorError::io(&dir))?;
+    make_private(&dir, primary.run_as, "postgres")?;
     primary.run_as.check_reachable(&dir)?;
-    primary.run_as.own(&dir)?;
     let passfile = dir.join("pgpass");
     write_private(
         &passfile,
@@ -92,7 +92,7 @@ async fn start_one(
     if !data.exists() {
         seed(primary, &dir, &conninfo, &name, progress).await?;
     }
-    let sockets = private_socket_dir(&dir, ".s.PGSQL.65535.lock", primary.run_as)?;
+    let sockets = private_socket_dir(&dir, ".s.PGSQL.65535.lock", primary.run_as, "postgres")?;
     let server = Server {
         sockets: sockets.clone(),
         log: dir.join("postgres.log"),

@@ -198,6 +198,9 @@ pub async fn open(
 
 /// Hands out `total` scheduled times `start + k / rate`; returns how many it handed out.
 fn tick(tx: &mpsc::UnboundedSender<Instant>, start: Instant, rate: f64, total: u64) -> u64 {
+    // Linux lets a sleeping thread wake up to 50 µs late by default (timer slack), which
+    // would be counted as the target's latency; ask for the exact time instead.
+    let _ = nix::sys::prctl::set_timerslack(1);
     let interval = Duration::from_secs_f64(1.0 / rate);
     let at = |k: u64| start + interval.mul_f64(k as f64);
     let mut scheduled = 0;
