@@ -392,12 +392,24 @@ pub struct ProxyEndpoint {
     pub role: EndpointRole,
 }
 
-/// TLS certificate and key files (PEM).
+/// A proxy's certificate for client TLS: `{ cert, key }` (PEM files, relative to the stack
+/// file) or `{ self_signed = true }`, which generates a pair for `localhost` and the loopback
+/// addresses into the state directory (`proxy-tls/NAME/cert.pem`, `key.pem`, mode 0600) on
+/// first start and keeps it. Clients of a generated certificate encrypt without verifying it
+/// (`--ssl --skip-ssl-verify-server-cert`, mysql2's `rejectUnauthorized: false`) or trust that
+/// file.
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TlsFiles {
-    pub cert: PathBuf,
-    pub key: PathBuf,
+    /// PEM certificate chain.
+    #[serde(default)]
+    pub cert: Option<PathBuf>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    #[serde(default)]
+    pub key: Option<PathBuf>,
+    /// Generate (once) and use a self-signed certificate.
+    #[serde(default)]
+    pub self_signed: bool,
 }
 
 /// `[proxies.NAME]`: an RDS-Proxy-class pooler.
@@ -418,7 +430,7 @@ pub struct Proxy {
     /// Refuse clients that do not use TLS.
     #[serde(default)]
     pub require_tls: bool,
-    /// Certificate for client TLS.
+    /// Certificate for client TLS: `{ cert, key }` or `{ self_signed = true }`.
     #[serde(default)]
     pub tls: Option<TlsFiles>,
     /// Close client connections idle this long (RDS Proxy default 30 minutes).

@@ -599,3 +599,31 @@ fn readers_belong_to_managed_databases_and_are_bounded() {
     let with = format!("[databases.main]\nengine = \"mysql\"\nreaders = 1\n\n{proxy}");
     assert!(errors(&with).is_empty(), "{:#?}", errors(&with));
 }
+
+#[test]
+fn a_proxys_tls_names_both_files_or_asks_for_a_generated_pair() {
+    let proxy = |tls: &str| {
+        format!(
+            "[databases.db]\nengine = \"mysql\"\n[secrets.app]\nusername = \"app\"\npassword = \"pw\"\n\
+             [proxies.main]\ndatabase = \"db\"\nauth = [{{ secret = \"app\" }}]\nrequire_tls = true\n{tls}\n"
+        )
+    };
+    assert_eq!(
+        errors(&proxy("tls = { self_signed = true }")),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        errors(&proxy("tls = { key = \"k.pem\" }")),
+        vec![
+            "spillway.toml:10:7: proxies.main.tls: tls needs both cert and key (PEM files), or self_signed = true"
+                .to_owned()
+        ]
+    );
+    assert_eq!(
+        errors(&proxy("")),
+        vec![
+            "spillway.toml:9:1: proxies.main.require_tls: require_tls needs a [proxies.NAME.tls] certificate and key, or self_signed = true"
+                .to_owned()
+        ]
+    );
+}

@@ -35,6 +35,9 @@ use crate::error::SupervisorError;
 /// expose these; these values keep connections warm through bursts without holding them forever.
 pub const SERVER_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 pub const SERVER_LIFETIME: Duration = Duration::from_secs(3600);
+/// Where `tls = { self_signed = true }` keeps each proxy's generated pair, under the state
+/// directory (`proxy-tls/NAME/`).
+pub const GENERATED_TLS_DIR: &str = "proxy-tls";
 
 pub struct RunningProxy {
     pub name: String,
@@ -290,14 +293,22 @@ fn settings_shared(
         None => None,
     };
     let tls = match &p.tls {
-        Some(t) => Some(
-            ServerTls::load(&loaded.path(&t.cert), &loaded.path(&t.key)).map_err(|e| {
-                SupervisorError::Command {
+        Some(t) => {
+            let (cert, key) = match (&t.cert, &t.key) {
+                (Some(c), Some(k)) if !t.self_signed => (loaded.path(c), loaded.path(k)),
+                _ => crate::self_signed::pair(
+                    &loaded.state_dir().join(GENERATED_TLS_DIR).join(name),
+                    vec!["localhost".into(), "127.0.0.1".into(), "::1".into()],
+                    &format!("proxies.{name}"),
+                )?,
+            };
+            Some(
+                ServerTls::load(&cert, &key).map_err(|e| SupervisorError::Command {
                     what: format!("proxies.{name}.tls"),
                     detail: e.to_string(),
-                }
-            })?,
-        ),
+                })?,
+            )
+        }
         None => None,
     };
     Ok(Shared {

@@ -203,12 +203,16 @@ pub(super) fn check_proxies(c: &mut Checker<'_>, stack: &Stack) {
         if p.require_tls && p.tls.is_none() {
             c.err_key(
                 at("require_tls"),
-                "require_tls needs a [proxies.NAME.tls] certificate and key",
+                "require_tls needs a [proxies.NAME.tls] certificate and key, or self_signed = true",
             );
         }
         if let Some(tls) = &p.tls {
-            c.file_exists(at("tls").key("cert"), &tls.cert, "certificate");
-            c.file_exists(at("tls").key("key"), &tls.key, "key");
+            let choice = super::TlsChoice {
+                cert: tls.cert.as_deref(),
+                key: tls.key.as_deref(),
+                self_signed: tls.self_signed,
+            };
+            super::check_tls_choice(c, at("tls"), "tls", choice);
         }
         for (i, cidr) in p.allow_from.iter().enumerate() {
             if let Err(e) = parse_cidr(cidr) {
