@@ -115,6 +115,26 @@ impl Server<'_> {
         Ok(tmp)
     }
 
+    /// A server on a TCP port offers TLS, as every RDS instance does (clients choose; nothing
+    /// is required), with a self-signed certificate generated on first start and kept in
+    /// `tls/`. The socket needs none: it never leaves the machine.
+    fn tls_args(&self) -> Result<Vec<String>, SupervisorError> {
+        let dir = self.dir.join("tls");
+        let (cert, key) = crate::self_signed::pair(
+            &dir,
+            vec!["localhost".into(), "127.0.0.1".into()],
+            &self.label(),
+        )?;
+        // mariadbd runs as the service account under root and must read its key.
+        for p in [&dir, &cert, &key] {
+            self.run_as.own(p)?;
+        }
+        Ok(vec![
+            format!("--ssl-cert={}", cert.display()),
+            format!("--ssl-key={}", key.display()),
+        ])
+    }
+
     pub(super) fn spawn(&self, data: &Path) -> Result<Supervised, SupervisorError> {
         let tmp = self.tmp_dir()?;
         let mut args = vec![
@@ -131,6 +151,7 @@ impl Server<'_> {
                 format!("--port={}", self.port),
                 "--bind-address=127.0.0.1".into(),
             ]);
+            args.extend(self.tls_args()?);
         } else {
             args.push("--skip-networking".into());
         }
@@ -234,12 +255,21 @@ impl Server<'_> {
         }
         let db = my_ident(&self.spec.dbname);
         let mut sql = String::new();
+        // The grant on the stack's database comes with the user's creation only: a later
+        // REVOKE (an init file's, as examples/tenants keeps each tenant to its own database,
+        // or an operator's) is not undone at the next start. The password follows the secret
+        // on every start.
         for u in &self.spec.users {
             let (name, pw) = (my_literal(&u.name), my_literal(&u.password));
+            let grant = my_literal(&format!("GRANT ALL PRIVILEGES ON {db}.* TO {name}@'%'"));
             sql.push_str(&format!(
-                "CREATE USER IF NOT EXISTS {name}@'%' IDENTIFIED BY {pw};\n\
+                "SET @spillway_new = NOT EXISTS (SELECT 1 FROM mysql.global_priv WHERE User = {name} AND Host = '%');\n\
+                 CREATE USER IF NOT EXISTS {name}@'%' IDENTIFIED BY {pw};\n\
                  ALTER USER {name}@'%' IDENTIFIED BY {pw};\n\
-                 GRANT ALL PRIVILEGES ON {db}.* TO {name}@'%';\n"
+                 SET @spillway_grant = IF(@spillway_new, {grant}, 'DO 0');\n\
+                 PREPARE spillway_grant FROM @spillway_grant;\n\
+                 EXECUTE spillway_grant;\n\
+                 DEALLOCATE PREPARE spillway_grant;\n"
             ));
         }
         self.client(Some(password), None, Some(&sql), None, "setting up users")
