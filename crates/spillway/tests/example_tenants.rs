@@ -3,7 +3,8 @@
 //! proxy with an IAM token from an STS session narrowed to the tenant, and straight to MariaDB
 //! over TLS with the tenant's secret), the report's cross-tenant edit fails with MySQL's own
 //! refusals for random pairs, every tenant has its 1,000 rows and reaches no other database,
-//! and a short `spillway loadtest` of the two stages writes Locust's CSV files.
+//! the proxy stage's reads come from the two readers behind the reader endpoint, and a short
+//! `spillway loadtest` of the two stages writes Locust's CSV files.
 
 mod common;
 #[path = "common/http.rs"]
@@ -19,9 +20,19 @@ use spillway_testkit::{require_tool, up_in_process};
 const TENANTS: u64 = 20;
 const PAIRS: usize = 30;
 
-/// The example listens on the documented ports; the test's copy takes free ones.
+/// The example listens on the documented ports; the test's copy takes free ones. The reader
+/// endpoint's port is written out twice (its listener and the function's PROXY_PORT).
 fn on_free_ports(toml: &str) -> String {
-    toml.replace("[stack]\n", "[stack]\nendpoint = \"127.0.0.1:0\"\n")
+    let reader = spillway_testkit::free_port().to_string();
+    assert!(
+        toml.matches("\"127.0.0.1:6034\"").count() == 1 && toml.contains("PROXY_PORT = \"6034\"")
+    );
+    toml.replace("\"127.0.0.1:6034\"", &format!("\"127.0.0.1:{reader}\""))
+        .replace(
+            "PROXY_PORT = \"6034\"",
+            &format!("PROXY_PORT = \"{reader}\""),
+        )
+        .replace("[stack]\n", "[stack]\nendpoint = \"127.0.0.1:0\"\n")
         .replace(
             "[proxies.main]\n",
             "[proxies.main]\nlisten = \"127.0.0.1:0\"\n",
@@ -100,6 +111,7 @@ async fn tenants_reach_their_own_rows_through_both_stages_and_nothing_else() {
     let mut rng = Rng::from_clock();
 
     // Both stages, random tenants: five distinct rows of the tenant's own table.
+    let mut servers = std::collections::BTreeSet::new();
     for _ in 0..10 {
         let tenant = rng.below(TENANTS);
         for stage in ["proxy_stage", "no_proxy_stage"] {
@@ -121,8 +133,31 @@ async fn tenants_reach_their_own_rows_through_both_stages_and_nothing_else() {
             for column in ["A", "B", "C", "D", "E"] {
                 assert!(body["rows"][0][column].is_i64(), "{body}");
             }
+            // Which server answered: the primary is server 1, readers 101 and 102.
+            let server = body["rows"][0]["server_id"].as_u64().unwrap_or(0);
+            if stage == "proxy_stage" {
+                servers.insert(server);
+            } else {
+                assert_eq!(server, 1, "the direct path reads the primary: {body}");
+            }
         }
     }
+    // A reader the topology monitor has not yet seen healthy gets no connections; give it
+    // time (bounded) rather than a fixed number of requests.
+    for _ in 0..30 {
+        if servers.len() > 1 || servers.contains(&1) {
+            break;
+        }
+        let a = get(format!("/proxy_stage?tenant={}", rng.below(TENANTS))).await;
+        assert_eq!(a.status, 200, "{}", a.text());
+        servers.insert(a.json()["rows"][0]["server_id"].as_u64().unwrap_or(0));
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        servers,
+        std::collections::BTreeSet::from([101, 102]),
+        "the reader endpoint spreads connections over both readers, never the writer"
+    );
 
     // The report's edit, for random pairs: user A's credentials aimed at B's database (the
     // server refuses the database, 1044), and an RDS token from a session whose policy names
