@@ -160,35 +160,58 @@ pub struct FoundServer {
 }
 
 /// The servers `spillway up` manages under STATE/databases/NAME: PostgreSQL's pid is the first
-/// line of data/postmaster.pid, MariaDB's is mariadbd.pid.
+/// line of data/postmaster.pid, MariaDB's is mariadbd.pid; a database's managed readers live in
+/// readers/I/ with the same layout and are named `NAME.readers.I`, as `spillway up` lists them
+/// (report 004 reads through them, so their CPU is the proxy path's database CPU).
 pub fn find_servers(state_dir: &Path) -> Vec<FoundServer> {
     let mut out = Vec::new();
-    let Ok(dir) = std::fs::read_dir(state_dir.join("databases")) else {
-        return out;
-    };
-    let mut entries: Vec<PathBuf> = dir.flatten().map(|e| e.path()).collect();
-    entries.sort();
-    for db in entries {
-        let name = db
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        for pid_file in [
-            db.join("data").join("postmaster.pid"),
-            db.join("mariadbd.pid"),
-        ] {
-            if let Some(pid) = std::fs::read_to_string(&pid_file)
-                .ok()
-                .and_then(|t| t.lines().next().and_then(|l| l.trim().parse().ok()))
-            {
-                out.push(FoundServer {
-                    name: name.clone(),
-                    pid,
-                });
-            }
+    for (db, name) in sorted_dirs(&state_dir.join("databases")) {
+        push_server(&db, &name, &mut out);
+        let mut readers = sorted_dirs(&db.join("readers"));
+        // readers/10 after readers/9.
+        readers.sort_by_key(|(_, i)| (i.len(), i.clone()));
+        for (reader, index) in readers {
+            push_server(&reader, &format!("{name}.readers.{index}"), &mut out);
         }
     }
     out
+}
+
+fn sorted_dirs(dir: &Path) -> Vec<(PathBuf, String)> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut out: Vec<(PathBuf, String)> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .map(|p| {
+            let name = p
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            (p, name)
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+fn push_server(dir: &Path, name: &str, out: &mut Vec<FoundServer>) {
+    for pid_file in [
+        dir.join("data").join("postmaster.pid"),
+        dir.join("mariadbd.pid"),
+    ] {
+        if let Some(pid) = std::fs::read_to_string(&pid_file)
+            .ok()
+            .and_then(|t| t.lines().next().and_then(|l| l.trim().parse().ok()))
+        {
+            out.push(FoundServer {
+                name: name.to_owned(),
+                pid,
+            });
+        }
+    }
 }
 
 #[cfg(test)]
@@ -211,8 +234,26 @@ mod tests {
         let my = dir.path().join("databases/legacy");
         std::fs::create_dir_all(&my).unwrap_or_else(|e| panic!("{e}"));
         std::fs::write(my.join("mariadbd.pid"), "77\n").unwrap_or_else(|e| panic!("{e}"));
+        for (i, pid) in [(2, "92\n"), (10, "910\n"), (1, "91\n")] {
+            let r = dir.path().join(format!("databases/legacy/readers/{i}"));
+            std::fs::create_dir_all(&r).unwrap_or_else(|e| panic!("{e}"));
+            std::fs::write(r.join("mariadbd.pid"), pid).unwrap_or_else(|e| panic!("{e}"));
+        }
+        let pgr = dir.path().join("databases/app/readers/1/data");
+        std::fs::create_dir_all(&pgr).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(pgr.join("postmaster.pid"), "5000\n").unwrap_or_else(|e| panic!("{e}"));
         let found = find_servers(dir.path());
         let pairs: Vec<(String, u32)> = found.into_iter().map(|f| (f.name, f.pid)).collect();
-        assert_eq!(pairs, vec![("app".into(), 4242), ("legacy".into(), 77)]);
+        assert_eq!(
+            pairs,
+            vec![
+                ("app".into(), 4242),
+                ("app.readers.1".into(), 5000),
+                ("legacy".into(), 77),
+                ("legacy.readers.1".into(), 91),
+                ("legacy.readers.2".into(), 92),
+                ("legacy.readers.10".into(), 910),
+            ]
+        );
     }
 }
