@@ -451,13 +451,6 @@ impl Plan {
             // A session of its own: off spillway's terminal, and no process of another
             // instance can join its process group (setpgid across sessions fails).
             check(libc::setsid())?;
-            // Lambda's limit on file descriptors; it also bounds what a function can make the
-            // host's peer check look through.
-            let files = libc::rlimit {
-                rlim_cur: MAX_FILES,
-                rlim_max: MAX_FILES,
-            };
-            check(libc::setrlimit(libc::RLIMIT_NOFILE, &files))?;
             check(libc::chdir(self.chdir.as_ptr()))?;
             if let Some(id) = self.user {
                 check(libc::setgroups(0, std::ptr::null()))?;
@@ -468,6 +461,16 @@ impl Plan {
             if self.landlock > 0 {
                 self.apply_landlock()?;
             }
+            // Lambda's limit on file descriptors; it also bounds what a function can make the
+            // host's peer check look through. Set last: until exec the child still holds every
+            // descriptor of a busy host (thousands of client sockets), so a descriptor opened
+            // above (Landlock's ruleset and paths) would be numbered past the limit and fail
+            // with EMFILE; exec then closes all but the function's own.
+            let files = libc::rlimit {
+                rlim_cur: MAX_FILES,
+                rlim_max: MAX_FILES,
+            };
+            check(libc::setrlimit(libc::RLIMIT_NOFILE, &files))?;
         }
         Ok(())
     }
