@@ -588,6 +588,11 @@ fn readers_belong_to_managed_databases_and_are_bounded() {
         "spillway.toml:3:11: databases.main.readers: expected a value from 0 to 15, found 16",
     );
     assert!(errors("[databases.main]\nengine = \"postgres\"\nreaders = 15\n").is_empty());
+    // An external database gets one error for `readers`, not a range error besides.
+    assert_eq!(
+        errors("[databases.main]\nengine = \"mysql\"\nurl = \"mysql://a:b@db:3306/main\"\nreaders = 99\n").len(),
+        1
+    );
     // A read-only endpoint needs readers (or an external server's replicas).
     let proxy = "[secrets.app]\nusername = \"app\"\npassword = \"pw\"\n\n[proxies.p]\ndatabase = \"main\"\nauth = [{ secret = \"app\" }]\nendpoints.ro = { listen = \"127.0.0.1:0\", role = \"read-only\" }\n";
     let without = format!("[databases.main]\nengine = \"mysql\"\n\n{proxy}");

@@ -224,6 +224,27 @@ fn mariadb_replication_port_refuses_the_stacks_users() {
     let direct = mariadb(port, "SELECT 1");
     assert!(!direct.status.success(), "{}", text(&direct));
     assert!(text(&direct).contains("ERROR 1045"), "{}", text(&direct));
+    // Nor root's: its 127.0.0.1 account is locked while the stack has no TCP, and the socket
+    // still lets it in.
+    let admin = read_trimmed(&dir.path().join(".spillway/databases/main/admin-password"));
+    let root = |args: &[&str]| {
+        Command::new(require_tool("mariadb", "mariadb-client"))
+            .args(["--no-defaults", "-N", "-B", "-u", "root", "-e", "SELECT 1"])
+            .args(args)
+            .env("MYSQL_PWD", &admin)
+            .output()
+            .unwrap_or_else(|e| panic!("mariadb: {e}"))
+    };
+    let over_tcp = root(&["-h", "127.0.0.1", "-P", &port.to_string()]);
+    assert!(!over_tcp.status.success(), "{}", text(&over_tcp));
+    assert!(
+        text(&over_tcp).contains("ERROR 4151") || text(&over_tcp).contains("ERROR 1045"),
+        "{}",
+        text(&over_tcp)
+    );
+    let socket = dir.path().join(".spillway/databases/main/run/mysqld.sock");
+    let on_socket = root(&[&format!("--socket={}", socket.display())]);
+    assert_eq!(text(&on_socket).trim(), "1");
     // Through the proxy, the same login works.
     let out = mariadb(rw, "SELECT 1");
     assert_eq!(text(&out).trim(), "1");
@@ -233,4 +254,122 @@ fn mariadb_replication_port_refuses_the_stacks_users() {
         "{}",
         up.output()
     );
+}
+
+/// Every file in `dir` whose name starts with one of `prefixes` (binary and relay logs).
+fn logs_in(dir: &std::path::Path, prefixes: &[&str]) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter(|e| {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    prefixes.iter().any(|p| name.starts_with(p))
+                })
+                .map(|e| e.path())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The stack's passwords do not land in the primary's binary log (which the replication login
+/// can stream) nor in a reader's relay or binary logs.
+#[test]
+fn mariadb_binary_logs_hold_no_passwords() {
+    let (rw, ro) = (free_port(), free_port());
+    let file = stack_file("mysql", rw, ro).replace("readers = 2", "readers = 1");
+    let dir = stack(&[("spillway.toml", &file), ("sql/schema.sql", MARIADB.schema)]);
+    let state = dir.path().join(".spillway/databases/main");
+    for round in 0..2 {
+        let mut up = Spillway::start(&binary(), &["up"], dir.path());
+        up.wait_for("spillway is up", START);
+        let out = mariadb(rw, &format!("INSERT INTO notes VALUES ({round}, 'x')"));
+        assert!(out.status.success(), "{}", text(&out));
+        assert!(
+            eventually(REPLICATION, || text(&mariadb(
+                ro,
+                "SELECT COUNT(*) FROM notes"
+            ))
+            .trim()
+                == (round + 1).to_string()),
+            "never replicated"
+        );
+        let primary = logs_in(&state.join("data"), &["binlog."]);
+        assert!(!primary.is_empty(), "the primary keeps no binary log");
+        let reader = logs_in(&state.join("readers/1/data"), &["binlog.", "relay-bin."]);
+        for log in primary.iter().chain(&reader) {
+            let bytes = std::fs::read(log).unwrap_or_else(|e| panic!("{}: {e}", log.display()));
+            assert!(
+                !bytes.windows(14).any(|w| w == b"app-password-1"),
+                "{} holds the password",
+                log.display()
+            );
+        }
+        up.signal(Signal::SIGINT);
+        assert!(
+            up.wait_exit(Duration::from_secs(120)).success(),
+            "{}",
+            up.output()
+        );
+    }
+}
+
+/// A primary created anew (its data directory deleted between two runs) gets readers copied
+/// from it, not the old ones: the read-only endpoint does not serve the old rows.
+fn recreated_primary_gets_new_readers(engine: &Engine) {
+    let (rw, ro) = (free_port(), free_port());
+    let file = stack_file(engine.name, rw, ro).replace("readers = 2", "readers = 1");
+    let dir = stack(&[("spillway.toml", &file), ("sql/schema.sql", engine.schema)]);
+    let sql = |port: u16, q: &str| (engine.client)(port, q);
+    let rows = |port: u16| {
+        let out = sql(port, "SELECT id, body FROM notes ORDER BY id");
+        String::from_utf8_lossy(&out.stdout).replace('|', "\t")
+    };
+    let run = |check: &dyn Fn()| {
+        let mut up = Spillway::start(&binary(), &["up"], dir.path());
+        up.wait_for("spillway is up", START);
+        check();
+        up.signal(Signal::SIGINT);
+        assert!(
+            up.wait_exit(Duration::from_secs(120)).success(),
+            "{}",
+            up.output()
+        );
+    };
+    run(&|| {
+        let out = sql(rw, "INSERT INTO notes VALUES (1, 'old')");
+        assert!(out.status.success(), "{}", text(&out));
+        assert!(
+            eventually(REPLICATION, || rows(ro) == "1\told\n"),
+            "never replicated: {:?}",
+            rows(ro)
+        );
+    });
+    let data = dir.path().join(".spillway/databases/main/data");
+    std::fs::remove_dir_all(&data).unwrap_or_else(|e| panic!("{}: {e}", data.display()));
+    run(&|| {
+        assert_eq!(
+            rows(ro),
+            "",
+            "the read-only endpoint serves the old primary's rows"
+        );
+        assert_eq!(text(&sql(ro, engine.is_replica)).trim(), "1");
+        let out = sql(rw, "INSERT INTO notes VALUES (2, 'new')");
+        assert!(out.status.success(), "{}", text(&out));
+        assert!(
+            eventually(REPLICATION, || rows(ro) == "2\tnew\n"),
+            "the new primary does not replicate: {:?}",
+            rows(ro)
+        );
+    });
+}
+
+#[test]
+fn mariadb_readers_follow_a_recreated_primary() {
+    recreated_primary_gets_new_readers(&MARIADB);
+}
+
+#[test]
+fn postgres_readers_follow_a_recreated_primary() {
+    recreated_primary_gets_new_readers(&POSTGRES);
 }

@@ -52,8 +52,11 @@ pub(super) fn check_databases(c: &mut Checker<'_>, stack: &Stack) {
                 "replicas need an external primary (url); a managed database gets replicas with `readers = N`",
             );
         }
-        // Aurora's limit: up to 15 replicas per cluster.
-        c.range(at("readers"), db.readers, 0, MAX_READERS);
+        // Aurora's limit: up to 15 replicas per cluster. A url database already has its one
+        // error for `readers`.
+        if db.url.is_none() {
+            c.range(at("readers"), db.readers, 0, MAX_READERS);
+        }
         for (i, r) in db.replicas.iter().enumerate() {
             if !url_scheme_ok(db.engine, r.as_str()) {
                 c.err(

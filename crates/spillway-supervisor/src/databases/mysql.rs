@@ -249,12 +249,16 @@ impl Server<'_> {
         run(&spec, stdin).await
     }
 
-    async fn sync_users(&self, password: &str) -> Result<(), SupervisorError> {
+    /// The stack's logins, with their passwords from the secrets. On each server of its own
+    /// (primary and readers) and outside the binary log: a logged `IDENTIFIED BY` would keep the
+    /// password in plain text in the primary's binlog and the readers' relay logs, which the
+    /// replication login can stream.
+    pub(super) async fn sync_users(&self, password: &str) -> Result<(), SupervisorError> {
         if self.spec.users.is_empty() {
             return Ok(());
         }
         let db = my_ident(&self.spec.dbname);
-        let mut sql = String::new();
+        let mut sql = String::from("SET SESSION sql_log_bin = 0;\n");
         // The grant on the stack's database comes with the user's creation only: a later
         // REVOKE (an init file's, as examples/tenants keeps each tenant to its own database,
         // or an operator's) is not undone at the next start. The password follows the secret
@@ -326,6 +330,7 @@ pub async fn start(
     if !data.exists() {
         bootstrap(&server, &data, &password_file, progress).await?;
     }
+    super::readers::close_data_dir(&data)?;
     let password =
         std::fs::read_to_string(&password_file).map_err(SupervisorError::io(&password_file))?;
     let password = password.trim().to_owned();
@@ -359,7 +364,13 @@ pub async fn start(
         } else {
             "localhost".into()
         },
-        port,
+        // Without TCP the port opened for readers is theirs only: the stack sees what it would
+        // see without readers.
+        port: if spec.listens_on_tcp() {
+            port
+        } else {
+            mysql_readers::SOCKET_ONLY_PORT
+        },
         tcp: spec.listens_on_tcp(),
         socket: Some(server.socket.clone()),
         dbname: spec.dbname.clone(),
@@ -409,12 +420,15 @@ async fn bootstrap(
         ..*server
     };
     let spec = server.spec;
+    // Readers left from an earlier primary copy a database that is about to be replaced.
+    super::readers::remove_all(spec)?;
     let partial = spec.dir.join("data.partial");
     if partial.exists() {
         std::fs::remove_dir_all(&partial).map_err(SupervisorError::io(&partial))?;
     }
     std::fs::create_dir_all(&partial).map_err(SupervisorError::io(&partial))?;
     server.run_as.own(&partial)?;
+    super::readers::close_data_dir(&partial)?;
     let tmp = server.tmp_dir()?;
     let started = Instant::now();
     progress(&format!(
@@ -468,6 +482,7 @@ async fn bootstrap(
     .await;
     process.stop(STOP_GRACE).await;
     setup?;
+    mysql_readers::write_primary_id(server, &partial)?;
     write_private(password_file, &password)?;
     std::fs::rename(&partial, data).map_err(SupervisorError::io(data))?;
     progress(&format!(

@@ -9,8 +9,14 @@
 //! - **Transport.** A MariaDB replica reaches its primary over TCP only (`CHANGE MASTER` takes
 //!   no socket), so a primary with readers listens on 127.0.0.1. The replication login exists
 //!   only there. So that the port opens no way around the proxies when the stack did not ask
-//!   for TCP, every other `'%'` account gets a locked twin at `127.0.0.1` (the more specific
-//!   host wins): the stack's users still log in on the socket, not on the port.
+//!   for TCP, every other account a login from 127.0.0.1 could match is locked there (root's
+//!   included; see `LOCK_TCP`): the stack's users and root still log in on the socket, not on
+//!   the port.
+//! - **No passwords in the binary log.** spillway's account statements run with
+//!   `sql_log_bin = 0` on the primary and again on each reader, and a reader drops the binary
+//!   logs it copied (`RESET MASTER`): the replication login can stream the primary's binlog.
+//! - **Identity.** A reader copied from an earlier primary (one whose data directory was
+//!   deleted since) is copied anew; a primary created anew removes all readers.
 //! - **Every start** points each reader at the primary's current port (it may have changed)
 //!   and waits until replication runs; readers start with `--skip-slave-start` for that.
 
@@ -30,10 +36,35 @@ use crate::state::{admin_password, write_private};
 /// The login readers replicate with (on the primary's 127.0.0.1 only).
 const REPLICATION_USER: &str = "spillway_replication";
 /// The number in a reader's socket-only endpoint (MariaDB clients ignore it on a socket).
-const SOCKET_ONLY_PORT: u16 = 3306;
+pub(super) const SOCKET_ONLY_PORT: u16 = 3306;
 
-/// Before the primary starts: drops readers the stack no longer has and seeds missing ones with
-/// a copy of the primary's (stopped) data directory.
+/// A random identity the primary's data directory carries (written at its creation), copied
+/// into each reader with the rest: a reader whose copy differs was seeded from an earlier
+/// primary (its data directory was deleted and created anew) and is copied again.
+const ID_FILE: &str = "spillway-primary-id";
+
+/// Writes a new identity into the primary's data directory `data`.
+pub(super) fn write_primary_id(primary: &Server<'_>, data: &Path) -> Result<(), SupervisorError> {
+    let file = data.join(ID_FILE);
+    write_private(&file, &admin_password())?;
+    primary.run_as.own(&file)
+}
+
+/// The primary's identity; a data directory made before identities were kept gets one now.
+fn primary_id(primary: &Server<'_>, data: &Path) -> Result<Vec<u8>, SupervisorError> {
+    let file = data.join(ID_FILE);
+    match std::fs::read(&file) {
+        Ok(id) => Ok(id),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            write_primary_id(primary, data)?;
+            std::fs::read(&file).map_err(SupervisorError::io(&file))
+        }
+        Err(e) => Err(SupervisorError::io(&file)(e)),
+    }
+}
+
+/// Before the primary starts: drops readers the stack no longer has or that were copied from an
+/// earlier primary, and seeds missing ones with a copy of the primary's (stopped) data directory.
 pub(super) async fn seed(
     primary: &Server<'_>,
     data: &Path,
@@ -41,6 +72,10 @@ pub(super) async fn seed(
 ) -> Result<(), SupervisorError> {
     let spec = primary.spec;
     readers::remove_surplus(spec)?;
+    if spec.readers == 0 {
+        return Ok(());
+    }
+    let id = primary_id(primary, data)?;
     let cp = find_program("cp", &[]).ok_or(SupervisorError::MissingBinary {
         what: "cp",
         package: "coreutils",
@@ -48,7 +83,11 @@ pub(super) async fn seed(
     })?;
     for index in 1..=spec.readers {
         let dir = readers::dir(spec, index);
-        if dir.join("data").exists() {
+        let target = dir.join("data");
+        let copied = std::fs::read(target.join(ID_FILE)).ok();
+        readers::drop_if_foreign(spec, index, &id, copied.as_deref())?;
+        if target.exists() {
+            readers::close_data_dir(&target)?;
             continue;
         }
         make_private(&dir, primary.run_as, "mariadbd")?;
@@ -81,51 +120,60 @@ pub(super) async fn seed(
             cwd: None,
         };
         run(&copy, None).await?;
-        let target = dir.join("data");
+        readers::close_data_dir(&partial)?;
         std::fs::rename(&partial, &target).map_err(SupervisorError::io(&target))?;
     }
     Ok(())
 }
 
-/// On the running primary, every start: with readers, the replication login (its password kept
-/// in `replication-password`) and the port's locked twins; without, the twins' removal if the
-/// port is the stack's own now. Returns the replication password when there are readers.
+/// On the running primary, every start, outside the binary log (passwords must not land in
+/// it): with readers, the replication login (its password kept in `replication-password`) and,
+/// without TCP, the port's locks; with TCP, the locks' removal; without readers, the
+/// replication login's removal. Returns the replication password when there are readers.
 pub(super) async fn sync_primary(
     primary: &Server<'_>,
     admin: &str,
 ) -> Result<Option<String>, SupervisorError> {
     let spec = primary.spec;
-    let marker = spec.dir.join("tcp-locked");
-    let mut sql = String::new();
-    if spec.listens_on_tcp() && marker.exists() {
+    // Kept by earlier versions; the locks are now recorded in the server itself.
+    let _ = std::fs::remove_file(spec.dir.join("tcp-locked"));
+    let mut sql = String::from("SET SESSION sql_log_bin = 0;\n");
+    if spec.listens_on_tcp() {
+        sql.push_str(LOCKS_TABLE);
         sql.push_str(UNLOCK_TCP);
     }
+    let file = spec.dir.join("replication-password");
+    let user = my_literal(REPLICATION_USER);
     let password = if spec.readers > 0 {
-        let file = spec.dir.join("replication-password");
         let password = match std::fs::read_to_string(&file) {
             Ok(p) => p.trim().to_owned(),
-            Err(_) => {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let p = admin_password();
                 write_private(&file, &p)?;
                 p
             }
+            Err(e) => return Err(SupervisorError::io(&file)(e)),
         };
-        let (user, pw) = (my_literal(REPLICATION_USER), my_literal(&password));
+        let pw = my_literal(&password);
         sql.push_str(&format!(
             "CREATE USER IF NOT EXISTS {user}@'127.0.0.1' IDENTIFIED BY {pw};\n\
-             ALTER USER {user}@'127.0.0.1' IDENTIFIED BY {pw};\n\
+             ALTER USER {user}@'127.0.0.1' IDENTIFIED BY {pw} ACCOUNT UNLOCK;\n\
              GRANT REPLICATION SLAVE ON *.* TO {user}@'127.0.0.1';\n"
         ));
         if !spec.listens_on_tcp() {
+            sql.push_str(LOCKS_TABLE);
             sql.push_str(LOCK_TCP);
         }
         Some(password)
     } else {
+        sql.push_str(&format!("DROP USER IF EXISTS {user}@'127.0.0.1';\n"));
+        match std::fs::remove_file(&file) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(SupervisorError::io(&file)(e)),
+        }
         None
     };
-    if sql.is_empty() {
-        return Ok(password);
-    }
     primary
         .client(
             Some(admin),
@@ -135,37 +183,90 @@ pub(super) async fn sync_primary(
             "setting up replication",
         )
         .await?;
-    if spec.listens_on_tcp() {
-        let _ = std::fs::remove_file(&marker);
-    } else if spec.readers > 0 {
-        std::fs::write(&marker, "accounts on 127.0.0.1 locked for replication\n")
-            .map_err(SupervisorError::io(&marker))?;
-    }
     Ok(password)
 }
 
-/// Every `'%'` account without a `127.0.0.1` one gets a locked one there.
+/// What spillway locked on 127.0.0.1 (`twin`: an account it created there, dropped again on
+/// unlock; else an account that was there, unlocked again), so that `tcp = true` undoes
+/// exactly that. In the `mysql` schema, which only the administrative login reads, and only
+/// while something is locked.
+const LOCKS_TABLE: &str = "CREATE TABLE IF NOT EXISTS mysql.spillway_tcp_locks (
+  User CHAR(128) COLLATE utf8mb3_bin NOT NULL,
+  Host CHAR(255) COLLATE utf8mb3_bin NOT NULL,
+  twin BOOL NOT NULL,
+  PRIMARY KEY (User, Host)
+) ENGINE = Aria;
+";
+
+/// Without TCP the port is the readers' only: every account a TCP login from 127.0.0.1 could
+/// match is locked, except the replication login. A user with a matching host pattern ('%',
+/// '127.%', a netmask, anonymous '') and no `127.0.0.1` account gets a locked one there (the
+/// most specific host wins); `127.0.0.1` accounts (root's among them) are locked as they are.
+/// `'localhost'` accounts are socket-only under `--skip-name-resolve`.
 const LOCK_TCP: &str = "DELIMITER //
 BEGIN NOT ATOMIC
   DECLARE done INT DEFAULT 0;
   DECLARE u VARCHAR(128);
-  DECLARE c CURSOR FOR SELECT p.User FROM mysql.global_priv p
-    WHERE p.Host = '%' AND p.User <> '' AND NOT EXISTS
-      (SELECT 1 FROM mysql.global_priv q WHERE q.User = p.User AND q.Host = '127.0.0.1');
+  DECLARE c CURSOR FOR SELECT DISTINCT p.User FROM mysql.global_priv p
+    WHERE p.User <> 'spillway_replication'
+      AND IFNULL(JSON_VALUE(p.Priv, '$.is_role'), 'false') <> 'true'
+      AND (p.Host = '' OR '127.0.0.1' LIKE p.Host
+        OR (p.Host LIKE '%/%' AND INET_ATON('127.0.0.1') & INET_ATON(SUBSTRING_INDEX(p.Host, '/', -1))
+            = INET_ATON(SUBSTRING_INDEX(p.Host, '/', 1))))
+      AND NOT EXISTS
+        (SELECT 1 FROM mysql.global_priv q WHERE q.User = p.User AND q.Host = '127.0.0.1');
   DECLARE CONTINUE HANDLER FOR NOT FOUND SET done = 1;
   OPEN c;
   l: LOOP
     FETCH c INTO u;
     IF done THEN LEAVE l; END IF;
     EXECUTE IMMEDIATE CONCAT('CREATE USER ', QUOTE(u), '@''127.0.0.1'' ACCOUNT LOCK');
+    INSERT IGNORE INTO mysql.spillway_tcp_locks VALUES (u, '127.0.0.1', TRUE);
+  END LOOP;
+  CLOSE c;
+END //
+BEGIN NOT ATOMIC
+  DECLARE done INT DEFAULT 0;
+  DECLARE u VARCHAR(128);
+  DECLARE c CURSOR FOR SELECT p.User FROM mysql.global_priv p
+    WHERE p.Host = '127.0.0.1' AND p.User <> 'spillway_replication'
+      AND IFNULL(JSON_VALUE(p.Priv, '$.account_locked'), 'false') <> 'true';
+  DECLARE CONTINUE HANDLER FOR NOT FOUND SET done = 1;
+  OPEN c;
+  l: LOOP
+    FETCH c INTO u;
+    IF done THEN LEAVE l; END IF;
+    EXECUTE IMMEDIATE CONCAT('ALTER USER ', QUOTE(u), '@''127.0.0.1'' ACCOUNT LOCK');
+    INSERT IGNORE INTO mysql.spillway_tcp_locks VALUES (u, '127.0.0.1', FALSE);
   END LOOP;
   CLOSE c;
 END //
 DELIMITER ;
 ";
 
-/// The locked `127.0.0.1` twins of `'%'` accounts go (the stack asked for TCP).
+/// The stack asked for TCP: what `LOCK_TCP` locked is undone, and so are the locked
+/// `127.0.0.1` twins of `'%'` accounts that versions before the table made.
 const UNLOCK_TCP: &str = "DELIMITER //
+BEGIN NOT ATOMIC
+  DECLARE done INT DEFAULT 0;
+  DECLARE u VARCHAR(128);
+  DECLARE h VARCHAR(255);
+  DECLARE t BOOL;
+  DECLARE c CURSOR FOR SELECT User, Host, twin FROM mysql.spillway_tcp_locks;
+  DECLARE CONTINUE HANDLER FOR NOT FOUND SET done = 1;
+  OPEN c;
+  l: LOOP
+    FETCH c INTO u, h, t;
+    IF done THEN LEAVE l; END IF;
+    IF t THEN
+      EXECUTE IMMEDIATE CONCAT('DROP USER IF EXISTS ', QUOTE(u), '@', QUOTE(h));
+    ELSE
+      EXECUTE IMMEDIATE CONCAT('ALTER USER IF EXISTS ', QUOTE(u), '@', QUOTE(h), ' ACCOUNT UNLOCK');
+    END IF;
+  END LOOP;
+  CLOSE c;
+  DROP TABLE mysql.spillway_tcp_locks;
+END //
 BEGIN NOT ATOMIC
   DECLARE done INT DEFAULT 0;
   DECLARE u VARCHAR(128);
@@ -233,15 +334,24 @@ async fn start_one(
     let mut process = server.spawn(&data)?;
     let setup = async {
         server.wait_ready(&mut process).await?;
+        // The logins are kept out of the primary's binary log, so they do not replicate: each
+        // reader gets them from the secrets, as the primary does.
+        server.sync_users(admin).await?;
         let mut sql = String::new();
         if first {
             progress(&format!("{}: starting replication", server.label()));
             sql.push_str("SET GLOBAL gtid_slave_pos = @@global.gtid_binlog_pos;\n");
         }
+        // The binary logs in a reader are the primary's, copied with its data (passwords an
+        // earlier version logged among them), and later only its own, which nothing reads
+        // (log_slave_updates is off): they go once the position is read.
+        sql.push_str("RESET MASTER;\n");
         sql.push_str(&format!(
             "STOP SLAVE;\n\
              CHANGE MASTER TO MASTER_HOST = '127.0.0.1', MASTER_PORT = {}, MASTER_USER = {}, \
-             MASTER_PASSWORD = {}, MASTER_USE_GTID = slave_pos, MASTER_CONNECT_RETRY = 1;\n\
+             MASTER_PASSWORD = {}, MASTER_USE_GTID = slave_pos, MASTER_CONNECT_RETRY = 1, \
+             MASTER_HEARTBEAT_PERIOD = 1;\n\
+             SET @spillway_from = @@global.gtid_slave_pos;\n\
              START SLAVE;\n{WAIT_REPLICATING}",
             primary.port,
             my_literal(REPLICATION_USER),
@@ -267,20 +377,29 @@ async fn start_one(
     Ok((reader, process))
 }
 
-/// Waits (at most 60 s, in SQL so it is one client run) until the reader's replication threads
-/// run and it is connected to the primary; fails with a message pointing at the cause.
+/// Waits (at most 60 s, in SQL so it is one client run) until the reader follows the primary:
+/// its threads run (`Slave_running` is ON only while the I/O thread is connected) and the
+/// primary has accepted its position, shown by a heartbeat or an applied transaction. A
+/// connection alone is not enough: a primary that lacks the position (error 1236) refuses it
+/// only after the connection.
 const WAIT_REPLICATING: &str = "DELIMITER //
 BEGIN NOT ATOMIC
   DECLARE i INT DEFAULT 0;
-  WHILE i < 600 AND (SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS
-      WHERE VARIABLE_NAME = 'SLAVE_RUNNING') <> 'ON' DO
-    DO SLEEP(0.1);
+  DECLARE ok INT DEFAULT 0;
+  WHILE i < 600 AND ok = 0 DO
+    SET ok = (SELECT COUNT(*) FROM information_schema.GLOBAL_STATUS
+        WHERE VARIABLE_NAME = 'SLAVE_RUNNING' AND VARIABLE_VALUE = 'ON')
+      AND ((SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS
+          WHERE VARIABLE_NAME = 'SLAVE_RECEIVED_HEARTBEATS') > 0
+        OR @@global.gtid_slave_pos <> @spillway_from);
+    IF ok = 0 THEN
+      DO SLEEP(0.1);
+    END IF;
     SET i = i + 1;
   END WHILE;
-  IF (SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS
-      WHERE VARIABLE_NAME = 'SLAVE_RUNNING') <> 'ON' THEN
+  IF ok = 0 THEN
     SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT =
-      'replication did not start within 60s (SHOW SLAVE STATUS on the reader, and the primary''s log, say why)';
+      'replication did not start within 60s; SHOW SLAVE STATUS on the reader says why (Last_IO_Errno 1236: the primary lacks its position; stop the stack and delete the reader''s directory to copy the primary again)';
   END IF;
 END //
 DELIMITER ;

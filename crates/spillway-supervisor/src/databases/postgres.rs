@@ -408,6 +408,8 @@ async fn bootstrap(
     progress: &(dyn Fn(&str) + Sync),
 ) -> Result<(), SupervisorError> {
     let spec = server.spec;
+    // Readers left from an earlier primary copy a database that is about to be replaced.
+    super::readers::remove_all(spec)?;
     let partial = spec.dir.join("data.partial");
     if partial.exists() {
         std::fs::remove_dir_all(&partial).map_err(SupervisorError::io(&partial))?;

@@ -7,6 +7,9 @@
 //!   by `passfile` in the connection string, so it is in no command line. Each start passes
 //!   `primary_conninfo` on the command line (which outranks the `postgresql.auto.conf` that
 //!   `-R` wrote), so a primary whose port changed is still found.
+//! - **Identity.** A reader whose `system_identifier` is not its primary's (the primary's data
+//!   directory was deleted and made anew) is copied again; a primary created anew removes all
+//!   readers.
 //! - **Every start** waits until the standby streams from the primary.
 
 use std::path::Path;
@@ -89,6 +92,15 @@ async fn start_one(
     );
     let data = dir.join("data");
     check_owner(&data, primary.run_as.uid, "postgres")?;
+    if data.exists() {
+        let primary_id = system_identifier(&primary.dir.join("data"))?;
+        readers::drop_if_foreign(
+            spec,
+            index,
+            &primary_id,
+            system_identifier(&data).ok().as_deref(),
+        )?;
+    }
     if !data.exists() {
         seed(primary, &dir, &conninfo, &name, progress).await?;
     }
@@ -128,6 +140,16 @@ async fn start_one(
         server.log.clone(),
     );
     Ok((reader, process))
+}
+
+/// The cluster's `system_identifier`: the first 8 bytes of `global/pg_control` (the field
+/// `ControlFileData` starts with), set by initdb and kept by `pg_basebackup`. A standby whose
+/// identifier differs from its primary's was copied from another cluster and can never stream
+/// from this one.
+fn system_identifier(data: &Path) -> Result<Vec<u8>, SupervisorError> {
+    let file = data.join("global").join("pg_control");
+    let bytes = std::fs::read(&file).map_err(SupervisorError::io(&file))?;
+    Ok(bytes.get(..8).unwrap_or(&bytes).to_vec())
 }
 
 /// `pg_basebackup -R` from the running primary into the reader's `data.partial/`.
