@@ -10,9 +10,9 @@
 #
 # Knobs: TENANTS, USERS, SPAWN (users/s), RUN, WAIT (each user's pause, the report's 5s..9s is
 # the default), MAX_CONNECTIONS (the MariaDB servers' max_connections), DB_CPU (percent of one
-# core each database server may use, by a cgroup; 0 = no limit). Results: a directory under
-# bench/results/ with report.html, Locust's CSVs, the JSON, the servers' and functions' logs
-# and summary.md (what docs/reports.md quotes).
+# core each database server may use, by a cgroup; 0 = no limit). Results: the summary in
+# bench/results/report-004-STAMP.md (what docs/reports.md quotes, committed), and beside it a
+# directory (git-ignored) with report.html, Locust's CSVs, the JSON and the functions' logs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/system.sh
@@ -60,6 +60,10 @@ tar -C examples/tenants --exclude=.spillway --exclude=node_modules -cf - . | tar
 sed -i "s/^max_connections = .*/max_connections = $MAX_CONNECTIONS/" "$work/spillway.toml"
 grep -q "^max_connections = $MAX_CONNECTIONS\$" "$work/spillway.toml" \
   || { echo "could not set max_connections in the stack file" >&2; exit 1; }
+# The tasks draw tenants 0..199, the template's 200: only as many as exist here.
+sed -i "s/\"0\.\.199\"/\"0..$(( TENANTS - 1 ))\"/" "$work/loadtest.toml"
+grep -q "\"0\.\.$(( TENANTS - 1 ))\"" "$work/loadtest.toml" \
+  || { echo "could not set the tenant range in loadtest.toml" >&2; exit 1; }
 
 say "spillway up (first start: tenants, readers, npm ci)"
 started=$(date +%s)
@@ -179,4 +183,5 @@ text = "\n".join(lines) + "\n"
 open(os.path.join(out, "summary.md"), "w").write(text)
 print(text)
 EOF
-say "results in $out (report.html, summary.md)"
+cp "$out/summary.md" "$out.md"
+say "results: $out.md, and $out/report.html"
