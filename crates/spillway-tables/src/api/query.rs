@@ -28,8 +28,9 @@ use crate::value::{AttributeValue, Item, item_size, write_item_json};
 const PAGE_BYTES: usize = 1024 * 1024;
 
 /// Reads with a `Limit` up to this many items run on the request's own task, as GetItem does:
-/// a page of 100 typical items costs ~100 µs, less than the two thread hand-offs of the
-/// blocking pool, which were a third of a small Query's latency at low rates. Unbounded reads
+/// a page of 100 typical items is a fraction of a millisecond of decoding, and the two thread
+/// hand-offs of the blocking pool showed in a small Query's latency at low rates (an A/B in
+/// docs/BENCHMARKS.md, "Query on the request's task"). Unbounded reads
 /// (up to 1 MB of items, milliseconds) still go to the blocking pool so that they do not stall
 /// the runtime's workers.
 const INLINE_LIMIT: usize = 100;
