@@ -23,16 +23,24 @@ pub trait Frontend: Send + Sync + 'static {
     fn reap(&self);
     /// Closes every idle server connection (the listener stops).
     fn close_idle(&self);
-    /// A client's whole life: login, then its session. Boxed: login runs once per client and
-    /// its state is large; inline, every idle client's task would carry that space.
-    fn serve_client(
+    /// A client's login, resolving to its session (or to nothing: refused, a cancel request).
+    /// Two boxes, not one future: the login's state (about 1.8 KB with its timers and SCRAM)
+    /// is freed once the client is in, and the session's box is just the session. As one async
+    /// block, the task would keep the larger of the two, and the login's arguments, for the
+    /// session's whole life, in every idle client (measured: 2.0 KB of future per client).
+    fn login(
         self: Arc<Self>,
         stream: TcpStream,
         peer: SocketAddr,
         metrics: Arc<EndpointMetrics>,
         shutdown: watch::Receiver<bool>,
-    ) -> Pin<Box<dyn Future<Output = ()> + Send>>;
+    ) -> Login;
 }
+
+/// A session's future, boxed.
+pub type SessionFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
+/// A login's future, boxed, resolving to the session.
+pub type Login = Pin<Box<dyn Future<Output = Option<SessionFuture>> + Send>>;
 
 impl Frontend for PgProxy {
     fn allowed(&self, ip: IpAddr) -> bool {
@@ -44,18 +52,25 @@ impl Frontend for PgProxy {
     fn close_idle(&self) {
         self.target.close_idle();
     }
-    fn serve_client(
+    fn login(
         self: Arc<Self>,
         stream: TcpStream,
         peer: SocketAddr,
         metrics: Arc<EndpointMetrics>,
         shutdown: watch::Receiver<bool>,
-    ) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+    ) -> Login {
         Box::pin(async move {
             match handshake::handshake(stream, &self, &metrics).await {
-                Ok(Some(login)) => session::run(login, self, metrics, shutdown).await,
-                Ok(None) => {}
-                Err(e) => tracing::info!(peer = %peer, "client login failed: {e}"),
+                Ok(Some(login)) => {
+                    let session: SessionFuture =
+                        Box::pin(session::run(login, self, metrics, shutdown));
+                    Some(session)
+                }
+                Ok(None) => None,
+                Err(e) => {
+                    tracing::info!(peer = %peer, "client login failed: {e}");
+                    None
+                }
             }
         })
     }
@@ -71,20 +86,52 @@ impl Frontend for crate::mysql::proxy::MyProxy {
     fn close_idle(&self) {
         self.target.close_idle();
     }
-    fn serve_client(
+    fn login(
         self: Arc<Self>,
         stream: TcpStream,
         peer: SocketAddr,
         metrics: Arc<EndpointMetrics>,
         shutdown: watch::Receiver<bool>,
-    ) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+    ) -> Login {
         Box::pin(async move {
             match crate::mysql::handshake::handshake(stream, peer, &self, &metrics).await {
-                Ok(Some(login)) => crate::mysql::session::run(login, self, metrics, shutdown).await,
-                Ok(None) => {}
-                Err(e) => tracing::info!(peer = %peer, "MySQL client login failed: {e}"),
+                Ok(Some(login)) => {
+                    let session: SessionFuture =
+                        Box::pin(crate::mysql::session::run(login, self, metrics, shutdown));
+                    Some(session)
+                }
+                Ok(None) => None,
+                Err(e) => {
+                    tracing::info!(peer = %peer, "MySQL client login failed: {e}");
+                    None
+                }
             }
         })
+    }
+}
+
+/// A client's task: its login, then its session. A hand-written future rather than an async
+/// block: at 24 bytes it fits the task's cell beside tokio's own fields, where a block holding
+/// both boxes grew every client's task from 128 to 256 bytes (tokio aligns the cell to 128).
+enum Client {
+    Login(Login),
+    Session(SessionFuture),
+}
+
+impl Future for Client {
+    type Output = ();
+    fn poll(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        use std::task::Poll;
+        loop {
+            match &mut *self {
+                Client::Login(login) => match login.as_mut().poll(cx) {
+                    Poll::Ready(Some(session)) => *self = Client::Session(session),
+                    Poll::Ready(None) => return Poll::Ready(()),
+                    Poll::Pending => return Poll::Pending,
+                },
+                Client::Session(session) => return session.as_mut().poll(cx),
+            }
+        }
     }
 }
 
@@ -152,7 +199,7 @@ async fn serve<F: Frontend>(
         }
         let (proxy, metrics, shutdown) =
             (Arc::clone(&proxy), Arc::clone(&metrics), shutdown.clone());
-        tokio::spawn(proxy.serve_client(stream, peer, metrics, shutdown));
+        tokio::spawn(Client::Login(proxy.login(stream, peer, metrics, shutdown)));
     }
     reaper.abort();
     proxy.close_idle();

@@ -144,7 +144,8 @@ enum Grant<C> {
 }
 
 struct Pool<C> {
-    key: PoolKey,
+    /// Shared with the pool's sessions (one allocation, not two strings per client).
+    key: Arc<PoolKey>,
     /// Boxed once when opened: a connection moves on every borrow and hand-over (idle list,
     /// oneshot, guard), and a pointer moves in one instruction where the struct, past 256
     /// bytes, took a memcpy loop (measured: the largest part of a 7% rise in instructions per
@@ -222,13 +223,18 @@ impl<C: Backend> Target<C> {
         }
         let i = st.pools.len();
         st.pools.push(Pool {
-            key: key.clone(),
+            key: Arc::new(key.clone()),
             idle: Vec::new(),
             waiters: VecDeque::new(),
             server: server.clone(),
         });
         st.index.insert(key.clone(), i);
         PoolId(i)
+    }
+
+    /// Pool `id`'s key, shared: sessions keep it for their whole life.
+    pub fn key(&self, id: PoolId) -> Arc<PoolKey> {
+        Arc::clone(&lock(&self.state).pools[id.0].key)
     }
 
     /// How many pools the target has, and whether it has one for `key` (logins check before
@@ -274,20 +280,8 @@ impl<C: Backend> Target<C> {
             let st = &mut *st;
             let (max_connections, borrow_timeout) =
                 (st.settings.max_connections, st.settings.borrow_timeout);
-            let pool = &mut st.pools[id.0];
-            while let Some(conn) = pool.idle.pop() {
-                // Probing costs a syscall; a connection used moments ago is trusted, as
-                // PgBouncer's server_check_delay does.
-                if self.route.keeps(conn.pooled().server_index)
-                    && (started.saturating_duration_since(conn.pooled().last_used) < RECHECK_AFTER
-                        || conn.looks_alive())
-                {
-                    // Taken without waiting: the borrow latency is the lock's, well under the
-                    // metric's microsecond resolution, so no clock is read for it.
-                    return Ok(self.guard(id, conn, Duration::ZERO, false));
-                }
-                st.open -= 1;
-                self.metrics.connections.add(-1);
+            if let Some(conn) = self.pop_idle(st, id, started) {
+                return Ok(self.guard(id, conn, Duration::ZERO, false));
             }
             let rx = if st.open < max_connections {
                 st.open += 1;
@@ -353,6 +347,35 @@ impl<C: Backend> Target<C> {
                 }
             }
         }
+    }
+
+    /// An idle connection of pool `id` if one is at hand: the borrow that needs no waiting,
+    /// done without a future (a session awaits [`borrow_at`](Self::borrow_at) only when this
+    /// finds nothing, and boxes that wait, so its state is no part of an idle client's task).
+    pub fn take_idle(self: &Arc<Self>, id: PoolId, started: Instant) -> Option<Guard<C>> {
+        let mut st = lock(&self.state);
+        let conn = self.pop_idle(&mut st, id, started)?;
+        drop(st);
+        Some(self.guard(id, conn, Duration::ZERO, false))
+    }
+
+    /// Takes a usable idle connection of pool `id`, closing the unusable ones it meets.
+    fn pop_idle(&self, st: &mut State<C>, id: PoolId, started: Instant) -> Option<Box<C>> {
+        while let Some(conn) = st.pools[id.0].idle.pop() {
+            // Probing costs a syscall; a connection used moments ago is trusted, as
+            // PgBouncer's server_check_delay does.
+            if self.route.keeps(conn.pooled().server_index)
+                && (started.saturating_duration_since(conn.pooled().last_used) < RECHECK_AFTER
+                    || conn.looks_alive())
+            {
+                // Taken without waiting: the borrow latency is the lock's, well under the
+                // metric's microsecond resolution, so no clock is read for it.
+                return Some(conn);
+            }
+            st.open -= 1;
+            self.metrics.connections.add(-1);
+        }
+        None
     }
 
     /// Opens a connection for pool `id` on the server its route picks. With a topology, a server
@@ -546,7 +569,7 @@ impl<C: Backend> Target<C> {
             .iter()
             .map(|p| {
                 (
-                    p.key.clone(),
+                    PoolKey::clone(&p.key),
                     p.idle.len(),
                     p.waiters.iter().filter(|w| !w.is_closed()).count(),
                 )

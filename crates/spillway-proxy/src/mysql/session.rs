@@ -85,12 +85,12 @@ pub struct Session {
     pub(super) tracked_statement: bool,
 }
 
-pub async fn run(
+pub fn run(
     login: MyLogin,
     proxy: Arc<MyProxy>,
     metrics: Arc<EndpointMetrics>,
-    mut shutdown: watch::Receiver<bool>,
-) {
+    shutdown: watch::Receiver<bool>,
+) -> impl std::future::Future<Output = ()> + Send {
     let MyLogin { stream, admitted } = login;
     let Admitted {
         buf,
@@ -130,25 +130,33 @@ pub async fn run(
         thread,
         tracked_statement: false,
     };
-    if let Some(g) = &s.guard
-        && let Some(c) = g.conn_ref()
-    {
-        s.thread.using(c.thread_id, c.pooled.server_index);
-    }
-    if s.settings.mode == PoolMode::Transaction && s.guard.is_some() {
-        // The login's connection is not kept: the first command borrows like any other.
-        s.release().await;
-    }
-    s.metrics.client_connections.add(1);
-    let end = s.serve(&mut shutdown).await;
-    match &end {
-        End::Quit | End::ClientGone => {}
-        End::Error(e) => {
-            tracing::info!(peer = %s.peer, user = %s.user.name, proxy = %s.settings.proxy, "MySQL session ended: {e}")
+    // Captured and used in place (see `pg::session::run`: an async fn would hold the login
+    // and the session both, for the session's whole life).
+    async move { s.live(shutdown).await }
+}
+
+impl Session {
+    async fn live(&mut self, mut shutdown: watch::Receiver<bool>) {
+        if let Some(g) = &self.guard
+            && let Some(c) = g.conn_ref()
+        {
+            self.thread.using(c.thread_id, c.pooled.server_index);
         }
+        if self.settings.mode == PoolMode::Transaction && self.guard.is_some() {
+            // The login's connection is not kept: the first command borrows like any other.
+            self.release().await;
+        }
+        self.metrics.client_connections.add(1);
+        let end = self.serve(&mut shutdown).await;
+        match &end {
+            End::Quit | End::ClientGone => {}
+            End::Error(e) => {
+                tracing::info!(peer = %self.peer, user = %self.user.name, proxy = %self.settings.proxy, "MySQL session ended: {e}")
+            }
+        }
+        self.finish().await;
+        self.metrics.client_connections.add(-1);
     }
-    s.finish().await;
-    s.metrics.client_connections.add(-1);
 }
 
 /// What a client's next read produced.

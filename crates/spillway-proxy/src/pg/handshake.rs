@@ -33,7 +33,7 @@ pub struct LoggedIn {
     /// Bytes the client sent after its startup packet (pipelined queries).
     pub buf: BytesMut,
     pub user: Arc<User>,
-    pub key: PoolKey,
+    pub key: Arc<PoolKey>,
     pub pool: PoolId,
     /// The client's startup parameters, as the server spells and normalizes them.
     pub wanted: Vec<(String, String)>,
@@ -159,7 +159,7 @@ pub async fn handshake(
 struct Admitted {
     buf: BytesMut,
     user: Arc<User>,
-    key: PoolKey,
+    key: Arc<PoolKey>,
     pool: PoolId,
     wanted: Vec<(String, String)>,
     settings: Arc<Settings>,
@@ -301,6 +301,8 @@ async fn run(
     // The server's parameters, learnt from one connection per pool (which also proves the
     // database exists and the secret's credentials work before the client sends a query).
     let pool = proxy.target.pool(&key, &server);
+    // The pool's own copy, which the session keeps.
+    let key = proxy.target.key(pool);
     let cached = proxy.pool_params(&key);
     let mut borrowed = None;
     let server_params = match cached {

@@ -6,6 +6,7 @@ pub mod codec;
 pub mod deallocate;
 pub mod handshake;
 pub mod messages;
+pub mod param_sets;
 pub mod params;
 pub mod pinning;
 pub mod prepared;

@@ -83,6 +83,8 @@ pub struct PgProxy {
     /// Per pool: the server's ParameterStatus values (replayed to clients at login) and the
     /// startup parameter values the server has accepted.
     pools: Mutex<HashMap<PoolKey, PoolParams>>,
+    /// Clients' startup parameter sets, shared between the sessions that sent the same.
+    pub param_sets: super::param_sets::ParamSets,
 }
 
 #[derive(Default)]
@@ -113,6 +115,7 @@ impl PgProxy {
             cancel: Arc::new(CancelRegistry::default()),
             iam,
             pools: Mutex::new(HashMap::new()),
+            param_sets: Default::default(),
         })
     }
 
