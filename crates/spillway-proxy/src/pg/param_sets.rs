@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex, Weak};
 
 /// A client's startup parameters as the server spells and normalizes them (see `params.rs`).
 pub type ParamSet = Arc<[(String, String)]>;
+type WeakSet = Weak<[(String, String)]>;
 
 #[derive(Default)]
 pub struct ParamSets {
@@ -21,7 +22,7 @@ pub struct ParamSets {
 #[derive(Default)]
 struct Table {
     /// By fingerprint (`params::fingerprint`); a bucket holds the sets that share one.
-    sets: HashMap<u64, Vec<Weak<[(String, String)]>>>,
+    sets: HashMap<u64, Vec<WeakSet>>,
     /// Entries in `sets`, dead ones included.
     entries: usize,
     /// Dead entries are swept when `entries` passes this (twice the live count at the last
