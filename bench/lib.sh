@@ -22,3 +22,22 @@ run_child() {
   child_pid=""
   return "$rc"
 }
+
+# Flat CPU scheduling for the run: with the kernel's autogroup on (Debian's default), each
+# session is one scheduling group with an equal share, so a pooler started with `-d` (its own
+# session: PgBouncer) competed as a group against the script's session, which held pgbench,
+# spillway and the database spillway manages. Measured on 2026-12-03: PostgreSQL backends then
+# waited up to 582 ms for a CPU (`perf sched latency`) and spillway's p99 at 50 clients read
+# 2.2× PgBouncer's; with every process in one flat group the two were within 1.16×. Turned off
+# for the run, put back by restore_autogroup (call it from the script's cleanup).
+AUTOGROUP=/proc/sys/kernel/sched_autogroup_enabled
+autogroup_was=""
+flat_scheduling() {
+  [ -w "$AUTOGROUP" ] || { echo "note: cannot turn off $AUTOGROUP (not root?): results include the autogroup bias" >&2; return 0; }
+  autogroup_was=$(cat "$AUTOGROUP")
+  echo 0 > "$AUTOGROUP"
+}
+restore_autogroup() {
+  [ -n "$autogroup_was" ] && echo "$autogroup_was" > "$AUTOGROUP" 2>/dev/null
+  autogroup_was=""
+}

@@ -33,6 +33,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/system.sh
+source bench/lib.sh
 
 DURATION="${DURATION:-10}"
 ROUNDS="${ROUNDS:-3}"
@@ -75,8 +76,10 @@ cleanup() {
   done
   for p in "${pids[@]}" ${db_pid:-}; do kill -KILL "$p" 2>/dev/null || true; done
   if [ -n "${KEEP_WORK:-}" ]; then say "kept $work"; else rm -rf "$work"; fi
+  restore_autogroup
 }
 trap cleanup EXIT
+flat_scheduling
 # Ctrl-C reaches every child: `timeout --foreground` below keeps them in our process group
 # (plain timeout makes its own, out of the terminal's reach); bash runs this trap only if the
 # foreground child died of the signal, so run and storm also stop on a child's exit status 130.
