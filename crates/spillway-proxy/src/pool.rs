@@ -729,6 +729,28 @@ mod tests {
     use super::*;
     use crate::pg::backend::ServerAddr;
 
+    /// A server at `port` on loopback, logged in to as user `u`.
+    fn test_server(port: u16) -> ServerTarget {
+        ServerTarget {
+            addr: ServerAddr::tcp("127.0.0.1", port),
+            tls: None,
+            database: "d".into(),
+            user: "u".into(),
+            password: "p".into(),
+            init_query: None,
+            connect_timeout: Duration::from_secs(30),
+            options: 0,
+        }
+    }
+
+    fn test_key() -> PoolKey {
+        PoolKey {
+            database: "d".into(),
+            user: "u".into(),
+            options: 0,
+        }
+    }
+
     /// A server that accepts connections and never says a word.
     async fn silent_server() -> (tokio::net::TcpListener, u16) {
         let l = tokio::net::TcpListener::bind(("127.0.0.1", 0))
@@ -751,24 +773,7 @@ mod tests {
             },
             Arc::new(TargetMetrics::default()),
         );
-        let server = ServerTarget {
-            addr: ServerAddr::tcp("127.0.0.1", port),
-            tls: None,
-            database: "d".into(),
-            user: "u".into(),
-            password: "p".into(),
-            init_query: None,
-            connect_timeout: Duration::from_secs(30),
-            options: 0,
-        };
-        let id = target.pool(
-            &PoolKey {
-                database: "d".into(),
-                user: "u".into(),
-                options: 0,
-            },
-            &server,
-        );
+        let id = target.pool(&test_key(), &test_server(port));
         // The first borrow takes the only slot and hangs in the server's silence; a second waits
         // in the queue. Both are abandoned (as when clients leave or a login times out).
         let first = tokio::time::timeout(Duration::from_millis(200), target.borrow(id));
@@ -818,22 +823,7 @@ mod tests {
             },
             Arc::new(TargetMetrics::default()),
         );
-        let server = ServerTarget {
-            addr: ServerAddr::tcp("127.0.0.1", 1),
-            tls: None,
-            database: "d".into(),
-            user: "u".into(),
-            password: "p".into(),
-            init_query: None,
-            connect_timeout: Duration::from_secs(30),
-            options: 0,
-        };
-        let key = PoolKey {
-            database: "d".into(),
-            user: "u".into(),
-            options: 0,
-        };
-        let id = target.pool(&key, &server);
+        let id = target.pool(&test_key(), &test_server(1));
         let mut held = Vec::new();
         for _ in 0..3 {
             held.push(target.borrow(id).await.unwrap_or_else(|e| panic!("{e}")));
