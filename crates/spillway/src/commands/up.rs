@@ -140,9 +140,53 @@ fn print_table(name: &str, rows: &[spillway_supervisor::Row]) {
         .max("ENDPOINT".len());
     println!("stack {name}");
     println!("{:w0$}  {:w1$}  CREDENTIALS", "RESOURCE", "ENDPOINT");
-    for r in rows {
-        println!("{:w0$}  {:w1$}  {}", r.resource, r.endpoint, r.credentials);
+    for line in shown_rows(rows) {
+        match line {
+            Shown::Row(r) => println!("{:w0$}  {:w1$}  {}", r.resource, r.endpoint, r.credentials),
+            Shown::More { kind, count } => {
+                println!(
+                    "{:w0$}  ({count} more {kind}: see the stack file)",
+                    format!("{kind}.*")
+                )
+            }
+        }
     }
+}
+
+/// Rows of one kind (`secrets`, `users`...) shown before the rest are summed up: a stack of 200
+/// tenants has 200 secrets, and a start-up table of 400 lines hides the endpoints a user came
+/// for. Every resource is still in the stack file and reachable through its API.
+const ROWS_PER_KIND: usize = 10;
+
+enum Shown<'a> {
+    Row(&'a spillway_supervisor::Row),
+    More { kind: &'a str, count: usize },
+}
+
+/// The table's lines: at most ROWS_PER_KIND rows of each kind, then a count of the rest (rows
+/// of a kind are consecutive, as the stack lists them).
+fn shown_rows(rows: &[spillway_supervisor::Row]) -> Vec<Shown<'_>> {
+    let kind = |r: &spillway_supervisor::Row| -> usize {
+        r.resource.find('.').unwrap_or(r.resource.len())
+    };
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < rows.len() {
+        let k = &rows[i].resource[..kind(&rows[i])];
+        let run = rows[i..]
+            .iter()
+            .take_while(|r| &r.resource[..kind(r)] == k)
+            .count();
+        out.extend(rows[i..i + run.min(ROWS_PER_KIND)].iter().map(Shown::Row));
+        if run > ROWS_PER_KIND {
+            out.push(Shown::More {
+                kind: k,
+                count: run - ROWS_PER_KIND,
+            });
+        }
+        i += run;
+    }
+    out
 }
 
 fn modified(file: &std::path::Path) -> Option<std::time::SystemTime> {
@@ -162,5 +206,42 @@ fn reload(dir: &std::path::Path, running: &mut spillway_supervisor::Running) {
             Err(e) => tracing::error!("reload failed, keeping the running settings: {e}"),
         },
         Err(e) => tracing::error!("the stack file has errors; keeping the running settings:\n{e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(resource: &str) -> spillway_supervisor::Row {
+        spillway_supervisor::Row {
+            resource: resource.into(),
+            endpoint: String::new(),
+            credentials: String::new(),
+        }
+    }
+
+    #[test]
+    fn a_kind_with_many_rows_shows_ten_and_a_count() {
+        let mut rows: Vec<_> = (0..25)
+            .map(|i| row(&format!("secrets.tenant-{i}")))
+            .collect();
+        rows.push(row("proxies.main"));
+        rows.push(row("proxies.main.endpoints.reader"));
+        let shown = shown_rows(&rows);
+        let names: Vec<String> = shown
+            .iter()
+            .map(|s| match s {
+                Shown::Row(r) => r.resource.clone(),
+                Shown::More { kind, count } => format!("{kind}+{count}"),
+            })
+            .collect();
+        assert_eq!(names.len(), 13);
+        assert_eq!(names[9], "secrets.tenant-9");
+        assert_eq!(names[10], "secrets+15");
+        assert_eq!(
+            names[11..],
+            ["proxies.main", "proxies.main.endpoints.reader"]
+        );
     }
 }
