@@ -33,11 +33,16 @@ run_child() {
 AUTOGROUP=/proc/sys/kernel/sched_autogroup_enabled
 autogroup_was=""
 flat_scheduling() {
-  [ -w "$AUTOGROUP" ] || { echo "note: cannot turn off $AUTOGROUP (not root?): results include the autogroup bias" >&2; return 0; }
+  [ -e "$AUTOGROUP" ] || return 0   # a kernel without autogroup: scheduling is flat already
+  if [ ! -w "$AUTOGROUP" ]; then
+    echo "note: cannot turn off $AUTOGROUP (not root): results include the autogroup bias" >&2
+    return 0
+  fi
   autogroup_was=$(cat "$AUTOGROUP")
   echo 0 > "$AUTOGROUP"
 }
+# Always succeeds: it runs last in EXIT traps, whose last status would become the script's.
 restore_autogroup() {
-  [ -n "$autogroup_was" ] && echo "$autogroup_was" > "$AUTOGROUP" 2>/dev/null
+  if [ -n "$autogroup_was" ]; then echo "$autogroup_was" > "$AUTOGROUP" 2>/dev/null || true; fi
   autogroup_was=""
 }
