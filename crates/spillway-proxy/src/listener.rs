@@ -204,3 +204,12 @@ async fn serve<F: Frontend>(
     reaper.abort();
     proxy.close_idle();
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_client_task_future_is_two_words_and_a_tag() {
+        // What the comment on `Client` relies on: small enough for tokio's 128-byte task cell.
+        assert_eq!(std::mem::size_of::<super::Client>(), 24);
+    }
+}
