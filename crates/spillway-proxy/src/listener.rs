@@ -1,5 +1,6 @@
 //! Accepting clients: the `allow_from` check (standing in for security groups: a refused peer
-//! is logged and counted, and never sees a byte), then a task per client.
+//! is logged and counted, and never sees a byte), then a task per client, on the worker whose
+//! socket accepted it (see [`bind`] and `runtime.rs`).
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
@@ -135,44 +136,122 @@ impl Future for Client {
     }
 }
 
-/// Serves a proxy's clients on `listener` until `shutdown` turns true, on the proxy's own
-/// thread (see [`crate::runtime`]). The listener moves there, so its readiness, like that of
-/// every client and server socket the proxy opens, is handled by that thread's runtime.
+/// A proxy's listening sockets on one address: one per worker. With more than one they share
+/// the port through SO_REUSEPORT, and the kernel spreads new connections over them by a hash of
+/// each client's address and port, so no thread hands clients to another. Linux lets only a
+/// socket of the same user join such a group, so no other user's process can take a share of
+/// the port.
+pub struct Listeners {
+    sockets: Vec<std::net::TcpListener>,
+    addr: SocketAddr,
+}
+
+/// Connections the kernel queues for each socket before `accept`: well above std's 128, since
+/// a fleet of functions starting together connects in one burst (the kernel caps it at
+/// net.core.somaxconn).
+const BACKLOG: i32 = 1024;
+
+impl Listeners {
+    /// The bound address (with the port the kernel picked, for port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+/// Binds `workers` (at least one) listening sockets to `addr`.
+pub fn bind(addr: SocketAddr, workers: usize) -> std::io::Result<Listeners> {
+    use socket2::{Domain, Socket, Type};
+    let open = |addr: SocketAddr| -> std::io::Result<std::net::TcpListener> {
+        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+        // As std does: a restarted proxy binds its port while old connections are in TIME_WAIT.
+        socket.set_reuse_address(true)?;
+        if workers > 1 {
+            socket.set_reuse_port(true)?;
+        }
+        socket.bind(&addr.into())?;
+        socket.listen(BACKLOG)?;
+        socket.set_nonblocking(true)?;
+        Ok(socket.into())
+    };
+    let first = open(addr)?;
+    let addr = first.local_addr()?;
+    let mut sockets = vec![first];
+    for _ in 1..workers.max(1) {
+        sockets.push(open(addr)?);
+    }
+    Ok(Listeners { sockets, addr })
+}
+
+/// Serves a proxy's clients on `listeners` until `shutdown` turns true: socket `i` on proxy
+/// worker `i` (see [`crate::runtime`]), so that its clients, and the server connections they
+/// use, are that worker's. The returned task ends when every worker's accept loop has.
 pub fn spawn<F: Frontend>(
-    listener: TcpListener,
+    listeners: Listeners,
     proxy: Arc<F>,
     metrics: Arc<EndpointMetrics>,
     shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<JoinHandle<()>> {
-    let listener = listener.into_std()?;
+    let mut sockets = listeners.sockets.into_iter();
+    let first = sockets
+        .next()
+        .ok_or_else(|| std::io::Error::other("a proxy needs a listening socket"))?;
+    let mut others = Vec::new();
+    for (i, socket) in sockets.enumerate() {
+        let serving = accept_on(
+            socket,
+            Arc::clone(&proxy),
+            Arc::clone(&metrics),
+            shutdown.clone(),
+            false,
+        );
+        others.push(crate::runtime::spawn_on(i + 1, serving)?);
+    }
     crate::runtime::spawn(async move {
-        match TcpListener::from_std(listener) {
-            Ok(listener) => serve(listener, proxy, metrics, shutdown).await,
-            Err(e) => {
-                tracing::error!(proxy = %metrics.proxy, "cannot listen on the proxy's thread: {e}")
-            }
+        accept_on(first, proxy, metrics, shutdown, true).await;
+        for other in others {
+            let _ = other.await;
         }
     })
 }
 
-/// The accept loop, run by [`spawn`] on the proxy's thread.
+/// One worker's accept loop on `socket`; the first worker's also runs the pool housekeeping.
+async fn accept_on<F: Frontend>(
+    socket: std::net::TcpListener,
+    proxy: Arc<F>,
+    metrics: Arc<EndpointMetrics>,
+    shutdown: watch::Receiver<bool>,
+    housekeeping: bool,
+) {
+    match TcpListener::from_std(socket) {
+        Ok(listener) => serve(listener, proxy, metrics, shutdown, housekeeping).await,
+        Err(e) => {
+            tracing::error!(proxy = %metrics.proxy, "cannot listen on a proxy worker: {e}")
+        }
+    }
+}
+
+/// The accept loop, run by [`spawn`] on a proxy worker.
 async fn serve<F: Frontend>(
     listener: TcpListener,
     proxy: Arc<F>,
     metrics: Arc<EndpointMetrics>,
     mut shutdown: watch::Receiver<bool>,
+    housekeeping: bool,
 ) {
-    let reaper = tokio::spawn({
-        let proxy = Arc::clone(&proxy);
-        let mut shutdown = shutdown.clone();
-        async move {
-            loop {
-                tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_secs(5)) => proxy.reap(),
-                    _ = shutdown.changed() => break,
+    // One reaper per proxy, not per worker: the pools are shared.
+    let reaper = housekeeping.then(|| {
+        tokio::spawn({
+            let proxy = Arc::clone(&proxy);
+            let mut shutdown = shutdown.clone();
+            async move {
+                loop {
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_secs(5)) => proxy.reap(),
+                        _ = shutdown.changed() => break,
+                    }
                 }
             }
-        }
+        })
     });
     loop {
         let accepted = tokio::select! {
@@ -201,7 +280,9 @@ async fn serve<F: Frontend>(
             (Arc::clone(&proxy), Arc::clone(&metrics), shutdown.clone());
         tokio::spawn(Client::Login(proxy.login(stream, peer, metrics, shutdown)));
     }
-    reaper.abort();
+    if let Some(reaper) = reaper {
+        reaper.abort();
+    }
     proxy.close_idle();
 }
 

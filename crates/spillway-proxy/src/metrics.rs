@@ -109,6 +109,8 @@ pub struct TargetMetrics {
     pub connects: Counter,
     pub connect_failures: Counter,
     pub borrow_timeouts: Counter,
+    /// Server connections handed to a session on another proxy worker (`workers` > 1).
+    pub moved_between_workers: Counter,
     pub borrow_latency: Histogram,
 }
 
@@ -256,7 +258,7 @@ impl Registry {
             );
         }
         type T = fn(&TargetMetrics) -> i64;
-        let server: [(&str, &str, &str, T); 8] = [
+        let server: [(&str, &str, &str, T); 9] = [
             (
                 "DatabaseConnections",
                 "gauge",
@@ -304,6 +306,12 @@ impl Registry {
                 "counter",
                 "Clients that gave up waiting for a connection.",
                 |m| m.borrow_timeouts.get() as i64,
+            ),
+            (
+                "DatabaseConnectionsMovedBetweenWorkers",
+                "counter",
+                "Server connections handed to a session on another proxy worker (spillway's own; RDS Proxy has no such metric).",
+                |m| m.moved_between_workers.get() as i64,
             ),
         ];
         for (name, kind, help, get) in server {

@@ -13,6 +13,15 @@
 //! broken, closes it and hands its slot to the next waiter), so no path can leak a slot.
 //! Sessions resolve their pool to a [`PoolId`] once at login, so a transaction's borrow and
 //! return cost one uncontended lock and no hashing.
+//!
+//! With several proxy workers (`runtime.rs`) the cap, the queues and the round-robin stay one,
+//! under the one lock; what is per worker is where a connection's socket is registered. A
+//! borrow takes an idle connection of its own worker first, opens one while the cap allows,
+//! and only then takes another worker's idle connection, which moves (`Backend::rehome`). A
+//! returned connection goes to the first waiter of its own worker in the pool's queue, passing
+//! over a waiter of another worker at the head at most `PASS_LIMIT_PER_WORKER` times per
+//! worker before that waiter gets it: the queue stays first-come first-served within that
+//! bound, and a hand-over crosses threads only when one worker's demand outruns what it holds.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -33,6 +42,9 @@ pub struct Pooled {
     /// Which of its target's servers the connection is on (see `Route`); 0 when the target
     /// has one server.
     pub server_index: usize,
+    /// The proxy worker whose runtime the connection's socket is registered with (see
+    /// `runtime.rs`): its sessions are served without a thread hop.
+    pub worker: usize,
 }
 
 impl Pooled {
@@ -42,6 +54,7 @@ impl Pooled {
             created: now,
             last_used: now,
             server_index: 0,
+            worker: crate::runtime::current_worker(),
         }
     }
 }
@@ -65,6 +78,9 @@ pub trait Backend: Send + Sized + 'static {
     fn looks_alive(&self) -> bool;
     fn pooled(&self) -> &Pooled;
     fn pooled_mut(&mut self) -> &mut Pooled;
+    /// Registers the connection's socket with the calling thread's runtime (see
+    /// `Socket::rehome`), when it moves to a session on another worker.
+    fn rehome(&mut self) -> std::io::Result<()>;
 }
 
 /// Where a target's new connections go.
@@ -87,6 +103,12 @@ impl Route {
         }
     }
 }
+
+/// How many times per worker a returned connection may pass over the waiter at the head of a
+/// pool's queue for a later waiter on its own worker (see the module's comment). Two per
+/// worker: the head's own worker usually returns a connection within that many hand-overs,
+/// so few hand-overs cross threads, and no waiter is passed over more than 2 × workers times.
+const PASS_LIMIT_PER_WORKER: u32 = 2;
 
 /// While no server fits a route (failover in progress), borrowers look again this often.
 const REROUTE_INTERVAL: Duration = Duration::from_millis(100);
@@ -152,8 +174,44 @@ struct Pool<C> {
     /// transaction when the struct grew). The box is the point, not the heap.
     #[allow(clippy::vec_box)]
     idle: Vec<Box<C>>,
-    waiters: VecDeque<oneshot::Sender<Grant<C>>>,
+    waiters: VecDeque<Waiting<C>>,
+    /// How many hand-overs passed over the waiter now at the head of `waiters`.
+    head_passed: u32,
     server: ServerTarget,
+}
+
+/// A borrower in a pool's queue, and the worker its session runs on.
+struct Waiting<C> {
+    tx: oneshot::Sender<Grant<C>>,
+    worker: usize,
+}
+
+impl<C> Pool<C> {
+    /// Takes the next live waiter. With `prefer` (a connection of that worker is being handed
+    /// over), the first waiter of that worker, unless the head has been passed over enough.
+    fn next_waiter(&mut self, prefer: Option<usize>) -> Option<Waiting<C>> {
+        while self.waiters.front().is_some_and(|w| w.tx.is_closed()) {
+            self.waiters.pop_front();
+            self.head_passed = 0;
+        }
+        let head = self.waiters.front()?;
+        if let Some(worker) = prefer
+            && head.worker != worker
+            && self.head_passed < PASS_LIMIT_PER_WORKER * crate::runtime::workers() as u32
+            && let Some(i) = self
+                .waiters
+                .iter()
+                // Bounded: a queue of a thousand waiters of other workers is not searched
+                // on every hand-over.
+                .take(64)
+                .position(|w| w.worker == worker && !w.tx.is_closed())
+        {
+            self.head_passed += 1;
+            return self.waiters.remove(i);
+        }
+        self.head_passed = 0;
+        self.waiters.pop_front()
+    }
 }
 
 struct State<C> {
@@ -226,6 +284,7 @@ impl<C: Backend> Target<C> {
             key: Arc::new(key.clone()),
             idle: Vec::new(),
             waiters: VecDeque::new(),
+            head_passed: 0,
             server: server.clone(),
         });
         st.index.insert(key.clone(), i);
@@ -276,23 +335,29 @@ impl<C: Backend> Target<C> {
         started: Instant,
     ) -> Result<Guard<C>, BorrowError<C::Error>> {
         let (rx, borrow_timeout) = {
-            let mut st = lock(&self.state);
-            let st = &mut *st;
+            let mut locked = lock(&self.state);
+            let st = &mut *locked;
             let (max_connections, borrow_timeout) =
                 (st.settings.max_connections, st.settings.borrow_timeout);
-            if let Some(conn) = self.pop_idle(st, id, started) {
+            let worker = crate::runtime::current_worker();
+            if let Some(conn) = self.pop_idle(st, id, started, Some(worker)) {
                 return Ok(self.guard(id, conn, Duration::ZERO, false));
             }
             let rx = if st.open < max_connections {
                 st.open += 1;
                 None
+            } else if let Some(conn) = self.pop_idle(st, id, started, None) {
+                // At the cap, another worker's idle connection moves here (in `guard`, whose
+                // system calls are no reason to hold the lock).
+                drop(locked);
+                return Ok(self.guard(id, conn, Duration::ZERO, false));
             } else if close_an_idle_elsewhere(st, id) {
                 // The slot of the closed connection is ours.
                 self.metrics.connections.add(-1);
                 None
             } else {
                 let (tx, rx) = oneshot::channel();
-                st.pools[id.0].waiters.push_back(tx);
+                st.pools[id.0].waiters.push_back(Waiting { tx, worker });
                 if !st.turn.contains(&id.0) {
                     st.turn.push_back(id.0);
                 }
@@ -354,14 +419,28 @@ impl<C: Backend> Target<C> {
     /// finds nothing, and boxes that wait, so its state is no part of an idle client's task).
     pub fn take_idle(self: &Arc<Self>, id: PoolId, started: Instant) -> Option<Guard<C>> {
         let mut st = lock(&self.state);
-        let conn = self.pop_idle(&mut st, id, started)?;
+        let conn = self.pop_idle(&mut st, id, started, Some(crate::runtime::current_worker()))?;
         drop(st);
         Some(self.guard(id, conn, Duration::ZERO, false))
     }
 
-    /// Takes a usable idle connection of pool `id`, closing the unusable ones it meets.
-    fn pop_idle(&self, st: &mut State<C>, id: PoolId, started: Instant) -> Option<Box<C>> {
-        while let Some(conn) = st.pools[id.0].idle.pop() {
+    /// Takes a usable idle connection of pool `id` (of worker `worker` only, if given; the most
+    /// recently used first), closing the unusable ones it meets.
+    fn pop_idle(
+        &self,
+        st: &mut State<C>,
+        id: PoolId,
+        started: Instant,
+        worker: Option<usize>,
+    ) -> Option<Box<C>> {
+        loop {
+            let idle = &mut st.pools[id.0].idle;
+            let i = match worker {
+                // With one worker the last entry matches: the same cost as a pop.
+                Some(w) => idle.iter().rposition(|c| c.pooled().worker == w),
+                None => idle.len().checked_sub(1),
+            }?;
+            let conn = idle.remove(i);
             // Probing costs a syscall; a connection used moments ago is trusted, as
             // PgBouncer's server_check_delay does.
             if self.route.keeps(conn.pooled().server_index)
@@ -375,7 +454,6 @@ impl<C: Backend> Target<C> {
             st.open -= 1;
             self.metrics.connections.add(-1);
         }
-        None
     }
 
     /// Opens a connection for pool `id` on the server its route picks. With a topology, a server
@@ -425,10 +503,23 @@ impl<C: Backend> Target<C> {
     fn guard(
         self: &Arc<Self>,
         id: PoolId,
-        conn: Box<C>,
+        mut conn: Box<C>,
         latency: Duration,
         waited: bool,
     ) -> Guard<C> {
+        let worker = crate::runtime::current_worker();
+        if conn.pooled().worker != worker {
+            // Registered with another worker's runtime: move it here, so that its readiness
+            // reaches this session without crossing threads. If that fails (out of descriptors)
+            // it is used where it is, correct but slower.
+            match conn.rehome() {
+                Ok(()) => {
+                    conn.pooled_mut().worker = worker;
+                    self.metrics.moved_between_workers.inc();
+                }
+                Err(e) => tracing::debug!("cannot move a server connection to this worker: {e}"),
+            }
+        }
         self.metrics.borrowed.add(1);
         self.metrics.borrow_latency.observe(latency);
         Guard {
@@ -465,14 +556,14 @@ impl<C: Backend> Target<C> {
             return;
         }
         conn.pooled_mut().last_used = now;
+        let worker = conn.pooled().worker;
         let mut conn = Some(conn);
         // Serve the pool whose turn it is.
         while let Some(turn) = st.turn.pop_front() {
             let pool = &mut st.pools[turn];
-            while let Some(tx) = pool.waiters.pop_front() {
-                if tx.is_closed() {
-                    continue;
-                }
+            while let Some(Waiting { tx, .. }) =
+                pool.next_waiter((turn == id.0 && conn.is_some()).then_some(worker))
+            {
                 let grant = match (turn == id.0, conn.take()) {
                     (true, Some(c)) => Grant::Conn(c),
                     (_, c) => {
@@ -571,7 +662,7 @@ impl<C: Backend> Target<C> {
                 (
                     PoolKey::clone(&p.key),
                     p.idle.len(),
-                    p.waiters.iter().filter(|w| !w.is_closed()).count(),
+                    p.waiters.iter().filter(|w| !w.tx.is_closed()).count(),
                 )
             })
             .collect()
@@ -643,7 +734,7 @@ fn close_an_idle_elsewhere<C>(st: &mut State<C>, id: PoolId) -> bool {
 fn hand_slot<C>(st: &mut State<C>) -> bool {
     while let Some(turn) = st.turn.pop_front() {
         let pool = &mut st.pools[turn];
-        while let Some(tx) = pool.waiters.pop_front() {
+        while let Some(Waiting { tx, .. }) = pool.next_waiter(None) {
             if tx.send(Grant::Slot).is_ok() {
                 if !pool.waiters.is_empty() {
                     st.turn.push_back(turn);
@@ -809,6 +900,120 @@ mod tests {
         fn pooled_mut(&mut self) -> &mut Pooled {
             &mut self.0
         }
+        fn rehome(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn one_connection() -> PoolSettings {
+        PoolSettings {
+            max_connections: 1,
+            max_idle: 1,
+            borrow_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(300),
+            lifetime: Duration::from_secs(3600),
+        }
+    }
+
+    /// Waits (bounded) until pool `id` has `n` waiters.
+    async fn until_waiting(target: &Target<FakeConn>, n: usize) {
+        for _ in 0..500 {
+            if target.snapshot().first().map(|(_, _, w)| *w) == Some(n) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        panic!("never saw {n} waiters");
+    }
+
+    /// A session on proxy worker `worker` that borrows from `id`, notes who it is and which
+    /// worker its connection is registered with, and gives it straight back.
+    fn borrower(
+        target: &Arc<Target<FakeConn>>,
+        id: PoolId,
+        worker: usize,
+        name: &'static str,
+        order: &Arc<Mutex<Vec<(&'static str, usize)>>>,
+    ) -> tokio::task::JoinHandle<()> {
+        let (target, order) = (Arc::clone(target), Arc::clone(order));
+        crate::runtime::spawn_on(worker, async move {
+            let mut g = target.borrow(id).await.unwrap_or_else(|e| panic!("{e}"));
+            let on = g.conn().0.worker;
+            order
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push((name, on));
+        })
+        .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[tokio::test]
+    async fn a_returned_connection_passes_a_waiter_of_another_worker_a_bounded_number_of_times() {
+        // Workers 0, 1 and 2 exist before the bound is read (it scales with their number).
+        for w in 0..3 {
+            let started = crate::runtime::spawn_on(w, async {});
+            started.unwrap_or_else(|e| panic!("{e}")).await.ok();
+        }
+        let limit = (PASS_LIMIT_PER_WORKER as usize) * crate::runtime::workers();
+        let target: Arc<Target<FakeConn>> =
+            Target::new(one_connection(), Arc::new(TargetMetrics::default()));
+        let id = target.pool(&test_key(), &test_server(1));
+        let order = Arc::new(Mutex::new(Vec::new()));
+        // The only connection, opened by a session on worker 1 and held.
+        let held = crate::runtime::spawn_on(1, {
+            let target = Arc::clone(&target);
+            async move { target.borrow(id).await }
+        });
+        let held = held
+            .unwrap_or_else(|e| panic!("{e}"))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        // First in the queue, a session on worker 2; behind it, sessions on worker 1.
+        let mut tasks = vec![borrower(&target, id, 2, "far", &order)];
+        until_waiting(&target, 1).await;
+        for n in 0..limit + 2 {
+            tasks.push(borrower(&target, id, 1, "near", &order));
+            until_waiting(&target, n + 2).await;
+        }
+        drop(held);
+        for t in tasks {
+            t.await.unwrap_or_else(|e| panic!("{e}"));
+        }
+        let order = order.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let names: Vec<&str> = order.iter().map(|(n, _)| *n).collect();
+        let far = names.iter().position(|n| *n == "far");
+        // Worker 1's waiters go first, the head is passed over `limit` times and then served.
+        assert_eq!(far, Some(limit), "{names:?}");
+        // Every session got a connection registered with its own worker: the one hand-over to
+        // worker 2 and the one back moved it.
+        assert!(
+            order
+                .iter()
+                .all(|(n, on)| *on == if *n == "far" { 2 } else { 1 }),
+            "{order:?}"
+        );
+        assert_eq!(target.metrics.moved_between_workers.get(), 2);
+        assert_eq!(target.open(), 1);
+    }
+
+    #[tokio::test]
+    async fn at_the_cap_a_borrow_takes_another_workers_idle_connection() {
+        let target: Arc<Target<FakeConn>> =
+            Target::new(one_connection(), Arc::new(TargetMetrics::default()));
+        let id = target.pool(&test_key(), &test_server(1));
+        let order = Arc::new(Mutex::new(Vec::new()));
+        borrower(&target, id, 1, "first", &order)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        // Idle on worker 1; a session on worker 2 may not open a second one, so it takes it.
+        borrower(&target, id, 2, "second", &order)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let order = order.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        assert_eq!(order, vec![("first", 1), ("second", 2)]);
+        assert_eq!(target.metrics.moved_between_workers.get(), 1);
+        assert_eq!(target.metrics.connects.get(), 1);
     }
 
     #[tokio::test]

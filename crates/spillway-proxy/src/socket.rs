@@ -80,6 +80,27 @@ impl Socket {
         }
     }
 
+    /// Registers the socket with the runtime of the calling thread, as when a server connection
+    /// moves to a session on another proxy worker (`pool.rs`): a duplicate of the descriptor is
+    /// registered here, and the old registration, on the other worker's reactor, is dropped
+    /// with its descriptor. The connection itself is untouched (same open file, same kernel
+    /// buffers, same TLS state above it). Without this the socket still works, but each of its
+    /// readiness events would cross threads.
+    pub fn rehome(&mut self) -> io::Result<()> {
+        use std::os::fd::AsFd;
+        match self {
+            Socket::Tcp(s) => {
+                let fd = s.as_fd().try_clone_to_owned()?;
+                *s = TcpStream::from_std(std::net::TcpStream::from(fd))?;
+            }
+            Socket::Unix(s) => {
+                let fd = s.as_fd().try_clone_to_owned()?;
+                *s = UnixStream::from_std(std::os::unix::net::UnixStream::from(fd))?;
+            }
+        }
+        Ok(())
+    }
+
     pub fn split(&mut self) -> (ReadHalf<'_>, WriteHalf<'_>) {
         match self {
             Socket::Tcp(s) => {
@@ -136,6 +157,49 @@ delegate_write!(WriteHalf<'_>, Tcp, Unix);
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_rehomed_socket_is_the_same_connection_on_this_runtime() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+        // Opened and registered on one proxy worker, as a pooled server connection is.
+        let opened = crate::runtime::spawn_on(1, async move { TcpStream::connect(addr).await })
+            .unwrap_or_else(|e| panic!("{e}"));
+        let stream = opened
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let (mut peer, _) = listener.accept().await.unwrap_or_else(|e| panic!("{e}"));
+        let mut socket = Socket::Tcp(stream);
+        socket.rehome().unwrap_or_else(|e| panic!("{e}"));
+        // Both ways still work, and the old descriptor is gone, not the connection.
+        peer.write_all(b"ping")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let mut got = [0u8; 4];
+        socket
+            .read_exact(&mut got)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(&got, b"ping");
+        socket
+            .write_all(b"pong")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        peer.read_exact(&mut got)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(&got, b"pong");
+        drop(socket);
+        assert_eq!(
+            peer.read(&mut got).await.ok(),
+            Some(0),
+            "the peer sees the close"
+        );
+    }
 
     #[tokio::test]
     async fn tcp_connections_get_nodelay_and_keepalive() {

@@ -632,3 +632,22 @@ fn a_proxys_tls_names_both_files_or_asks_for_a_generated_pair() {
         ]
     );
 }
+
+#[test]
+fn proxy_workers_are_bounded() {
+    let stack = |workers: &str| {
+        format!(
+            "[databases.main]\nengine = \"postgres\"\n\n[secrets.app]\nusername = \"app\"\n\n\
+             [proxies.main]\ndatabase = \"main\"\nauth = [{{ secret = \"app\" }}]\nworkers = {workers}\n"
+        )
+    };
+    assert_error(
+        &stack("0"),
+        "spillway.toml:10:11: proxies.main.workers: expected a value from 1 to 64, found 0",
+    );
+    assert_error(
+        &stack("65"),
+        "spillway.toml:10:11: proxies.main.workers: expected a value from 1 to 64, found 65",
+    );
+    assert!(errors(&stack("4")).is_empty(), "{:#?}", errors(&stack("4")));
+}

@@ -60,6 +60,8 @@ pub struct RunningProxy {
     iam: Option<Arc<crate::identity::ProxyTokens>>,
     /// The server's max_connections as read at start (the base of the percentages).
     server_max: u32,
+    /// Proxy threads serving each of its listeners (`workers`).
+    workers: usize,
 }
 
 /// A running proxy of either engine.
@@ -568,6 +570,7 @@ pub async fn start(
         auth_secrets: Arc::new(RwLock::new(bindings(p, values))),
         iam,
         server_max,
+        workers: usize::from(p.workers),
     };
     let addr = listeners::proxy_listen(stack, name)
         .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], db.engine.default_proxy_port())));
@@ -676,10 +679,8 @@ impl RunningProxy {
         registry: &Arc<Registry>,
         shutdown: &watch::Receiver<bool>,
     ) -> Result<SocketAddr, SupervisorError> {
-        let listener = bind(addr, field).await?;
-        let bound = listener
-            .local_addr()
-            .map_err(SupervisorError::io(addr.to_string()))?;
+        let listener = bind_proxy(addr, field, self.workers)?;
+        let bound = listener.local_addr();
         if let Some(iam) = &self.iam {
             iam.add_listener(bound);
         }
@@ -764,6 +765,12 @@ impl RunningProxy {
             ));
             return Ok(notes);
         };
+        if usize::from(p.workers) != self.workers {
+            notes.push(format!(
+                "proxies.{}.workers changed; it applies at the next start",
+                self.name
+            ));
+        }
         if listeners::proxy_listen(&loaded.stack, &self.name)
             .is_some_and(|a| a.port() != 0 && a != self.addr)
         {
@@ -809,6 +816,21 @@ impl RunningProxy {
         }
         Ok(notes)
     }
+}
+
+/// Binds a proxy's listening sockets, one per worker (see `spillway_proxy::listener::bind`).
+pub fn bind_proxy(
+    addr: SocketAddr,
+    field: &str,
+    workers: usize,
+) -> Result<spillway_proxy::listener::Listeners, SupervisorError> {
+    spillway_proxy::listener::bind(addr, workers).map_err(|e| match e.kind() {
+        std::io::ErrorKind::AddrInUse => SupervisorError::PortInUse {
+            addr,
+            field: field.to_owned(),
+        },
+        _ => SupervisorError::io(addr.to_string())(e),
+    })
 }
 
 pub async fn bind(addr: SocketAddr, field: &str) -> Result<TcpListener, SupervisorError> {

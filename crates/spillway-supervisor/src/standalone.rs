@@ -34,6 +34,8 @@ pub struct Options {
     pub metrics: Option<SocketAddr>,
     pub borrow_timeout: Duration,
     pub idle_client_timeout: Duration,
+    /// Proxy threads (`--workers`), each with its own listening socket.
+    pub workers: usize,
     pub md5: bool,
 }
 
@@ -239,10 +241,8 @@ pub async fn start(options: Options) -> Result<Standalone, SupervisorError> {
     let listen = options
         .listen
         .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], engine.default_proxy_port())));
-    let listener = bind(listen, "--listen").await?;
-    let addr = listener
-        .local_addr()
-        .map_err(SupervisorError::io("--listen"))?;
+    let listener = crate::proxies::bind_proxy(listen, "--listen", options.workers)?;
+    let addr = listener.local_addr();
     let (shutdown, rx) = watch::channel(false);
     let share = crate::descriptors::budget(1 + usize::from(options.metrics.is_some()));
     let endpoint = registry.endpoint(engine.as_str(), "proxy", "default");

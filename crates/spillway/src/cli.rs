@@ -340,6 +340,11 @@ pub struct ProxyArgs {
     /// Ask clients for MD5 passwords instead of SCRAM-SHA-256 (PostgreSQL).
     #[arg(long)]
     pub md5: bool,
+    /// Proxy threads, each accepting clients on its own socket on the same address
+    /// (SO_REUSEPORT) and sharing the connection cap. One thread serves tens of thousands of
+    /// transactions a second; add one per core the proxy should use once it is busy.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub workers: u16,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]

@@ -557,6 +557,9 @@ impl crate::pool::Backend for MyConn {
     fn pooled_mut(&mut self) -> &mut crate::pool::Pooled {
         &mut self.pooled
     }
+    fn rehome(&mut self) -> std::io::Result<()> {
+        self.stream.rehome()
+    }
 }
 
 /// A MySQL server is the writer while `read_only` is off: replicas run with it on (Aurora and

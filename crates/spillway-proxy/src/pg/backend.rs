@@ -401,4 +401,7 @@ impl crate::pool::Backend for ServerConn {
     fn pooled_mut(&mut self) -> &mut crate::pool::Pooled {
         &mut self.pooled
     }
+    fn rehome(&mut self) -> std::io::Result<()> {
+        self.stream.rehome()
+    }
 }

@@ -196,6 +196,8 @@ pub(super) fn check_proxies(c: &mut Checker<'_>, stack: &Stack) {
                 p.max_connections_percent,
             );
         }
+        // spillway_proxy::runtime::MAX_WORKERS.
+        c.range(at("workers"), p.workers, 1, 64);
         c.duration(
             at("connection_borrow_timeout"),
             p.connection_borrow_timeout,

@@ -45,6 +45,7 @@ pub async fn run(args: ProxyArgs, json_logs: bool) -> u8 {
         borrow_timeout: args.borrow_timeout,
         idle_client_timeout: args.idle_client_timeout,
         md5: args.md5,
+        workers: usize::from(args.workers),
     };
     let proxy = match standalone::start(options).await {
         Ok(p) => p,
