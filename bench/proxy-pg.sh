@@ -15,7 +15,10 @@
 #   select-50-prepared  pgbench -S -c 50   -M prepared   (PgBouncer 1.18 has no prepared support)
 #   select-1000-simple  pgbench -S -c 1000 -M simple     (direct fails: max_connections 100)
 #   connect-20          pgbench -S -C -c 20              (a new SCRAM login per transaction)
-# and the memory each pooler holds for 10,000 idle logged-in clients. For each run,
+# and the memory each pooler holds for 10,000 idle logged-in clients. The 50- and 1,000-client
+# scenarios also run on a second spillway proxy of the same process with `workers = 2`
+# ("spillway-2w"; WORKERS2=0 skips it): its CPU per transaction against the one-worker proxy's
+# is the cost of spreading over threads (a third table). For each run,
 # pgbench_window.py also measures the CPU per transaction of the whole machine, of pgbench and of
 # the proxy over the run's steady middle: since all three share the cores, that bounds the TPS
 # any proxy could reach here (a second table).
@@ -28,6 +31,7 @@ source bench/lib.sh
 DURATION="${DURATION:-10}"
 ROUNDS="${ROUNDS:-3}"
 IDLE_CLIENTS="${IDLE_CLIENTS:-10000}"
+WORKERS2="${WORKERS2:-1}"
 POOL=20
 
 ensure_packages postgresql postgresql-client postgresql-contrib pgbouncer
@@ -77,6 +81,15 @@ listen = "127.0.0.1:0"
 auth = [{ secret = "bench" }]
 max_connections = $POOL
 connection_borrow_timeout = "120s"
+
+# The same proxy on two worker threads (the server allows 100: both pools fit).
+[proxies.bench2w]
+database = "bench"
+listen = "127.0.0.1:0"
+auth = [{ secret = "bench" }]
+max_connections = $POOL
+connection_borrow_timeout = "120s"
+workers = 2
 EOF
 say "starting PostgreSQL and spillway"
 "$SPILLWAY" --log warn up "$work" > "$work/spillway.out" 2>&1 &
@@ -85,7 +98,10 @@ spillway_pid=$!
 for _ in $(seq 1 240); do grep -q "spillway is up" "$work/spillway.out" && break; sleep 0.5; done
 grep -q "spillway is up" "$work/spillway.out" || { cat "$work/spillway.out"; die "spillway did not start"; }
 db_port=$(cat "$work/.spillway/databases/bench/port")
-sp_port=$(grep "^proxies.bench" "$work/spillway.out" | grep -oE '127\.0\.0\.1:[0-9]+' | head -1 | cut -d: -f2)
+proxy_port() { grep -E "^ *proxies\.$1 " "$work/spillway.out" | grep -oE '127\.0\.0\.1:[0-9]+' | head -1 | cut -d: -f2; }
+sp_port=$(proxy_port bench)
+sp2_port=$(proxy_port bench2w)
+[ -n "$sp_port" ] && [ -n "$sp2_port" ] || { cat "$work/spillway.out"; die "no proxy ports in spillway's output"; }
 
 # --- PgBouncer ---------------------------------------------------------------------------------
 pgb_port=$(free_port)
@@ -160,7 +176,7 @@ run() {
   rm -rf "$logdir"
 }
 
-targets=("direct $db_port 0" "pgbouncer $pgb_port $pgb_pid" "spillway $sp_port $spillway_pid")
+base_targets=("direct $db_port 0" "pgbouncer $pgb_port $pgb_pid" "spillway $sp_port $spillway_pid")
 scenarios=(
   "select-1-simple -S -c 1 -M simple"
   "select-50-simple -S -c 50 -M simple"
@@ -171,9 +187,14 @@ scenarios=(
 for round in $(seq 1 "$ROUNDS"); do
   for sc in "${scenarios[@]}"; do
     read -r scenario args <<< "$sc"
+    targets=("${base_targets[@]}")
+    case "$scenario" in
+      select-50-simple|select-1000-simple)
+        [ "$WORKERS2" = 1 ] && targets+=("spillway-2w $sp2_port $spillway_pid") ;;
+    esac
     # Rotate the order each round so no target always runs first (or right after another).
-    for i in 0 1 2; do
-      t=${targets[$(( (i + round) % 3 ))]}
+    for i in "${!targets[@]}"; do
+      t=${targets[$(( (i + round) % ${#targets[@]} ))]}
       read -r name port pid <<< "$t"
       say "round $round: $scenario on $name"
       # shellcheck disable=SC2086
@@ -224,7 +245,7 @@ SCENARIOS = ["select-1-simple", "select-50-simple", "select-50-prepared", "selec
 rows = {}
 for scenario in SCENARIOS:
     row = rows[scenario] = {}
-    for t in ["direct", "pgbouncer", "spillway"]:
+    for t in ["direct", "pgbouncer", "spillway", "spillway-2w"]:
         ok = [r for r in runs.get((scenario, t), []) if r[0] != "fails"]
         row[t] = {k: (med([r[i] for r in ok]) if ok else None) for i, k in enumerate(FIELDS)}
 print(f"# Proxy benchmark ({rounds} interleaved rounds of {duration}s, medians, {cores} cores)\n")
@@ -257,6 +278,17 @@ for scenario in SCENARIOS:
             ceiling = f"{ratio(bound_tps, p['tps'])}, {ratio(bound_tps, d['tps'])}"
         print(f"| {scenario} | {t} | {fmt(r['machine'])} | {fmt(r['pgbench'])} | {fmt(r['proxy']) if r['proxy'] is not None else '-'} | {fmt(rest)} | {r['idle']:.1f}% | {ceiling} |")
 print()
+# Two workers against one: the same proxy code, in the same process, on two threads. On a
+# 2-core machine shared with pgbench and PostgreSQL a second thread cannot add throughput;
+# what it shows is the cost of the spread (shared lock, hand-overs across threads).
+two = [s for s in SCENARIOS if rows[s]["spillway-2w"]["tps"] is not None]
+if two:
+    print("| scenario | TPS 1 worker / 2 workers | p99 µs (same) | proxy CPU µs per tx (same) | 2 workers / 1 |")
+    print("|---|---|---|---|---|")
+    for scenario in two:
+        a, b = rows[scenario]["spillway"], rows[scenario]["spillway-2w"]
+        print(f"| {scenario} | {fmt(a['tps'])} / {fmt(b['tps'])} | {fmt(a['p99'])} / {fmt(b['p99'])} | {fmt(a['proxy'])} / {fmt(b['proxy'])} | {ratio(b['proxy'], a['proxy'])} |")
+    print()
 print(f"| idle clients | held | RSS before | RSS holding them | per client |")
 print("|---|---|---|---|---|")
 for t in ["pgbouncer", "spillway"]:
