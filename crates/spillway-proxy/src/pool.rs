@@ -193,6 +193,9 @@ impl<C> Pool<C> {
     /// Takes the next live waiter. With `prefer` (a connection of that worker is being handed
     /// over), the first waiter of that worker, unless the head has been passed over enough.
     fn next_waiter(&mut self, prefer: Option<usize>) -> Option<Waiting<C>> {
+        if crate::runtime::workers() == 1 {
+            return self.waiters.pop_front();
+        }
         while self.waiters.front().is_some_and(|w| w.tx.is_closed()) {
             self.waiters.pop_front();
             self.head_passed = 0;
@@ -436,14 +439,16 @@ impl<C: Backend> Target<C> {
         started: Instant,
         worker: Option<usize>,
     ) -> Option<Box<C>> {
+        let single = crate::runtime::workers() == 1;
         loop {
             let idle = &mut st.pools[id.0].idle;
-            let i = match worker {
-                // With one worker the last entry matches: the same cost as a pop.
-                Some(w) => idle.iter().rposition(|c| c.pooled().worker == w),
-                None => idle.len().checked_sub(1),
-            }?;
-            let conn = idle.remove(i);
+            let conn = match worker {
+                Some(w) if !single => {
+                    let i = idle.iter().rposition(|c| c.pooled().worker == w)?;
+                    idle.remove(i)
+                }
+                _ => idle.pop()?,
+            };
             // Probing costs a syscall; a connection used moments ago is trusted, as
             // PgBouncer's server_check_delay does.
             if self.route.keeps(conn.pooled().server_index)
@@ -511,7 +516,7 @@ impl<C: Backend> Target<C> {
         waited: bool,
     ) -> Guard<C> {
         let worker = crate::runtime::current_worker();
-        if conn.pooled().worker != worker {
+        if crate::runtime::workers() > 1 && conn.pooled().worker != worker {
             // Registered with another worker's runtime: move it here, so that its readiness
             // reaches this session without crossing threads. If that fails (out of descriptors)
             // it is used where it is, correct but slower.

@@ -18,6 +18,7 @@
 use std::cell::Cell;
 use std::future::Future;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio::runtime::{Builder, Handle};
 use tokio::task::JoinHandle;
@@ -28,6 +29,9 @@ pub const MAX_WORKERS: usize = 64;
 
 /// The workers started so far, by index.
 static WORKERS: Mutex<Vec<Handle>> = Mutex::new(Vec::new());
+/// Their number, read without the lock on every borrow (the pool skips its per-worker choices
+/// while there is one).
+static STARTED: AtomicUsize = AtomicUsize::new(0);
 
 thread_local! {
     /// This thread's worker index; 0 on threads that are not workers (tests, other runtimes),
@@ -40,9 +44,9 @@ pub fn current_worker() -> usize {
     WORKER.with(Cell::get)
 }
 
-/// How many workers have started (at least 1 once anything runs on them).
+/// How many workers have started (at least 1).
 pub fn workers() -> usize {
-    lock_workers().len().max(1)
+    STARTED.load(Ordering::Relaxed).max(1)
 }
 
 fn lock_workers() -> std::sync::MutexGuard<'static, Vec<Handle>> {
@@ -74,6 +78,7 @@ where
     while workers.len() <= worker {
         let index = workers.len();
         workers.push(start(index).map_err(std::io::Error::other)?);
+        STARTED.store(workers.len(), Ordering::Relaxed);
     }
     Ok(workers[worker].spawn(fut))
 }

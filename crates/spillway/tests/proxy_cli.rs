@@ -211,6 +211,9 @@ fn one_line_mode_for_mysql_pools_in_front_of_the_machines_mariadb() {
             "127.0.0.1:0",
             "--pool-size",
             "2",
+            // MySQL sessions on two workers too (the pool core is the engines' shared one).
+            "--workers",
+            "2",
             "--metrics",
             "127.0.0.1:0",
         ],
