@@ -173,6 +173,15 @@ pub fn bind(addr: SocketAddr, workers: usize) -> std::io::Result<Listeners> {
         socket.set_nonblocking(true)?;
         Ok(socket.into())
     };
+    if workers > 1 && addr.port() != 0 {
+        // Another process of this user listening on the port with SO_REUSEPORT (a second
+        // stack with the same listen address and workers > 1) would otherwise be joined
+        // silently, each taking a share of the clients. A plain bind first gets the error a
+        // taken port gives with one worker; it is closed before the group binds.
+        let probe = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+        probe.set_reuse_address(true)?;
+        probe.bind(&addr.into())?;
+    }
     let first = open(addr)?;
     let addr = first.local_addr()?;
     let mut sockets = vec![first];
@@ -288,6 +297,29 @@ async fn serve<F: Frontend>(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn workers_do_not_join_another_process_on_the_same_port() {
+        // Bound by someone else with SO_REUSEPORT, as another spillway with workers would.
+        let other = super::bind("127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}")), 2)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let taken = other.local_addr();
+        let second = super::bind(taken, 2).map(|l| l.local_addr());
+        assert_eq!(
+            second.map_err(|e| e.kind()),
+            Err(std::io::ErrorKind::AddrInUse)
+        );
+        assert_eq!(
+            super::bind(taken, 1)
+                .map(|l| l.local_addr())
+                .map_err(|e| e.kind()),
+            Err(std::io::ErrorKind::AddrInUse)
+        );
+        // A free port is bound by every worker.
+        drop(other);
+        let again = super::bind(taken, 2).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(again.sockets.len(), 2);
+    }
+
     #[test]
     fn a_client_task_future_is_two_words_and_a_tag() {
         // What the comment on `Client` relies on: small enough for tokio's 128-byte task cell.
