@@ -11,7 +11,7 @@
 //! or better throughput (see docs/BENCHMARKS.md). So a worker owns what it serves: a client
 //! stays on the worker whose listener socket accepted it (each worker has its own, SO_REUSEPORT),
 //! its sessions' tasks never move, and a server connection's socket is registered with the
-//! worker of the session using it (`pool.rs` moves the registration in the rare hand-over
+//! worker of the session using it (`pool.rs` moves the registration when it hands a connection
 //! across workers). The rest of spillway (gateway, functions, queues) stays on the
 //! multi-threaded runtime, and a busy gateway cannot delay a database transaction.
 

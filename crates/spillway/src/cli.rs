@@ -343,6 +343,7 @@ pub struct ProxyArgs {
     /// Proxy threads, each accepting clients on its own socket on the same address
     /// (SO_REUSEPORT) and sharing the connection cap. One thread serves tens of thousands of
     /// transactions a second; add one per core the proxy should use once it is busy.
+    // 64: spillway_proxy::runtime::MAX_WORKERS (this crate does not link the proxy directly).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub workers: u16,
 }
