@@ -50,7 +50,9 @@ pub(crate) fn install_runtimes(state_dir: &Path) -> Result<PathBuf, FunctionsErr
             std::fs::write(&path, text).map_err(FunctionsError::io(&path))?;
         }
     }
-    Ok(dir)
+    // Resolved, as the code is (see `HostShared::prepare`): the bootstrap's path is passed
+    // to the runtime inside the instance's mount namespace.
+    Ok(std::fs::canonicalize(&dir).unwrap_or(dir))
 }
 
 /// Gives `launch` its sandbox: the program by its absolute path, and what its instances may

@@ -154,6 +154,35 @@ async fn a_hostile_function_reaches_nothing_of_spillway_or_of_other_functions() 
     assert_eq!(json(&h.invoke(&name, json!({})).await)["style"], "python");
 }
 
+/// Code under /tmp (which each instance sees as a private, empty tmpfs with only the granted
+/// paths bound back), named through `..` and through a symlink, as `code = "../api"` in a
+/// stack file under /tmp names it: the instance must start in it and find its bootstrap.
+/// Before the code path was resolved, the instance's `chdir` failed inside its namespace
+/// (`fork/exec /usr/bin/node: No such file or directory`).
+#[tokio::test(flavor = "multi_thread")]
+async fn code_under_tmp_named_through_dotdot_or_a_symlink_starts() {
+    let work = tempfile::tempdir_in("/tmp").unwrap_or_else(|e| panic!("{e}"));
+    let real = copy_function("node-api", work.path());
+    let stack = work.path().join("stack");
+    std::fs::create_dir_all(&stack).unwrap_or_else(|e| panic!("{e}"));
+    let link = work.path().join("linked");
+    std::os::unix::fs::symlink(&real, &link).unwrap_or_else(|e| panic!("{e}"));
+    let mut dotdot = spec("dotdot", Runtime::Nodejs, "node-api", Some("index.handler"));
+    dotdot.code = stack.join("../node-api");
+    let mut linked = spec("linked", Runtime::Nodejs, "node-api", Some("index.handler"));
+    linked.code = link;
+    let h = host(vec![dotdot, linked]).await;
+    for name in ["dotdot", "linked"] {
+        let o = h.invoke(name, json!({"rawPath": "/x"})).await;
+        assert!(
+            o.error.is_none(),
+            "{name}: {} {}",
+            String::from_utf8_lossy(&o.payload),
+            h.log(name)
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn only_its_own_instance_may_use_a_runtime_api() {
     let name = format!("warm{}", std::process::id());
