@@ -749,11 +749,27 @@ mod tests {
         }
     }
 
+    /// A temporary directory outside /tmp: the checkout's when it is not itself under /tmp
+    /// (a clone there is common), else /var/tmp's or the home directory's.
+    fn tempdir_outside_tmp() -> tempfile::TempDir {
+        let home = std::env::var_os("HOME").map(PathBuf::from);
+        [
+            Some(PathBuf::from(env!("CARGO_MANIFEST_DIR"))),
+            Some(PathBuf::from("/var/tmp")),
+            home,
+        ]
+        .into_iter()
+        .flatten()
+        .filter_map(|p| std::fs::canonicalize(p).ok())
+        .filter(|p| !p.starts_with("/tmp"))
+        .find_map(|p| tempfile::tempdir_in(p).ok())
+        .unwrap_or_else(|| panic!("no writable directory outside /tmp"))
+    }
+
     #[test]
     fn a_closed_directory_is_covered_and_the_function_s_files_are_bound_back() {
         // Not under /tmp, which is always covered (and would hide `closed` with it).
-        let dir =
-            tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).unwrap_or_else(|e| panic!("{e}"));
+        let dir = tempdir_outside_tmp();
         let closed = dir.path().join("closed");
         let code = closed.join("a/code");
         std::fs::create_dir_all(&code).unwrap_or_else(|e| panic!("{e}"));
