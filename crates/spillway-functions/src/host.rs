@@ -73,16 +73,8 @@ pub(crate) struct HostShared {
 impl HostShared {
     /// What runs `spec`, built if it is a Cargo package, with the sandbox its instances get.
     async fn prepare(&self, spec: &FunctionSpec) -> Result<Launch, FunctionsError> {
-        // The instance runs in a mount namespace that shows only the paths bound back into
-        // it, resolved: a code path through `..` or a symlink (`code = "../api"` in a stack
-        // under /tmp) would not resolve inside it, so the instance's directory, program and
-        // module paths all derive from the resolved one.
-        let mut spec = spec.clone();
-        if let Ok(code) = std::fs::canonicalize(&spec.code) {
-            spec.code = code;
-        }
-        let launch = package::prepare(&spec, &self.runtimes, self.config.release_builds).await?;
-        package::sandboxed(launch, &spec, &self.isolation, &self.config.state_dir)
+        let launch = package::prepare(spec, &self.runtimes, self.config.release_builds).await?;
+        package::sandboxed(launch, spec, &self.isolation, &self.config.state_dir)
     }
 }
 
@@ -711,6 +703,7 @@ impl FunctionHost {
         });
         let mut functions = BTreeMap::new();
         for spec in specs {
+            let spec = spec.resolved();
             let launch = shared.prepare(&spec).await?;
             functions.insert(
                 spec.name.clone(),

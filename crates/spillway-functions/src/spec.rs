@@ -60,6 +60,31 @@ impl FunctionSpec {
     pub fn concurrency(&self) -> u32 {
         self.reserved_concurrency.unwrap_or(UNRESERVED_CONCURRENCY)
     }
+
+    /// The spec with its paths resolved (`..` and symlinks): an instance runs in a mount
+    /// namespace that shows only the resolved paths bound back into it, so a code path such
+    /// as `code = "../api"` in a stack under /tmp would not resolve inside it. The code and
+    /// the module directories the stack names (`NODE_PATH`, `PYTHONPATH`) are resolved; a
+    /// path that does not exist yet is kept as given.
+    pub fn resolved(mut self) -> FunctionSpec {
+        if let Ok(code) = std::fs::canonicalize(&self.code) {
+            self.code = code;
+        }
+        for (k, v) in &mut self.environment {
+            if k == "NODE_PATH" || k == "PYTHONPATH" {
+                let resolved = std::env::split_paths(v)
+                    .map(|p| std::fs::canonicalize(&p).unwrap_or(p))
+                    .collect::<Vec<_>>();
+                if let Some(joined) = std::env::join_paths(resolved)
+                    .ok()
+                    .and_then(|j| j.into_string().ok())
+                {
+                    *v = joined;
+                }
+            }
+        }
+        self
+    }
 }
 
 /// Temporary credentials handed to an instance (Lambda's execution-role session).

@@ -171,7 +171,40 @@ async fn code_under_tmp_named_through_dotdot_or_a_symlink_starts() {
     dotdot.code = stack.join("../node-api");
     let mut linked = spec("linked", Runtime::Nodejs, "node-api", Some("index.handler"));
     linked.code = link;
-    let h = host(vec![dotdot, linked]).await;
+    // A module directory named the same way: the handler requires a package found only
+    // through NODE_PATH.
+    let modules = work.path().join("modules/node_modules/greeting");
+    std::fs::create_dir_all(&modules).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(
+        modules.join("index.js"),
+        "module.exports = 'from NODE_PATH';\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let user = work.path().join("user");
+    std::fs::create_dir_all(&user).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(
+        user.join("index.js"),
+        "exports.handler = async () => ({ greeting: require('greeting') });\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let mut modules_dotdot = spec(
+        "modules",
+        Runtime::Nodejs,
+        "node-api",
+        Some("index.handler"),
+    );
+    modules_dotdot.code = user;
+    modules_dotdot.environment.push((
+        "NODE_PATH".into(),
+        stack.join("../modules/node_modules").display().to_string(),
+    ));
+    let h = host(vec![dotdot, linked, modules_dotdot]).await;
+    assert_eq!(
+        json(&h.invoke("modules", json!({})).await)["greeting"],
+        "from NODE_PATH",
+        "{}",
+        h.log("modules")
+    );
     for name in ["dotdot", "linked"] {
         let o = h.invoke(name, json!({"rawPath": "/x"})).await;
         assert!(
