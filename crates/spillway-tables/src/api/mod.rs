@@ -10,7 +10,7 @@ mod control;
 mod describe;
 mod exprs;
 pub mod input;
-mod items;
+pub(crate) mod items;
 mod query;
 mod transact;
 

@@ -17,9 +17,13 @@
 //!
 //! All writes go through one thread ([`writer`]) that evaluates conditions inside the write
 //! transaction, so a condition and its write are atomic, and commits what queued up meanwhile
-//! in one fsync (group commit). Reads open their own snapshot from any thread.
+//! in one fsync (group commit) of the redo log beside the file ([`wal`], `tables.wal`); a
+//! checkpoint now and then is a durable redb commit. Reads open their own snapshot from any
+//! thread.
 
 pub mod reader;
+mod tx;
+mod wal;
 pub mod writer;
 
 use std::path::{Path, PathBuf};
@@ -27,6 +31,7 @@ use std::path::{Path, PathBuf};
 use redb::{Database, TableDefinition};
 
 use crate::value::Item;
+use wal::Wal;
 
 pub(crate) const CATALOG: TableDefinition<&str, &[u8]> = TableDefinition::new("catalog");
 pub(crate) const STATS: TableDefinition<u64, (u64, u64)> = TableDefinition::new("stats");
@@ -76,10 +81,17 @@ pub(crate) fn decode_item(bytes: &[u8]) -> Result<Item, StoreError> {
     postcard::from_bytes(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
+/// The open database and its log.
+struct Open {
+    db: Database,
+    /// Used by the writer thread only; a lock so that `Db` stays `Sync`.
+    wal: std::sync::Mutex<Wal>,
+}
+
 /// The open database, shared by the writer thread and readers.
 pub struct Db {
     path: PathBuf,
-    db: std::sync::RwLock<Option<Database>>,
+    db: std::sync::RwLock<Option<Open>>,
     /// Set by [`Db::close`]: a closed store is never reopened.
     closed: std::sync::atomic::AtomicBool,
 }
@@ -105,8 +117,8 @@ impl Db {
     ) -> Result<T, StoreError> {
         {
             let guard = self.db.read().unwrap_or_else(|p| p.into_inner());
-            if let Some(db) = guard.as_ref() {
-                return f(db);
+            if let Some(open) = guard.as_ref() {
+                return f(&open.db);
             }
         }
         if self.closed.load(std::sync::atomic::Ordering::Acquire) {
@@ -120,9 +132,22 @@ impl Db {
             tracing::info!(path = %self.path.display(), "tables: the store is open again");
         }
         match guard.as_ref() {
-            Some(db) => f(db),
+            Some(open) => f(&open.db),
             None => Err(StoreError::Closed),
         }
+    }
+
+    /// Runs `f` with the open database and its log (the writer's rounds).
+    pub(crate) fn with_wal<T>(
+        &self,
+        f: impl FnOnce(&Database, &mut Wal) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        // Opens the store again if a failed write closed it (see `with`).
+        self.with(|_| Ok(()))?;
+        let guard = self.db.read().unwrap_or_else(|p| p.into_inner());
+        let open = guard.as_ref().ok_or(StoreError::Closed)?;
+        let mut wal = open.wal.lock().unwrap_or_else(|p| p.into_inner());
+        f(&open.db, &mut wal)
     }
 
     /// Drops and reopens the database after a failed commit.
@@ -147,18 +172,46 @@ impl Db {
     }
 }
 
-fn open_database(path: &Path) -> Result<Database, StoreError> {
+/// The log beside the store's file.
+fn wal_path(path: &Path) -> PathBuf {
+    path.with_extension("wal")
+}
+
+/// Opens the file, replays the log's rounds since the last checkpoint into one durable
+/// commit (which is a checkpoint: the log starts over) and opens the log.
+fn open_database(path: &Path) -> Result<Open, StoreError> {
     let db = redb::Builder::new()
         .set_cache_size(CACHE_BYTES)
         .create(path)
         .map_err(StoreError::io)?;
+    let log = wal::read(&wal_path(path))?;
     let txn = db.begin_write().map_err(StoreError::io)?;
-    {
+    let (frames, epoch) = {
         txn.open_table(CATALOG).map_err(StoreError::io)?;
         txn.open_table(STATS).map_err(StoreError::io)?;
         txn.open_table(TOKENS).map_err(StoreError::io)?;
         txn.open_table(SEQUENCE).map_err(StoreError::io)?;
-    }
+        let epoch = tx::epoch(&txn)?;
+        let mut tx = tx::Tx::new(&txn, None);
+        let frames = wal::replay(&log, epoch, |change| tx.replay(change))?;
+        drop(tx);
+        tx::set_epoch(&txn, epoch + 1)?;
+        (frames, epoch + 1)
+    };
     txn.commit().map_err(StoreError::io)?;
-    Ok(db)
+    if frames > 0 {
+        tracing::info!(
+            frames,
+            path = %path.display(),
+            "tables: writes acknowledged before the last stop replayed from the log"
+        );
+    }
+    let wal = Wal::open(&wal_path(path), epoch)?;
+    Ok(Open {
+        db,
+        wal: std::sync::Mutex::new(wal),
+    })
 }
+
+#[cfg(test)]
+mod log_tests;

@@ -8,9 +8,11 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock, mpsc};
 
-use redb::{ReadableTable, WriteTransaction};
+use redb::{Durability, ReadableTable, WriteTransaction};
 use tokio::sync::oneshot;
 
+use super::tx::{self, Tx};
+use super::wal::{Frame, Tree};
 use super::{
     CATALOG, Db, SEQUENCE, STATS, StoreError, TOKENS, decode_item, def, encode_item, index_table,
     items_table, ttl_table,
@@ -294,20 +296,41 @@ fn run(
         let mut working = catalog.clone();
         let mut answers = Vec::with_capacity(round.len());
         let mut catalog_changed = false;
-        let outcome = db.with(|database| {
-            let txn = database.begin_write().map_err(StoreError::io)?;
+        // Item writes are made durable by the log; anything else (catalog changes, backfills,
+        // the TTL sweep) and a log grown long or old make the round a checkpoint instead.
+        let only_items = round.iter().all(|j| matches!(j, Job::Writes { .. }));
+        let outcome = db.with_wal(|database, wal| {
+            let checkpoint = !only_items || wal.checkpoint_due();
+            let mut txn = database.begin_write().map_err(StoreError::io)?;
+            if !checkpoint {
+                txn.set_durability(Durability::None)
+                    .map_err(StoreError::io)?;
+            }
+            let mut tx = Tx::new(&txn, (!checkpoint).then(|| Frame::new(wal.epoch)));
             let mut stats: HashMap<u64, (i64, i64)> = HashMap::new();
             for job in round.drain(..) {
                 answers.push(run_job(
-                    &txn,
+                    &mut tx,
                     &mut working,
                     &mut stats,
                     &mut catalog_changed,
                     job,
                 )?);
             }
-            write_stats(&txn, &stats)?;
-            txn.commit().map_err(StoreError::io)
+            write_stats(&mut tx, &stats)?;
+            let frame = tx.finish();
+            if checkpoint {
+                tx::set_epoch(&txn, wal.epoch + 1)?;
+            }
+            // The log first: readers see a commit at once, so it must already be durable.
+            if let Some(mut frame) = frame.filter(|f| !f.is_empty()) {
+                wal.append(&mut frame)?;
+            }
+            txn.commit().map_err(StoreError::io)?;
+            if checkpoint {
+                wal.restart(wal.epoch + 1);
+            }
+            Ok(())
         });
         match outcome {
             Ok(()) => {
@@ -334,7 +357,7 @@ fn run(
 }
 
 fn run_job(
-    txn: &WriteTransaction,
+    txn: &mut Tx<'_>,
     catalog: &mut BTreeMap<String, Arc<TableMeta>>,
     stats: &mut HashMap<u64, (i64, i64)>,
     catalog_changed: &mut bool,
@@ -355,7 +378,7 @@ fn run_job(
             }
         }
         Job::Catalog { change, reply } => {
-            let r = catalog_change(txn, catalog, *change);
+            let r = catalog_change(txn.for_catalog(), catalog, *change);
             if r.is_ok() {
                 *catalog_changed = true;
             }
@@ -381,7 +404,7 @@ fn run_job(
 }
 
 fn writes(
-    txn: &WriteTransaction,
+    txn: &mut Tx<'_>,
     catalog: &BTreeMap<String, Arc<TableMeta>>,
     stats: &mut HashMap<u64, (i64, i64)>,
     ops: Vec<WriteOp>,
@@ -392,6 +415,7 @@ fn writes(
     let store = |e: StoreError| WriteError::Store(Arc::new(e));
     if let Some(t) = &token {
         let tokens = txn
+            .shared()
             .open_table(TOKENS)
             .map_err(|e| store(StoreError::io(e)))?;
         if let Some(seen) = tokens
@@ -423,7 +447,7 @@ fn writes(
             else {
                 return Err(WriteError::NoTable);
             };
-            let old = read_item(txn, &items_table(meta.id), &op.key).map_err(store)?;
+            let old = txn.item(Tree::Items(meta.id), &op.key).map_err(store)?;
             match (op.decide)(old.as_ref()) {
                 Ok(d) => {
                     reasons.push(None);
@@ -453,7 +477,7 @@ fn writes(
                 results.push(Err(WriteError::NoTable));
                 continue;
             };
-            let old = read_item(txn, &items_table(meta.id), &op.key).map_err(store)?;
+            let old = txn.item(Tree::Items(meta.id), &op.key).map_err(store)?;
             match (op.decide)(old.as_ref()) {
                 Ok(d) => results.push(Ok(
                     apply(txn, &meta, stats, &op.key, old, d, now).map_err(store)?
@@ -463,25 +487,11 @@ fn writes(
         }
     }
     if let Some(t) = token {
-        let mut tokens = txn
-            .open_table(TOKENS)
-            .map_err(|e| store(StoreError::io(e)))?;
         let mut v = t.fingerprint.to_vec();
         v.extend_from_slice(&now.to_be_bytes());
-        tokens
-            .insert(t.token.as_str(), v.as_slice())
-            .map_err(|e| store(StoreError::io(e)))?;
+        txn.put_token(&t.token, &v).map_err(store)?;
     }
     Ok(results)
-}
-
-fn read_item(txn: &WriteTransaction, table: &str, key: &[u8]) -> Result<Option<Item>, StoreError> {
-    let t = txn.open_table(def(table)).map_err(StoreError::io)?;
-    let got = t.get(key).map_err(StoreError::io)?;
-    match got {
-        Some(v) => Ok(Some(decode_item(v.value())?)),
-        None => Ok(None),
-    }
 }
 
 /// The TTL entry key of an item, if its TTL attribute is a number within DynamoDB's horizon.
@@ -512,7 +522,7 @@ fn index_key(index: &IndexMeta, item: &Item, table_key: &[u8]) -> Option<Vec<u8>
 /// Writes a decision with everything that follows from it: index entries, TTL entries and the
 /// table's counters.
 fn apply(
-    txn: &WriteTransaction,
+    txn: &mut Tx<'_>,
     meta: &TableMeta,
     stats: &mut HashMap<u64, (i64, i64)>,
     key: &[u8],
@@ -530,20 +540,12 @@ fn apply(
         Decision::Put(item) => Some(item),
         Decision::Delete => None,
     };
-    {
-        let mut items = txn
-            .open_table(def(&items_table(meta.id)))
-            .map_err(StoreError::io)?;
-        match &new {
-            Some(item) => {
-                items
-                    .insert(key, encode_item(item)?.as_slice())
-                    .map_err(StoreError::io)?;
-            }
-            None => {
-                items.remove(key).map_err(StoreError::io)?;
-            }
+    let items = Tree::Items(meta.id);
+    match &new {
+        Some(item) => {
+            txn.put(items, key, &encode_item(item)?)?;
         }
+        None => txn.remove(items, key)?,
     }
     for index in &meta.indexes {
         let old_k = old.as_ref().and_then(|o| index_key(index, o, key));
@@ -551,37 +553,32 @@ fn apply(
         if old_k.is_none() && new_k.is_none() {
             continue;
         }
-        let mut t = txn
-            .open_table(def(&index_table(index.id)))
-            .map_err(StoreError::io)?;
+        let tree = Tree::Index(index.id);
         let counts = stats.entry(index.id).or_default();
         if let (Some(k), Some(o)) = (&old_k, &old) {
             counts.0 -= 1;
             counts.1 -= item_size(&meta.project_for_index(index, o)) as i64;
             if Some(k) != new_k.as_ref() {
-                t.remove(k.as_slice()).map_err(StoreError::io)?;
+                txn.remove(tree, k)?;
             }
         }
         if let (Some(k), Some(n)) = (&new_k, &new) {
             let projected = meta.project_for_index(index, n);
             counts.0 += 1;
             counts.1 += item_size(&projected) as i64;
-            t.insert(k.as_slice(), encode_item(&projected)?.as_slice())
-                .map_err(StoreError::io)?;
+            txn.put(tree, k, &encode_item(&projected)?)?;
         }
     }
     if meta.ttl.enabled {
         let old_t = old.as_ref().and_then(|o| ttl_key(meta, o, key, now));
         let new_t = new.as_ref().and_then(|n| ttl_key(meta, n, key, now));
         if old_t != new_t {
-            let mut t = txn
-                .open_table(def(&ttl_table(meta.id)))
-                .map_err(StoreError::io)?;
+            let tree = Tree::Ttl(meta.id);
             if let Some(k) = old_t {
-                t.remove(k.as_slice()).map_err(StoreError::io)?;
+                txn.remove(tree, &k)?;
             }
             if let Some(k) = new_t {
-                t.insert(k.as_slice(), &[][..]).map_err(StoreError::io)?;
+                txn.put(tree, &k, &[])?;
             }
         }
     }
@@ -597,23 +594,19 @@ fn apply(
     Ok(Applied { old, new })
 }
 
-fn write_stats(
-    txn: &WriteTransaction,
-    deltas: &HashMap<u64, (i64, i64)>,
-) -> Result<(), StoreError> {
-    if deltas.is_empty() {
-        return Ok(());
-    }
-    let mut t = txn.open_table(STATS).map_err(StoreError::io)?;
+fn write_stats(txn: &mut Tx<'_>, deltas: &HashMap<u64, (i64, i64)>) -> Result<(), StoreError> {
     for (id, (dc, db)) in deltas {
-        let (c, b) = t
+        let (c, b) = txn
+            .shared()
+            .open_table(STATS)
+            .map_err(StoreError::io)?
             .get(*id)
             .map_err(StoreError::io)?
             .map(|v| v.value())
             .unwrap_or((0, 0));
         let c = (c as i64 + dc).max(0) as u64;
         let b = (b as i64 + db).max(0) as u64;
-        t.insert(*id, (c, b)).map_err(StoreError::io)?;
+        txn.set_stats(*id, c, b)?;
     }
     Ok(())
 }
@@ -755,7 +748,7 @@ fn rebuild_ttl(txn: &WriteTransaction, meta: &TableMeta) -> Result<(), StoreErro
 }
 
 fn backfill(
-    txn: &WriteTransaction,
+    txn: &mut Tx<'_>,
     catalog: &BTreeMap<String, Arc<TableMeta>>,
     stats: &mut HashMap<u64, (i64, i64)>,
     table: &str,
@@ -771,9 +764,7 @@ fn backfill(
     };
     let mut batch = Vec::new();
     {
-        let items = txn
-            .open_table(def(&items_table(meta.id)))
-            .map_err(StoreError::io)?;
+        let items = txn.tree(Tree::Items(meta.id))?;
         let lower = match &after {
             Some(a) => std::ops::Bound::Excluded(a.as_slice()),
             None => std::ops::Bound::Unbounded,
@@ -788,19 +779,14 @@ fn backfill(
         }
     }
     let last = batch.last().map(|(k, _)| k.clone());
-    let mut t = txn
-        .open_table(def(&index_table(index.id)))
-        .map_err(StoreError::io)?;
+    let tree = Tree::Index(index.id);
     let counts = stats.entry(index.id).or_default();
     for (k, item) in &batch {
         if let Some(ik) = index_key(index, item, k) {
             let projected = meta.project_for_index(index, item);
             let encoded = encode_item(&projected)?;
             // An entry a write made during the backfill is already counted.
-            let replaced = t
-                .insert(ik.as_slice(), encoded.as_slice())
-                .map_err(StoreError::io)?
-                .is_some();
+            let replaced = txn.put(tree, &ik, &encoded)?;
             if !replaced {
                 counts.0 += 1;
                 counts.1 += item_size(&projected) as i64;
@@ -811,19 +797,17 @@ fn backfill(
 }
 
 fn expire(
-    txn: &WriteTransaction,
+    txn: &mut Tx<'_>,
     catalog: &BTreeMap<String, Arc<TableMeta>>,
     stats: &mut HashMap<u64, (i64, i64)>,
     now: f64,
     limit: usize,
 ) -> Result<usize, StoreError> {
-    prune_tokens(txn, now, limit)?;
+    prune_tokens(txn.shared(), now, limit)?;
     let mut deleted = 0;
     for meta in catalog.values().filter(|m| m.ttl.enabled) {
         let due: Vec<Vec<u8>> = {
-            let t = txn
-                .open_table(def(&ttl_table(meta.id)))
-                .map_err(StoreError::io)?;
+            let t = txn.tree(Tree::Ttl(meta.id))?;
             let upper = (now.max(0.0) as u64).to_be_bytes();
             let end = prefix_end(&upper).unwrap_or_else(|| vec![0xFF; 9]);
             let mut keys = Vec::new();
@@ -844,7 +828,7 @@ fn expire(
             let Some(item_key) = entry.get(8..) else {
                 continue;
             };
-            let old = read_item(txn, &items_table(meta.id), item_key)?;
+            let old = txn.item(Tree::Items(meta.id), item_key)?;
             match old {
                 Some(item)
                     if ttl_key(meta, &item, item_key, now).as_deref() == Some(entry.as_slice()) =>
@@ -863,10 +847,7 @@ fn expire(
                 _ => {
                     // A stale entry (the item changed without its TTL entry, which apply
                     // never does; kept defensive so the sweeper cannot loop on it).
-                    let mut t = txn
-                        .open_table(def(&ttl_table(meta.id)))
-                        .map_err(StoreError::io)?;
-                    t.remove(entry.as_slice()).map_err(StoreError::io)?;
+                    txn.remove(Tree::Ttl(meta.id), &entry)?;
                 }
             }
         }
