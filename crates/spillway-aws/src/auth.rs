@@ -64,7 +64,7 @@ impl Caller {
     /// A policy request for `action` on `resource` with the global condition keys AWS sets on
     /// every request, `aws:SecureTransport` among them (so "Deny unless TLS" applies).
     pub fn policy_request<'a>(
-        &self,
+        &'a self,
         action: &'a str,
         resource: &'a str,
     ) -> spillway_identity::policy::Request<'a> {

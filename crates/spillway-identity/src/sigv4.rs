@@ -286,6 +286,43 @@ pub fn signing_key(secret: &str, scope: &Scope) -> [u8; 32] {
     hmac(&k, b"aws4_request")
 }
 
+/// Signing keys derived lately on this thread: a key is good for a day, a region and a
+/// service, and deriving one is four HMACs, as much as the rest of a request's check.
+const RECENT_KEYS: usize = 8;
+
+struct RecentKey {
+    secret: String,
+    scope: Scope,
+    key: [u8; 32],
+}
+
+thread_local! {
+    static RECENT: std::cell::RefCell<Vec<RecentKey>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// [`signing_key`], from this thread's recent keys when it was derived lately.
+fn cached_signing_key(secret: &str, scope: &Scope) -> [u8; 32] {
+    RECENT.with(|recent| {
+        let mut recent = recent.borrow_mut();
+        if let Some(k) = recent
+            .iter()
+            .find(|k| k.scope == *scope && constant_eq(k.secret.as_bytes(), secret.as_bytes()))
+        {
+            return k.key;
+        }
+        let key = signing_key(secret, scope);
+        if recent.len() >= RECENT_KEYS {
+            recent.remove(0);
+        }
+        recent.push(RecentKey {
+            secret: secret.to_owned(),
+            scope: scope.clone(),
+            key,
+        });
+        key
+    })
+}
+
 /// The hex signature of a canonical request.
 pub fn signature(secret: &str, scope: &Scope, amz_date: &str, canonical_request: &str) -> String {
     let string_to_sign = format!(
@@ -294,7 +331,7 @@ pub fn signature(secret: &str, scope: &Scope, amz_date: &str, canonical_request:
         sha256_hex(canonical_request.as_bytes())
     );
     hex(&hmac(
-        &signing_key(secret, scope),
+        &cached_signing_key(secret, scope),
         string_to_sign.as_bytes(),
     ))
 }
