@@ -61,6 +61,14 @@ fn read_back(
     (found, count)
 }
 
+/// `a` and three others set to `n`: a round of four writes, the fewest that are logged.
+fn four(table: &crate::schema::TableMeta, n: u64) -> Vec<WriteOp> {
+    ["a", "b", "c", "d"]
+        .iter()
+        .map(|pk| put(table, pk, n))
+        .collect()
+}
+
 fn table_meta(name: &str) -> crate::schema::TableMeta {
     let input = json!({
         "TableName": name,
@@ -85,7 +93,8 @@ async fn acknowledged_writes_come_back_from_the_log_after_a_crash() {
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     let pks: Vec<String> = (0..50).map(|i| format!("p{i}")).collect();
-    // Two rounds of 25 (logged), then an overwrite of the first.
+    // Two rounds of 25 (logged), then an overwrite of the first four (a round of four writes,
+    // the fewest that are logged).
     for chunk in pks.chunks(25) {
         let ops = chunk.iter().map(|pk| put(&table, pk, 1)).collect();
         let results = writer
@@ -95,7 +104,12 @@ async fn acknowledged_writes_come_back_from_the_log_after_a_crash() {
         assert!(results.iter().all(Result::is_ok));
     }
     writer
-        .write(vec![put(&table, "p0", 2)], false, None, 0.0)
+        .write(
+            pks[..4].iter().map(|pk| put(&table, pk, 2)).collect(),
+            false,
+            None,
+            0.0,
+        )
         .await
         .unwrap_or_else(|e| panic!("{e}"));
 
@@ -109,9 +123,12 @@ async fn acknowledged_writes_come_back_from_the_log_after_a_crash() {
     // With it, every acknowledged write, the last value of each, and the counters.
     crash_image(&live, &dir.path().join("crashed"), true);
     let (found, count) = read_back(&dir.path().join("crashed"), &table, &pks);
-    assert_eq!(found[0].as_deref(), Some("2"));
     assert!(
-        found[1..].iter().all(|n| n.as_deref() == Some("1")),
+        found[..4].iter().all(|n| n.as_deref() == Some("2")),
+        "{found:?}"
+    );
+    assert!(
+        found[4..].iter().all(|n| n.as_deref() == Some("1")),
         "{found:?}"
     );
     assert_eq!(count, 50);
@@ -122,6 +139,18 @@ async fn acknowledged_writes_come_back_from_the_log_after_a_crash() {
         false,
     );
     let (found, count) = read_back(&dir.path().join("again"), &table, &pks);
+    assert!(found.iter().all(Option::is_some), "{found:?}");
+    assert_eq!(count, 50);
+
+    // A round of fewer writes than are logged is a durable commit of its own, and a
+    // checkpoint: the file alone then holds it and every logged round before it.
+    writer
+        .write(vec![put(&table, "p0", 3)], false, None, 0.0)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    crash_image(&live, &dir.path().join("after-a-small-round"), false);
+    let (found, count) = read_back(&dir.path().join("after-a-small-round"), &table, &pks);
+    assert_eq!(found[0].as_deref(), Some("3"));
     assert!(found.iter().all(Option::is_some), "{found:?}");
     assert_eq!(count, 50);
 }
@@ -137,14 +166,14 @@ async fn a_catalog_change_is_a_checkpoint_and_old_frames_are_not_replayed_over_i
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     writer
-        .write(vec![put(&table, "a", 1)], false, None, 0.0)
+        .write(four(&table, 1), false, None, 0.0)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     let frame_of_a = std::fs::read(live.join("tables.wal")).unwrap_or_else(|e| panic!("{e}"));
     assert_ne!(frame_of_a.get(..4), Some(&[0u8; 4][..]), "no frame written");
     // `a` changed, then a checkpoint (another table created): the file holds `a` = 2.
     writer
-        .write(vec![put(&table, "a", 2)], false, None, 0.0)
+        .write(four(&table, 2), false, None, 0.0)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     writer

@@ -43,7 +43,7 @@ use super::StoreError;
 
 /// A log this long is checkpointed at the next round (bounds replay time at start and the
 /// file's size).
-const CHECKPOINT_BYTES: u64 = 16 * 1024 * 1024;
+const CHECKPOINT_BYTES: u64 = 2 * 1024 * 1024;
 /// Zeros written ahead of the frames at a time.
 const PREFILL_CHUNK: u64 = 1024 * 1024;
 /// A log this old is checkpointed at the next round (bounds what redb's write buffer holds

@@ -23,6 +23,8 @@ use crate::value::{AttributeValue, Item, item_size};
 
 /// Jobs run in one commit at most (bounds a commit's memory and latency).
 const MAX_JOBS_PER_COMMIT: usize = 512;
+/// Rounds of fewer item writes are committed durably by redb rather than logged (see `run`).
+const LOG_MIN_WRITES: usize = 4;
 /// How long a transaction's idempotency token is remembered (DynamoDB: 10 minutes).
 pub const TOKEN_SECONDS: f64 = 600.0;
 /// TTL values further in the past than this are ignored, as DynamoDB does (5 years).
@@ -296,11 +298,23 @@ fn run(
         let mut working = catalog.clone();
         let mut answers = Vec::with_capacity(round.len());
         let mut catalog_changed = false;
-        // Item writes are made durable by the log; anything else (catalog changes, backfills,
-        // the TTL sweep) and a log grown long or old make the round a checkpoint instead.
-        let only_items = round.iter().all(|j| matches!(j, Job::Writes { .. }));
+        // Item writes are made durable by the log when the round is large enough to share
+        // it; anything else (catalog changes, backfills, the TTL sweep), a small round and a
+        // log grown long or old make the round a checkpoint instead. Why small rounds commit
+        // durably: a checkpoint stalls every writer while it writes back what the logged
+        // rounds dirtied, and under a light load (where the CPU the log saves is not needed)
+        // those stalls were the p99 of PutItem at 500/s (docs/BENCHMARKS.md).
+        let mut writes = 0;
+        let mut only_items = true;
+        for job in &round {
+            match job {
+                Job::Writes { ops, .. } => writes += ops.len(),
+                _ => only_items = false,
+            }
+        }
+        let logged = only_items && writes >= LOG_MIN_WRITES;
         let outcome = db.with_wal(|database, wal| {
-            let checkpoint = !only_items || wal.checkpoint_due();
+            let checkpoint = !logged || wal.checkpoint_due();
             let mut txn = database.begin_write().map_err(StoreError::io)?;
             if !checkpoint {
                 txn.set_durability(Durability::None)
