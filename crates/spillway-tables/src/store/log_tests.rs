@@ -82,16 +82,22 @@ fn table_meta(name: &str) -> crate::schema::TableMeta {
     crate::api::table_from_request(input).unwrap_or_else(|e| panic!("{e}"))
 }
 
-#[tokio::test]
-async fn acknowledged_writes_come_back_from_the_log_after_a_crash() {
+/// A running store in `<tempdir>/live` with a table `Events` (created by a checkpoint).
+async fn started() -> (tempfile::TempDir, Writer, crate::schema::TableMeta) {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let live = dir.path().join("live");
-    let db = Arc::new(Db::open(&live).unwrap_or_else(|e| panic!("{e}")));
-    let (writer, _catalog) = Writer::start(db.clone()).unwrap_or_else(|e| panic!("{e}"));
+    let db = Arc::new(Db::open(&dir.path().join("live")).unwrap_or_else(|e| panic!("{e}")));
+    let (writer, _catalog) = Writer::start(db).unwrap_or_else(|e| panic!("{e}"));
     let table = writer
         .catalog(CatalogChange::Create(table_meta("Events")))
         .await
         .unwrap_or_else(|e| panic!("{e}"));
+    (dir, writer, (*table).clone())
+}
+
+#[tokio::test]
+async fn acknowledged_writes_come_back_from_the_log_after_a_crash() {
+    let (dir, writer, table) = started().await;
+    let live = dir.path().join("live");
     let pks: Vec<String> = (0..50).map(|i| format!("p{i}")).collect();
     // Two rounds of 25 (logged), then an overwrite of the first four (a round of four writes,
     // the fewest that are logged).
@@ -157,14 +163,8 @@ async fn acknowledged_writes_come_back_from_the_log_after_a_crash() {
 
 #[tokio::test]
 async fn a_catalog_change_is_a_checkpoint_and_old_frames_are_not_replayed_over_it() {
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let (dir, writer, table) = started().await;
     let live = dir.path().join("live");
-    let db = Arc::new(Db::open(&live).unwrap_or_else(|e| panic!("{e}")));
-    let (writer, _catalog) = Writer::start(db.clone()).unwrap_or_else(|e| panic!("{e}"));
-    let table = writer
-        .catalog(CatalogChange::Create(table_meta("Events")))
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
     writer
         .write(four(&table, 1), false, None, 0.0)
         .await
