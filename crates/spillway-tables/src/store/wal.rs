@@ -51,9 +51,10 @@ const PREFILL_CHUNK: u64 = 1024 * 1024;
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(10);
 /// The frame header: length and CRC.
 const HEADER: usize = 8;
-/// Larger frames are refused at replay as corrupt (a round holds at most 512 jobs of items of
-/// at most 400 KB, with their index entries: well under this).
-const MAX_FRAME: usize = 1 << 30;
+/// The largest frame: a round whose changes are larger (512 jobs may each be a 16 MB
+/// BatchWriteItem) is made durable by a checkpoint instead, and a replay takes a larger
+/// length for the end of the log.
+pub(crate) const MAX_FRAME: usize = 64 * 1024 * 1024;
 
 /// Which of a table's redb tables a change is to (their names are made from the id).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -125,6 +126,11 @@ impl Frame {
         self.changes == 0
     }
 
+    /// Bytes of the frame's body so far.
+    pub(crate) fn len(&self) -> usize {
+        self.buf.len() - HEADER
+    }
+
     /// The frame's bytes, header filled in.
     fn seal(&mut self) -> Result<&[u8], StoreError> {
         let body = self.buf.get(HEADER..).unwrap_or_default();
@@ -186,10 +192,20 @@ impl Wal {
         if end > self.size {
             self.prefill(end)?;
         }
-        self.file
+        let written = self
+            .file
             .write_all_at(bytes, self.len)
-            .and_then(|()| self.file.sync_data())
-            .map_err(|e| StoreError::Io(format!("writing the table log: {e}")))?;
+            .and_then(|()| self.file.sync_data());
+        if let Err(e) = written {
+            // The round fails and its callers are told so: zero the frame's header where
+            // the disk still lets us, so that a replay ends before it rather than apply a
+            // round that was refused (a frame left whole would read as written).
+            let _ = self
+                .file
+                .write_all_at(&[0; HEADER], self.len)
+                .and_then(|()| self.file.sync_data());
+            return Err(StoreError::Io(format!("writing the table log: {e}")));
+        }
         self.len += bytes.len() as u64;
         Ok(())
     }

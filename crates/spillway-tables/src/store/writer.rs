@@ -12,7 +12,7 @@ use redb::{Durability, ReadableTable, WriteTransaction};
 use tokio::sync::oneshot;
 
 use super::tx::{self, Tx};
-use super::wal::{Frame, Tree};
+use super::wal::{self, Frame, Tree};
 use super::{
     CATALOG, Db, SEQUENCE, STATS, StoreError, TOKENS, decode_item, def, encode_item, index_table,
     items_table, ttl_table,
@@ -314,7 +314,7 @@ fn run(
         }
         let logged = only_items && writes >= LOG_MIN_WRITES;
         let outcome = db.with_wal(|database, wal| {
-            let checkpoint = !logged || wal.checkpoint_due();
+            let mut checkpoint = !logged || wal.checkpoint_due();
             let mut txn = database.begin_write().map_err(StoreError::io)?;
             if !checkpoint {
                 txn.set_durability(Durability::None)
@@ -332,7 +332,15 @@ fn run(
                 )?);
             }
             write_stats(&mut tx, &stats)?;
-            let frame = tx.finish();
+            let mut frame = tx.finish();
+            if frame.as_ref().is_some_and(|f| f.len() > wal::MAX_FRAME) {
+                // Too large a frame (hundreds of megabytes of batches in one round): this
+                // round is a checkpoint instead.
+                frame = None;
+                checkpoint = true;
+                txn.set_durability(Durability::Immediate)
+                    .map_err(StoreError::io)?;
+            }
             if checkpoint {
                 tx::set_epoch(&txn, wal.epoch + 1)?;
             }
