@@ -49,10 +49,12 @@ access_key_id = "{key}"
 secret_access_key = "{secret}"
 policies = [{{ allow = ["sqs:*", "lambda:InvokeFunction"], resources = ["*"] }}]
 
-# Long enough for a cold Python start with boto3 on a loaded 2-core machine: a batch still in
-# its function when the timeout ends is received again, and "processed once" fails.
+# Long enough for a cold Python start with boto3 on a loaded 2-core machine, and for the third
+# batch, throttled (reserved concurrency 2) and retried with a backoff that grows to 5 s, to get
+# an instance: a batch still held or in its function when the timeout ends is received again,
+# and "processed once" fails (6 s failed 2 runs of 6 on a slow day).
 [queues.jobs]
-visibility_timeout = "6s"
+visibility_timeout = "10s"
 dead_letter = {{ queue = "jobs-dlq", max_receive_count = 2 }}
 
 [queues.jobs-dlq]
