@@ -150,6 +150,8 @@ pub(crate) struct Wal {
     len: u64,
     /// The file's size: frames and the zeros (or older frames) after them.
     size: u64,
+    /// Where the last frame appended starts (until the next one, or a retraction).
+    last: Option<u64>,
     /// The epoch new frames carry: the last checkpoint's.
     pub(crate) epoch: u64,
     checkpointed_at: Instant,
@@ -172,6 +174,7 @@ impl Wal {
             file,
             len: 0,
             size,
+            last: None,
             epoch,
             checkpointed_at: Instant::now(),
         })
@@ -197,17 +200,31 @@ impl Wal {
             .write_all_at(bytes, self.len)
             .and_then(|()| self.file.sync_data());
         if let Err(e) = written {
-            // The round fails and its callers are told so: zero the frame's header where
-            // the disk still lets us, so that a replay ends before it rather than apply a
-            // round that was refused (a frame left whole would read as written).
-            let _ = self
-                .file
-                .write_all_at(&[0; HEADER], self.len)
-                .and_then(|()| self.file.sync_data());
+            self.erase_at(self.len);
             return Err(StoreError::Io(format!("writing the table log: {e}")));
         }
+        self.last = Some(self.len);
         self.len += bytes.len() as u64;
         Ok(())
+    }
+
+    /// Takes back the frame just appended: its round failed after all (its commit did), and
+    /// its callers are told so.
+    pub(crate) fn retract(&mut self) {
+        if let Some(at) = self.last.take() {
+            self.erase_at(at);
+            self.len = at;
+        }
+    }
+
+    /// Zeroes a frame's header where the disk still lets us, so that a replay ends before it
+    /// rather than apply a round that was refused (a frame left whole would read as written).
+    fn erase_at(&mut self, at: u64) {
+        use std::os::unix::fs::FileExt;
+        let _ = self
+            .file
+            .write_all_at(&[0; HEADER], at)
+            .and_then(|()| self.file.sync_data());
     }
 
     /// Grows the file with zeros to hold `end` (rounded up to a whole chunk), durably.
@@ -234,6 +251,7 @@ impl Wal {
     /// in the file are of older epochs, which a replay skips.
     pub(crate) fn restart(&mut self, epoch: u64) {
         self.len = 0;
+        self.last = None;
         self.epoch = epoch;
         self.checkpointed_at = Instant::now();
     }
@@ -381,5 +399,34 @@ mod tests {
         huge.extend_from_slice(&u32::MAX.to_le_bytes());
         huge.extend_from_slice(&[0; 12]);
         assert_eq!(replayed(&huge, 5).len(), 1);
+    }
+
+    #[test]
+    fn a_retracted_frame_is_not_replayed_and_the_next_takes_its_place() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("t.wal");
+        let mut wal = Wal::open(&path, 9).unwrap_or_else(|e| panic!("{e}"));
+        let put = |key: &'static [u8]| Change::Put {
+            tree: Tree::Items(1),
+            key,
+            value: b"v",
+        };
+        for key in [&b"kept"[..], b"retracted"] {
+            let mut f = Frame::new(9);
+            f.push(&put(key)).unwrap_or_else(|e| panic!("{e}"));
+            wal.append(&mut f).unwrap_or_else(|e| panic!("{e}"));
+        }
+        wal.retract();
+        let log = read(&path).unwrap_or_else(|e| panic!("{e}"));
+        let seen = replayed(&log, 9);
+        assert_eq!(seen.len(), 1, "{seen:?}");
+        assert!(seen[0].contains("107, 101, 112, 116"), "{seen:?}"); // b"kept"
+        let mut f = Frame::new(9);
+        f.push(&put(b"next")).unwrap_or_else(|e| panic!("{e}"));
+        wal.append(&mut f).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            replayed(&read(&path).unwrap_or_else(|e| panic!("{e}")), 9).len(),
+            2
+        );
     }
 }

@@ -345,10 +345,19 @@ fn run(
                 tx::set_epoch(&txn, wal.epoch + 1)?;
             }
             // The log first: readers see a commit at once, so it must already be durable.
-            if let Some(mut frame) = frame.filter(|f| !f.is_empty()) {
-                wal.append(&mut frame)?;
+            let appended = match frame.filter(|f| !f.is_empty()) {
+                Some(mut frame) => {
+                    wal.append(&mut frame)?;
+                    true
+                }
+                None => false,
+            };
+            if let Err(e) = txn.commit() {
+                if appended {
+                    wal.retract();
+                }
+                return Err(StoreError::io(e));
             }
-            txn.commit().map_err(StoreError::io)?;
             if checkpoint {
                 wal.restart(wal.epoch + 1);
             }
