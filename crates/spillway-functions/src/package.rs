@@ -50,8 +50,8 @@ pub(crate) fn install_runtimes(state_dir: &Path) -> Result<PathBuf, FunctionsErr
             std::fs::write(&path, text).map_err(FunctionsError::io(&path))?;
         }
     }
-    // Resolved, as the code is (see `HostShared::prepare`): the bootstrap's path is passed
-    // to the runtime inside the instance's mount namespace.
+    // Resolved, as the code is (`FunctionSpec::resolved`): the bootstrap's path is passed to
+    // the runtime inside the instance's mount namespace.
     Ok(std::fs::canonicalize(&dir).unwrap_or(dir))
 }
 

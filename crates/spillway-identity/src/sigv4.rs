@@ -287,7 +287,7 @@ pub fn signing_key(secret: &str, scope: &Scope) -> [u8; 32] {
 }
 
 /// Signing keys derived lately on this thread: a key is good for a day, a region and a
-/// service, and deriving one is four HMACs, as much as the rest of a request's check.
+/// service, and deriving one is four HMACs where signing the request itself is one.
 const RECENT_KEYS: usize = 8;
 
 struct RecentKey {
